@@ -1,0 +1,221 @@
+//! Actions: the units of work analysis produces and the builder runs.
+//!
+//! An **action** reads declared input **artifacts** and writes declared outputs. It is
+//! identified by its **key**: sha256 over the executor's version, the action's mnemonic and
+//! implementation version, its canonical parameters ([`ActionExec::key_data`]), the digests of
+//! its inputs in order, and the kinds of its outputs. Equal keys mean equal outputs, which is
+//! what lets the action cache (and later a remote cache) answer instead of running it.
+//!
+//! Hermeticity is by construction: [`ActionContext`] hands an action the store paths of its
+//! declared inputs and fresh paths for its outputs, nothing else.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::label::Label;
+
+/// The version that enters every action key; bumping it invalidates every cached result.
+pub const EXECUTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Index of an action in its [`ActionGraph`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActionId(pub usize);
+
+/// A file or directory that actions read or targets provide.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Artifact {
+    /// A source file, by its path relative to the workspace root (`/`-separated).
+    Source {
+        /// The file's label, for messages.
+        label: Label,
+        /// The path users see: workspace-relative, or `@repo/path` in an external repository.
+        path: String,
+        /// Where to read it. Never enters a key or an output: only the content's digest does.
+        file: PathBuf,
+    },
+    /// Output `index` of action `action`, materialized at `executor-out/<path>`.
+    Derived {
+        /// The producing action.
+        action: ActionId,
+        /// Position in the action's outputs.
+        index: usize,
+        /// Path below `executor-out/`.
+        path: String,
+    },
+}
+
+impl Artifact {
+    /// The path a user sees: the source path, or `executor-out/<path>`.
+    pub fn display_path(&self) -> String {
+        match self {
+            Artifact::Source { path, .. } => path.clone(),
+            Artifact::Derived { path, .. } => format!("executor-out/{path}"),
+        }
+    }
+}
+
+/// Whether an output is a file or a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// A regular file.
+    File {
+        /// Materialized with mode 0755 instead of 0644.
+        executable: bool,
+    },
+    /// A directory tree (for example an OCI image layout).
+    Dir,
+}
+
+/// One declared output of an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSpec {
+    /// Path below `executor-out/`.
+    pub path: String,
+    /// File or directory.
+    pub kind: OutputKind,
+}
+
+/// What an action sees while it runs: its inputs' bytes and where to put its outputs.
+#[derive(Debug)]
+pub struct ActionContext {
+    /// Verified, read-only store paths of the declared inputs, in declaration order.
+    pub inputs: Vec<PathBuf>,
+    /// Paths the action must create, one per declared output, in declaration order. For a
+    /// [`OutputKind::Dir`] output the path is an existing empty directory.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// Why an action failed; the builder adds the action's owner and mnemonic.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ActionError(pub String);
+
+impl From<std::io::Error> for ActionError {
+    fn from(e: std::io::Error) -> Self {
+        ActionError(e.to_string())
+    }
+}
+
+/// The work of one action kind. Implementations must be deterministic functions of
+/// [`key_data`](Self::key_data) and the input bytes.
+pub trait ActionExec: Send + Sync + fmt::Debug {
+    /// A short CamelCase name for progress lines (`WriteFile`).
+    fn mnemonic(&self) -> &'static str;
+    /// Bumped whenever the bytes this action produces for the same key data change.
+    fn version(&self) -> u32;
+    /// Every parameter besides the inputs that can change the outputs, canonically ordered.
+    fn key_data(&self) -> serde_json::Value;
+    /// Produces the outputs.
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError>;
+}
+
+/// One node of the action graph.
+#[derive(Debug, Clone)]
+pub struct Action {
+    /// The target whose analysis created the action.
+    pub owner: Label,
+    /// Inputs in the order the action reads them.
+    pub inputs: Vec<Artifact>,
+    /// Declared outputs.
+    pub outputs: Vec<OutputSpec>,
+    /// What runs.
+    pub exec: Arc<dyn ActionExec>,
+}
+
+#[derive(Serialize)]
+struct KeyMaterial<'a> {
+    executor: &'static str,
+    mnemonic: &'static str,
+    version: u32,
+    data: serde_json::Value,
+    inputs: &'a [Digest],
+    outputs: Vec<OutputKind>,
+}
+
+impl Action {
+    /// The action key, given the digests of its inputs in order.
+    pub fn key(&self, input_digests: &[Digest]) -> Digest {
+        let material = KeyMaterial {
+            executor: EXECUTOR_VERSION,
+            mnemonic: self.exec.mnemonic(),
+            version: self.exec.version(),
+            data: self.exec.key_data(),
+            inputs: input_digests,
+            outputs: self.outputs.iter().map(|o| o.kind).collect(),
+        };
+        // serde_json writes struct fields in declaration order and `Value` maps sorted
+        // (no `preserve_order` feature), so the encoding is canonical.
+        let bytes = serde_json::to_vec(&material).unwrap_or_default();
+        Digest::of(&bytes)
+    }
+}
+
+/// Every action of a build, indexed by [`ActionId`].
+#[derive(Debug, Default)]
+pub struct ActionGraph {
+    /// Actions in creation order; an action's derived inputs always have smaller ids.
+    pub actions: Vec<Action>,
+}
+
+impl ActionGraph {
+    /// Adds an action and returns the artifacts of its outputs.
+    pub fn add(&mut self, action: Action) -> Vec<Artifact> {
+        let id = ActionId(self.actions.len());
+        let outs = action
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(index, o)| Artifact::Derived { action: id, index, path: o.path.clone() })
+            .collect();
+        self.actions.push(action);
+        outs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::label::Label;
+
+    #[derive(Debug)]
+    struct Fake(&'static str);
+    impl ActionExec for Fake {
+        fn mnemonic(&self) -> &'static str {
+            "Fake"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn key_data(&self) -> serde_json::Value {
+            serde_json::json!({ "b": self.0, "a": 1 })
+        }
+        fn run(&self, _: &ActionContext) -> Result<(), ActionError> {
+            Ok(())
+        }
+    }
+
+    fn action(data: &'static str) -> Action {
+        Action {
+            owner: Label::parse_absolute("//p:t").expect("label"),
+            inputs: vec![],
+            outputs: vec![OutputSpec { path: "p/t".into(), kind: OutputKind::File { executable: false } }],
+            exec: Arc::new(Fake(data)),
+        }
+    }
+
+    #[test]
+    fn key_depends_on_data_and_inputs_only() {
+        let a = action("x");
+        let d1 = Digest::of(b"1");
+        let d2 = Digest::of(b"2");
+        assert_eq!(a.key(&[d1]), action("x").key(&[d1]));
+        assert_ne!(a.key(&[d1]), action("y").key(&[d1]));
+        assert_ne!(a.key(&[d1]), a.key(&[d2]));
+        assert_ne!(a.key(&[d1, d2]), a.key(&[d2, d1]));
+    }
+}

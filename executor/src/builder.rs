@@ -1,0 +1,451 @@
+//! Execution: runs the actions of an analysis in parallel, through the action cache, and
+//! materializes outputs under `executor-out/`.
+//!
+//! For each action, in dependency order: compute input digests (source files through the
+//! [`FileDigestCache`], derived inputs from the producing action), compute the key, and
+//! either take the action cache's answer (when every output blob is present) or run the
+//! action and record its outputs. Independent actions run on a rayon pool of `jobs`
+//! threads. Nothing an action writes is visible until it is complete: outputs are hashed
+//! into the store, then copied (verified) into `executor-out/` through temporary files.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::action::{Action, ActionContext, Artifact, OutputKind};
+use crate::digest::{hash_reader, Digest};
+use crate::error::Error;
+use crate::filecache::FileDigestCache;
+use crate::graph::Analysis;
+use crate::store::{ActionResult, OutputRecord, Store, StoreError};
+
+/// How to run a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Parallel actions.
+    pub jobs: usize,
+    /// Go on with independent actions after a failure.
+    pub keep_going: bool,
+    /// Show a progress bar (stderr is a terminal) instead of plain lines.
+    pub progress_bar: bool,
+    /// Print a line per action run (plain mode).
+    pub verbose: bool,
+}
+
+/// What happened, for the closing summary.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BuildStats {
+    /// Actions that ran.
+    pub actions_run: usize,
+    /// Actions answered by the action cache.
+    pub cache_hits: usize,
+    /// Actions that failed.
+    pub failed: usize,
+    /// Actions not run because a dependency failed or the build stopped.
+    pub skipped: usize,
+}
+
+/// The digest of every artifact the build produced or read.
+#[derive(Debug, Default)]
+pub struct BuildResult {
+    /// Counters for the summary.
+    pub stats: BuildStats,
+    /// Output records per action (None where the action failed or was skipped).
+    pub outputs: Vec<Option<Vec<OutputRecord>>>,
+    /// Error messages of failed actions, in action order.
+    pub errors: Vec<String>,
+    /// How long execution took.
+    pub elapsed: Duration,
+}
+
+impl BuildResult {
+    /// The digest of an artifact, if it was built (or read).
+    pub fn digest(&self, artifact: &Artifact, sources: &Mutex<Vec<(PathBuf, Digest)>>) -> Option<Digest> {
+        match artifact {
+            Artifact::Derived { action, index, .. } => {
+                self.outputs.get(action.0)?.as_ref()?.get(*index).map(OutputRecord::digest)
+            }
+            Artifact::Source { file, .. } => {
+                sources.lock().ok()?.iter().find(|(p, _)| p == file).map(|(_, d)| *d)
+            }
+        }
+    }
+}
+
+/// Runs a build. `out_root` is the workspace's `executor-out/`.
+pub struct Builder<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// Source and output digests by stat data.
+    pub files: &'a FileDigestCache,
+    /// `executor-out/` of the workspace.
+    pub out_root: PathBuf,
+    /// Options.
+    pub options: BuildOptions,
+}
+
+/// Outcome of one action.
+enum Outcome {
+    Ran(Vec<OutputRecord>),
+    Hit(Vec<OutputRecord>),
+}
+
+struct Shared<'a> {
+    analysis: &'a Analysis,
+    results: Vec<OnceLock<Option<Vec<OutputRecord>>>>,
+    remaining: Vec<AtomicUsize>,
+    dependents: Vec<Vec<usize>>,
+    stop: AtomicBool,
+    stats: Mutex<BuildStats>,
+    errors: Mutex<Vec<(usize, String)>>,
+    done: AtomicUsize,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Builder<'_> {
+    /// Runs every action of `analysis` and materializes its outputs.
+    pub fn run(&self, analysis: &Analysis) -> Result<BuildResult, Error> {
+        let start = Instant::now();
+        let actions = &analysis.actions.actions;
+        let n = actions.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut remaining = Vec::with_capacity(n);
+        for (id, action) in actions.iter().enumerate() {
+            let mut deps: Vec<usize> = action
+                .inputs
+                .iter()
+                .filter_map(|a| match a {
+                    Artifact::Derived { action, .. } => Some(action.0),
+                    Artifact::Source { .. } => None,
+                })
+                .collect();
+            deps.sort_unstable();
+            deps.dedup();
+            for d in &deps {
+                dependents[*d].push(id);
+            }
+            remaining.push(AtomicUsize::new(deps.len()));
+        }
+        let progress = (self.options.progress_bar && n > 0).then(|| {
+            let bar = indicatif::ProgressBar::new(n as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        let shared = Shared {
+            analysis,
+            results: (0..n).map(|_| OnceLock::new()).collect(),
+            remaining,
+            dependents,
+            stop: AtomicBool::new(false),
+            stats: Mutex::new(BuildStats::default()),
+            errors: Mutex::new(Vec::new()),
+            done: AtomicUsize::new(0),
+            progress,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.options.jobs.max(1))
+            .build()
+            .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
+        pool.scope(|scope| {
+            for id in 0..n {
+                if shared.remaining[id].load(Ordering::Relaxed) == 0 {
+                    self.spawn(scope, &shared, id);
+                }
+            }
+        });
+        if let Some(bar) = &shared.progress {
+            bar.finish_and_clear();
+        }
+        let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
+        let outputs: Vec<Option<Vec<OutputRecord>>> =
+            shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
+        stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed;
+        let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
+        errors.sort();
+        Ok(BuildResult { stats, outputs, errors: errors.into_iter().map(|(_, e)| e).collect(), elapsed: start.elapsed() })
+    }
+
+    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, id: usize) {
+        scope.spawn(move |scope| {
+            let action = &shared.analysis.actions.actions[id];
+            let result = if shared.stop.load(Ordering::Relaxed) {
+                None
+            } else {
+                match self.execute(action, shared) {
+                    Ok(outcome) => {
+                        let mut stats = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+                        Some(match outcome {
+                            Outcome::Ran(o) => {
+                                stats.actions_run += 1;
+                                o
+                            }
+                            Outcome::Hit(o) => {
+                                stats.cache_hits += 1;
+                                o
+                            }
+                        })
+                    }
+                    Err(message) => {
+                        shared.stats.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
+                        let message = format!("{} `{}` failed: {message}", action.exec.mnemonic(), action.owner);
+                        if let Some(bar) = &shared.progress {
+                            bar.println(format!("error: {message}"));
+                        }
+                        shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, message));
+                        if !self.options.keep_going {
+                            shared.stop.store(true, Ordering::Relaxed);
+                        }
+                        None
+                    }
+                }
+            };
+            let ok = result.is_some();
+            let _ = shared.results[id].set(result);
+            let done = shared.done.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(bar) = &shared.progress {
+                bar.set_position(done as u64);
+                bar.set_message(format!("{} {}", action.exec.mnemonic(), action.owner));
+            }
+            for &dependent in &shared.dependents[id] {
+                if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    if ok {
+                        self.spawn(scope, shared, dependent);
+                    } else {
+                        // A dependency failed: record the dependent as skipped, and its own
+                        // dependents in turn, so every action ends with a result.
+                        self.skip(shared, dependent);
+                    }
+                }
+            }
+        });
+    }
+
+    fn skip(&self, shared: &Shared<'_>, id: usize) {
+        let _ = shared.results[id].set(None);
+        shared.done.fetch_add(1, Ordering::Relaxed);
+        for &dependent in &shared.dependents[id] {
+            if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.skip(shared, dependent);
+            }
+        }
+    }
+
+    /// Digests of an action's inputs, in order.
+    fn input_digests(&self, action: &Action, shared: &Shared<'_>) -> Result<Vec<(Digest, Option<OutputRecord>)>, String> {
+        action
+            .inputs
+            .iter()
+            .map(|input| match input {
+                Artifact::Source { file, path, .. } => {
+                    let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
+                    Ok((d, Some(OutputRecord::File { digest: d, size, executable: false })))
+                }
+                Artifact::Derived { action, index, path } => {
+                    let record = shared.results[action.0]
+                        .get()
+                        .and_then(|r| r.as_ref())
+                        .and_then(|r| r.get(*index))
+                        .cloned()
+                        .ok_or_else(|| format!("internal error: input `{path}` was not built"))?;
+                    Ok((record.digest(), Some(record)))
+                }
+            })
+            .collect()
+    }
+
+    fn execute(&self, action: &Action, shared: &Shared<'_>) -> Result<Outcome, String> {
+        let inputs = self.input_digests(action, shared)?;
+        let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
+        let key = action.key(&digests);
+        if let Some(result) = self.store.get_action(&key) {
+            if result.outputs.len() == action.outputs.len() && self.outputs_present(&result) {
+                if self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
+                    return Ok(Outcome::Hit(result.outputs));
+                }
+            }
+            // Missing or corrupt outputs: forget the entry and run the action again.
+            self.store.remove_action(&key);
+        }
+        if self.options.verbose && shared.progress.is_none() {
+            eprintln!("{} {}", action.exec.mnemonic(), action.owner);
+        }
+        let records = self.run_action(action, &inputs)?;
+        self.store
+            .put_action(&key, &ActionResult { outputs: records.clone() })
+            .map_err(|e| e.to_string())?;
+        if !self.materialize(action, &records).map_err(|e| e.to_string())? {
+            return Err("its outputs vanished from the cache while the build ran; build again".into());
+        }
+        Ok(Outcome::Ran(records))
+    }
+
+    fn outputs_present(&self, result: &ActionResult) -> bool {
+        result.outputs.iter().all(|o| match o {
+            OutputRecord::File { digest, size, .. } => self.store.has_blob(digest, *size),
+            OutputRecord::Dir { digest } => self.store.blob_path(digest).is_file(),
+        })
+    }
+
+    /// Runs an action in a scratch area and moves its outputs into the store.
+    fn run_action(&self, action: &Action, inputs: &[(Digest, Option<OutputRecord>)]) -> Result<Vec<OutputRecord>, String> {
+        let scratch = self.store.temp_path("action");
+        fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
+        let result = self.run_in(action, inputs, &scratch);
+        let _ = fs::remove_dir_all(&scratch);
+        result
+    }
+
+    fn run_in(&self, action: &Action, inputs: &[(Digest, Option<OutputRecord>)], scratch: &Path) -> Result<Vec<OutputRecord>, String> {
+        let mut input_paths = Vec::with_capacity(inputs.len());
+        for (i, (digest, record)) in inputs.iter().enumerate() {
+            match record {
+                Some(OutputRecord::Dir { digest }) => {
+                    let dir = scratch.join(format!("in-{i}"));
+                    if !self.materialize_tree(digest, &dir).map_err(|e| e.to_string())? {
+                        return Err(format!("input directory {digest} is missing or corrupt in the cache"));
+                    }
+                    input_paths.push(dir);
+                }
+                _ => {
+                    // Never hand an action unverified bytes.
+                    let path = self.store.blob_path(digest);
+                    let ok = fs::File::open(&path).and_then(hash_reader).map(|(d, _)| d == *digest).unwrap_or(false);
+                    if !ok {
+                        self.store.evict(digest);
+                        return Err(format!("input {digest} is missing or corrupt in the cache; build again"));
+                    }
+                    input_paths.push(path);
+                }
+            }
+        }
+        let mut output_paths = Vec::with_capacity(action.outputs.len());
+        for (i, spec) in action.outputs.iter().enumerate() {
+            let path = scratch.join(format!("out-{i}"));
+            if spec.kind == OutputKind::Dir {
+                fs::create_dir(&path).map_err(|e| e.to_string())?;
+            }
+            output_paths.push(path);
+        }
+        let ctx = ActionContext { inputs: input_paths, outputs: output_paths };
+        action.exec.run(&ctx).map_err(|e| e.0)?;
+        let mut records = Vec::with_capacity(action.outputs.len());
+        for (spec, path) in action.outputs.iter().zip(&ctx.outputs) {
+            records.push(match spec.kind {
+                OutputKind::File { executable } => {
+                    let (digest, size) = fs::File::open(path)
+                        .and_then(hash_reader)
+                        .map_err(|e| format!("did not write its output `{}`: {e}", spec.path))?;
+                    self.store.commit_blob(path, &digest).map_err(|e| e.to_string())?;
+                    OutputRecord::File { digest, size, executable }
+                }
+                OutputKind::Dir => OutputRecord::Dir { digest: self.store.put_tree(path).map_err(|e| e.to_string())? },
+            });
+        }
+        Ok(records)
+    }
+
+    /// Copies outputs into `executor-out/`. Returns false if a blob was missing or corrupt.
+    fn materialize(&self, action: &Action, records: &[OutputRecord]) -> Result<bool, StoreError> {
+        for (spec, record) in action.outputs.iter().zip(records) {
+            let dest = self.out_root.join(&spec.path);
+            let ok = match record {
+                OutputRecord::File { digest, executable, .. } => {
+                    if self.files.holds(&dest, digest) && mode_matches(&dest, *executable) {
+                        continue;
+                    }
+                    create_parent(&dest)?;
+                    if dest.is_dir() {
+                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                    }
+                    let ok = self.store.copy_blob_to(digest, &dest, *executable)?;
+                    if ok {
+                        self.files.written(&dest, *digest);
+                    }
+                    ok
+                }
+                OutputRecord::Dir { digest } => {
+                    let marker = self.dir_marker(&spec.path);
+                    if dest.is_dir() && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string()) {
+                        continue;
+                    }
+                    create_parent(&dest)?;
+                    let tmp = dest.with_file_name(format!(".{}.tmp-{}", file_name(&dest), std::process::id()));
+                    let _ = fs::remove_dir_all(&tmp);
+                    if !self.materialize_tree(digest, &tmp)? {
+                        let _ = fs::remove_dir_all(&tmp);
+                        return Ok(false);
+                    }
+                    if dest.is_dir() {
+                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                    } else if dest.exists() {
+                        fs::remove_file(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                    }
+                    fs::rename(&tmp, &dest).map_err(|source| StoreError::Io { what: "cannot rename into", path: dest.clone(), source })?;
+                    create_parent(&marker)?;
+                    fs::write(&marker, digest.to_string()).map_err(|source| StoreError::Io { what: "cannot write", path: marker, source })?;
+                    true
+                }
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Where the digest of a materialized directory output is noted.
+    fn dir_marker(&self, path: &str) -> PathBuf {
+        self.out_root.join(".executor/dirs").join(format!("{}.digest", path.replace('/', "%2F")))
+    }
+
+    /// Writes a verified tree into a new directory `dest`.
+    fn materialize_tree(&self, digest: &Digest, dest: &Path) -> Result<bool, StoreError> {
+        let Some(tree) = self.store.get_tree(digest)? else { return Ok(false) };
+        fs::create_dir_all(dest).map_err(|source| StoreError::Io { what: "cannot create", path: dest.to_owned(), source })?;
+        for entry in &tree.entries {
+            if entry.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                self.store.evict(digest);
+                return Ok(false);
+            }
+            let path = dest.join(&entry.path);
+            match entry.digest {
+                None => fs::create_dir_all(&path).map_err(|source| StoreError::Io { what: "cannot create", path: path.clone(), source })?,
+                Some(d) => {
+                    if !self.store.copy_blob_to(&d, &path, entry.executable)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    if let Some(parent) = path.parent() {
+        if parent.is_file() {
+            fs::remove_file(parent).map_err(|source| StoreError::Io { what: "cannot replace", path: parent.to_owned(), source })?;
+        }
+        fs::create_dir_all(parent).map_err(|source| StoreError::Io { what: "cannot create", path: parent.to_owned(), source })?;
+    }
+    Ok(())
+}
+
+fn mode_matches(path: &Path, executable: bool) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).map(|m| m.permissions().mode() & 0o777 == if executable { 0o755 } else { 0o644 }).unwrap_or(false)
+}
+
+/// True when progress should be drawn as a bar.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

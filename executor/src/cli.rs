@@ -1,0 +1,76 @@
+//! Command-line definitions (clap) and the dispatch to [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+
+/// A hermetic, Bazel-like build tool for reproducible distroless container images.
+#[derive(Debug, Parser)]
+#[command(name = "executor", version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// The workspace root (default: the nearest ancestor directory with a `WORKSPACE` file).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// The content store and action cache (default: `$EXECUTOR_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/executor`, else `~/.cache/executor`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build targets and print each one's outputs and digests.
+    Build {
+        /// Targets: `//pkg:name`, `//pkg`, `:name`, `//pkg:all`, `//pkg/...`, `//...`.
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+        /// Actions to run at once (default: the number of cores).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Keep building independent targets after a failure.
+        #[arg(short, long)]
+        keep_going: bool,
+        /// Print a line for every action run.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// List targets: `PATTERN`, or `deps(PATTERN)` for their transitive dependencies.
+    Query {
+        /// A target pattern or `deps(PATTERN)`.
+        #[arg(value_name = "EXPRESSION")]
+        expression: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QueryOutput::LabelKind)]
+        output: QueryOutput,
+    },
+    /// Remove `executor-out/`; with `--cache`, also empty the content store and action cache.
+    Clean {
+        /// Also empty the cache directory.
+        #[arg(long)]
+        cache: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// `executor query --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryOutput {
+    /// One label per line.
+    Label,
+    /// `<rule kind> rule <label>` (or `source file <label>`) per line.
+    LabelKind,
+    /// A JSON array of targets with kind, location, attributes and direct deps.
+    Json,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    crate::commands::run(cli)
+}

@@ -1,0 +1,228 @@
+//! The commands: glue between the command line and the phases.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::action::Artifact;
+use crate::builder::{stderr_is_terminal, BuildOptions, Builder};
+use crate::cli::{Cli, Command, QueryOutput};
+use crate::error::Error;
+use crate::filecache::FileDigestCache;
+use crate::graph::{analyze, expand, Node, TargetGraph};
+use crate::label::{Label, TargetPattern};
+use crate::load::Loader;
+use crate::store::{Store, StoreError};
+use crate::workspace::{find_root, OUT_DIR};
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
+    match cli.command {
+        Command::Version => {
+            println!("executor {}", crate::action::EXECUTOR_VERSION);
+            Ok(())
+        }
+        Command::Clean { cache } => {
+            let (root, _) = find_root(&cwd, cli.workspace.as_deref())?;
+            let out = root.join(OUT_DIR);
+            if out.exists() {
+                let _lock = lock_workspace(&out)?;
+                remove_dir(&out)?;
+            }
+            eprintln!("removed {OUT_DIR}/");
+            if cache {
+                let dir = cache_dir(cli.cache_dir.as_deref(), &cwd)?;
+                Store::wipe(&dir)?;
+                eprintln!("emptied the cache at {}", dir.display());
+            }
+            Ok(())
+        }
+        Command::Query { expression, output } => {
+            let loader = load(&cwd, cli.workspace.as_deref())?;
+            query(&loader, &cwd, &expression, output)
+        }
+        Command::Build { patterns, jobs, keep_going, verbose } => {
+            let jobs = match jobs {
+                Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
+                Some(j) => j,
+                None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            };
+            let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), verbose };
+            build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options)
+        }
+    }
+}
+
+fn load(cwd: &Path, workspace: Option<&Path>) -> Result<Loader, Error> {
+    let (root, file) = find_root(cwd, workspace)?;
+    Ok(Loader::new(root, file)?)
+}
+
+fn parse_patterns(loader: &Loader, cwd: &Path, texts: &[String]) -> Result<Vec<TargetPattern>, Error> {
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_owned());
+    let base = loader.workspace.package_of_dir(&cwd);
+    texts.iter().map(|t| TargetPattern::parse(t, &base).map_err(Error::from)).collect()
+}
+
+/// The cache directory: the flag, `$EXECUTOR_CACHE_DIR`, `$XDG_CACHE_HOME/executor`, or
+/// `~/.cache/executor`.
+fn cache_dir(flag: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let dir = flag
+        .map(Path::to_owned)
+        .or_else(|| env("EXECUTOR_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("executor")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/executor")))
+        .ok_or_else(|| Error::Usage("cannot choose a cache directory: set `HOME` or pass `--cache-dir DIR`".into()))?;
+    Ok(cwd.join(dir))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), Error> {
+    fs::remove_dir_all(dir).map_err(|source| Error::Store(StoreError::Io { what: "cannot remove", path: dir.to_owned(), source }))
+}
+
+/// Takes the workspace's exclusive lock, waiting (and saying so) while another command holds it.
+fn lock_workspace(out: &Path) -> Result<File, Error> {
+    let state = out.join(".executor");
+    let io = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Store(StoreError::Io { what, path, source })
+    };
+    fs::create_dir_all(&state).map_err(io("cannot create", &state))?;
+    let path = state.join("lock");
+    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("cannot open", &path))?;
+    if file.try_lock().is_err() {
+        eprintln!("waiting for another executor command in this workspace to finish...");
+        file.lock().map_err(io("cannot lock", &path))?;
+    }
+    Ok(file)
+}
+
+fn build(cwd: &Path, workspace: Option<&Path>, cache: Option<&Path>, patterns: &[String], options: BuildOptions) -> Result<(), Error> {
+    let start = Instant::now();
+    let loader = load(cwd, workspace)?;
+    let patterns = parse_patterns(&loader, cwd, patterns)?;
+    let requested = expand(&loader, &patterns)?;
+    let graph = TargetGraph::build(&loader, requested)?;
+    let analysis = analyze(&graph)?;
+    let store = Store::open(&cache_dir(cache, cwd)?)?;
+    let out_root = loader.workspace.root.join(OUT_DIR);
+    let _lock = lock_workspace(&out_root)?;
+    let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
+    let builder = Builder { store: &store, files: &files, out_root: out_root.clone(), options };
+    let result = builder.run(&analysis)?;
+
+    // Digests of source files that targets provide directly (filegroups of sources).
+    let sources = std::sync::Mutex::new(Vec::new());
+    let mut stdout = std::io::stdout().lock();
+    for label in &graph.requested {
+        let provided = &analysis.provided[label];
+        let mut lines = Vec::new();
+        for file in &provided.files {
+            let digest = match file {
+                Artifact::Source { file: path, .. } => files.ingest(path, &store).ok().map(|(d, _)| d),
+                Artifact::Derived { .. } => result.digest(file, &sources),
+            };
+            if let Some(d) = digest {
+                lines.push(format!("  {}  {d}", file.display_path()));
+            }
+        }
+        if lines.len() == provided.files.len() {
+            let _ = writeln!(stdout, "{label}");
+            for line in lines {
+                let _ = writeln!(stdout, "{line}");
+            }
+        }
+    }
+    drop(stdout);
+    files.save();
+    let stats = &result.stats;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let summary = format!(
+        "{}, {} run, {} in {:.2}s",
+        plural(graph.requested.len(), "target"),
+        plural(stats.actions_run, "action"),
+        plural(stats.cache_hits, "cache hit"),
+        start.elapsed().as_secs_f64()
+    );
+    if result.errors.is_empty() {
+        eprintln!("build succeeded: {summary}");
+        return Ok(());
+    }
+    let mut message = result.errors.join("\n");
+    if stats.skipped > 0 {
+        message.push_str(&format!("\n{} not run because of the failure", plural(stats.skipped, "action")));
+    }
+    eprintln!("build failed: {summary}");
+    Err(Error::Build(message))
+}
+
+fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> Result<(), Error> {
+    let expression = expression.trim();
+    let (deps, inner) = match expression.strip_prefix("deps(").and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => (true, inner.trim()),
+        None => (false, expression),
+    };
+    let patterns = parse_patterns(loader, cwd, &[inner.to_owned()])?;
+    let requested = expand(loader, &patterns)?;
+    let mut nodes: Vec<(Label, Node)> = Vec::new();
+    if deps {
+        let graph = TargetGraph::build(loader, requested.clone())?;
+        let mut labels = graph.transitive_deps(&requested);
+        labels.extend(requested);
+        labels.sort();
+        labels.dedup();
+        for l in labels {
+            let node = graph.nodes[&l].clone();
+            nodes.push((l, node));
+        }
+    } else {
+        for l in requested {
+            let package = loader.package(l.repo.as_ref(), &l.package)?;
+            if let Some(t) = package.as_ref().and_then(|p| p.targets.get(&l.name)) {
+                nodes.push((l, Node::Rule(t.clone())));
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match output {
+        QueryOutput::Label => {
+            for (l, _) in &nodes {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        QueryOutput::LabelKind => {
+            for (l, node) in &nodes {
+                let kind = match node {
+                    Node::Rule(t) => format!("{} rule", t.kind),
+                    Node::File { .. } => "source file".to_owned(),
+                };
+                let _ = writeln!(out, "{kind} {l}");
+            }
+        }
+        QueryOutput::Json => {
+            let items: Vec<serde_json::Value> = nodes
+                .iter()
+                .map(|(l, node)| match node {
+                    Node::Rule(t) => serde_json::json!({
+                        "label": l.to_string(),
+                        "kind": t.kind,
+                        "location": t.location,
+                        "attrs": t.attrs,
+                        "deps": t.deps().iter().map(|(_, d)| d.to_string()).collect::<Vec<_>>(),
+                    }),
+                    Node::File { path, .. } => serde_json::json!({
+                        "label": l.to_string(),
+                        "kind": "source file",
+                        "path": path,
+                    }),
+                })
+                .collect();
+            let text = serde_json::to_string_pretty(&items).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+        }
+    }
+    Ok(())
+}

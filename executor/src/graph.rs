@@ -1,0 +1,279 @@
+//! The target graph and analysis: patterns -> targets -> actions.
+//!
+//! [`TargetGraph::build`] expands patterns, loads every package the requested targets reach,
+//! tells rule targets from source files, rejects unknown labels (with "did you mean") and
+//! cycles (printing the cycle), and orders targets dependencies-first.
+//! [`analyze`] then runs each rule's analysis in that order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::action::{ActionGraph, Artifact};
+use crate::error::Error;
+use crate::label::{Label, PackagePath, RepoName, TargetPattern};
+use crate::load::{Loader, Package};
+use crate::rules::{rule, AnalysisContext, Provided};
+use crate::target::{did_you_mean, Target};
+use crate::workspace::build_file;
+
+/// A node of the target graph.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// A rule target.
+    Rule(Target),
+    /// A source file: its display path and absolute path.
+    File { path: String, file: std::path::PathBuf },
+}
+
+/// Targets reachable from a request, dependencies first.
+#[derive(Debug, Default)]
+pub struct TargetGraph {
+    /// The requested rule targets, sorted.
+    pub requested: Vec<Label>,
+    /// Every reachable node.
+    pub nodes: BTreeMap<Label, Node>,
+    /// Labels in dependency order (each after all its dependencies); ties in label order.
+    pub order: Vec<Label>,
+}
+
+fn repo_text(repo: Option<&RepoName>) -> String {
+    repo.map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// `//pkg` as users write a package.
+fn package_label(repo: Option<&RepoName>, path: &PackagePath) -> String {
+    format!("{}//{path}", repo_text(repo))
+}
+
+fn no_such_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> String {
+    let known = loader.workspace.find_packages(repo, &PackagePath::root()).unwrap_or_default();
+    let hint = did_you_mean(path.as_str(), known.iter().map(|p| p.as_str()));
+    let hint = hint.replace(", did you mean `", &format!(", did you mean `{}//", repo_text(repo)));
+    format!(
+        "no such package `{}`: there is no BUILD file in `{}`{hint}",
+        package_label(repo, path),
+        loader.workspace.display_path(repo, if path.as_str().is_empty() { "." } else { path.as_str() })
+    )
+}
+
+/// Loads a package that must exist.
+fn require_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> Result<Arc<Package>, Error> {
+    loader.package(repo, path)?.ok_or_else(|| Error::Graph(no_such_package(loader, repo, path)))
+}
+
+/// Expands patterns into the rule targets they select, sorted and deduplicated.
+pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>, Error> {
+    let mut out = BTreeSet::new();
+    for pattern in patterns {
+        match pattern {
+            TargetPattern::Target(label) => {
+                let package = require_package(loader, label.repo.as_ref(), &label.package)?;
+                if !package.targets.contains_key(&label.name) {
+                    let hint = did_you_mean(label.name.as_str(), package.targets.keys().map(|n| n.as_str()));
+                    let hint = hint.replace(
+                        ", did you mean `",
+                        &format!(", did you mean `{}:", package_label(label.repo.as_ref(), &label.package)),
+                    );
+                    return Err(Error::Graph(format!(
+                        "no such target `{label}`: `{}` declares no target named `{}`{hint}",
+                        package.build_file, label.name
+                    )));
+                }
+                out.insert(label.clone());
+            }
+            TargetPattern::AllInPackage { repo, package } => {
+                let package = require_package(loader, repo.as_ref(), package)?;
+                // As in Bazel, a target actually named `all` wins over the wildcard.
+                match package.targets.values().find(|t| t.label.name.as_str() == "all") {
+                    Some(t) => {
+                        out.insert(t.label.clone());
+                    }
+                    None => out.extend(package.targets.values().map(|t| t.label.clone())),
+                }
+            }
+            TargetPattern::Recursive { repo, package } => {
+                if loader.workspace.repo_root(repo.as_ref()).is_none() {
+                    loader.package(repo.as_ref(), package)?; // reports the undeclared repository
+                }
+                let paths = loader.workspace.find_packages(repo.as_ref(), package).map_err(|e| Error::Graph(e.to_string()))?;
+                if paths.is_empty() {
+                    return Err(Error::Graph(format!("no packages match `{pattern}`: there is no BUILD file at or below `{}`",
+                        loader.workspace.display_path(repo.as_ref(), if package.as_str().is_empty() { "." } else { package.as_str() }))));
+                }
+                let packages: Vec<Arc<Package>> = paths
+                    .par_iter()
+                    .map(|p| require_package(loader, repo.as_ref(), p))
+                    .collect::<Result<_, _>>()?;
+                for package in packages {
+                    out.extend(package.targets.values().map(|t| t.label.clone()));
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+impl TargetGraph {
+    /// Loads everything `requested` reaches and orders it.
+    pub fn build(loader: &Loader, requested: Vec<Label>) -> Result<Self, Error> {
+        let mut graph = TargetGraph { requested, ..Default::default() };
+        // 0 = unvisited, 1 = on the stack, 2 = done.
+        let mut state: BTreeMap<Label, u8> = BTreeMap::new();
+        for root in graph.requested.clone() {
+            let mut stack: Vec<Label> = Vec::new();
+            graph.visit(loader, &root, None, &mut state, &mut stack)?;
+        }
+        Ok(graph)
+    }
+
+    fn visit(
+        &mut self,
+        loader: &Loader,
+        label: &Label,
+        referrer: Option<(&Target, &'static str)>,
+        state: &mut BTreeMap<Label, u8>,
+        stack: &mut Vec<Label>,
+    ) -> Result<(), Error> {
+        match state.get(label) {
+            Some(2) => return Ok(()),
+            Some(1) => {
+                let start = stack.iter().position(|l| l == label).unwrap_or(0);
+                let cycle: Vec<String> = stack[start..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
+                let at = match self.nodes.get(label) {
+                    Some(Node::Rule(t)) => format!("{}: ", t.location),
+                    _ => String::new(),
+                };
+                return Err(Error::Graph(format!("{at}dependency cycle: {}", cycle.join(" -> "))));
+            }
+            _ => {}
+        }
+        let package = match loader.package(label.repo.as_ref(), &label.package)? {
+            Some(p) => p,
+            None => {
+                let msg = no_such_package(loader, label.repo.as_ref(), &label.package);
+                return Err(Error::Graph(match referrer {
+                    Some((t, attr)) => format!("{}: `{}` attribute `{attr}`: {msg}", t.location, t.label),
+                    None => msg,
+                }));
+            }
+        };
+        let Some(target) = package.targets.get(&label.name) else {
+            // Not a rule target: it must be a source file of that package.
+            let node = source_file(loader, &package, label, referrer)?;
+            self.nodes.insert(label.clone(), node);
+            state.insert(label.clone(), 2);
+            self.order.push(label.clone());
+            return Ok(());
+        };
+        state.insert(label.clone(), 1);
+        stack.push(label.clone());
+        self.nodes.insert(label.clone(), Node::Rule(target.clone()));
+        for (attr, dep) in target.deps() {
+            self.visit(loader, dep, Some((target, attr)), state, stack)?;
+        }
+        stack.pop();
+        state.insert(label.clone(), 2);
+        self.order.push(label.clone());
+        Ok(())
+    }
+
+    /// The transitive dependencies of `roots` (rule targets and files), sorted, without roots.
+    pub fn transitive_deps(&self, roots: &[Label]) -> Vec<Label> {
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<&Label> = roots.iter().collect();
+        while let Some(l) = todo.pop() {
+            if let Some(Node::Rule(t)) = self.nodes.get(l) {
+                for (_, d) in t.deps() {
+                    if seen.insert(d.clone()) {
+                        todo.push(d);
+                    }
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+}
+
+fn source_file(
+    loader: &Loader,
+    package: &Package,
+    label: &Label,
+    referrer: Option<(&Target, &'static str)>,
+) -> Result<Node, Error> {
+    let rel = crate::rules::package_relative(package.path.as_str(), label.name.as_str());
+    let display = loader.workspace.display_path(label.repo.as_ref(), &rel);
+    let path = package.dir.join(label.name.as_str());
+    let context = |msg: String| match referrer {
+        Some((t, attr)) => format!("{}: `{}` attribute `{attr}`: {msg}", t.location, t.label),
+        None => msg,
+    };
+    if !path.is_file() {
+        let hint = did_you_mean(label.name.as_str(), package.targets.keys().map(|n| n.as_str()));
+        return Err(Error::Graph(context(format!(
+            "missing input file `{label}`: `{display}` does not exist and `{}` declares no target `{}`{hint}",
+            package.build_file, label.name
+        ))));
+    }
+    // A file below a subpackage belongs to that package, as in Bazel.
+    let mut dir = package.dir.clone();
+    let components: Vec<&str> = label.name.as_str().split('/').collect();
+    for (i, c) in components.iter().enumerate().take(components.len().saturating_sub(1)) {
+        dir.push(c);
+        if build_file(&dir).is_some() {
+            let sub = package.path.join(&components[..=i].join("/")).unwrap_or_default();
+            return Err(Error::Graph(context(format!(
+                "`{label}` crosses a package boundary: `{display}` belongs to package `{}`; write `{}//{sub}:{}`",
+                package_label(label.repo.as_ref(), &sub),
+                repo_text(label.repo.as_ref()),
+                components[i + 1..].join("/")
+            ))));
+        }
+    }
+    Ok(Node::File { path: display, file: path })
+}
+
+/// The result of analysis.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Every action.
+    pub actions: ActionGraph,
+    /// What every node provides.
+    pub provided: BTreeMap<Label, Provided>,
+}
+
+/// Runs every rule's analysis in dependency order.
+pub fn analyze(graph: &TargetGraph) -> Result<Analysis, Error> {
+    let mut out = Analysis::default();
+    for label in &graph.order {
+        let provided = match &graph.nodes[label] {
+            Node::File { path, file } => {
+                Provided { files: vec![Artifact::Source { label: label.clone(), path: path.clone(), file: file.clone() }] }
+            }
+            Node::Rule(target) => {
+                let rule = rule(target.kind).ok_or_else(|| Error::Analysis(format!("unknown rule `{}`", target.kind)))?;
+                let mut ctx = AnalysisContext { deps: &out.provided, graph: &mut out.actions };
+                rule.analyze(target, &mut ctx)
+                    .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?
+            }
+        };
+        out.provided.insert(label.clone(), provided);
+    }
+    // Two actions may not write one output path.
+    let mut owners: BTreeMap<&str, &Label> = BTreeMap::new();
+    for action in &out.actions.actions {
+        for spec in &action.outputs {
+            if let Some(first) = owners.insert(&spec.path, &action.owner) {
+                if first != &action.owner {
+                    let (a, b) = if first < &action.owner { (first, &action.owner) } else { (&action.owner, first) };
+                    return Err(Error::Analysis(format!(
+                        "output `executor-out/{}` is written by both `{a}` and `{b}`\n  fix: give one of them another output name",
+                        spec.path
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out)
+}

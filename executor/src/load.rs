@@ -1,0 +1,504 @@
+//! Loading: Starlark evaluation of `WORKSPACE`, `.bzl` and `BUILD` files into targets.
+//!
+//! Each `.bzl` module is evaluated once per command and shared by everything that loads it;
+//! each package is evaluated once. Both caches are explicit members of [`Loader`], and both
+//! are safe to fill from several threads: packages load in parallel.
+//!
+//! Dialects: `BUILD` files may not `def` functions (put macros in `.bzl` files); `.bzl` and
+//! `WORKSPACE` files may. Rules are called directly in `BUILD` files and as `native.<rule>`
+//! in macros.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use starlark::codemap::FileSpan;
+use starlark::collections::SmallMap;
+use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
+use starlark::eval::{Evaluator, ReturnFileLoader};
+use starlark::starlark_module;
+use starlark::syntax::{AstModule, Dialect};
+use starlark::values::list_or_tuple::UnpackListOrTuple;
+use starlark::values::tuple::UnpackTuple;
+use starlark::values::none::NoneType;
+use starlark::values::{StringValue, Value};
+use starlark::PrintHandler;
+
+use crate::label::{Label, LabelContext, PackagePath, RepoName, TargetName};
+use crate::rules::{all_rules, Rule};
+use crate::target::{convert_attr, did_you_mean, AttrError, Location, Target};
+use crate::workspace::{build_file, is_ignored_dir, Workspace, OUT_DIR};
+
+/// A loading error, already rendered with its file, line and column. Cloneable because one
+/// failed `.bzl` module is reported by every package that loads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+/// One evaluated package.
+#[derive(Debug)]
+pub struct Package {
+    /// The repository (`None` = main).
+    pub repo: Option<RepoName>,
+    /// The package path.
+    pub path: PackagePath,
+    /// Absolute directory of the package.
+    pub dir: PathBuf,
+    /// The `BUILD` file as users see it (`images/BUILD`).
+    pub build_file: String,
+    /// Declared targets by name.
+    pub targets: BTreeMap<TargetName, Target>,
+}
+
+type Slot<T> = Arc<OnceLock<Result<T, LoadError>>>;
+
+/// Evaluates Starlark files of one workspace, caching modules and packages.
+pub struct Loader {
+    /// The workspace, with the repositories its `WORKSPACE` declares.
+    pub workspace: Workspace,
+    build_globals: Globals,
+    bzl_globals: Globals,
+    /// `.bzl` modules by label; each evaluated at most once.
+    modules: Mutex<HashMap<Label, Slot<FrozenModule>>>,
+    /// Packages by repository and path; each evaluated at most once.
+    packages: Mutex<HashMap<(Option<RepoName>, PackagePath), Slot<Arc<Package>>>>,
+}
+
+/// Renders a Starlark error with its location and source excerpt, without colors.
+fn render(e: starlark::Error) -> LoadError {
+    let text = e.to_string();
+    let mut lines: Vec<&str> = text.trim_end().lines().collect();
+    // A traceback of one frame repeats the location shown below it: drop it. Deeper ones
+    // (macros) show how a BUILD file reached the failing call, and stay.
+    if lines.first() == Some(&"Traceback (most recent call last):") {
+        let frames: Vec<&str> = lines
+            .iter()
+            .skip(1)
+            .take_while(|l| !l.starts_with("error: "))
+            .filter_map(|l| l.strip_prefix("  * ").and_then(|f| f.split(", in ").next()))
+            .collect();
+        let at = lines.iter().find_map(|l| l.trim_start().strip_prefix("--> ")).unwrap_or("");
+        let same_place = frames.len() == 1 && at.starts_with(&format!("{}:", frames[0]));
+        if same_place {
+            let end = lines.iter().position(|l| l.starts_with("error: ")).unwrap_or(0);
+            lines.drain(..end);
+        }
+    }
+    let mut out = lines.join("\n");
+    if let Some(rest) = out.strip_prefix("error: ") {
+        out = rest.to_owned();
+    }
+    if out.starts_with("`def` is not allowed in this dialect") {
+        out = out.replacen(
+            "`def` is not allowed in this dialect",
+            "`def` is not allowed in BUILD files; define functions (macros) in a `.bzl` file and `load()` them",
+            1,
+        );
+    }
+    LoadError(out)
+}
+
+/// `file:line:col` of a span.
+pub fn location(span: &FileSpan) -> String {
+    format!("{}:{}", span.filename(), span.resolve_span().begin)
+}
+
+struct StderrPrint<'a>(&'a str);
+impl PrintHandler for StderrPrint<'_> {
+    fn println(&self, text: &str) -> starlark::Result<()> {
+        eprintln!("DEBUG: {}: {text}", self.0);
+        Ok(())
+    }
+}
+
+fn dialect(allow_def: bool) -> Dialect {
+    Dialect { enable_def: allow_def, enable_lambda: true, enable_load: true, ..Dialect::Standard }
+}
+
+fn extensions() -> [LibraryExtension; 5] {
+    [
+        LibraryExtension::StructType,
+        LibraryExtension::Print,
+        LibraryExtension::Json,
+        LibraryExtension::Map,
+        LibraryExtension::Filter,
+    ]
+}
+
+/// Evaluator extras; a module of their own because `ProvidesStaticType`'s derive
+/// implements an unsafe trait.
+mod context {
+    #![allow(unsafe_code)]
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use starlark::any::ProvidesStaticType;
+
+    use crate::label::{LabelContext, RepoName, TargetName};
+    use crate::target::Target;
+
+/// What native functions see while a `BUILD` file is evaluated.
+#[derive(ProvidesStaticType)]
+pub(super) struct PackageContext {
+    /// Resolution context for relative labels.
+    pub(super) label_context: LabelContext,
+    /// Absolute package directory, for `glob`.
+    pub(super) dir: PathBuf,
+    /// Declared targets so far.
+    pub(super) targets: RefCell<BTreeMap<TargetName, Target>>,
+}
+
+/// What native functions see while `WORKSPACE` is evaluated.
+#[derive(ProvidesStaticType)]
+pub(super) struct WorkspaceContext {
+    pub(super) root: PathBuf,
+    pub(super) repos: RefCell<BTreeMap<RepoName, (PathBuf, String)>>,
+}
+
+}
+use context::{PackageContext, WorkspaceContext};
+
+fn package_context<'a>(eval: &Evaluator<'_, 'a, '_>, what: &str) -> anyhow::Result<&'a PackageContext> {
+    eval.extra
+        .and_then(|e| e.downcast_ref::<PackageContext>())
+        .ok_or_else(|| anyhow::anyhow!("`{what}` can only be called while a BUILD file is evaluated (from the BUILD file or a macro it calls), not at the top level of a .bzl or WORKSPACE file"))
+}
+
+/// Declares a target of `rule` from the keyword arguments of its call.
+fn declare<'v>(
+    rule: &'static dyn Rule,
+    args: UnpackTuple<Value<'v>>,
+    kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+    eval: &mut Evaluator<'v, '_, '_>,
+) -> anyhow::Result<NoneType> {
+    let ctx = package_context(eval, rule.kind())?;
+    let kind = rule.kind();
+    if !args.items.is_empty() {
+        return Err(AttrError::Positional { rule: kind }.into());
+    }
+    let mut name = None;
+    let mut attrs = BTreeMap::new();
+    for (key, value) in kwargs.iter() {
+        let key = key.as_str();
+        if key == "name" {
+            let text = value.unpack_str().ok_or_else(|| AttrError::Type {
+                rule: kind,
+                attr: "name",
+                expected: "a string",
+                got: format!("`{}`", value.get_type()),
+            })?;
+            name = Some(TargetName::new(text).map_err(|source| AttrError::Label { rule: kind, attr: "name", source })?);
+            continue;
+        }
+        let Some(spec) = rule.attrs().iter().find(|a| a.name == key) else {
+            let names = std::iter::once("name").chain(rule.attrs().iter().map(|a| a.name));
+            return Err(AttrError::Unknown { rule: kind, attr: key.to_owned(), hint: did_you_mean(key, names) }.into());
+        };
+        if value.is_none() {
+            continue; // `attr = None` means unset, as in Bazel
+        }
+        attrs.insert(spec.name, convert_attr(kind, spec, *value, &ctx.label_context)?);
+    }
+    let name = name.ok_or(AttrError::Missing { rule: kind, attr: "name" })?;
+    if let Some(missing) = rule.attrs().iter().find(|a| a.mandatory && !attrs.contains_key(a.name)) {
+        return Err(AttrError::Missing { rule: kind, attr: missing.name }.into());
+    }
+    // The outermost frame is the call in the BUILD file, also for targets made by macros.
+    let stack = eval.call_stack();
+    let span = stack.frames.iter().find_map(|f| f.location.clone()).or_else(|| eval.call_stack_top_location());
+    let location = Location(span.as_ref().map(location).unwrap_or_default());
+    let label = Label::new(ctx.label_context.repo.clone(), ctx.label_context.package.clone(), name.clone());
+    let target = Target { label, kind, attrs, location };
+    rule.check(&target).map_err(anyhow::Error::msg)?;
+    let mut targets = ctx.targets.borrow_mut();
+    if let Some(previous) = targets.get(&name) {
+        anyhow::bail!("target `{name}` is declared twice; the first declaration is at {}", previous.location);
+    }
+    targets.insert(name, target);
+    Ok(NoneType)
+}
+
+#[starlark_module]
+fn rule_functions(builder: &mut GlobalsBuilder) {
+    /// Names a set of files; see `executor/src/rules/filegroup.rs`.
+    fn filegroup<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::filegroup::Filegroup, args, kwargs, eval)
+    }
+
+    /// Writes a string to a file; see `executor/src/rules/write_file.rs`.
+    fn write_file<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::write_file::WriteFile, args, kwargs, eval)
+    }
+}
+
+#[starlark_module]
+fn package_functions(builder: &mut GlobalsBuilder) {
+    /// The files of the package matching `include` and none of `exclude`, sorted. Files of
+    /// subpackages and of `executor-out` never match.
+    fn glob<'v>(
+        #[starlark(require = pos)] include: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = UnpackListOrTuple::default())] exclude: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = false)] allow_empty: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Vec<String>> {
+        let ctx = package_context(eval, "glob")?;
+        glob_package(&ctx.dir, &include.items, &exclude.items, allow_empty)
+    }
+
+    /// The path of the package being evaluated (`""` for the root package).
+    fn package_name<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
+        Ok(package_context(eval, "package_name")?.label_context.package.as_str().to_owned())
+    }
+}
+
+/// Evaluates `glob()` in a package directory.
+fn glob_package(dir: &Path, include: &[String], exclude: &[String], allow_empty: bool) -> anyhow::Result<Vec<String>> {
+    let compile = |p: &String| {
+        if p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            anyhow::bail!("glob pattern `{p}` must be relative to the package and may not contain `..`");
+        }
+        glob::Pattern::new(p).map_err(|e| anyhow::anyhow!("invalid glob pattern `{p}`: {e}"))
+    };
+    let include: Vec<_> = include.iter().map(compile).collect::<Result<_, _>>()?;
+    let exclude: Vec<_> = exclude.iter().map(compile).collect::<Result<_, _>>()?;
+    let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+    let mut files = Vec::new();
+    list_package_files(dir, "", &mut files)?;
+    let mut out: Vec<String> = files
+        .into_iter()
+        .filter(|f| include.iter().any(|p| p.matches_with(f, opts)) && !exclude.iter().any(|p| p.matches_with(f, opts)))
+        .collect();
+    out.sort();
+    if out.is_empty() && !allow_empty {
+        let pats: Vec<_> = include.iter().map(|p| format!("`{}`", p.as_str())).collect();
+        anyhow::bail!("glob({}) matches no file\n  fix: correct the pattern, or pass `allow_empty = True`", pats.join(", "));
+    }
+    Ok(out)
+}
+
+/// Files below `dir` that belong to its package (not in subpackages, hidden or output dirs).
+fn list_package_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list `{}`: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let rel = format!("{prefix}{name}");
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            let path = entry.path();
+            if is_ignored_dir(name) || build_file(&path).is_some() {
+                continue;
+            }
+            list_package_files(&path, &format!("{rel}/"), out)?;
+        } else if TargetName::new(&rel).is_ok() {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+#[starlark_module]
+fn workspace_functions(builder: &mut GlobalsBuilder) {
+    /// Names the workspace. Accepted for Bazel compatibility; the name is not used.
+    fn workspace<'v>(#[starlark(require = named)] name: &str, eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<NoneType> {
+        RepoName::new(name)?;
+        workspace_context(eval)?;
+        Ok(NoneType)
+    }
+
+    /// Declares repository `@name` rooted at `path` (relative to the workspace, or absolute).
+    fn local_repository<'v>(
+        #[starlark(require = named)] name: &str,
+        #[starlark(require = named)] path: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let ctx = workspace_context(eval)?;
+        let repo = RepoName::new(name)?;
+        let dir = ctx.root.join(path);
+        let dir = fs::canonicalize(&dir).map_err(|_| {
+            anyhow::anyhow!("repository `@{name}`: directory `{path}` does not exist\n  fix: correct `path` (relative to the workspace root)")
+        })?;
+        let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
+        let mut repos = ctx.repos.borrow_mut();
+        if let Some((_, previous)) = repos.get(&repo) {
+            anyhow::bail!("repository `@{name}` is declared twice; the first declaration is at {previous}");
+        }
+        repos.insert(repo, (dir, here));
+        Ok(NoneType)
+    }
+}
+
+fn workspace_context<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a WorkspaceContext> {
+    eval.extra
+        .and_then(|e| e.downcast_ref::<WorkspaceContext>())
+        .ok_or_else(|| anyhow::anyhow!("repositories can only be declared in the WORKSPACE file"))
+}
+
+fn read_source(path: &Path, display: &str) -> Result<String, LoadError> {
+    fs::read_to_string(path).map_err(|e| LoadError(format!("cannot read `{display}`: {e}")))
+}
+
+impl Loader {
+    /// Evaluates the `WORKSPACE` file at `root` and returns a loader for its packages.
+    pub fn new(root: PathBuf, workspace_file: &'static str) -> Result<Self, LoadError> {
+        let rules = GlobalsBuilder::extended_by(&extensions())
+            .with(rule_functions)
+            .with(package_functions)
+            .with_namespace("native", |b| {
+                rule_functions(b);
+                package_functions(b);
+            })
+            .build();
+        let bzl = GlobalsBuilder::extended_by(&extensions())
+            .with_namespace("native", |b| {
+                rule_functions(b);
+                package_functions(b);
+            })
+            .build();
+        let mut loader = Loader {
+            workspace: Workspace { root: root.clone(), workspace_file, repos: BTreeMap::new() },
+            build_globals: rules,
+            bzl_globals: bzl,
+            modules: Mutex::new(HashMap::new()),
+            packages: Mutex::new(HashMap::new()),
+        };
+        let ws_globals = GlobalsBuilder::extended_by(&extensions()).with(workspace_functions).build();
+        let source = read_source(&root.join(workspace_file), workspace_file)?;
+        let ctx = WorkspaceContext { root, repos: RefCell::new(BTreeMap::new()) };
+        loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx), &[])?;
+        loader.workspace.repos = ctx.repos.into_inner().into_iter().map(|(k, (dir, _))| (k, dir)).collect();
+        Ok(loader)
+    }
+
+    /// Parses and evaluates one file, loading its `load()`s first. Returns the frozen module.
+    #[allow(clippy::too_many_arguments)]
+    fn eval(
+        &self,
+        display: &str,
+        source: String,
+        allow_def: bool,
+        globals: &Globals,
+        context: &LabelContext,
+        extra: Option<&dyn starlark::any::AnyLifetime<'_>>,
+        chain: &[Label],
+    ) -> Result<FrozenModule, LoadError> {
+        let ast = AstModule::parse(display, source, &dialect(allow_def)).map_err(render)?;
+        let mut loaded = Vec::new();
+        for load in ast.loads() {
+            let label = Label::parse(load.module_id, context)
+                .map_err(|e| LoadError(format!("{}: {e}", location(&load.span))))?;
+            if !label.name.as_str().ends_with(".bzl") {
+                return Err(LoadError(format!(
+                    "{}: cannot load `{label}`: only `.bzl` files can be loaded",
+                    location(&load.span)
+                )));
+            }
+            let module = self.load_module(&label, chain).map_err(|e| {
+                if e.0.starts_with("cannot find") || e.0.starts_with("load cycle") {
+                    LoadError(format!("{}: {}", location(&load.span), e.0))
+                } else {
+                    e
+                }
+            })?;
+            loaded.push((load.module_id.to_owned(), module));
+        }
+        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
+        let file_loader = ReturnFileLoader { modules: &modules };
+        let printer = StderrPrint(display);
+        Module::with_temp_heap(|module| {
+            {
+                let mut eval = Evaluator::new(&module);
+                eval.set_loader(&file_loader);
+                eval.set_print_handler(&printer);
+                eval.extra = extra;
+                eval.eval_module(ast, globals).map_err(render)?;
+            }
+            module.freeze().map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))
+        })
+    }
+
+    /// The `.bzl` module `label`, evaluated once.
+    pub fn load_module(&self, label: &Label, chain: &[Label]) -> Result<FrozenModule, LoadError> {
+        if let Some(pos) = chain.iter().position(|l| l == label) {
+            let cycle: Vec<String> = chain[pos..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
+            return Err(LoadError(format!("load cycle: {}", cycle.join(" -> "))));
+        }
+        let slot = {
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            modules.entry(label.clone()).or_default().clone()
+        };
+        slot.get_or_init(|| {
+            let Some(dir) = self.workspace.package_dir(label.repo.as_ref(), &label.package) else {
+                return Err(LoadError(format!(
+                    "cannot find `{label}`: repository `{}` is not declared in {}",
+                    label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                    self.workspace.workspace_file
+                )));
+            };
+            let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
+            let display = self.workspace.display_path(label.repo.as_ref(), &rel);
+            let path = dir.join(label.name.as_str());
+            if !path.is_file() {
+                return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
+            }
+            let source = read_source(&path, &display)?;
+            let mut chain = chain.to_vec();
+            chain.push(label.clone());
+            self.eval(&display, source, true, &self.bzl_globals, &label.context(), None, &chain)
+        })
+        .clone()
+    }
+
+    /// The package `path` of `repo`, evaluated once. `Ok(None)` if there is no such package.
+    pub fn package(&self, repo: Option<&RepoName>, path: &PackagePath) -> Result<Option<Arc<Package>>, LoadError> {
+        let Some(dir) = self.workspace.package_dir(repo, path) else {
+            return Err(LoadError(format!(
+                "repository `@{}` is not declared in {}\n  fix: declare it with `local_repository(name = ..., path = ...)`",
+                repo.map(|r| r.as_str()).unwrap_or_default(),
+                self.workspace.workspace_file
+            )));
+        };
+        if path.as_str().split('/').any(|c| c == OUT_DIR || c.starts_with('.')) && !path.as_str().is_empty() {
+            return Ok(None);
+        }
+        let Some(build) = build_file(&dir) else { return Ok(None) };
+        let slot = {
+            let mut packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
+            packages.entry((repo.cloned(), path.clone())).or_default().clone()
+        };
+        slot.get_or_init(|| {
+            let rel = crate::rules::package_relative(path.as_str(), build);
+            let display = self.workspace.display_path(repo, &rel);
+            let source = read_source(&dir.join(build), &display)?;
+            let context = LabelContext { repo: repo.cloned(), package: path.clone() };
+            let ctx = PackageContext { label_context: context.clone(), dir: dir.clone(), targets: RefCell::new(BTreeMap::new()) };
+            self.eval(&display, source, false, &self.build_globals, &context, Some(&ctx), &[])?;
+            Ok(Arc::new(Package {
+                repo: repo.cloned(),
+                path: path.clone(),
+                dir: dir.clone(),
+                build_file: display,
+                targets: ctx.targets.into_inner(),
+            }))
+        })
+        .clone()
+        .map(Some)
+    }
+}
+
+/// The rule kinds BUILD files can call, for `did you mean` and docs.
+pub fn rule_kinds() -> Vec<&'static str> {
+    all_rules().iter().map(|r| r.kind()).collect()
+}

@@ -1,0 +1,81 @@
+//! The native rules and the seam every rule implements.
+//!
+//! A rule has a kind, documented attributes, and an analysis function that turns one target
+//! (with its dependencies already analyzed) into actions and the artifacts it provides.
+//! Adding a rule means adding one file under `rules/` and one line to [`all_rules`].
+
+use std::collections::BTreeMap;
+
+use crate::action::{ActionGraph, Artifact};
+use crate::label::Label;
+use crate::target::{AttrSpec, Target};
+
+pub mod filegroup;
+pub mod write_file;
+
+/// What a target provides to its dependents and to `executor build`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provided {
+    /// The target's files, in a fixed order.
+    pub files: Vec<Artifact>,
+}
+
+/// Why a target's analysis failed; the caller adds the target's label and location.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AnalysisError(pub String);
+
+/// What analysis of one target may see and do.
+pub struct AnalysisContext<'a> {
+    /// What each dependency (rule target or source file) provides.
+    pub deps: &'a BTreeMap<Label, Provided>,
+    /// Where new actions go.
+    pub graph: &'a mut ActionGraph,
+}
+
+impl AnalysisContext<'_> {
+    /// What `label` provides; every label in the target's attributes is present.
+    pub fn provided(&self, label: &Label) -> Result<&Provided, AnalysisError> {
+        self.deps.get(label).ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
+    }
+}
+
+/// A native rule.
+pub trait Rule: Sync {
+    /// The name `BUILD` files call, e.g. `write_file`.
+    fn kind(&self) -> &'static str;
+    /// One paragraph for docs.
+    fn doc(&self) -> &'static str;
+    /// The attributes besides `name`.
+    fn attrs(&self) -> &'static [AttrSpec];
+    /// Checks that need the whole attribute set (run at loading time, so errors point at the
+    /// `BUILD` file). The default accepts everything.
+    fn check(&self, _target: &Target) -> Result<(), String> {
+        Ok(())
+    }
+    /// Creates the target's actions and returns what it provides.
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError>;
+}
+
+/// Every native rule, sorted by kind.
+pub fn all_rules() -> &'static [&'static dyn Rule] {
+    &[&filegroup::Filegroup, &write_file::WriteFile]
+}
+
+/// The rule named `kind`.
+pub fn rule(kind: &str) -> Option<&'static dyn Rule> {
+    all_rules().iter().copied().find(|r| r.kind() == kind)
+}
+
+/// Joins a package path and a relative name into a `/`-separated output path.
+pub fn package_relative(package: &str, name: &str) -> String {
+    if package.is_empty() { name.to_owned() } else { format!("{package}/{name}") }
+}
+
+/// The output path of `rel` for a target: below `@repo/` for an external repository.
+pub fn output_root(label: &Label, rel: &str) -> String {
+    match &label.repo {
+        Some(repo) => format!("@{}/{rel}", repo.as_str()),
+        None => rel.to_owned(),
+    }
+}

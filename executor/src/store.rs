@@ -1,0 +1,401 @@
+//! The content-addressed store and the action cache, shared by every workspace of a user.
+//!
+//! Layout under the cache directory:
+//!
+//! ```text
+//! cas/sha256/<2 hex>/<64 hex>   immutable blobs, named by the sha256 of their bytes
+//! ac/<2 hex>/<64 hex>           action results (JSON), named by the action key
+//! tmp/                          files being written; renamed into place when complete
+//! lock                          shared by builds, exclusive for `clean --cache`
+//! ```
+//!
+//! Invariants: a file under `cas/` or `ac/` was complete when it was renamed there (writes go
+//! to `tmp/` on the same filesystem first), so a crash leaves at worst a stray temporary file.
+//! Blobs are verified against their name whenever their bytes are read, and a blob whose
+//! size or digest is wrong is removed and reported as missing, never used. Concurrent writers
+//! of one blob write identical bytes, so whichever rename wins is correct.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, HashingWriter};
+
+/// Errors from the store; each names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The cache directory cannot be created or written.
+    #[error("cannot use cache directory `{path}`: {source}\n  fix: choose a writable directory with `--cache-dir DIR` or `EXECUTOR_CACHE_DIR`")]
+    Unusable { path: PathBuf, source: io::Error },
+    /// Reading or writing one file failed.
+    #[error("{what} `{path}`: {source}")]
+    Io { what: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { what, path: path.to_owned(), source }
+}
+
+/// One output of an action as the action cache records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutputRecord {
+    /// A regular file.
+    File { digest: Digest, size: u64, executable: bool },
+    /// A directory: `digest` names a [`Tree`] blob.
+    Dir { digest: Digest },
+}
+
+impl OutputRecord {
+    /// The blob naming the output's content.
+    pub fn digest(&self) -> Digest {
+        match self {
+            OutputRecord::File { digest, .. } | OutputRecord::Dir { digest } => *digest,
+        }
+    }
+}
+
+/// What the action cache stores for one action key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// One record per declared output, in declaration order.
+    pub outputs: Vec<OutputRecord>,
+}
+
+/// A directory output: every file and directory below it, sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    /// Entries sorted by `path` (`/`-separated, relative); parents before children.
+    pub entries: Vec<TreeEntry>,
+}
+
+/// One entry of a [`Tree`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    /// Relative path inside the directory output.
+    pub path: String,
+    /// File content, or `None` for a directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// File size (0 for directories).
+    pub size: u64,
+    /// Executable bit for files.
+    pub executable: bool,
+}
+
+/// The store rooted at one cache directory.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    /// Held for the store's lifetime: shared for builds, exclusive for `clean --cache`.
+    _lock: File,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Store {
+    /// Opens (creating if needed) the store at `root` and takes a shared lock on it.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        let unusable = |source| StoreError::Unusable { path: root.to_owned(), source };
+        for sub in ["cas/sha256", "ac", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(unusable)?;
+        }
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("lock"))
+            .map_err(unusable)?;
+        lock.lock_shared().map_err(unusable)?;
+        // Probe writability now, so that the error names the directory rather than a blob.
+        let probe = root.join("tmp").join(format!("probe-{}", std::process::id()));
+        File::create(&probe).map_err(unusable)?;
+        let _ = fs::remove_file(&probe);
+        Ok(Store { root: root.to_owned(), _lock: lock })
+    }
+
+    /// Deletes everything in the store at `root`, waiting for builds using it to finish.
+    pub fn wipe(root: &Path) -> Result<(), StoreError> {
+        if !root.exists() {
+            return Ok(());
+        }
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
+        lock.lock().map_err(io_err("cannot lock", &lock_path))?;
+        for sub in ["cas", "ac", "tmp"] {
+            let dir = root.join(sub);
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(io_err("cannot remove", &dir))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `digest` lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.hex();
+        self.root.join("cas/sha256").join(&hex[..2]).join(hex)
+    }
+
+    fn ac_path(&self, key: &Digest) -> PathBuf {
+        let hex = key.hex();
+        self.root.join("ac").join(&hex[..2]).join(hex)
+    }
+
+    /// A fresh path in `tmp/`, unique across threads and processes.
+    pub fn temp_path(&self, hint: &str) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{}-{}-{hint}", std::process::id(), n))
+    }
+
+    /// True if the blob exists with the expected size (a cheap check; bytes are verified
+    /// when read).
+    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.blob_path(digest)).map(|m| m.is_file() && m.len() == size).unwrap_or(false)
+    }
+
+    /// Moves a finished temporary file into the store under `digest`, which the caller
+    /// computed while writing it.
+    pub fn commit_blob(&self, tmp: &Path, digest: &Digest) -> Result<PathBuf, StoreError> {
+        let dest = self.blob_path(digest);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        }
+        // Blobs are read-only: nothing may edit one in place.
+        let mut perms = fs::metadata(tmp).map_err(io_err("cannot stat", tmp))?.permissions();
+        perms.set_readonly(true);
+        fs::set_permissions(tmp, perms).map_err(io_err("cannot chmod", tmp))?;
+        fs::rename(tmp, &dest).map_err(io_err("cannot rename into", &dest))?;
+        Ok(dest)
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest, bytes.len() as u64) {
+            return Ok(digest);
+        }
+        let tmp = self.temp_path("blob");
+        fs::write(&tmp, bytes).map_err(io_err("cannot write", &tmp))?;
+        self.commit_blob(&tmp, &digest)?;
+        Ok(digest)
+    }
+
+    /// Copies a file into the store, hashing while copying, so the stored bytes are exactly
+    /// the hashed ones even if the source changes meanwhile.
+    pub fn put_file(&self, source: &Path) -> Result<(Digest, u64), StoreError> {
+        let tmp = self.temp_path("file");
+        let mut input = File::open(source).map_err(io_err("cannot read", source))?;
+        let out = File::create(&tmp).map_err(io_err("cannot write", &tmp))?;
+        let mut writer = HashingWriter::new(io::BufWriter::new(out));
+        io::copy(&mut input, &mut writer).map_err(io_err("cannot copy", source))?;
+        let (digest, size, buf) = writer.finish();
+        buf.into_inner().map_err(|e| e.into_error()).map_err(io_err("cannot write", &tmp))?;
+        if self.has_blob(&digest, size) {
+            let _ = fs::remove_file(&tmp);
+        } else {
+            self.commit_blob(&tmp, &digest)?;
+        }
+        Ok((digest, size))
+    }
+
+    /// Reads and verifies a blob. A blob whose bytes do not match its name is deleted and
+    /// reported as absent (`Ok(None)`), never returned.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.blob_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+        };
+        if Digest::of(&bytes) != *digest {
+            self.evict(digest);
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Copies a blob to `dest` (through a temporary file beside it), verifying its digest on
+    /// the way. Returns false, after evicting the blob, if it is missing or corrupt.
+    pub fn copy_blob_to(&self, digest: &Digest, dest: &Path, executable: bool) -> Result<bool, StoreError> {
+        let path = self.blob_path(digest);
+        let input = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+        };
+        let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let tmp = dest.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+        let out = File::create(&tmp).map_err(io_err("cannot write", &tmp))?;
+        let mut writer = HashingWriter::new(io::BufWriter::new(out));
+        io::copy(&mut BufReader::new(input), &mut writer).map_err(io_err("cannot copy", &path))?;
+        let (got, _, buf) = writer.finish();
+        let file = buf.into_inner().map_err(|e| e.into_error()).map_err(io_err("cannot write", &tmp))?;
+        if got != *digest {
+            drop(file);
+            let _ = fs::remove_file(&tmp);
+            self.evict(digest);
+            return Ok(false);
+        }
+        set_mode(&file, executable).map_err(io_err("cannot chmod", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, dest).map_err(io_err("cannot rename into", dest))?;
+        Ok(true)
+    }
+
+    /// Removes a blob found to be corrupt.
+    pub fn evict(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.blob_path(digest));
+    }
+
+    /// The recorded result of an action, if any and well-formed.
+    pub fn get_action(&self, key: &Digest) -> Option<ActionResult> {
+        let bytes = fs::read(self.ac_path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records an action's result. Call only after every output blob is committed.
+    pub fn put_action(&self, key: &Digest, result: &ActionResult) -> Result<(), StoreError> {
+        let dest = self.ac_path(key);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        }
+        let tmp = self.temp_path("ac");
+        let bytes = serde_json::to_vec(result).map_err(|e| StoreError::Io {
+            what: "cannot encode",
+            path: dest.clone(),
+            source: io::Error::other(e),
+        })?;
+        write_file_synced(&tmp, &bytes)?;
+        fs::rename(&tmp, &dest).map_err(io_err("cannot rename into", &dest))
+    }
+
+    /// Forgets an action result whose outputs turned out to be missing or corrupt.
+    pub fn remove_action(&self, key: &Digest) {
+        let _ = fs::remove_file(self.ac_path(key));
+    }
+
+    /// Stores every file of directory `dir` and a [`Tree`] blob describing it.
+    pub fn put_tree(&self, dir: &Path) -> Result<Digest, StoreError> {
+        let mut entries = Vec::new();
+        collect_tree(self, dir, "", &mut entries)?;
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let bytes = serde_json::to_vec(&Tree { entries }).map_err(|e| StoreError::Io {
+            what: "cannot encode tree of",
+            path: dir.to_owned(),
+            source: io::Error::other(e),
+        })?;
+        self.put_bytes(&bytes)
+    }
+
+    /// Reads a verified [`Tree`] blob.
+    pub fn get_tree(&self, digest: &Digest) -> Result<Option<Tree>, StoreError> {
+        let Some(bytes) = self.read_blob(digest)? else { return Ok(None) };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+}
+
+fn collect_tree(store: &Store, dir: &Path, prefix: &str, out: &mut Vec<TreeEntry>) -> Result<(), StoreError> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(io_err("cannot list", dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err("cannot list", dir))?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let rel = format!("{prefix}{}", name.to_string_lossy());
+        let meta = fs::symlink_metadata(&path).map_err(io_err("cannot stat", &path))?;
+        if meta.is_dir() {
+            out.push(TreeEntry { path: rel.clone(), digest: None, size: 0, executable: false });
+            collect_tree(store, &path, &format!("{rel}/"), out)?;
+        } else if meta.is_file() {
+            let (digest, size) = store.put_file(&path)?;
+            out.push(TreeEntry { path: rel, digest: Some(digest), size, executable: is_executable(&meta) });
+        } else {
+            return Err(StoreError::Io {
+                what: "directory outputs may hold only files and directories, found",
+                path,
+                source: io::Error::other("special file or symlink"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut f = File::create(path).map_err(io_err("cannot write", path))?;
+    f.write_all(bytes).map_err(io_err("cannot write", path))?;
+    Ok(())
+}
+
+/// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
+pub fn set_mode(file: &File, executable: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
+}
+
+/// True if any execute bit is set.
+pub fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+/// Reads a whole file, for callers that need bytes rather than a path.
+pub fn read_all(path: &Path) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    File::open(path)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_blob_is_evicted_not_returned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let d = store.put_bytes(b"hello").expect("put");
+        assert_eq!(store.read_blob(&d).expect("read").as_deref(), Some(&b"hello"[..]));
+        let path = store.blob_path(&d);
+        let mut perms = fs::metadata(&path).expect("meta").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms).expect("chmod");
+        fs::write(&path, b"hellp").expect("corrupt");
+        assert_eq!(store.read_blob(&d).expect("read"), None);
+        assert!(!path.exists(), "corrupt blob must be evicted");
+        let out = dir.path().join("out");
+        store.put_bytes(b"hello").expect("put again");
+        assert!(store.copy_blob_to(&d, &out, false).expect("copy"));
+        assert_eq!(fs::read(&out).expect("read out"), b"hello");
+    }
+
+    #[test]
+    fn trees_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("open");
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("blobs/sha256")).expect("mkdir");
+        fs::write(src.join("index.json"), b"{}").expect("write");
+        fs::write(src.join("blobs/sha256/x"), b"x").expect("write");
+        let d = store.put_tree(&src).expect("tree");
+        let tree = store.get_tree(&d).expect("get").expect("present");
+        let paths: Vec<_> = tree.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["blobs", "blobs/sha256", "blobs/sha256/x", "index.json"]);
+    }
+}

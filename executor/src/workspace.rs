@@ -1,0 +1,151 @@
+//! Workspaces, repositories and packages on disk.
+//!
+//! The **workspace** is the nearest ancestor directory holding a `WORKSPACE` (or
+//! `WORKSPACE.bazel`) file. It is the main **repository**; `WORKSPACE` may declare others
+//! (`local_repository`). A **package** is a directory of a repository holding a `BUILD` (or
+//! `BUILD.bazel`) file; it owns the files below it except those of subpackages.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::label::{PackagePath, RepoName};
+
+/// The directory below the workspace root where outputs are materialized; never a package.
+pub const OUT_DIR: &str = "executor-out";
+
+/// File names that mark a workspace root, in order of preference.
+pub const WORKSPACE_FILES: [&str; 2] = ["WORKSPACE.bazel", "WORKSPACE"];
+
+/// File names that mark a package, in order of preference.
+pub const BUILD_FILES: [&str; 2] = ["BUILD.bazel", "BUILD"];
+
+/// Errors finding the workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// No `WORKSPACE` above the start directory.
+    #[error("no `WORKSPACE` file in `{0}` or any parent directory\n  fix: run executor inside a workspace, create a `WORKSPACE` file at the project root, or pass `--workspace DIR`")]
+    NotFound(PathBuf),
+    /// `--workspace` names a directory without `WORKSPACE`.
+    #[error("`{0}` is not a workspace: it has no `WORKSPACE` file\n  fix: pass the directory that holds `WORKSPACE` to `--workspace`")]
+    NotAWorkspace(PathBuf),
+    /// A directory cannot be read.
+    #[error("cannot read `{path}`: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The main repository and the repositories `WORKSPACE` declares.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Absolute root directory of the main repository.
+    pub root: PathBuf,
+    /// The `WORKSPACE` file's name in `root`.
+    pub workspace_file: &'static str,
+    /// Declared repositories and their absolute roots.
+    pub repos: BTreeMap<RepoName, PathBuf>,
+}
+
+/// The workspace file in `dir`, if any.
+pub fn workspace_file(dir: &Path) -> Option<&'static str> {
+    WORKSPACE_FILES.into_iter().find(|f| dir.join(f).is_file())
+}
+
+/// The `BUILD` file of `dir`, if it is a package.
+pub fn build_file(dir: &Path) -> Option<&'static str> {
+    BUILD_FILES.into_iter().find(|f| dir.join(f).is_file())
+}
+
+/// Finds the workspace root: `explicit` if given, else the nearest ancestor of `start`.
+pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'static str), WorkspaceError> {
+    if let Some(dir) = explicit {
+        let dir = start.join(dir);
+        let dir = fs::canonicalize(&dir).map_err(|_| WorkspaceError::NotAWorkspace(dir.clone()))?;
+        return workspace_file(&dir).map(|f| (dir.clone(), f)).ok_or(WorkspaceError::NotAWorkspace(dir));
+    }
+    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io { path: start.to_owned(), source })?;
+    let mut dir = start.as_path();
+    loop {
+        if let Some(f) = workspace_file(dir) {
+            return Ok((dir.to_owned(), f));
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return Err(WorkspaceError::NotFound(start)),
+        }
+    }
+}
+
+impl Workspace {
+    /// The root directory of a repository (`None` = main).
+    pub fn repo_root(&self, repo: Option<&RepoName>) -> Option<&Path> {
+        match repo {
+            None => Some(&self.root),
+            Some(r) => self.repos.get(r).map(PathBuf::as_path),
+        }
+    }
+
+    /// The directory of a package.
+    pub fn package_dir(&self, repo: Option<&RepoName>, package: &PackagePath) -> Option<PathBuf> {
+        let root = self.repo_root(repo)?;
+        Some(if package.as_str().is_empty() { root.to_owned() } else { root.join(package.as_str()) })
+    }
+
+    /// How a file of a repository is shown to users: workspace-relative for the main
+    /// repository, `@repo/path` otherwise. Never absolute, so messages are stable.
+    pub fn display_path(&self, repo: Option<&RepoName>, rel: &str) -> String {
+        match repo {
+            None => rel.to_owned(),
+            Some(r) => format!("@{}/{rel}", r.as_str()),
+        }
+    }
+
+    /// The package path that `dir` (absolute) lies in, for resolving relative command-line
+    /// patterns: the path of `dir` relative to the root, or the root when outside.
+    pub fn package_of_dir(&self, dir: &Path) -> PackagePath {
+        let Ok(rel) = dir.strip_prefix(&self.root) else { return PackagePath::root() };
+        let text = rel.to_string_lossy().replace('\\', "/");
+        PackagePath::new(&text).unwrap_or_default()
+    }
+
+    /// Every package at or below `under` in a repository, sorted.
+    pub fn find_packages(&self, repo: Option<&RepoName>, under: &PackagePath) -> Result<Vec<PackagePath>, WorkspaceError> {
+        let mut out = Vec::new();
+        let Some(dir) = self.package_dir(repo, under) else { return Ok(out) };
+        if !dir.is_dir() {
+            return Ok(out);
+        }
+        walk(&dir, under, under.as_str().is_empty(), &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// True for directory names never searched for packages: hidden ones and the output tree.
+pub fn is_ignored_dir(name: &str) -> bool {
+    name.starts_with('.') || name == OUT_DIR
+}
+
+fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackagePath>) -> Result<(), WorkspaceError> {
+    if !is_root && workspace_file(dir).is_some() {
+        return Ok(()); // a nested workspace is its own world
+    }
+    if build_file(dir).is_some() {
+        out.push(package.clone());
+    }
+    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
+        let Ok(file_type) = entry.file_type() else { continue };
+        if !file_type.is_dir() {
+            continue; // symlinked directories are not followed, like Bazel's default
+        }
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_ignored_dir(name) {
+            continue;
+        }
+        let Ok(child) = package.join(name) else { continue }; // not a valid package name
+        walk(&entry.path(), &child, false, out)?;
+    }
+    Ok(())
+}

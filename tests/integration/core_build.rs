@@ -1,0 +1,202 @@
+//! Building, querying and cleaning whole workspaces.
+
+use std::process::Command;
+
+use crate::harness::{to_run, tree_contents, Workspace};
+
+const DEFS: &str = r#"
+def greeting(name, who, **kwargs):
+    """Writes `hello <who>` to `<name>.txt`."""
+    native.write_file(name = name, out = name + ".txt", content = "hello %s\n" % who, **kwargs)
+"#;
+
+fn sample() -> Workspace {
+    Workspace::new()
+        .file("rules/BUILD", "")
+        .file("rules/defs.bzl", DEFS)
+        .file(
+            "app/BUILD",
+            r##"load("//rules:defs.bzl", "greeting")
+
+greeting(name = "hi", who = "world")
+
+write_file(
+    name = "tool",
+    out = "bin/tool.sh",
+    content = "#!/bin/sh\necho " + package_name() + "\n",
+    is_executable = True,
+)
+
+filegroup(
+    name = "bundle",
+    srcs = [":hi", ":tool", "data/config.txt"] + glob(["docs/*.md"], exclude = ["docs/skip.md"]),
+)
+"##,
+        )
+        .file("app/data/config.txt", "key = value\n")
+        .file("app/docs/a.md", "# a\n")
+        .file("app/docs/skip.md", "# skip\n")
+        .file("lib/BUILD", "filegroup(name = \"lib\", srcs = [\"//app:hi\"])\n")
+}
+
+#[test]
+fn build_prints_outputs_and_materializes_them() {
+    let ws = sample();
+    let run = ws.run(&["build", "//app:bundle", "//lib"]).success();
+    insta::assert_snapshot!("build_bundle", run.normalized(&ws));
+    assert_eq!(ws.read("executor-out/app/hi.txt"), "hello world\n");
+    assert_eq!(ws.read("executor-out/app/bin/tool.sh"), "#!/bin/sh\necho app\n");
+    let files = tree_contents(&ws.root().join("executor-out"));
+    let modes: Vec<(String, u32)> = files.into_iter().map(|(p, _, m)| (p, m)).collect();
+    assert_eq!(modes, [("app/bin/tool.sh".to_owned(), 0o755), ("app/hi.txt".to_owned(), 0o644)]);
+}
+
+#[test]
+fn second_build_runs_no_action() {
+    let ws = sample();
+    let first = ws.run(&["build", "//..."]).success();
+    assert!(first.stderr.contains("2 actions run, 0 cache hits"), "{}", first.stderr);
+    let second = ws.run(&["build", "//..."]).success();
+    assert!(second.stderr.contains("0 actions run, 2 cache hits"), "{}", second.stderr);
+    assert_eq!(first.stdout, second.stdout);
+    // An edit reruns exactly the affected action.
+    ws.write("app/BUILD", &ws.read("app/BUILD").replace("who = \"world\"", "who = \"there\""));
+    let third = ws.run(&["build", "//..."]).success();
+    assert!(third.stderr.contains("1 action run, 1 cache hit"), "{}", third.stderr);
+    assert_eq!(ws.read("executor-out/app/hi.txt"), "hello there\n");
+    // Deleting a materialized output restores it from the store without running anything.
+    std::fs::remove_file(ws.root().join("executor-out/app/hi.txt")).expect("rm");
+    let fourth = ws.run(&["build", "//..."]).success();
+    assert!(fourth.stderr.contains("0 actions run, 2 cache hits"), "{}", fourth.stderr);
+    assert_eq!(ws.read("executor-out/app/hi.txt"), "hello there\n");
+}
+
+#[test]
+fn patterns_relative_to_the_current_directory() {
+    let ws = sample();
+    let run = ws.run_in("app", &["query", ":all", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//app:bundle\n//app:hi\n//app:tool\n");
+    let run = ws.run_in("app/docs", &["query", "//lib", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//lib:lib\n");
+    let run = ws.run_in("app", &["build", ":hi"]).success();
+    assert!(run.stdout.starts_with("//app:hi\n"), "{}", run.stdout);
+}
+
+#[test]
+fn query_formats() {
+    let ws = sample();
+    let all = ws.run(&["query", "//..."]).success();
+    insta::assert_snapshot!("query_label_kind", all.stdout);
+    let deps = ws.run(&["query", "deps(//lib)"]).success();
+    insta::assert_snapshot!("query_deps", deps.stdout);
+    let json = ws.run(&["query", "deps(//app:bundle)", "--output", "json"]).success();
+    insta::assert_snapshot!("query_json", json.stdout);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid json");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(5));
+}
+
+#[test]
+fn target_named_all_wins_over_the_wildcard() {
+    let ws = Workspace::new().file("p/BUILD", "write_file(name = \"all\", out = \"a\")\nwrite_file(name = \"b\", out = \"b\")\n");
+    let run = ws.run(&["query", "//p:all", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//p:all\n");
+    let run = ws.run(&["query", "//p/...", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//p:all\n//p:b\n");
+}
+
+#[test]
+fn local_repositories() {
+    let ws = Workspace::new()
+        .file("WORKSPACE", "workspace(name = \"main\")\nlocal_repository(name = \"other\", path = \"third_party/other\")\n")
+        .file("third_party/other/WORKSPACE", "")
+        .file("third_party/other/lib/BUILD", "write_file(name = \"x\", out = \"x.txt\", content = \"from other\")\nfilegroup(name = \"data\", srcs = [\"d.txt\", \"//lib:x\"])\n")
+        .file("third_party/other/lib/d.txt", "d")
+        .file("p/BUILD", "filegroup(name = \"p\", srcs = [\"@other//lib:data\"])\n");
+    // The nested workspace is not part of `//...`.
+    let run = ws.run(&["query", "//...", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//p:p\n");
+    let run = ws.run(&["build", "//p"]).success();
+    insta::assert_snapshot!("local_repository_build", run.normalized(&ws));
+    assert_eq!(ws.read("executor-out/@other/lib/x.txt"), "from other");
+}
+
+#[test]
+fn clean_removes_outputs_and_optionally_the_cache() {
+    let ws = sample();
+    ws.run(&["build", "//app:hi"]).success();
+    assert!(ws.root().join("executor-out/app/hi.txt").exists());
+    ws.run(&["clean"]).success();
+    assert!(!ws.root().join("executor-out").exists());
+    // The cache survives a plain clean: the rebuild runs nothing.
+    let run = ws.run(&["build", "//app:hi"]).success();
+    assert!(run.stderr.contains("0 actions run, 1 cache hit"), "{}", run.stderr);
+    let run = ws.run(&["clean", "--cache"]).success();
+    assert!(run.stderr.contains("emptied the cache"), "{}", run.stderr);
+    let run = ws.run(&["build", "//app:hi"]).success();
+    assert!(run.stderr.contains("1 action run, 0 cache hits"), "{}", run.stderr);
+}
+
+#[test]
+fn version() {
+    let ws = Workspace::new();
+    let run = ws.run(&["version"]).success();
+    assert_eq!(run.stdout, format!("executor {}\n", env!("CARGO_PKG_VERSION")));
+    let run = ws.run(&["--version"]).success();
+    assert_eq!(run.stdout, format!("executor {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn workspace_flag_overrides_discovery() {
+    let ws = sample();
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(crate::harness::executor_bin())
+        .args(["query", "//lib", "--output", "label", "--workspace"])
+        .arg(ws.root())
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run");
+    let run = to_run(out).success();
+    assert_eq!(run.stdout, "//lib:lib\n");
+    let out = Command::new(crate::harness::executor_bin())
+        .args(["query", "//lib", "--workspace"])
+        .arg(elsewhere.path())
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run");
+    let run = to_run(out).failure(1);
+    assert!(run.stderr.contains("is not a workspace: it has no `WORKSPACE` file"), "{}", run.stderr);
+}
+
+/// Builds the same sources in two places with different caches, time zones and umasks: the
+/// outputs, their modes and the printed digests must be identical.
+#[test]
+fn same_outputs_from_different_paths_caches_tz_and_umask() {
+    let a = sample();
+    let b = sample();
+    let build = |ws: &Workspace, tz: &str, umask: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" build //..."))
+            .arg(crate::harness::executor_bin())
+            .current_dir(ws.root())
+            .env("EXECUTOR_CACHE_DIR", ws.cache())
+            .env("TZ", tz);
+        to_run(cmd.output().expect("run")).success()
+    };
+    let run_a = build(&a, "UTC", "022");
+    let run_b = build(&b, "Asia/Kathmandu", "077");
+    assert_ne!(a.root(), b.root());
+    assert_eq!(run_a.stdout, run_b.stdout);
+    let out_a = tree_contents(&a.root().join("executor-out"));
+    let out_b = tree_contents(&b.root().join("executor-out"));
+    assert!(!out_a.is_empty());
+    assert_eq!(out_a, out_b);
+}
+
+#[test]
+fn print_goes_to_stderr() {
+    let ws = Workspace::new().file("p/BUILD", "print(\"hello from\", package_name())\nwrite_file(name = \"a\", out = \"a\")\n");
+    let run = ws.run(&["query", "//p:all", "--output", "label"]).success();
+    assert_eq!(run.stdout, "//p:a\n");
+    assert_eq!(run.stderr, "DEBUG: p/BUILD: hello from p\n");
+}

@@ -1,0 +1,164 @@
+//! A builder-style harness: a workspace in a temporary directory, the real `executor` binary,
+//! and output normalized so that snapshots do not depend on where the test ran.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `executor` binary under test.
+pub fn executor_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_executor"))
+}
+
+/// A temporary workspace with its own cache directory.
+pub struct Workspace {
+    /// Holds the workspace (`ws/`) and the cache (`cache/`).
+    pub temp: tempfile::TempDir,
+}
+
+/// What one command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr, with temporary paths and timings replaced by placeholders.
+    pub fn normalized(&self, ws: &Workspace) -> String {
+        format!("exit code: {}\n--- stdout\n{}--- stderr\n{}", self.code, ws.normalize(&self.stdout), ws.normalize(&self.stderr))
+    }
+
+    /// Panics with the whole output unless the command succeeded.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless the command failed with `code`.
+    #[track_caller]
+    pub fn failure(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Workspace {
+    /// An empty workspace (`WORKSPACE` only).
+    pub fn new() -> Self {
+        let temp = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(temp.path().join("ws")).expect("mkdir ws");
+        fs::write(temp.path().join("ws/WORKSPACE"), "").expect("write WORKSPACE");
+        Workspace { temp }
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> PathBuf {
+        self.temp.path().join("ws")
+    }
+
+    /// The cache directory.
+    pub fn cache(&self) -> PathBuf {
+        self.temp.path().join("cache")
+    }
+
+    /// Writes a file below the workspace root, creating directories.
+    pub fn file(self, path: &str, content: &str) -> Self {
+        self.write(path, content);
+        self
+    }
+
+    /// Writes a file below the workspace root.
+    pub fn write(&self, path: &str, content: &str) {
+        let full = self.root().join(path);
+        fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        fs::write(full, content).expect("write");
+    }
+
+    /// Reads a file below the workspace root.
+    pub fn read(&self, path: &str) -> String {
+        fs::read_to_string(self.root().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    }
+
+    /// A command running `executor ARGS` in `dir` (relative to the root) with this cache.
+    pub fn command_in(&self, dir: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(executor_bin());
+        cmd.args(args)
+            .current_dir(self.root().join(dir))
+            .env("EXECUTOR_CACHE_DIR", self.cache())
+            .env_remove("XDG_CACHE_HOME")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `executor ARGS` at the workspace root.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in("", args)
+    }
+
+    /// Runs `executor ARGS` in a subdirectory.
+    pub fn run_in(&self, dir: &str, args: &[&str]) -> Run {
+        to_run(self.command_in(dir, args).output().expect("run executor"))
+    }
+
+    /// Replaces this workspace's temporary paths and timings.
+    pub fn normalize(&self, text: &str) -> String {
+        let mut out = text.replace(&self.root().display().to_string(), "[WS]");
+        out = out.replace(&self.cache().display().to_string(), "[CACHE]");
+        out = out.replace(&self.temp.path().display().to_string(), "[TMP]");
+        normalize_time(&out)
+    }
+}
+
+/// Converts process output.
+pub fn to_run(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `in 0.12s` -> `in [TIME]`.
+pub fn normalize_time(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(" in ") {
+        out.push_str(&rest[..pos + 4]);
+        rest = &rest[pos + 4..];
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if end > 0 && rest[end..].starts_with('s') {
+            out.push_str("[TIME]");
+            rest = &rest[end + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every regular file below `dir` (skipping `.executor` state) with its bytes and mode.
+pub fn tree_contents(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            if entry.file_name() == ".executor" {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).expect("meta");
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
+                out.push((rel, fs::read(&path).expect("read"), meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    out.sort();
+    out
+}

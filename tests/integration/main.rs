@@ -1,0 +1,8 @@
+//! Integration tests: whole workspaces built by the real `executor` binary.
+
+mod harness;
+
+mod core_build;
+mod core_errors;
+mod core_robustness;
+mod examples;
