@@ -29,10 +29,8 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// Go on with independent actions after a failure.
     pub keep_going: bool,
-    /// Show a progress bar (stderr is a terminal) instead of plain lines.
+    /// Show a progress bar (stderr is a terminal) instead of a plain line per action run.
     pub progress_bar: bool,
-    /// Print a line per action run (plain mode).
-    pub verbose: bool,
 }
 
 /// What happened, for the closing summary.
@@ -151,7 +149,7 @@ impl Builder<'_> {
             .num_threads(self.options.jobs.max(1))
             .build()
             .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
-        pool.scope(|scope| {
+        pool.scope_fifo(|scope| {
             for id in 0..n {
                 if shared.remaining[id].load(Ordering::Relaxed) == 0 {
                     self.spawn(scope, &shared, id);
@@ -170,8 +168,8 @@ impl Builder<'_> {
         Ok(BuildResult { stats, outputs, errors: errors.into_iter().map(|(_, e)| e).collect(), elapsed: start.elapsed() })
     }
 
-    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, id: usize) {
-        scope.spawn(move |scope| {
+    fn spawn<'s>(&'s self, scope: &rayon::ScopeFifo<'s>, shared: &'s Shared<'s>, id: usize) {
+        scope.spawn_fifo(move |scope| {
             let action = &shared.analysis.actions.actions[id];
             let result = if shared.stop.load(Ordering::Relaxed) {
                 None
@@ -271,8 +269,9 @@ impl Builder<'_> {
             // Missing or corrupt outputs: forget the entry and run the action again.
             self.store.remove_action(&key);
         }
-        if self.options.verbose && shared.progress.is_none() {
-            eprintln!("{} {}", action.exec.mnemonic(), action.owner);
+        if shared.progress.is_none() {
+            let total = shared.results.len();
+            eprintln!("[{}/{total}] {} {}", shared.done.load(Ordering::Relaxed) + 1, action.exec.mnemonic(), action.owner);
         }
         let records = self.run_action(action, &inputs)?;
         self.store
@@ -448,4 +447,108 @@ fn mode_matches(path: &Path, executable: bool) -> bool {
 /// True when progress should be drawn as a bar.
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::action::{ActionError, ActionExec, ActionGraph, ActionId, OutputSpec};
+    use crate::label::Label;
+
+    /// Writes its name, or fails when `fail` is set.
+    #[derive(Debug)]
+    struct Fake {
+        name: &'static str,
+        fail: bool,
+    }
+
+    impl ActionExec for Fake {
+        fn mnemonic(&self) -> &'static str {
+            "Fake"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn key_data(&self) -> serde_json::Value {
+            serde_json::json!({ "name": self.name, "fail": self.fail })
+        }
+        fn run(&self, ctx: &ActionContext) -> Result<(), crate::action::ActionError> {
+            if self.fail {
+                return Err(ActionError(format!("{} was told to fail", self.name)));
+            }
+            let mut content = self.name.as_bytes().to_vec();
+            for input in &ctx.inputs {
+                content.extend(fs::read(input)?);
+            }
+            fs::write(&ctx.outputs[0], content)?;
+            Ok(())
+        }
+    }
+
+    fn fake(name: &'static str, fail: bool, inputs: Vec<usize>) -> Action {
+        Action {
+            owner: Label::parse_absolute(&format!("//p:{name}")).expect("label"),
+            inputs: inputs
+                .into_iter()
+                .map(|i| Artifact::Derived { action: ActionId(i), index: 0, path: format!("p/{i}") })
+                .collect(),
+            outputs: vec![OutputSpec { path: format!("p/{name}"), kind: OutputKind::File { executable: false } }],
+            exec: Arc::new(Fake { name, fail }),
+        }
+    }
+
+    fn run(actions: Vec<Action>, keep_going: bool, jobs: usize) -> (BuildResult, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("store");
+        let files = FileDigestCache::load(dir.path().join("files.json"));
+        let builder = Builder {
+            store: &store,
+            files: &files,
+            out_root: dir.path().join("out"),
+            options: BuildOptions { jobs, keep_going, progress_bar: false },
+        };
+        let analysis = Analysis { actions: ActionGraph { actions }, ..Default::default() };
+        let result = builder.run(&analysis).expect("build runs");
+        (result, dir)
+    }
+
+    #[test]
+    fn keep_going_runs_independent_actions_and_skips_dependents() {
+        // 0 fails; 1 and 2 depend on it (2 through 1); 3 is independent.
+        let actions = vec![fake("a", true, vec![]), fake("b", false, vec![0]), fake("c", false, vec![1]), fake("d", false, vec![])];
+        let (result, dir) = run(actions, true, 2);
+        assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, failed: 1, skipped: 2 });
+        assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
+        assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
+        assert!(!dir.path().join("out/p/b").exists());
+    }
+
+    #[test]
+    fn without_keep_going_nothing_starts_after_a_failure() {
+        // With one job, actions start in id order: the failure comes first.
+        let actions = vec![fake("a", true, vec![]), fake("b", false, vec![]), fake("c", false, vec![])];
+        let (result, _dir) = run(actions, false, 1);
+        assert_eq!(result.stats, BuildStats { actions_run: 0, cache_hits: 0, failed: 1, skipped: 2 });
+    }
+
+    #[test]
+    fn inputs_flow_between_actions_and_results_are_cached() {
+        let actions = || vec![fake("a", false, vec![]), fake("b", false, vec![0]), fake("c", false, vec![0, 1])];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("store");
+        let files = FileDigestCache::load(dir.path().join("files.json"));
+        let builder = Builder {
+            store: &store,
+            files: &files,
+            out_root: dir.path().join("out"),
+            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false },
+        };
+        let first = builder.run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() }).expect("first");
+        assert_eq!(first.stats.actions_run, 3);
+        assert_eq!(fs::read(dir.path().join("out/p/c")).expect("c"), b"caba");
+        let second = builder.run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() }).expect("second");
+        assert_eq!(second.stats, BuildStats { actions_run: 0, cache_hits: 3, failed: 0, skipped: 0 });
+    }
 }

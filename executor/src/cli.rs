@@ -36,9 +36,6 @@ pub enum Command {
         /// Keep building independent targets after a failure.
         #[arg(short, long)]
         keep_going: bool,
-        /// Print a line for every action run.
-        #[arg(short, long)]
-        verbose: bool,
     },
     /// List targets: `PATTERN`, or `deps(PATTERN)` for their transitive dependencies.
     Query {

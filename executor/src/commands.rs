@@ -43,13 +43,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let loader = load(&cwd, cli.workspace.as_deref())?;
             query(&loader, &cwd, &expression, output)
         }
-        Command::Build { patterns, jobs, keep_going, verbose } => {
+        Command::Build { patterns, jobs, keep_going } => {
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
                 None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             };
-            let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), verbose };
+            let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal() };
             build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options)
         }
     }
