@@ -8,7 +8,7 @@ macros live in private files behind this one.
 - `text_files(name, files)`: one `write_file` per entry of `files`, grouped under `name`.
 """
 
-load("//rules/private:files.bzl", _text_files = "text_files")
+load("//rules:private/files.bzl", _text_files = "text_files")
 
 filegroup = native.filegroup
 write_file = native.write_file

@@ -170,7 +170,11 @@ impl ActionGraph {
             .outputs
             .iter()
             .enumerate()
-            .map(|(index, o)| Artifact::Derived { action: id, index, path: o.path.clone() })
+            .map(|(index, o)| Artifact::Derived {
+                action: id,
+                index,
+                path: o.path.clone(),
+            })
             .collect();
         self.actions.push(action);
         outs
@@ -203,7 +207,10 @@ mod tests {
         Action {
             owner: Label::parse_absolute("//p:t").expect("label"),
             inputs: vec![],
-            outputs: vec![OutputSpec { path: "p/t".into(), kind: OutputKind::File { executable: false } }],
+            outputs: vec![OutputSpec {
+                path: "p/t".into(),
+                kind: OutputKind::File { executable: false },
+            }],
             exec: Arc::new(Fake(data)),
         }
     }

@@ -61,14 +61,24 @@ pub struct BuildResult {
 
 impl BuildResult {
     /// The digest of an artifact, if it was built (or read).
-    pub fn digest(&self, artifact: &Artifact, sources: &Mutex<Vec<(PathBuf, Digest)>>) -> Option<Digest> {
+    pub fn digest(
+        &self,
+        artifact: &Artifact,
+        sources: &Mutex<Vec<(PathBuf, Digest)>>,
+    ) -> Option<Digest> {
         match artifact {
-            Artifact::Derived { action, index, .. } => {
-                self.outputs.get(action.0)?.as_ref()?.get(*index).map(OutputRecord::digest)
-            }
-            Artifact::Source { file, .. } => {
-                sources.lock().ok()?.iter().find(|(p, _)| p == file).map(|(_, d)| *d)
-            }
+            Artifact::Derived { action, index, .. } => self
+                .outputs
+                .get(action.0)?
+                .as_ref()?
+                .get(*index)
+                .map(OutputRecord::digest),
+            Artifact::Source { file, .. } => sources
+                .lock()
+                .ok()?
+                .iter()
+                .find(|(p, _)| p == file)
+                .map(|(_, d)| *d),
         }
     }
 }
@@ -129,7 +139,9 @@ impl Builder<'_> {
         }
         let progress = (self.options.progress_bar && n > 0).then(|| {
             let bar = indicatif::ProgressBar::new(n as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}") {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+            ) {
                 bar.set_style(style);
             }
             bar
@@ -148,7 +160,12 @@ impl Builder<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.jobs.max(1))
             .build()
-            .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
+            .map_err(|e| {
+                Error::Build(format!(
+                    "cannot start {} worker threads: {e}",
+                    self.options.jobs
+                ))
+            })?;
         pool.scope_fifo(|scope| {
             for id in 0..n {
                 if shared.remaining[id].load(Ordering::Relaxed) == 0 {
@@ -160,12 +177,23 @@ impl Builder<'_> {
             bar.finish_and_clear();
         }
         let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
-        let outputs: Vec<Option<Vec<OutputRecord>>> =
-            shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
+        let outputs: Vec<Option<Vec<OutputRecord>>> = shared
+            .results
+            .into_iter()
+            .map(|r| r.into_inner().flatten())
+            .collect();
         stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed;
-        let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut errors = shared
+            .errors
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         errors.sort();
-        Ok(BuildResult { stats, outputs, errors: errors.into_iter().map(|(_, e)| e).collect(), elapsed: start.elapsed() })
+        Ok(BuildResult {
+            stats,
+            outputs,
+            errors: errors.into_iter().map(|(_, e)| e).collect(),
+            elapsed: start.elapsed(),
+        })
     }
 
     fn spawn<'s>(&'s self, scope: &rayon::ScopeFifo<'s>, shared: &'s Shared<'s>, id: usize) {
@@ -189,12 +217,24 @@ impl Builder<'_> {
                         })
                     }
                     Err(message) => {
-                        shared.stats.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
-                        let message = format!("{} `{}` failed: {message}", action.exec.mnemonic(), action.owner);
+                        shared
+                            .stats
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .failed += 1;
+                        let message = format!(
+                            "{} `{}` failed: {message}",
+                            action.exec.mnemonic(),
+                            action.owner
+                        );
                         if let Some(bar) = &shared.progress {
                             bar.println(format!("error: {message}"));
                         }
-                        shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, message));
+                        shared
+                            .errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((id, message));
                         if !self.options.keep_going {
                             shared.stop.store(true, Ordering::Relaxed);
                         }
@@ -234,16 +274,34 @@ impl Builder<'_> {
     }
 
     /// Digests of an action's inputs, in order.
-    fn input_digests(&self, action: &Action, shared: &Shared<'_>) -> Result<Vec<(Digest, Option<OutputRecord>)>, String> {
+    fn input_digests(
+        &self,
+        action: &Action,
+        shared: &Shared<'_>,
+    ) -> Result<Vec<(Digest, Option<OutputRecord>)>, String> {
         action
             .inputs
             .iter()
             .map(|input| match input {
                 Artifact::Source { file, path, .. } => {
-                    let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
-                    Ok((d, Some(OutputRecord::File { digest: d, size, executable: false })))
+                    let (d, size) = self
+                        .files
+                        .ingest(file, self.store)
+                        .map_err(|e| format!("input `{path}`: {e}"))?;
+                    Ok((
+                        d,
+                        Some(OutputRecord::File {
+                            digest: d,
+                            size,
+                            executable: false,
+                        }),
+                    ))
                 }
-                Artifact::Derived { action, index, path } => {
+                Artifact::Derived {
+                    action,
+                    index,
+                    path,
+                } => {
                     let record = shared.results[action.0]
                         .get()
                         .and_then(|r| r.as_ref())
@@ -261,24 +319,42 @@ impl Builder<'_> {
         let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
         let key = action.key(&digests);
         if let Some(result) = self.store.get_action(&key) {
-            if result.outputs.len() == action.outputs.len() && self.outputs_present(&result) {
-                if self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
-                    return Ok(Outcome::Hit(result.outputs));
-                }
+            if result.outputs.len() == action.outputs.len()
+                && self.outputs_present(&result)
+                && self
+                    .materialize(action, &result.outputs)
+                    .map_err(|e| e.to_string())?
+            {
+                return Ok(Outcome::Hit(result.outputs));
             }
             // Missing or corrupt outputs: forget the entry and run the action again.
             self.store.remove_action(&key);
         }
         if shared.progress.is_none() {
             let total = shared.results.len();
-            eprintln!("[{}/{total}] {} {}", shared.done.load(Ordering::Relaxed) + 1, action.exec.mnemonic(), action.owner);
+            eprintln!(
+                "[{}/{total}] {} {}",
+                shared.done.load(Ordering::Relaxed) + 1,
+                action.exec.mnemonic(),
+                action.owner
+            );
         }
         let records = self.run_action(action, &inputs)?;
         self.store
-            .put_action(&key, &ActionResult { outputs: records.clone() })
+            .put_action(
+                &key,
+                &ActionResult {
+                    outputs: records.clone(),
+                },
+            )
             .map_err(|e| e.to_string())?;
-        if !self.materialize(action, &records).map_err(|e| e.to_string())? {
-            return Err("its outputs vanished from the cache while the build ran; build again".into());
+        if !self
+            .materialize(action, &records)
+            .map_err(|e| e.to_string())?
+        {
+            return Err(
+                "its outputs vanished from the cache while the build ran; build again".into(),
+            );
         }
         Ok(Outcome::Ran(records))
     }
@@ -291,32 +367,52 @@ impl Builder<'_> {
     }
 
     /// Runs an action in a scratch area and moves its outputs into the store.
-    fn run_action(&self, action: &Action, inputs: &[(Digest, Option<OutputRecord>)]) -> Result<Vec<OutputRecord>, String> {
+    fn run_action(
+        &self,
+        action: &Action,
+        inputs: &[(Digest, Option<OutputRecord>)],
+    ) -> Result<Vec<OutputRecord>, String> {
         let scratch = self.store.temp_path("action");
-        fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
+        fs::create_dir_all(&scratch)
+            .map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
         let result = self.run_in(action, inputs, &scratch);
         let _ = fs::remove_dir_all(&scratch);
         result
     }
 
-    fn run_in(&self, action: &Action, inputs: &[(Digest, Option<OutputRecord>)], scratch: &Path) -> Result<Vec<OutputRecord>, String> {
+    fn run_in(
+        &self,
+        action: &Action,
+        inputs: &[(Digest, Option<OutputRecord>)],
+        scratch: &Path,
+    ) -> Result<Vec<OutputRecord>, String> {
         let mut input_paths = Vec::with_capacity(inputs.len());
         for (i, (digest, record)) in inputs.iter().enumerate() {
             match record {
                 Some(OutputRecord::Dir { digest }) => {
                     let dir = scratch.join(format!("in-{i}"));
-                    if !self.materialize_tree(digest, &dir).map_err(|e| e.to_string())? {
-                        return Err(format!("input directory {digest} is missing or corrupt in the cache"));
+                    if !self
+                        .materialize_tree(digest, &dir)
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!(
+                            "input directory {digest} is missing or corrupt in the cache"
+                        ));
                     }
                     input_paths.push(dir);
                 }
                 _ => {
                     // Never hand an action unverified bytes.
                     let path = self.store.blob_path(digest);
-                    let ok = fs::File::open(&path).and_then(hash_reader).map(|(d, _)| d == *digest).unwrap_or(false);
+                    let ok = fs::File::open(&path)
+                        .and_then(hash_reader)
+                        .map(|(d, _)| d == *digest)
+                        .unwrap_or(false);
                     if !ok {
                         self.store.evict(digest);
-                        return Err(format!("input {digest} is missing or corrupt in the cache; build again"));
+                        return Err(format!(
+                            "input {digest} is missing or corrupt in the cache; build again"
+                        ));
                     }
                     input_paths.push(path);
                 }
@@ -330,7 +426,10 @@ impl Builder<'_> {
             }
             output_paths.push(path);
         }
-        let ctx = ActionContext { inputs: input_paths, outputs: output_paths };
+        let ctx = ActionContext {
+            inputs: input_paths,
+            outputs: output_paths,
+        };
         action.exec.run(&ctx).map_err(|e| e.0)?;
         let mut records = Vec::with_capacity(action.outputs.len());
         for (spec, path) in action.outputs.iter().zip(&ctx.outputs) {
@@ -339,10 +438,18 @@ impl Builder<'_> {
                     let (digest, size) = fs::File::open(path)
                         .and_then(hash_reader)
                         .map_err(|e| format!("did not write its output `{}`: {e}", spec.path))?;
-                    self.store.commit_blob(path, &digest).map_err(|e| e.to_string())?;
-                    OutputRecord::File { digest, size, executable }
+                    self.store
+                        .commit_blob(path, &digest)
+                        .map_err(|e| e.to_string())?;
+                    OutputRecord::File {
+                        digest,
+                        size,
+                        executable,
+                    }
                 }
-                OutputKind::Dir => OutputRecord::Dir { digest: self.store.put_tree(path).map_err(|e| e.to_string())? },
+                OutputKind::Dir => OutputRecord::Dir {
+                    digest: self.store.put_tree(path).map_err(|e| e.to_string())?,
+                },
             });
         }
         Ok(records)
@@ -353,13 +460,19 @@ impl Builder<'_> {
         for (spec, record) in action.outputs.iter().zip(records) {
             let dest = self.out_root.join(&spec.path);
             let ok = match record {
-                OutputRecord::File { digest, executable, .. } => {
+                OutputRecord::File {
+                    digest, executable, ..
+                } => {
                     if self.files.holds(&dest, digest) && mode_matches(&dest, *executable) {
                         continue;
                     }
                     create_parent(&dest)?;
                     if dest.is_dir() {
-                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io {
+                            what: "cannot replace",
+                            path: dest.clone(),
+                            source,
+                        })?;
                     }
                     let ok = self.store.copy_blob_to(digest, &dest, *executable)?;
                     if ok {
@@ -369,24 +482,46 @@ impl Builder<'_> {
                 }
                 OutputRecord::Dir { digest } => {
                     let marker = self.dir_marker(&spec.path);
-                    if dest.is_dir() && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string()) {
+                    if dest.is_dir()
+                        && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string())
+                    {
                         continue;
                     }
                     create_parent(&dest)?;
-                    let tmp = dest.with_file_name(format!(".{}.tmp-{}", file_name(&dest), std::process::id()));
+                    let tmp = dest.with_file_name(format!(
+                        ".{}.tmp-{}",
+                        file_name(&dest),
+                        std::process::id()
+                    ));
                     let _ = fs::remove_dir_all(&tmp);
                     if !self.materialize_tree(digest, &tmp)? {
                         let _ = fs::remove_dir_all(&tmp);
                         return Ok(false);
                     }
                     if dest.is_dir() {
-                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io {
+                            what: "cannot replace",
+                            path: dest.clone(),
+                            source,
+                        })?;
                     } else if dest.exists() {
-                        fs::remove_file(&dest).map_err(|source| StoreError::Io { what: "cannot replace", path: dest.clone(), source })?;
+                        fs::remove_file(&dest).map_err(|source| StoreError::Io {
+                            what: "cannot replace",
+                            path: dest.clone(),
+                            source,
+                        })?;
                     }
-                    fs::rename(&tmp, &dest).map_err(|source| StoreError::Io { what: "cannot rename into", path: dest.clone(), source })?;
+                    fs::rename(&tmp, &dest).map_err(|source| StoreError::Io {
+                        what: "cannot rename into",
+                        path: dest.clone(),
+                        source,
+                    })?;
                     create_parent(&marker)?;
-                    fs::write(&marker, digest.to_string()).map_err(|source| StoreError::Io { what: "cannot write", path: marker, source })?;
+                    fs::write(&marker, digest.to_string()).map_err(|source| StoreError::Io {
+                        what: "cannot write",
+                        path: marker,
+                        source,
+                    })?;
                     true
                 }
             };
@@ -399,21 +534,37 @@ impl Builder<'_> {
 
     /// Where the digest of a materialized directory output is noted.
     fn dir_marker(&self, path: &str) -> PathBuf {
-        self.out_root.join(".executor/dirs").join(format!("{}.digest", path.replace('/', "%2F")))
+        self.out_root
+            .join(".executor/dirs")
+            .join(format!("{}.digest", path.replace('/', "%2F")))
     }
 
     /// Writes a verified tree into a new directory `dest`.
     fn materialize_tree(&self, digest: &Digest, dest: &Path) -> Result<bool, StoreError> {
-        let Some(tree) = self.store.get_tree(digest)? else { return Ok(false) };
-        fs::create_dir_all(dest).map_err(|source| StoreError::Io { what: "cannot create", path: dest.to_owned(), source })?;
+        let Some(tree) = self.store.get_tree(digest)? else {
+            return Ok(false);
+        };
+        fs::create_dir_all(dest).map_err(|source| StoreError::Io {
+            what: "cannot create",
+            path: dest.to_owned(),
+            source,
+        })?;
         for entry in &tree.entries {
-            if entry.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            if entry
+                .path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            {
                 self.store.evict(digest);
                 return Ok(false);
             }
             let path = dest.join(&entry.path);
             match entry.digest {
-                None => fs::create_dir_all(&path).map_err(|source| StoreError::Io { what: "cannot create", path: path.clone(), source })?,
+                None => fs::create_dir_all(&path).map_err(|source| StoreError::Io {
+                    what: "cannot create",
+                    path: path.clone(),
+                    source,
+                })?,
                 Some(d) => {
                     if !self.store.copy_blob_to(&d, &path, entry.executable)? {
                         return Ok(false);
@@ -426,22 +577,34 @@ impl Builder<'_> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn create_parent(path: &Path) -> Result<(), StoreError> {
     if let Some(parent) = path.parent() {
         if parent.is_file() {
-            fs::remove_file(parent).map_err(|source| StoreError::Io { what: "cannot replace", path: parent.to_owned(), source })?;
+            fs::remove_file(parent).map_err(|source| StoreError::Io {
+                what: "cannot replace",
+                path: parent.to_owned(),
+                source,
+            })?;
         }
-        fs::create_dir_all(parent).map_err(|source| StoreError::Io { what: "cannot create", path: parent.to_owned(), source })?;
+        fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            what: "cannot create",
+            path: parent.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 fn mode_matches(path: &Path, executable: bool) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).map(|m| m.permissions().mode() & 0o777 == if executable { 0o755 } else { 0o644 }).unwrap_or(false)
+    fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777 == if executable { 0o755 } else { 0o644 })
+        .unwrap_or(false)
 }
 
 /// True when progress should be drawn as a bar.
@@ -492,14 +655,25 @@ mod tests {
             owner: Label::parse_absolute(&format!("//p:{name}")).expect("label"),
             inputs: inputs
                 .into_iter()
-                .map(|i| Artifact::Derived { action: ActionId(i), index: 0, path: format!("p/{i}") })
+                .map(|i| Artifact::Derived {
+                    action: ActionId(i),
+                    index: 0,
+                    path: format!("p/{i}"),
+                })
                 .collect(),
-            outputs: vec![OutputSpec { path: format!("p/{name}"), kind: OutputKind::File { executable: false } }],
+            outputs: vec![OutputSpec {
+                path: format!("p/{name}"),
+                kind: OutputKind::File { executable: false },
+            }],
             exec: Arc::new(Fake { name, fail }),
         }
     }
 
-    fn run(actions: Vec<Action>, keep_going: bool, jobs: usize) -> (BuildResult, tempfile::TempDir) {
+    fn run(
+        actions: Vec<Action>,
+        keep_going: bool,
+        jobs: usize,
+    ) -> (BuildResult, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("cache")).expect("store");
         let files = FileDigestCache::load(dir.path().join("files.json"));
@@ -507,9 +681,16 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions { jobs, keep_going, progress_bar: false },
+            options: BuildOptions {
+                jobs,
+                keep_going,
+                progress_bar: false,
+            },
         };
-        let analysis = Analysis { actions: ActionGraph { actions }, ..Default::default() };
+        let analysis = Analysis {
+            actions: ActionGraph { actions },
+            ..Default::default()
+        };
         let result = builder.run(&analysis).expect("build runs");
         (result, dir)
     }
@@ -517,9 +698,22 @@ mod tests {
     #[test]
     fn keep_going_runs_independent_actions_and_skips_dependents() {
         // 0 fails; 1 and 2 depend on it (2 through 1); 3 is independent.
-        let actions = vec![fake("a", true, vec![]), fake("b", false, vec![0]), fake("c", false, vec![1]), fake("d", false, vec![])];
+        let actions = vec![
+            fake("a", true, vec![]),
+            fake("b", false, vec![0]),
+            fake("c", false, vec![1]),
+            fake("d", false, vec![]),
+        ];
         let (result, dir) = run(actions, true, 2);
-        assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, failed: 1, skipped: 2 });
+        assert_eq!(
+            result.stats,
+            BuildStats {
+                actions_run: 1,
+                cache_hits: 0,
+                failed: 1,
+                skipped: 2
+            }
+        );
         assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
         assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
         assert!(!dir.path().join("out/p/b").exists());
@@ -528,14 +722,32 @@ mod tests {
     #[test]
     fn without_keep_going_nothing_starts_after_a_failure() {
         // With one job, actions start in id order: the failure comes first.
-        let actions = vec![fake("a", true, vec![]), fake("b", false, vec![]), fake("c", false, vec![])];
+        let actions = vec![
+            fake("a", true, vec![]),
+            fake("b", false, vec![]),
+            fake("c", false, vec![]),
+        ];
         let (result, _dir) = run(actions, false, 1);
-        assert_eq!(result.stats, BuildStats { actions_run: 0, cache_hits: 0, failed: 1, skipped: 2 });
+        assert_eq!(
+            result.stats,
+            BuildStats {
+                actions_run: 0,
+                cache_hits: 0,
+                failed: 1,
+                skipped: 2
+            }
+        );
     }
 
     #[test]
     fn inputs_flow_between_actions_and_results_are_cached() {
-        let actions = || vec![fake("a", false, vec![]), fake("b", false, vec![0]), fake("c", false, vec![0, 1])];
+        let actions = || {
+            vec![
+                fake("a", false, vec![]),
+                fake("b", false, vec![0]),
+                fake("c", false, vec![0, 1]),
+            ]
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("cache")).expect("store");
         let files = FileDigestCache::load(dir.path().join("files.json"));
@@ -543,12 +755,34 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false },
+            options: BuildOptions {
+                jobs: 2,
+                keep_going: false,
+                progress_bar: false,
+            },
         };
-        let first = builder.run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() }).expect("first");
+        let first = builder
+            .run(&Analysis {
+                actions: ActionGraph { actions: actions() },
+                ..Default::default()
+            })
+            .expect("first");
         assert_eq!(first.stats.actions_run, 3);
         assert_eq!(fs::read(dir.path().join("out/p/c")).expect("c"), b"caba");
-        let second = builder.run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() }).expect("second");
-        assert_eq!(second.stats, BuildStats { actions_run: 0, cache_hits: 3, failed: 0, skipped: 0 });
+        let second = builder
+            .run(&Analysis {
+                actions: ActionGraph { actions: actions() },
+                ..Default::default()
+            })
+            .expect("second");
+        assert_eq!(
+            second.stats,
+            BuildStats {
+                actions_run: 0,
+                cache_hits: 3,
+                failed: 0,
+                skipped: 0
+            }
+        );
     }
 }

@@ -45,7 +45,10 @@ fn stat_entry(meta: &fs::Metadata, digest: Digest, recorded: i128) -> Entry {
 }
 
 fn now_nanos() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 /// The cache of file digests for one workspace.
@@ -62,8 +65,15 @@ pub struct FileDigestCache {
 impl FileDigestCache {
     /// Loads the cache saved at `path`; a missing or unreadable cache starts empty.
     pub fn load(path: PathBuf) -> Self {
-        let entries = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        FileDigestCache { path, entries: Mutex::new(entries), dirty: AtomicBool::new(false) }
+        let entries = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        FileDigestCache {
+            path,
+            entries: Mutex::new(entries),
+            dirty: AtomicBool::new(false),
+        }
     }
 
     fn lookup(&self, path: &Path, meta: &fs::Metadata) -> Option<Digest> {
@@ -84,7 +94,11 @@ impl FileDigestCache {
 
     /// The digest of a source file, making sure its bytes are in the store.
     pub fn ingest(&self, path: &Path, store: &Store) -> Result<(Digest, u64), StoreError> {
-        let meta = fs::metadata(path).map_err(|source| StoreError::Io { what: "cannot read", path: path.to_owned(), source })?;
+        let meta = fs::metadata(path).map_err(|source| StoreError::Io {
+            what: "cannot read",
+            path: path.to_owned(),
+            source,
+        })?;
         if let Some(d) = self.lookup(path, &meta) {
             if store.has_blob(&d, meta.len()) {
                 return Ok((d, meta.len()));
@@ -123,8 +137,12 @@ impl FileDigestCache {
             return;
         }
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let Ok(bytes) = serde_json::to_vec(&*entries) else { return };
-        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
+        let Ok(bytes) = serde_json::to_vec(&*entries) else {
+            return;
+        };
+        let tmp = self
+            .path
+            .with_extension(format!("tmp-{}", std::process::id()));
         if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, &self.path).is_err() {
             let _ = fs::remove_file(&tmp);
         }

@@ -18,6 +18,7 @@
 //! `executor-out/`). See ARCHITECTURE.md.
 
 pub mod action;
+pub mod apk;
 pub mod builder;
 pub mod cli;
 pub mod commands;

@@ -36,7 +36,9 @@ pub struct AnalysisContext<'a> {
 impl AnalysisContext<'_> {
     /// What `label` provides; every label in the target's attributes is present.
     pub fn provided(&self, label: &Label) -> Result<&Provided, AnalysisError> {
-        self.deps.get(label).ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
+        self.deps
+            .get(label)
+            .ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
     }
 }
 
@@ -54,7 +56,11 @@ pub trait Rule: Sync {
         Ok(())
     }
     /// Creates the target's actions and returns what it provides.
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError>;
+    fn analyze(
+        &self,
+        target: &Target,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError>;
 }
 
 /// Every native rule, sorted by kind.
@@ -69,7 +75,11 @@ pub fn rule(kind: &str) -> Option<&'static dyn Rule> {
 
 /// Joins a package path and a relative name into a `/`-separated output path.
 pub fn package_relative(package: &str, name: &str) -> String {
-    if package.is_empty() { name.to_owned() } else { format!("{package}/{name}") }
+    if package.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{package}/{name}")
+    }
 }
 
 /// The output path of `rel` for a target: below `@repo/` for an external repository.

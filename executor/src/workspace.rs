@@ -31,7 +31,10 @@ pub enum WorkspaceError {
     NotAWorkspace(PathBuf),
     /// A directory cannot be read.
     #[error("cannot read `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The main repository and the repositories `WORKSPACE` declares.
@@ -56,13 +59,21 @@ pub fn build_file(dir: &Path) -> Option<&'static str> {
 }
 
 /// Finds the workspace root: `explicit` if given, else the nearest ancestor of `start`.
-pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'static str), WorkspaceError> {
+pub fn find_root(
+    start: &Path,
+    explicit: Option<&Path>,
+) -> Result<(PathBuf, &'static str), WorkspaceError> {
     if let Some(dir) = explicit {
         let dir = start.join(dir);
         let dir = fs::canonicalize(&dir).map_err(|_| WorkspaceError::NotAWorkspace(dir.clone()))?;
-        return workspace_file(&dir).map(|f| (dir.clone(), f)).ok_or(WorkspaceError::NotAWorkspace(dir));
+        return workspace_file(&dir)
+            .map(|f| (dir.clone(), f))
+            .ok_or(WorkspaceError::NotAWorkspace(dir));
     }
-    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io { path: start.to_owned(), source })?;
+    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io {
+        path: start.to_owned(),
+        source,
+    })?;
     let mut dir = start.as_path();
     loop {
         if let Some(f) = workspace_file(dir) {
@@ -87,7 +98,11 @@ impl Workspace {
     /// The directory of a package.
     pub fn package_dir(&self, repo: Option<&RepoName>, package: &PackagePath) -> Option<PathBuf> {
         let root = self.repo_root(repo)?;
-        Some(if package.as_str().is_empty() { root.to_owned() } else { root.join(package.as_str()) })
+        Some(if package.as_str().is_empty() {
+            root.to_owned()
+        } else {
+            root.join(package.as_str())
+        })
     }
 
     /// How a file of a repository is shown to users: workspace-relative for the main
@@ -102,15 +117,23 @@ impl Workspace {
     /// The package path that `dir` (absolute) lies in, for resolving relative command-line
     /// patterns: the path of `dir` relative to the root, or the root when outside.
     pub fn package_of_dir(&self, dir: &Path) -> PackagePath {
-        let Ok(rel) = dir.strip_prefix(&self.root) else { return PackagePath::root() };
+        let Ok(rel) = dir.strip_prefix(&self.root) else {
+            return PackagePath::root();
+        };
         let text = rel.to_string_lossy().replace('\\', "/");
         PackagePath::new(&text).unwrap_or_default()
     }
 
     /// Every package at or below `under` in a repository, sorted.
-    pub fn find_packages(&self, repo: Option<&RepoName>, under: &PackagePath) -> Result<Vec<PackagePath>, WorkspaceError> {
+    pub fn find_packages(
+        &self,
+        repo: Option<&RepoName>,
+        under: &PackagePath,
+    ) -> Result<Vec<PackagePath>, WorkspaceError> {
         let mut out = Vec::new();
-        let Some(dir) = self.package_dir(repo, under) else { return Ok(out) };
+        let Some(dir) = self.package_dir(repo, under) else {
+            return Ok(out);
+        };
         if !dir.is_dir() {
             return Ok(out);
         }
@@ -125,17 +148,30 @@ pub fn is_ignored_dir(name: &str) -> bool {
     name.starts_with('.') || name == OUT_DIR
 }
 
-fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackagePath>) -> Result<(), WorkspaceError> {
+fn walk(
+    dir: &Path,
+    package: &PackagePath,
+    is_root: bool,
+    out: &mut Vec<PackagePath>,
+) -> Result<(), WorkspaceError> {
     if !is_root && workspace_file(dir).is_some() {
         return Ok(()); // a nested workspace is its own world
     }
     if build_file(dir).is_some() {
         out.push(package.clone());
     }
-    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
+    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
-        let Ok(file_type) = entry.file_type() else { continue };
+        let entry = entry.map_err(|source| WorkspaceError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
         if !file_type.is_dir() {
             continue; // symlinked directories are not followed, like Bazel's default
         }
@@ -144,7 +180,9 @@ fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackageP
         if is_ignored_dir(name) {
             continue;
         }
-        let Ok(child) = package.join(name) else { continue }; // not a valid package name
+        let Ok(child) = package.join(name) else {
+            continue;
+        }; // not a valid package name
         walk(&entry.path(), &child, false, out)?;
     }
     Ok(())

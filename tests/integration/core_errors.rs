@@ -13,8 +13,15 @@ def recurse(name):
     native.write_file(name = name, out = name)
 "#;
 
-/// (snapshot name, files, command) — each command must fail with exit code 1.
-fn cases() -> Vec<(&'static str, Vec<(&'static str, &'static str)>, Vec<&'static str>)> {
+/// A snapshot name, the files of the workspace, and the command line.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
+);
+
+/// Each command must fail with exit code 1.
+fn cases() -> Vec<Case> {
     vec![
         ("syntax_error", vec![("p/BUILD", "filegroup(name = \"x\", srcs = [)\n")], vec!["build", "//p:x"]),
         ("unknown_rule", vec![("p/BUILD", "filegrup(name = \"x\")\n")], vec!["build", "//p:x"]),
@@ -134,7 +141,9 @@ fn outside_any_workspace() {
     let run = crate::harness::to_run(out);
     assert_eq!(run.code, 1);
     let canonical = std::fs::canonicalize(temp.path()).expect("canonical");
-    let text = run.stderr.replace(&canonical.display().to_string(), "[DIR]");
+    let text = run
+        .stderr
+        .replace(&canonical.display().to_string(), "[DIR]");
     insta::assert_snapshot!("outside_any_workspace", text);
 }
 
@@ -142,7 +151,11 @@ fn outside_any_workspace() {
 fn usage_errors_exit_2() {
     let ws = Workspace::new();
     let run = ws.run(&["frobnicate"]).failure(2);
-    assert!(run.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        run.stderr
+    );
     ws.run(&["build"]).failure(2);
     let run = ws.run(&["build", "//...", "--jobs", "0"]).failure(2);
     insta::assert_snapshot!("jobs_zero", run.normalized(&ws));

@@ -15,7 +15,11 @@ fn every_example_builds() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "no examples found in {}", examples.display());
+    assert!(
+        !names.is_empty(),
+        "no examples found in {}",
+        examples.display()
+    );
     for name in names {
         // Build a copy so the source tree stays clean and the cache is fresh.
         let temp = tempfile::tempdir().expect("tempdir");
@@ -29,7 +33,10 @@ fn every_example_builds() {
             .expect("run executor");
         let run = to_run(out);
         assert_eq!(run.code, 0, "example {name} failed:\n{}", run.stderr);
-        insta::assert_snapshot!(format!("example_{name}"), format!("{}--- stderr\n{}", run.stdout, normalize_time(&run.stderr)));
+        insta::assert_snapshot!(
+            format!("example_{name}"),
+            format!("{}--- stderr\n{}", run.stdout, normalize_time(&run.stderr))
+        );
         std::fs::remove_dir_all(dir.join("executor-out")).expect("clean example outputs");
     }
 }

@@ -27,20 +27,33 @@ pub struct Run {
 impl Run {
     /// stdout and stderr, with temporary paths and timings replaced by placeholders.
     pub fn normalized(&self, ws: &Workspace) -> String {
-        format!("exit code: {}\n--- stdout\n{}--- stderr\n{}", self.code, ws.normalize(&self.stdout), ws.normalize(&self.stderr))
+        format!(
+            "exit code: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code,
+            ws.normalize(&self.stdout),
+            ws.normalize(&self.stderr)
+        )
     }
 
     /// Panics with the whole output unless the command succeeded.
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the command failed with `code`.
     #[track_caller]
     pub fn failure(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -128,7 +141,9 @@ pub fn normalize_time(text: &str) -> String {
     while let Some(pos) = rest.find(" in ") {
         out.push_str(&rest[..pos + 4]);
         rest = &rest[pos + 4..];
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if end > 0 && rest[end..].starts_with('s') {
             out.push_str("[TIME]");
             rest = &rest[end + 1..];
@@ -154,8 +169,16 @@ pub fn tree_contents(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
             if meta.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
-                out.push((rel, fs::read(&path).expect("read"), meta.permissions().mode() & 0o7777));
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("prefix")
+                    .display()
+                    .to_string();
+                out.push((
+                    rel,
+                    fs::read(&path).expect("read"),
+                    meta.permissions().mode() & 0o7777,
+                ));
             }
         }
     }
