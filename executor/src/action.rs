@@ -110,6 +110,12 @@ pub trait ActionExec: Send + Sync + fmt::Debug {
     fn version(&self) -> u32;
     /// Every parameter besides the inputs that can change the outputs, canonically ordered.
     fn key_data(&self) -> serde_json::Value;
+    /// For actions whose outputs are known in advance (content pinned by digest): the
+    /// digest and size of each output. When the store already holds them (verified), the
+    /// action need not run.
+    fn pinned_outputs(&self) -> Option<Vec<(Digest, u64)>> {
+        None
+    }
     /// Produces the outputs.
     fn run(&self, ctx: &ActionContext) -> Result<(), ActionError>;
 }
@@ -170,11 +176,7 @@ impl ActionGraph {
             .outputs
             .iter()
             .enumerate()
-            .map(|(index, o)| Artifact::Derived {
-                action: id,
-                index,
-                path: o.path.clone(),
-            })
+            .map(|(index, o)| Artifact::Derived { action: id, index, path: o.path.clone() })
             .collect();
         self.actions.push(action);
         outs
@@ -207,10 +209,7 @@ mod tests {
         Action {
             owner: Label::parse_absolute("//p:t").expect("label"),
             inputs: vec![],
-            outputs: vec![OutputSpec {
-                path: "p/t".into(),
-                kind: OutputKind::File { executable: false },
-            }],
+            outputs: vec![OutputSpec { path: "p/t".into(), kind: OutputKind::File { executable: false } }],
             exec: Arc::new(Fake(data)),
         }
     }

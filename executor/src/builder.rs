@@ -61,24 +61,12 @@ pub struct BuildResult {
 
 impl BuildResult {
     /// The digest of an artifact, if it was built (or read).
-    pub fn digest(
-        &self,
-        artifact: &Artifact,
-        sources: &Mutex<Vec<(PathBuf, Digest)>>,
-    ) -> Option<Digest> {
+    pub fn digest(&self, artifact: &Artifact, sources: &Mutex<Vec<(PathBuf, Digest)>>) -> Option<Digest> {
         match artifact {
-            Artifact::Derived { action, index, .. } => self
-                .outputs
-                .get(action.0)?
-                .as_ref()?
-                .get(*index)
-                .map(OutputRecord::digest),
-            Artifact::Source { file, .. } => sources
-                .lock()
-                .ok()?
-                .iter()
-                .find(|(p, _)| p == file)
-                .map(|(_, d)| *d),
+            Artifact::Derived { action, index, .. } => {
+                self.outputs.get(action.0)?.as_ref()?.get(*index).map(OutputRecord::digest)
+            }
+            Artifact::Source { file, .. } => sources.lock().ok()?.iter().find(|(p, _)| p == file).map(|(_, d)| *d),
         }
     }
 }
@@ -139,9 +127,9 @@ impl Builder<'_> {
         }
         let progress = (self.options.progress_bar && n > 0).then(|| {
             let bar = indicatif::ProgressBar::new(n as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-            ) {
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+            {
                 bar.set_style(style);
             }
             bar
@@ -160,12 +148,7 @@ impl Builder<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.jobs.max(1))
             .build()
-            .map_err(|e| {
-                Error::Build(format!(
-                    "cannot start {} worker threads: {e}",
-                    self.options.jobs
-                ))
-            })?;
+            .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
         pool.scope_fifo(|scope| {
             for id in 0..n {
                 if shared.remaining[id].load(Ordering::Relaxed) == 0 {
@@ -177,16 +160,10 @@ impl Builder<'_> {
             bar.finish_and_clear();
         }
         let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
-        let outputs: Vec<Option<Vec<OutputRecord>>> = shared
-            .results
-            .into_iter()
-            .map(|r| r.into_inner().flatten())
-            .collect();
+        let outputs: Vec<Option<Vec<OutputRecord>>> =
+            shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
         stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed;
-        let mut errors = shared
-            .errors
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
         errors.sort();
         Ok(BuildResult {
             stats,
@@ -217,24 +194,12 @@ impl Builder<'_> {
                         })
                     }
                     Err(message) => {
-                        shared
-                            .stats
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .failed += 1;
-                        let message = format!(
-                            "{} `{}` failed: {message}",
-                            action.exec.mnemonic(),
-                            action.owner
-                        );
+                        shared.stats.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
+                        let message = format!("{} `{}` failed: {message}", action.exec.mnemonic(), action.owner);
                         if let Some(bar) = &shared.progress {
                             bar.println(format!("error: {message}"));
                         }
-                        shared
-                            .errors
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((id, message));
+                        shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, message));
                         if !self.options.keep_going {
                             shared.stop.store(true, Ordering::Relaxed);
                         }
@@ -284,24 +249,10 @@ impl Builder<'_> {
             .iter()
             .map(|input| match input {
                 Artifact::Source { file, path, .. } => {
-                    let (d, size) = self
-                        .files
-                        .ingest(file, self.store)
-                        .map_err(|e| format!("input `{path}`: {e}"))?;
-                    Ok((
-                        d,
-                        Some(OutputRecord::File {
-                            digest: d,
-                            size,
-                            executable: false,
-                        }),
-                    ))
+                    let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
+                    Ok((d, Some(OutputRecord::File { digest: d, size, executable: false })))
                 }
-                Artifact::Derived {
-                    action,
-                    index,
-                    path,
-                } => {
+                Artifact::Derived { action, index, path } => {
                     let record = shared.results[action.0]
                         .get()
                         .and_then(|r| r.as_ref())
@@ -321,42 +272,58 @@ impl Builder<'_> {
         if let Some(result) = self.store.get_action(&key) {
             if result.outputs.len() == action.outputs.len()
                 && self.outputs_present(&result)
-                && self
-                    .materialize(action, &result.outputs)
-                    .map_err(|e| e.to_string())?
+                && self.materialize(action, &result.outputs).map_err(|e| e.to_string())?
             {
                 return Ok(Outcome::Hit(result.outputs));
             }
             // Missing or corrupt outputs: forget the entry and run the action again.
             self.store.remove_action(&key);
         }
+        // Content pinned by digest that the store already holds need not be fetched again.
+        if let Some(records) = self.pinned_in_store(action) {
+            self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
+            if self.materialize(action, &records).map_err(|e| e.to_string())? {
+                return Ok(Outcome::Hit(records));
+            }
+        }
         if shared.progress.is_none() {
             let total = shared.results.len();
+            let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
             eprintln!(
-                "[{}/{total}] {} {}",
+                "[{}/{total}] {} {}{what}",
                 shared.done.load(Ordering::Relaxed) + 1,
                 action.exec.mnemonic(),
                 action.owner
             );
         }
         let records = self.run_action(action, &inputs)?;
-        self.store
-            .put_action(
-                &key,
-                &ActionResult {
-                    outputs: records.clone(),
-                },
-            )
-            .map_err(|e| e.to_string())?;
-        if !self
-            .materialize(action, &records)
-            .map_err(|e| e.to_string())?
-        {
-            return Err(
-                "its outputs vanished from the cache while the build ran; build again".into(),
-            );
+        self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
+        if !self.materialize(action, &records).map_err(|e| e.to_string())? {
+            return Err("its outputs vanished from the cache while the build ran; build again".into());
         }
         Ok(Outcome::Ran(records))
+    }
+
+    /// The records of an action's pinned outputs if every one is in the store, verified.
+    fn pinned_in_store(&self, action: &Action) -> Option<Vec<OutputRecord>> {
+        let pinned = action.exec.pinned_outputs()?;
+        if pinned.len() != action.outputs.len() {
+            return None;
+        }
+        let mut records = Vec::with_capacity(pinned.len());
+        for ((digest, size), spec) in pinned.iter().zip(&action.outputs) {
+            let OutputKind::File { executable } = spec.kind else { return None };
+            if !self.store.has_blob(digest, *size) {
+                return None;
+            }
+            let path = self.store.blob_path(digest);
+            if fs::File::open(&path).and_then(hash_reader).map(|(d, _)| d != *digest).unwrap_or(true) {
+                self.store.evict(digest);
+                return None;
+            }
+            records.push(OutputRecord::File { digest: *digest, size: *size, executable });
+        }
+        Some(records)
     }
 
     fn outputs_present(&self, result: &ActionResult) -> bool {
@@ -373,8 +340,7 @@ impl Builder<'_> {
         inputs: &[(Digest, Option<OutputRecord>)],
     ) -> Result<Vec<OutputRecord>, String> {
         let scratch = self.store.temp_path("action");
-        fs::create_dir_all(&scratch)
-            .map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
+        fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
         let result = self.run_in(action, inputs, &scratch);
         let _ = fs::remove_dir_all(&scratch);
         result
@@ -391,28 +357,18 @@ impl Builder<'_> {
             match record {
                 Some(OutputRecord::Dir { digest }) => {
                     let dir = scratch.join(format!("in-{i}"));
-                    if !self
-                        .materialize_tree(digest, &dir)
-                        .map_err(|e| e.to_string())?
-                    {
-                        return Err(format!(
-                            "input directory {digest} is missing or corrupt in the cache"
-                        ));
+                    if !self.materialize_tree(digest, &dir).map_err(|e| e.to_string())? {
+                        return Err(format!("input directory {digest} is missing or corrupt in the cache"));
                     }
                     input_paths.push(dir);
                 }
                 _ => {
                     // Never hand an action unverified bytes.
                     let path = self.store.blob_path(digest);
-                    let ok = fs::File::open(&path)
-                        .and_then(hash_reader)
-                        .map(|(d, _)| d == *digest)
-                        .unwrap_or(false);
+                    let ok = fs::File::open(&path).and_then(hash_reader).map(|(d, _)| d == *digest).unwrap_or(false);
                     if !ok {
                         self.store.evict(digest);
-                        return Err(format!(
-                            "input {digest} is missing or corrupt in the cache; build again"
-                        ));
+                        return Err(format!("input {digest} is missing or corrupt in the cache; build again"));
                     }
                     input_paths.push(path);
                 }
@@ -426,10 +382,7 @@ impl Builder<'_> {
             }
             output_paths.push(path);
         }
-        let ctx = ActionContext {
-            inputs: input_paths,
-            outputs: output_paths,
-        };
+        let ctx = ActionContext { inputs: input_paths, outputs: output_paths };
         action.exec.run(&ctx).map_err(|e| e.0)?;
         let mut records = Vec::with_capacity(action.outputs.len());
         for (spec, path) in action.outputs.iter().zip(&ctx.outputs) {
@@ -438,18 +391,10 @@ impl Builder<'_> {
                     let (digest, size) = fs::File::open(path)
                         .and_then(hash_reader)
                         .map_err(|e| format!("did not write its output `{}`: {e}", spec.path))?;
-                    self.store
-                        .commit_blob(path, &digest)
-                        .map_err(|e| e.to_string())?;
-                    OutputRecord::File {
-                        digest,
-                        size,
-                        executable,
-                    }
+                    self.store.commit_blob(path, &digest).map_err(|e| e.to_string())?;
+                    OutputRecord::File { digest, size, executable }
                 }
-                OutputKind::Dir => OutputRecord::Dir {
-                    digest: self.store.put_tree(path).map_err(|e| e.to_string())?,
-                },
+                OutputKind::Dir => OutputRecord::Dir { digest: self.store.put_tree(path).map_err(|e| e.to_string())? },
             });
         }
         Ok(records)
@@ -460,9 +405,7 @@ impl Builder<'_> {
         for (spec, record) in action.outputs.iter().zip(records) {
             let dest = self.out_root.join(&spec.path);
             let ok = match record {
-                OutputRecord::File {
-                    digest, executable, ..
-                } => {
+                OutputRecord::File { digest, executable, .. } => {
                     if self.files.holds(&dest, digest) && mode_matches(&dest, *executable) {
                         continue;
                     }
@@ -482,17 +425,11 @@ impl Builder<'_> {
                 }
                 OutputRecord::Dir { digest } => {
                     let marker = self.dir_marker(&spec.path);
-                    if dest.is_dir()
-                        && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string())
-                    {
+                    if dest.is_dir() && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string()) {
                         continue;
                     }
                     create_parent(&dest)?;
-                    let tmp = dest.with_file_name(format!(
-                        ".{}.tmp-{}",
-                        file_name(&dest),
-                        std::process::id()
-                    ));
+                    let tmp = dest.with_file_name(format!(".{}.tmp-{}", file_name(&dest), std::process::id()));
                     let _ = fs::remove_dir_all(&tmp);
                     if !self.materialize_tree(digest, &tmp)? {
                         let _ = fs::remove_dir_all(&tmp);
@@ -534,9 +471,7 @@ impl Builder<'_> {
 
     /// Where the digest of a materialized directory output is noted.
     fn dir_marker(&self, path: &str) -> PathBuf {
-        self.out_root
-            .join(".executor/dirs")
-            .join(format!("{}.digest", path.replace('/', "%2F")))
+        self.out_root.join(".executor/dirs").join(format!("{}.digest", path.replace('/', "%2F")))
     }
 
     /// Writes a verified tree into a new directory `dest`.
@@ -550,11 +485,7 @@ impl Builder<'_> {
             source,
         })?;
         for entry in &tree.entries {
-            if entry
-                .path
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-            {
+            if entry.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
                 self.store.evict(digest);
                 return Ok(false);
             }
@@ -577,9 +508,7 @@ impl Builder<'_> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn create_parent(path: &Path) -> Result<(), StoreError> {
@@ -655,25 +584,14 @@ mod tests {
             owner: Label::parse_absolute(&format!("//p:{name}")).expect("label"),
             inputs: inputs
                 .into_iter()
-                .map(|i| Artifact::Derived {
-                    action: ActionId(i),
-                    index: 0,
-                    path: format!("p/{i}"),
-                })
+                .map(|i| Artifact::Derived { action: ActionId(i), index: 0, path: format!("p/{i}") })
                 .collect(),
-            outputs: vec![OutputSpec {
-                path: format!("p/{name}"),
-                kind: OutputKind::File { executable: false },
-            }],
+            outputs: vec![OutputSpec { path: format!("p/{name}"), kind: OutputKind::File { executable: false } }],
             exec: Arc::new(Fake { name, fail }),
         }
     }
 
-    fn run(
-        actions: Vec<Action>,
-        keep_going: bool,
-        jobs: usize,
-    ) -> (BuildResult, tempfile::TempDir) {
+    fn run(actions: Vec<Action>, keep_going: bool, jobs: usize) -> (BuildResult, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("cache")).expect("store");
         let files = FileDigestCache::load(dir.path().join("files.json"));
@@ -681,16 +599,9 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions {
-                jobs,
-                keep_going,
-                progress_bar: false,
-            },
+            options: BuildOptions { jobs, keep_going, progress_bar: false },
         };
-        let analysis = Analysis {
-            actions: ActionGraph { actions },
-            ..Default::default()
-        };
+        let analysis = Analysis { actions: ActionGraph { actions }, ..Default::default() };
         let result = builder.run(&analysis).expect("build runs");
         (result, dir)
     }
@@ -705,15 +616,7 @@ mod tests {
             fake("d", false, vec![]),
         ];
         let (result, dir) = run(actions, true, 2);
-        assert_eq!(
-            result.stats,
-            BuildStats {
-                actions_run: 1,
-                cache_hits: 0,
-                failed: 1,
-                skipped: 2
-            }
-        );
+        assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, failed: 1, skipped: 2 });
         assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
         assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
         assert!(!dir.path().join("out/p/b").exists());
@@ -722,32 +625,14 @@ mod tests {
     #[test]
     fn without_keep_going_nothing_starts_after_a_failure() {
         // With one job, actions start in id order: the failure comes first.
-        let actions = vec![
-            fake("a", true, vec![]),
-            fake("b", false, vec![]),
-            fake("c", false, vec![]),
-        ];
+        let actions = vec![fake("a", true, vec![]), fake("b", false, vec![]), fake("c", false, vec![])];
         let (result, _dir) = run(actions, false, 1);
-        assert_eq!(
-            result.stats,
-            BuildStats {
-                actions_run: 0,
-                cache_hits: 0,
-                failed: 1,
-                skipped: 2
-            }
-        );
+        assert_eq!(result.stats, BuildStats { actions_run: 0, cache_hits: 0, failed: 1, skipped: 2 });
     }
 
     #[test]
     fn inputs_flow_between_actions_and_results_are_cached() {
-        let actions = || {
-            vec![
-                fake("a", false, vec![]),
-                fake("b", false, vec![0]),
-                fake("c", false, vec![0, 1]),
-            ]
-        };
+        let actions = || vec![fake("a", false, vec![]), fake("b", false, vec![0]), fake("c", false, vec![0, 1])];
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("cache")).expect("store");
         let files = FileDigestCache::load(dir.path().join("files.json"));
@@ -755,34 +640,16 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions {
-                jobs: 2,
-                keep_going: false,
-                progress_bar: false,
-            },
+            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false },
         };
         let first = builder
-            .run(&Analysis {
-                actions: ActionGraph { actions: actions() },
-                ..Default::default()
-            })
+            .run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() })
             .expect("first");
         assert_eq!(first.stats.actions_run, 3);
         assert_eq!(fs::read(dir.path().join("out/p/c")).expect("c"), b"caba");
         let second = builder
-            .run(&Analysis {
-                actions: ActionGraph { actions: actions() },
-                ..Default::default()
-            })
+            .run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() })
             .expect("second");
-        assert_eq!(
-            second.stats,
-            BuildStats {
-                actions_run: 0,
-                cache_hits: 3,
-                failed: 0,
-                skipped: 0
-            }
-        );
+        assert_eq!(second.stats, BuildStats { actions_run: 0, cache_hits: 3, failed: 0, skipped: 0 });
     }
 }

@@ -36,6 +36,22 @@ pub enum Command {
         /// Keep building independent targets after a failure.
         #[arg(short, long)]
         keep_going: bool,
+        /// Fail unless the lockfile pins exactly what the BUILD files ask for.
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Resolve every `apk_fetch` target against the repositories' indexes and write
+    /// `executor.lock`, the only input `executor build` trusts for packages.
+    Lock {
+        /// Only check, without reading any index, that the lockfile is up to date.
+        #[arg(long, conflicts_with = "import_apko")]
+        check: bool,
+        /// Import an apko lockfile (`apko.lock.json`, v1) as the pins of `--target`.
+        #[arg(long, value_name = "FILE", requires = "target")]
+        import_apko: Option<PathBuf>,
+        /// The `apk_fetch` target that `--import-apko` pins.
+        #[arg(long, value_name = "LABEL", requires = "import_apko")]
+        target: Option<String>,
     },
     /// List targets: `PATTERN`, or `deps(PATTERN)` for their transitive dependencies.
     Query {

@@ -9,17 +9,20 @@ use crate::action::Artifact;
 use crate::builder::{stderr_is_terminal, BuildOptions, Builder};
 use crate::cli::{Cli, Command, QueryOutput};
 use crate::error::Error;
+use crate::fetch::{FetchOptions, UrlFetcher};
 use crate::filecache::FileDigestCache;
 use crate::graph::{analyze, expand, Node, TargetGraph};
 use crate::label::{Label, TargetPattern};
 use crate::load::Loader;
+use crate::lockfile::Lockfile;
+use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
+use std::sync::Arc;
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
+    let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
     match cli.command {
         Command::Version => {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
@@ -44,30 +47,41 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let loader = load(&cwd, cli.workspace.as_deref())?;
             query(&loader, &cwd, &expression, output)
         }
-        Command::Build {
-            patterns,
-            jobs,
-            keep_going,
-        } => {
+        Command::Lock { check, import_apko, target } => {
+            let loader = load(&cwd, cli.workspace.as_deref())?;
+            if check {
+                crate::lock::check(&loader)?;
+                eprintln!("{} is up to date", crate::lockfile::LOCKFILE);
+                return Ok(());
+            }
+            let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
+            let fetcher = UrlFetcher::new(loader.workspace.root.clone(), FetchOptions::default());
+            let report = match (import_apko, target) {
+                (Some(file), Some(target)) => {
+                    let label = parse_label(&loader, &cwd, &target)?;
+                    crate::apko::import(&loader, &fetcher, &store, &cwd.join(file), &label)?
+                }
+                _ => crate::lock::lock(&loader, &fetcher, &store)?,
+            };
+            let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "locked {} for {} ({} fetched); {} {}",
+                plural(report.packages, "package"),
+                plural(report.targets, "target"),
+                report.fetched,
+                crate::lockfile::LOCKFILE,
+                if report.changed { "written" } else { "unchanged" }
+            );
+            Ok(())
+        }
+        Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
-                None => std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1),
+                None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             };
-            let options = BuildOptions {
-                jobs,
-                keep_going,
-                progress_bar: stderr_is_terminal(),
-            };
-            build(
-                &cwd,
-                cli.workspace.as_deref(),
-                cli.cache_dir.as_deref(),
-                &patterns,
-                options,
-            )
+            let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal() };
+            build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked)
         }
     }
 }
@@ -77,48 +91,36 @@ fn load(cwd: &Path, workspace: Option<&Path>) -> Result<Loader, Error> {
     Ok(Loader::new(root, file)?)
 }
 
-fn parse_patterns(
-    loader: &Loader,
-    cwd: &Path,
-    texts: &[String],
-) -> Result<Vec<TargetPattern>, Error> {
+/// Parses one label given on the command line (relative to the current package).
+fn parse_label(loader: &Loader, cwd: &Path, text: &str) -> Result<Label, Error> {
+    match parse_patterns(loader, cwd, &[text.to_owned()])?.pop() {
+        Some(TargetPattern::Target(label)) => Ok(label),
+        _ => Err(Error::Usage(format!("`{text}` must name one target, not a pattern"))),
+    }
+}
+
+fn parse_patterns(loader: &Loader, cwd: &Path, texts: &[String]) -> Result<Vec<TargetPattern>, Error> {
     let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_owned());
     let base = loader.workspace.package_of_dir(&cwd);
-    texts
-        .iter()
-        .map(|t| TargetPattern::parse(t, &base).map_err(Error::from))
-        .collect()
+    texts.iter().map(|t| TargetPattern::parse(t, &base).map_err(Error::from)).collect()
 }
 
 /// The cache directory: the flag, `$EXECUTOR_CACHE_DIR`, `$XDG_CACHE_HOME/executor`, or
 /// `~/.cache/executor`.
 fn cache_dir(flag: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let dir = flag
         .map(Path::to_owned)
         .or_else(|| env("EXECUTOR_CACHE_DIR"))
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("executor")))
         .or_else(|| env("HOME").map(|d| d.join(".cache/executor")))
-        .ok_or_else(|| {
-            Error::Usage(
-                "cannot choose a cache directory: set `HOME` or pass `--cache-dir DIR`".into(),
-            )
-        })?;
+        .ok_or_else(|| Error::Usage("cannot choose a cache directory: set `HOME` or pass `--cache-dir DIR`".into()))?;
     Ok(cwd.join(dir))
 }
 
 fn remove_dir(dir: &Path) -> Result<(), Error> {
-    fs::remove_dir_all(dir).map_err(|source| {
-        Error::Store(StoreError::Io {
-            what: "cannot remove",
-            path: dir.to_owned(),
-            source,
-        })
-    })
+    fs::remove_dir_all(dir)
+        .map_err(|source| Error::Store(StoreError::Io { what: "cannot remove", path: dir.to_owned(), source }))
 }
 
 /// Takes the workspace's exclusive lock, waiting (and saying so) while another command holds it.
@@ -130,12 +132,8 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
     };
     fs::create_dir_all(&state).map_err(io("cannot create", &state))?;
     let path = state.join("lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io("cannot open", &path))?;
+    let file =
+        File::options().create(true).truncate(false).write(true).open(&path).map_err(io("cannot open", &path))?;
     if file.try_lock().is_err() {
         eprintln!("waiting for another executor command in this workspace to finish...");
         file.lock().map_err(io("cannot lock", &path))?;
@@ -149,23 +147,25 @@ fn build(
     cache: Option<&Path>,
     patterns: &[String],
     options: BuildOptions,
+    locked: bool,
 ) -> Result<(), Error> {
     let start = Instant::now();
     let loader = load(cwd, workspace)?;
+    if locked {
+        crate::lock::check(&loader)?;
+    }
     let patterns = parse_patterns(&loader, cwd, patterns)?;
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
-    let analysis = analyze(&graph)?;
+    let lock = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), FetchOptions::default()));
+    let env = AnalysisEnv::new(loader.workspace.clone(), lock, fetcher);
+    let analysis = analyze(&graph, &env)?;
     let store = Store::open(&cache_dir(cache, cwd)?)?;
     let out_root = loader.workspace.root.join(OUT_DIR);
     let _lock = lock_workspace(&out_root)?;
     let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
-    let builder = Builder {
-        store: &store,
-        files: &files,
-        out_root: out_root.clone(),
-        options,
-    };
+    let builder = Builder { store: &store, files: &files, out_root: out_root.clone(), options };
     let result = builder.run(&analysis)?;
 
     // Digests of source files that targets provide directly (filegroups of sources).
@@ -176,9 +176,7 @@ fn build(
         let mut lines = Vec::new();
         for file in &provided.files {
             let digest = match file {
-                Artifact::Source { file: path, .. } => {
-                    files.ingest(path, &store).ok().map(|(d, _)| d)
-                }
+                Artifact::Source { file: path, .. } => files.ingest(path, &store).ok().map(|(d, _)| d),
                 Artifact::Derived { .. } => result.digest(file, &sources),
             };
             if let Some(d) = digest {
@@ -209,10 +207,7 @@ fn build(
     }
     let mut message = result.errors.join("\n");
     if stats.skipped > 0 {
-        message.push_str(&format!(
-            "\n{} not run because of the failure",
-            plural(stats.skipped, "action")
-        ));
+        message.push_str(&format!("\n{} not run because of the failure", plural(stats.skipped, "action")));
     }
     eprintln!("build failed: {summary}");
     Err(Error::Build(message))
@@ -220,10 +215,7 @@ fn build(
 
 fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> Result<(), Error> {
     let expression = expression.trim();
-    let (deps, inner) = match expression
-        .strip_prefix("deps(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
+    let (deps, inner) = match expression.strip_prefix("deps(").and_then(|r| r.strip_suffix(')')) {
         Some(inner) => (true, inner.trim()),
         None => (false, expression),
     };

@@ -21,6 +21,11 @@ impl Digest {
         Digest(bytes)
     }
 
+    /// The raw 32 bytes.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// The 64 lowercase hex characters, without `sha256:`.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
@@ -57,9 +62,7 @@ pub struct DigestParseError(String);
 impl FromStr for Digest {
     type Err = DigestParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.strip_prefix("sha256:")
-            .and_then(Digest::from_hex)
-            .ok_or_else(|| DigestParseError(s.to_owned()))
+        s.strip_prefix("sha256:").and_then(Digest::from_hex).ok_or_else(|| DigestParseError(s.to_owned()))
     }
 }
 
@@ -86,11 +89,7 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
+        HashingWriter { inner, hasher: Sha256::new(), len: 0 }
     }
 
     /// The digest and length of everything written, and the inner writer.
@@ -129,11 +128,7 @@ mod tests {
         let text = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(d.to_string(), text);
         assert_eq!(text.parse::<Digest>().expect("valid"), d);
-        for bad in [
-            "e3b0",
-            "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-            "sha1:00",
-        ] {
+        for bad in ["e3b0", "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "sha1:00"] {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }

@@ -24,6 +24,12 @@ pub enum Error {
     /// The target graph is wrong: unknown targets, cycles, missing files.
     #[error("{0}")]
     Graph(String),
+    /// A download failed (after retries); the message names the URL.
+    #[error("{0}")]
+    Fetch(String),
+    /// Content did not verify: a digest, size, identity or signature mismatch.
+    #[error("{0}")]
+    Verify(String),
     /// A rule's analysis failed.
     #[error("{0}")]
     Analysis(String),

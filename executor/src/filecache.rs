@@ -45,10 +45,7 @@ fn stat_entry(meta: &fs::Metadata, digest: Digest, recorded: i128) -> Entry {
 }
 
 fn now_nanos() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
 }
 
 /// The cache of file digests for one workspace.
@@ -65,15 +62,8 @@ pub struct FileDigestCache {
 impl FileDigestCache {
     /// Loads the cache saved at `path`; a missing or unreadable cache starts empty.
     pub fn load(path: PathBuf) -> Self {
-        let entries = fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        FileDigestCache {
-            path,
-            entries: Mutex::new(entries),
-            dirty: AtomicBool::new(false),
-        }
+        let entries = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        FileDigestCache { path, entries: Mutex::new(entries), dirty: AtomicBool::new(false) }
     }
 
     fn lookup(&self, path: &Path, meta: &fs::Metadata) -> Option<Digest> {
@@ -140,9 +130,7 @@ impl FileDigestCache {
         let Ok(bytes) = serde_json::to_vec(&*entries) else {
             return;
         };
-        let tmp = self
-            .path
-            .with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
         if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, &self.path).is_err() {
             let _ = fs::remove_file(&tmp);
         }

@@ -14,7 +14,7 @@ use crate::action::{ActionGraph, Artifact};
 use crate::error::Error;
 use crate::label::{Label, PackagePath, RepoName, TargetPattern};
 use crate::load::{Loader, Package};
-use crate::rules::{rule, AnalysisContext, Provided};
+use crate::rules::{rule, AnalysisContext, AnalysisEnv, Provided};
 use crate::target::{did_you_mean, Target};
 use crate::workspace::build_file;
 
@@ -24,10 +24,7 @@ pub enum Node {
     /// A rule target.
     Rule(Target),
     /// A source file: its display path and absolute path.
-    File {
-        path: String,
-        file: std::path::PathBuf,
-    },
+    File { path: String, file: std::path::PathBuf },
 }
 
 /// Targets reachable from a request, dependencies first.
@@ -51,38 +48,19 @@ fn package_label(repo: Option<&RepoName>, path: &PackagePath) -> String {
 }
 
 fn no_such_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> String {
-    let known = loader
-        .workspace
-        .find_packages(repo, &PackagePath::root())
-        .unwrap_or_default();
+    let known = loader.workspace.find_packages(repo, &PackagePath::root()).unwrap_or_default();
     let hint = did_you_mean(path.as_str(), known.iter().map(|p| p.as_str()));
-    let hint = hint.replace(
-        ", did you mean `",
-        &format!(", did you mean `{}//", repo_text(repo)),
-    );
+    let hint = hint.replace(", did you mean `", &format!(", did you mean `{}//", repo_text(repo)));
     format!(
         "no such package `{}`: there is no BUILD file in `{}`{hint}",
         package_label(repo, path),
-        loader.workspace.display_path(
-            repo,
-            if path.as_str().is_empty() {
-                "."
-            } else {
-                path.as_str()
-            }
-        )
+        loader.workspace.display_path(repo, if path.as_str().is_empty() { "." } else { path.as_str() })
     )
 }
 
 /// Loads a package that must exist.
-fn require_package(
-    loader: &Loader,
-    repo: Option<&RepoName>,
-    path: &PackagePath,
-) -> Result<Arc<Package>, Error> {
-    loader
-        .package(repo, path)?
-        .ok_or_else(|| Error::Graph(no_such_package(loader, repo, path)))
+fn require_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> Result<Arc<Package>, Error> {
+    loader.package(repo, path)?.ok_or_else(|| Error::Graph(no_such_package(loader, repo, path)))
 }
 
 /// Expands patterns into the rule targets they select, sorted and deduplicated.
@@ -93,16 +71,10 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
             TargetPattern::Target(label) => {
                 let package = require_package(loader, label.repo.as_ref(), &label.package)?;
                 if !package.targets.contains_key(&label.name) {
-                    let hint = did_you_mean(
-                        label.name.as_str(),
-                        package.targets.keys().map(|n| n.as_str()),
-                    );
+                    let hint = did_you_mean(label.name.as_str(), package.targets.keys().map(|n| n.as_str()));
                     let hint = hint.replace(
                         ", did you mean `",
-                        &format!(
-                            ", did you mean `{}:",
-                            package_label(label.repo.as_ref(), &label.package)
-                        ),
+                        &format!(", did you mean `{}:", package_label(label.repo.as_ref(), &label.package)),
                     );
                     return Err(Error::Graph(format!(
                         "no such target `{label}`: `{}` declares no target named `{}`{hint}",
@@ -114,11 +86,7 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
             TargetPattern::AllInPackage { repo, package } => {
                 let package = require_package(loader, repo.as_ref(), package)?;
                 // As in Bazel, a target actually named `all` wins over the wildcard.
-                match package
-                    .targets
-                    .values()
-                    .find(|t| t.label.name.as_str() == "all")
-                {
+                match package.targets.values().find(|t| t.label.name.as_str() == "all") {
                     Some(t) => {
                         out.insert(t.label.clone());
                     }
@@ -129,27 +97,19 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
                 if loader.workspace.repo_root(repo.as_ref()).is_none() {
                     loader.package(repo.as_ref(), package)?; // reports the undeclared repository
                 }
-                let paths = loader
-                    .workspace
-                    .find_packages(repo.as_ref(), package)
-                    .map_err(|e| Error::Graph(e.to_string()))?;
+                let paths =
+                    loader.workspace.find_packages(repo.as_ref(), package).map_err(|e| Error::Graph(e.to_string()))?;
                 if paths.is_empty() {
                     return Err(Error::Graph(format!(
                         "no packages match `{pattern}`: there is no BUILD file at or below `{}`",
                         loader.workspace.display_path(
                             repo.as_ref(),
-                            if package.as_str().is_empty() {
-                                "."
-                            } else {
-                                package.as_str()
-                            }
+                            if package.as_str().is_empty() { "." } else { package.as_str() }
                         )
                     )));
                 }
-                let packages: Vec<Arc<Package>> = paths
-                    .par_iter()
-                    .map(|p| require_package(loader, repo.as_ref(), p))
-                    .collect::<Result<_, _>>()?;
+                let packages: Vec<Arc<Package>> =
+                    paths.par_iter().map(|p| require_package(loader, repo.as_ref(), p)).collect::<Result<_, _>>()?;
                 for package in packages {
                     out.extend(package.targets.values().map(|t| t.label.clone()));
                 }
@@ -162,10 +122,7 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
 impl TargetGraph {
     /// Loads everything `requested` reaches and orders it.
     pub fn build(loader: &Loader, requested: Vec<Label>) -> Result<Self, Error> {
-        let mut graph = TargetGraph {
-            requested,
-            ..Default::default()
-        };
+        let mut graph = TargetGraph { requested, ..Default::default() };
         // 0 = unvisited, 1 = on the stack, 2 = done.
         let mut state: BTreeMap<Label, u8> = BTreeMap::new();
         for root in graph.requested.clone() {
@@ -187,19 +144,12 @@ impl TargetGraph {
             Some(2) => return Ok(()),
             Some(1) => {
                 let start = stack.iter().position(|l| l == label).unwrap_or(0);
-                let cycle: Vec<String> = stack[start..]
-                    .iter()
-                    .chain([label])
-                    .map(|l| format!("`{l}`"))
-                    .collect();
+                let cycle: Vec<String> = stack[start..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
                 let at = match self.nodes.get(label) {
                     Some(Node::Rule(t)) => format!("{}: ", t.location),
                     _ => String::new(),
                 };
-                return Err(Error::Graph(format!(
-                    "{at}dependency cycle: {}",
-                    cycle.join(" -> ")
-                )));
+                return Err(Error::Graph(format!("{at}dependency cycle: {}", cycle.join(" -> "))));
             }
             _ => {}
         }
@@ -266,10 +216,7 @@ fn source_file(
         None => msg,
     };
     if !path.is_file() {
-        let hint = did_you_mean(
-            label.name.as_str(),
-            package.targets.keys().map(|n| n.as_str()),
-        );
+        let hint = did_you_mean(label.name.as_str(), package.targets.keys().map(|n| n.as_str()));
         return Err(Error::Graph(context(format!(
             "missing input file `{label}`: `{display}` does not exist and `{}` declares no target `{}`{hint}",
             package.build_file, label.name
@@ -278,17 +225,10 @@ fn source_file(
     // A file below a subpackage belongs to that package, as in Bazel.
     let mut dir = package.dir.clone();
     let components: Vec<&str> = label.name.as_str().split('/').collect();
-    for (i, c) in components
-        .iter()
-        .enumerate()
-        .take(components.len().saturating_sub(1))
-    {
+    for (i, c) in components.iter().enumerate().take(components.len().saturating_sub(1)) {
         dir.push(c);
         if build_file(&dir).is_some() {
-            let sub = package
-                .path
-                .join(&components[..=i].join("/"))
-                .unwrap_or_default();
+            let sub = package.path.join(&components[..=i].join("/")).unwrap_or_default();
             return Err(Error::Graph(context(format!(
                 "`{label}` crosses a package boundary: `{display}` belongs to package `{}`; write `{}//{sub}:{}`",
                 package_label(label.repo.as_ref(), &sub),
@@ -297,10 +237,7 @@ fn source_file(
             ))));
         }
     }
-    Ok(Node::File {
-        path: display,
-        file: path,
-    })
+    Ok(Node::File { path: display, file: path })
 }
 
 /// The result of analysis.
@@ -313,27 +250,20 @@ pub struct Analysis {
 }
 
 /// Runs every rule's analysis in dependency order.
-pub fn analyze(graph: &TargetGraph) -> Result<Analysis, Error> {
+pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error> {
     let mut out = Analysis::default();
     for label in &graph.order {
         let provided = match &graph.nodes[label] {
             Node::File { path, file } => Provided {
-                files: vec![Artifact::Source {
-                    label: label.clone(),
-                    path: path.clone(),
-                    file: file.clone(),
-                }],
+                files: vec![Artifact::Source { label: label.clone(), path: path.clone(), file: file.clone() }],
+                ..Default::default()
             },
             Node::Rule(target) => {
-                let rule = rule(target.kind)
-                    .ok_or_else(|| Error::Analysis(format!("unknown rule `{}`", target.kind)))?;
-                let mut ctx = AnalysisContext {
-                    deps: &out.provided,
-                    graph: &mut out.actions,
-                };
-                rule.analyze(target, &mut ctx).map_err(|e| {
-                    Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label))
-                })?
+                let rule =
+                    rule(target.kind).ok_or_else(|| Error::Analysis(format!("unknown rule `{}`", target.kind)))?;
+                let mut ctx = AnalysisContext { env, deps: &out.provided, graph: &mut out.actions };
+                rule.analyze(target, &mut ctx)
+                    .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?
             }
         };
         out.provided.insert(label.clone(), provided);
@@ -344,11 +274,7 @@ pub fn analyze(graph: &TargetGraph) -> Result<Analysis, Error> {
         for spec in &action.outputs {
             if let Some(first) = owners.insert(&spec.path, &action.owner) {
                 if first != &action.owner {
-                    let (a, b) = if first < &action.owner {
-                        (first, &action.owner)
-                    } else {
-                        (&action.owner, first)
-                    };
+                    let (a, b) = if first < &action.owner { (first, &action.owner) } else { (&action.owner, first) };
                     return Err(Error::Analysis(format!(
                         "output `executor-out/{}` is written by both `{a}` and `{b}`\n  fix: give one of them another output name",
                         spec.path

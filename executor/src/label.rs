@@ -25,11 +25,7 @@ pub struct LabelError {
 }
 
 fn label_error(what: &'static str, text: &str, reason: impl Into<String>) -> LabelError {
-    LabelError {
-        what,
-        text: text.to_owned(),
-        reason: reason.into(),
-    }
+    LabelError { what, text: text.to_owned(), reason: reason.into() }
 }
 
 /// A repository declared in `WORKSPACE` (`local_repository(name = ...)`), without the `@`.
@@ -43,17 +39,11 @@ impl RepoName {
         match chars.next() {
             None => return Err(label_error("repository name", name, "it is empty")),
             Some(c) if !c.is_ascii_alphabetic() => {
-                return Err(label_error(
-                    "repository name",
-                    name,
-                    "it must start with a letter",
-                ))
+                return Err(label_error("repository name", name, "it must start with a letter"))
             }
             _ => {}
         }
-        if let Some(c) =
-            chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
+        if let Some(c) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
             return Err(label_error(
                 "repository name",
                 name,
@@ -77,10 +67,7 @@ impl fmt::Display for RepoName {
 
 fn valid_path_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '_' | '-' | '.' | '+' | '=' | ',' | '~' | '@' | '#' | '%' | '^' | '&' | '!'
-        )
+        || matches!(c, '_' | '-' | '.' | '+' | '=' | ',' | '~' | '@' | '#' | '%' | '^' | '&' | '!')
 }
 
 /// Checks `/`-separated components: none empty, none `.` or `..`, allowed characters only.
@@ -93,36 +80,13 @@ fn check_components(what: &'static str, text: &str, allow_at: bool) -> Result<()
     }
     for component in text.split('/') {
         match component {
-            "" => {
-                return Err(label_error(
-                    what,
-                    text,
-                    "it contains an empty path component (`//`)",
-                ))
-            }
-            "." | ".." => {
-                return Err(label_error(
-                    what,
-                    text,
-                    format!("path component `{component}` is not allowed"),
-                ))
-            }
+            "" => return Err(label_error(what, text, "it contains an empty path component (`//`)")),
+            "." | ".." => return Err(label_error(what, text, format!("path component `{component}` is not allowed"))),
             _ => {}
         }
-        if let Some(c) = component
-            .chars()
-            .find(|&c| !valid_path_char(c) || (c == '@' && !allow_at))
-        {
-            let shown = if c.is_control() || c == ' ' {
-                format!("{c:?}")
-            } else {
-                format!("`{c}`")
-            };
-            return Err(label_error(
-                what,
-                text,
-                format!("character {shown} is not allowed"),
-            ));
+        if let Some(c) = component.chars().find(|&c| !valid_path_char(c) || (c == '@' && !allow_at)) {
+            let shown = if c.is_control() || c == ' ' { format!("{c:?}") } else { format!("`{c}`") };
+            return Err(label_error(what, text, format!("character {shown} is not allowed")));
         }
     }
     Ok(())
@@ -228,19 +192,12 @@ pub struct LabelContext {
 }
 
 /// Splits `@repo//rest` into the repository and `//rest`.
-fn split_repo<'a>(
-    what: &'static str,
-    text: &'a str,
-) -> Result<(Option<RepoName>, &'a str), LabelError> {
+fn split_repo<'a>(what: &'static str, text: &'a str) -> Result<(Option<RepoName>, &'a str), LabelError> {
     let Some(rest) = text.strip_prefix('@') else {
         return Ok((None, text));
     };
     let Some(slash) = rest.find("//") else {
-        return Err(label_error(
-            what,
-            text,
-            "a repository must be followed by `//` (write `@repo//pkg:name`)",
-        ));
+        return Err(label_error(what, text, "a repository must be followed by `//` (write `@repo//pkg:name`)"));
     };
     let repo = RepoName::new(&rest[..slash]).map_err(|e| label_error(what, text, e.reason))?;
     Ok((Some(repo), &rest[slash..]))
@@ -249,11 +206,7 @@ fn split_repo<'a>(
 impl Label {
     /// Builds a label from parts already validated.
     pub fn new(repo: Option<RepoName>, package: PackagePath, name: TargetName) -> Self {
-        Label {
-            repo,
-            package,
-            name,
-        }
+        Label { repo, package, name }
     }
 
     /// Parses an absolute label (`//pkg:name`, `//pkg`, `@repo//pkg:name`).
@@ -262,11 +215,7 @@ impl Label {
             if text.starts_with("//") || text.starts_with('@') {
                 Ok(l)
             } else {
-                Err(label_error(
-                    "label",
-                    text,
-                    "it must start with `//` or `@repo//`",
-                ))
+                Err(label_error("label", text, "it must start with `//` or `@repo//`"))
             }
         })
     }
@@ -280,21 +229,13 @@ impl Label {
         }
         let (repo, rest) = split_repo("label", text)?;
         if let Some(abs) = rest.strip_prefix("//") {
-            let repo = repo.or_else(|| {
-                if text.starts_with('@') {
-                    None
-                } else {
-                    context.repo.clone()
-                }
-            });
+            let repo = repo.or_else(|| if text.starts_with('@') { None } else { context.repo.clone() });
             let (pkg, name) = match abs.split_once(':') {
                 Some((pkg, name)) => (pkg, name),
                 None => {
                     let last = abs.rsplit('/').next().unwrap_or("");
                     if last.is_empty() {
-                        return Err(err(
-                            "the root package has no default target; write `//:name`",
-                        ));
+                        return Err(err("the root package has no default target; write `//:name`"));
                     }
                     (abs, last)
                 }
@@ -304,35 +245,22 @@ impl Label {
                 return Err(err("it contains more than one `:`"));
             }
             let name = TargetName::new(name).map_err(|e| err(&e.reason))?;
-            return Ok(Label {
-                repo,
-                package,
-                name,
-            });
+            return Ok(Label { repo, package, name });
         }
         let name = match rest.strip_prefix(':') {
             Some(name) => name,
             None if rest.contains(':') => {
-                return Err(err(
-                    "a label with a package must start with `//` (write `//pkg:name`)",
-                ))
+                return Err(err("a label with a package must start with `//` (write `//pkg:name`)"))
             }
             None => rest,
         };
         let name = TargetName::new(name).map_err(|e| err(&e.reason))?;
-        Ok(Label {
-            repo: context.repo.clone(),
-            package: context.package.clone(),
-            name,
-        })
+        Ok(Label { repo: context.repo.clone(), package: context.package.clone(), name })
     }
 
     /// The context in which labels written inside this target's package resolve.
     pub fn context(&self) -> LabelContext {
-        LabelContext {
-            repo: self.repo.clone(),
-            package: self.package.clone(),
-        }
+        LabelContext { repo: self.repo.clone(), package: self.package.clone() }
     }
 }
 
@@ -351,15 +279,9 @@ pub enum TargetPattern {
     /// One target.
     Target(Label),
     /// Every target of one package (`//pkg:all`, `//pkg:*`).
-    AllInPackage {
-        repo: Option<RepoName>,
-        package: PackagePath,
-    },
+    AllInPackage { repo: Option<RepoName>, package: PackagePath },
     /// Every target of every package at or below a path (`//pkg/...`, `//...`).
-    Recursive {
-        repo: Option<RepoName>,
-        package: PackagePath,
-    },
+    Recursive { repo: Option<RepoName>, package: PackagePath },
 }
 
 impl TargetPattern {
@@ -376,11 +298,7 @@ impl TargetPattern {
             Some(body) => (true, body),
             None => (false, rest),
         };
-        let base = if absolute {
-            PackagePath::root()
-        } else {
-            cwd_package.clone()
-        };
+        let base = if absolute { PackagePath::root() } else { cwd_package.clone() };
         let (pkg_part, name_part) = match body.split_once(':') {
             Some((p, n)) => (p, Some(n)),
             None => (body, None),
@@ -392,11 +310,7 @@ impl TargetPattern {
             let prefix = match prefix.strip_suffix('/') {
                 Some(p) => p,
                 None if prefix.is_empty() => prefix,
-                None => {
-                    return Err(err(
-                        "`...` must be a whole path component (write `//pkg/...`)",
-                    ))
-                }
+                None => return Err(err("`...` must be a whole path component (write `//pkg/...`)")),
             };
             let package = base.join(prefix).map_err(|e| err(&e.reason))?;
             return Ok(TargetPattern::Recursive { repo, package });
@@ -409,25 +323,15 @@ impl TargetPattern {
                     return Err(err("it contains more than one `:`"));
                 }
                 let name = TargetName::new(name).map_err(|e| err(&e.reason))?;
-                Ok(TargetPattern::Target(Label {
-                    repo,
-                    package,
-                    name,
-                }))
+                Ok(TargetPattern::Target(Label { repo, package, name }))
             }
             None => {
                 let last = package.last_component();
                 if last.is_empty() {
-                    return Err(err(
-                        "the root package has no default target; write `//:name` or `//:all`",
-                    ));
+                    return Err(err("the root package has no default target; write `//:name` or `//:all`"));
                 }
                 let name = TargetName::new(last).map_err(|e| err(&e.reason))?;
-                Ok(TargetPattern::Target(Label {
-                    repo,
-                    package,
-                    name,
-                }))
+                Ok(TargetPattern::Target(Label { repo, package, name }))
             }
         }
     }
@@ -436,9 +340,7 @@ impl TargetPattern {
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
             TargetPattern::Target(label) => label.repo.as_ref(),
-            TargetPattern::AllInPackage { repo, .. } | TargetPattern::Recursive { repo, .. } => {
-                repo.as_ref()
-            }
+            TargetPattern::AllInPackage { repo, .. } | TargetPattern::Recursive { repo, .. } => repo.as_ref(),
         }
     }
 }
@@ -466,10 +368,7 @@ mod tests {
     use super::*;
 
     fn ctx(pkg: &str) -> LabelContext {
-        LabelContext {
-            repo: None,
-            package: PackagePath::new(pkg).expect("valid package"),
-        }
+        LabelContext { repo: None, package: PackagePath::new(pkg).expect("valid package") }
     }
 
     #[test]
@@ -513,9 +412,7 @@ mod tests {
             assert_eq!(err.to_string(), want, "{text}");
         }
         assert_eq!(
-            Label::parse_absolute(":x")
-                .expect_err("relative")
-                .to_string(),
+            Label::parse_absolute(":x").expect_err("relative").to_string(),
             "invalid label `:x`: it must start with `//` or `@repo//`"
         );
     }

@@ -19,15 +19,22 @@
 
 pub mod action;
 pub mod apk;
+pub mod apko;
 pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod error;
+pub mod fetch;
 pub mod filecache;
 pub mod graph;
 pub mod label;
+pub mod layer;
 pub mod load;
+pub mod lock;
+pub mod lockfile;
+pub mod platform;
+pub mod repository;
 pub mod rules;
 pub mod store;
 pub mod target;

@@ -82,16 +82,10 @@ fn render(e: starlark::Error) -> LoadError {
             .take_while(|l| !l.starts_with("error: "))
             .filter_map(|l| l.strip_prefix("  * ").and_then(|f| f.split(", in ").next()))
             .collect();
-        let at = lines
-            .iter()
-            .find_map(|l| l.trim_start().strip_prefix("--> "))
-            .unwrap_or("");
+        let at = lines.iter().find_map(|l| l.trim_start().strip_prefix("--> ")).unwrap_or("");
         let same_place = frames.len() == 1 && at.starts_with(&format!("{}:", frames[0]));
         if same_place {
-            let end = lines
-                .iter()
-                .position(|l| l.starts_with("error: "))
-                .unwrap_or(0);
+            let end = lines.iter().position(|l| l.starts_with("error: ")).unwrap_or(0);
             lines.drain(..end);
         }
     }
@@ -123,12 +117,7 @@ impl PrintHandler for StderrPrint<'_> {
 }
 
 fn dialect(allow_def: bool) -> Dialect {
-    Dialect {
-        enable_def: allow_def,
-        enable_lambda: true,
-        enable_load: true,
-        ..Dialect::Standard
-    }
+    Dialect { enable_def: allow_def, enable_lambda: true, enable_load: true, ..Dialect::Standard }
 }
 
 fn extensions() -> [LibraryExtension; 5] {
@@ -170,14 +159,12 @@ mod context {
     pub(super) struct WorkspaceContext {
         pub(super) root: PathBuf,
         pub(super) repos: RefCell<BTreeMap<RepoName, (PathBuf, String)>>,
+        pub(super) apk_repos: RefCell<BTreeMap<String, crate::repository::ApkRepository>>,
     }
 }
 use context::{PackageContext, WorkspaceContext};
 
-fn package_context<'a>(
-    eval: &Evaluator<'_, 'a, '_>,
-    what: &str,
-) -> anyhow::Result<&'a PackageContext> {
+fn package_context<'a>(eval: &Evaluator<'_, 'a, '_>, what: &str) -> anyhow::Result<&'a PackageContext> {
     eval.extra
         .and_then(|e| e.downcast_ref::<PackageContext>())
         .ok_or_else(|| anyhow::anyhow!("`{what}` can only be called while a BUILD file is evaluated (from the BUILD file or a macro it calls), not at the top level of a .bzl or WORKSPACE file"))
@@ -206,71 +193,33 @@ fn declare<'v>(
                 expected: "a string",
                 got: format!("`{}`", value.get_type()),
             })?;
-            name = Some(TargetName::new(text).map_err(|source| AttrError::Label {
-                rule: kind,
-                attr: "name",
-                source,
-            })?);
+            name =
+                Some(TargetName::new(text).map_err(|source| AttrError::Label { rule: kind, attr: "name", source })?);
             continue;
         }
         let Some(spec) = rule.attrs().iter().find(|a| a.name == key) else {
             let names = std::iter::once("name").chain(rule.attrs().iter().map(|a| a.name));
-            return Err(AttrError::Unknown {
-                rule: kind,
-                attr: key.to_owned(),
-                hint: did_you_mean(key, names),
-            }
-            .into());
+            return Err(AttrError::Unknown { rule: kind, attr: key.to_owned(), hint: did_you_mean(key, names) }.into());
         };
         if value.is_none() {
             continue; // `attr = None` means unset, as in Bazel
         }
-        attrs.insert(
-            spec.name,
-            convert_attr(kind, spec, *value, &ctx.label_context)?,
-        );
+        attrs.insert(spec.name, convert_attr(kind, spec, *value, &ctx.label_context)?);
     }
-    let name = name.ok_or(AttrError::Missing {
-        rule: kind,
-        attr: "name",
-    })?;
-    if let Some(missing) = rule
-        .attrs()
-        .iter()
-        .find(|a| a.mandatory && !attrs.contains_key(a.name))
-    {
-        return Err(AttrError::Missing {
-            rule: kind,
-            attr: missing.name,
-        }
-        .into());
+    let name = name.ok_or(AttrError::Missing { rule: kind, attr: "name" })?;
+    if let Some(missing) = rule.attrs().iter().find(|a| a.mandatory && !attrs.contains_key(a.name)) {
+        return Err(AttrError::Missing { rule: kind, attr: missing.name }.into());
     }
     // The outermost frame is the call in the BUILD file, also for targets made by macros.
     let stack = eval.call_stack();
-    let span = stack
-        .frames
-        .iter()
-        .find_map(|f| f.location.clone())
-        .or_else(|| eval.call_stack_top_location());
+    let span = stack.frames.iter().find_map(|f| f.location.clone()).or_else(|| eval.call_stack_top_location());
     let location = Location(span.as_ref().map(location).unwrap_or_default());
-    let label = Label::new(
-        ctx.label_context.repo.clone(),
-        ctx.label_context.package.clone(),
-        name.clone(),
-    );
-    let target = Target {
-        label,
-        kind,
-        attrs,
-        location,
-    };
+    let label = Label::new(ctx.label_context.repo.clone(), ctx.label_context.package.clone(), name.clone());
+    let target = Target { label, kind, attrs, location };
     rule.check(&target).map_err(anyhow::Error::msg)?;
     let mut targets = ctx.targets.borrow_mut();
     if let Some(previous) = targets.get(&name) {
-        anyhow::bail!(
-            "target `{name}` is declared twice; the first declaration is at {}",
-            previous.location
-        );
+        anyhow::bail!("target `{name}` is declared twice; the first declaration is at {}", previous.location);
     }
     targets.insert(name, target);
     Ok(NoneType)
@@ -285,6 +234,15 @@ fn rule_functions(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<NoneType> {
         declare(&crate::rules::filegroup::Filegroup, args, kwargs, eval)
+    }
+
+    /// Fetches locked APK packages; see `executor/src/rules/apk_fetch.rs`.
+    fn apk_fetch<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::apk_fetch::ApkFetch, args, kwargs, eval)
     }
 
     /// Writes a string to a file; see `executor/src/rules/write_file.rs`.
@@ -303,8 +261,7 @@ fn package_functions(builder: &mut GlobalsBuilder) {
     /// subpackages and of `executor-out` never match.
     fn glob<'v>(
         #[starlark(require = pos)] include: UnpackListOrTuple<String>,
-        #[starlark(require = named, default = UnpackListOrTuple::default())]
-        exclude: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = UnpackListOrTuple::default())] exclude: UnpackListOrTuple<String>,
         #[starlark(require = named, default = false)] allow_empty: bool,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Vec<String>> {
@@ -314,26 +271,15 @@ fn package_functions(builder: &mut GlobalsBuilder) {
 
     /// The path of the package being evaluated (`""` for the root package).
     fn package_name<'v>(eval: &mut Evaluator<'v, '_, '_>) -> anyhow::Result<String> {
-        Ok(package_context(eval, "package_name")?
-            .label_context
-            .package
-            .as_str()
-            .to_owned())
+        Ok(package_context(eval, "package_name")?.label_context.package.as_str().to_owned())
     }
 }
 
 /// Evaluates `glob()` in a package directory.
-fn glob_package(
-    dir: &Path,
-    include: &[String],
-    exclude: &[String],
-    allow_empty: bool,
-) -> anyhow::Result<Vec<String>> {
+fn glob_package(dir: &Path, include: &[String], exclude: &[String], allow_empty: bool) -> anyhow::Result<Vec<String>> {
     let compile = |p: &String| {
         if p.starts_with('/') || p.split('/').any(|c| c == "..") {
-            anyhow::bail!(
-                "glob pattern `{p}` must be relative to the package and may not contain `..`"
-            );
+            anyhow::bail!("glob pattern `{p}` must be relative to the package and may not contain `..`");
         }
         glob::Pattern::new(p).map_err(|e| anyhow::anyhow!("invalid glob pattern `{p}`: {e}"))
     };
@@ -348,17 +294,11 @@ fn glob_package(
     list_package_files(dir, "", &mut files)?;
     let mut out: Vec<String> = files
         .into_iter()
-        .filter(|f| {
-            include.iter().any(|p| p.matches_with(f, opts))
-                && !exclude.iter().any(|p| p.matches_with(f, opts))
-        })
+        .filter(|f| include.iter().any(|p| p.matches_with(f, opts)) && !exclude.iter().any(|p| p.matches_with(f, opts)))
         .collect();
     out.sort();
     if out.is_empty() && !allow_empty {
-        let pats: Vec<_> = include
-            .iter()
-            .map(|p| format!("`{}`", p.as_str()))
-            .collect();
+        let pats: Vec<_> = include.iter().map(|p| format!("`{}`", p.as_str())).collect();
         anyhow::bail!(
             "glob({}) matches no file\n  fix: correct the pattern, or pass `allow_empty = True`",
             pats.join(", ")
@@ -369,8 +309,7 @@ fn glob_package(
 
 /// Files below `dir` that belong to its package (not in subpackages, hidden or output dirs).
 fn list_package_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list `{}`: {e}", dir.display()))?;
+    let entries = fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list `{}`: {e}", dir.display()))?;
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
@@ -414,17 +353,60 @@ fn workspace_functions(builder: &mut GlobalsBuilder) {
         let dir = fs::canonicalize(&dir).map_err(|_| {
             anyhow::anyhow!("repository `@{name}`: directory `{path}` does not exist\n  fix: correct `path` (relative to the workspace root)")
         })?;
-        let here = eval
-            .call_stack_top_location()
-            .map(|s| location(&s))
-            .unwrap_or_default();
+        let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
         let mut repos = ctx.repos.borrow_mut();
         if let Some((_, previous)) = repos.get(&repo) {
-            anyhow::bail!(
-                "repository `@{name}` is declared twice; the first declaration is at {previous}"
-            );
+            anyhow::bail!("repository `@{name}` is declared twice; the first declaration is at {previous}");
         }
         repos.insert(repo, (dir, here));
+        Ok(NoneType)
+    }
+}
+
+#[starlark_module]
+fn apk_repository_function(builder: &mut GlobalsBuilder) {
+    /// Declares an APK repository: `<url>/<arch>/APKINDEX.tar.gz` signed by one of `keys`
+    /// (labels of `.rsa.pub` files). `allow_untrusted = True` accepts unsigned content, with
+    /// a warning on every use.
+    fn apk_repository<'v>(
+        #[starlark(require = named)] name: &str,
+        #[starlark(require = named)] url: &str,
+        #[starlark(require = named, default = UnpackListOrTuple::default())] keys: UnpackListOrTuple<String>,
+        #[starlark(require = named, default = false)] allow_untrusted: bool,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        let ctx = workspace_context(eval)?;
+        RepoName::new(name)?;
+        let url = crate::repository::check_url(url).map_err(anyhow::Error::msg)?;
+        let mut labels = Vec::new();
+        for key in &keys.items {
+            let label = Label::parse(key, &LabelContext::default())
+                .map_err(|e| anyhow::anyhow!("repository `{name}`: key {e}"))?;
+            if !label.name.as_str().ends_with(".rsa.pub") && !label.name.as_str().ends_with(".pub") {
+                anyhow::bail!("repository `{name}`: key `{label}` must name a `.rsa.pub` file");
+            }
+            labels.push(label);
+        }
+        if labels.is_empty() && !allow_untrusted {
+            anyhow::bail!(
+                "repository `{name}` has no trusted keys\n  fix: add `keys = [\"//keys:<name>.rsa.pub\"]`, or `allow_untrusted = True` to accept unsigned content"
+            );
+        }
+        let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
+        let mut repos = ctx.apk_repos.borrow_mut();
+        if let Some(previous) = repos.get(name) {
+            anyhow::bail!("repository `{name}` is declared twice; the first declaration is at {}", previous.location);
+        }
+        repos.insert(
+            name.to_owned(),
+            crate::repository::ApkRepository {
+                name: name.to_owned(),
+                url,
+                keys: labels,
+                allow_untrusted,
+                location: here,
+            },
+        );
         Ok(NoneType)
     }
 }
@@ -461,35 +443,21 @@ impl Loader {
                 root: root.clone(),
                 workspace_file,
                 repos: BTreeMap::new(),
+                apk_repositories: BTreeMap::new(),
             },
             build_globals: rules,
             bzl_globals: bzl,
             modules: Mutex::new(HashMap::new()),
             packages: Mutex::new(HashMap::new()),
         };
-        let ws_globals = GlobalsBuilder::extended_by(&extensions())
-            .with(workspace_functions)
-            .build();
+        let ws_globals =
+            GlobalsBuilder::extended_by(&extensions()).with(workspace_functions).with(apk_repository_function).build();
         let source = read_source(&root.join(workspace_file), workspace_file)?;
-        let ctx = WorkspaceContext {
-            root,
-            repos: RefCell::new(BTreeMap::new()),
-        };
-        loader.eval(
-            workspace_file,
-            source,
-            true,
-            &ws_globals,
-            &LabelContext::default(),
-            Some(&ctx),
-            &[],
-        )?;
-        loader.workspace.repos = ctx
-            .repos
-            .into_inner()
-            .into_iter()
-            .map(|(k, (dir, _))| (k, dir))
-            .collect();
+        let ctx =
+            WorkspaceContext { root, repos: RefCell::new(BTreeMap::new()), apk_repos: RefCell::new(BTreeMap::new()) };
+        loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx), &[])?;
+        loader.workspace.repos = ctx.repos.into_inner().into_iter().map(|(k, (dir, _))| (k, dir)).collect();
+        loader.workspace.apk_repositories = ctx.apk_repos.into_inner();
         Ok(loader)
     }
 
@@ -525,8 +493,7 @@ impl Loader {
             })?;
             loaded.push((load.module_id.to_owned(), module));
         }
-        let modules: HashMap<&str, &FrozenModule> =
-            loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
+        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
         let file_loader = ReturnFileLoader { modules: &modules };
         let printer = StderrPrint(display);
         Module::with_temp_heap(|module| {
@@ -537,20 +504,14 @@ impl Loader {
                 eval.extra = extra;
                 eval.eval_module(ast, globals).map_err(render)?;
             }
-            module
-                .freeze()
-                .map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))
+            module.freeze().map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))
         })
     }
 
     /// The `.bzl` module `label`, evaluated once.
     pub fn load_module(&self, label: &Label, chain: &[Label]) -> Result<FrozenModule, LoadError> {
         if let Some(pos) = chain.iter().position(|l| l == label) {
-            let cycle: Vec<String> = chain[pos..]
-                .iter()
-                .chain([label])
-                .map(|l| format!("`{l}`"))
-                .collect();
+            let cycle: Vec<String> = chain[pos..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
             return Err(LoadError(format!("load cycle: {}", cycle.join(" -> "))));
         }
         let slot = {
@@ -558,17 +519,10 @@ impl Loader {
             modules.entry(label.clone()).or_default().clone()
         };
         slot.get_or_init(|| {
-            let Some(dir) = self
-                .workspace
-                .package_dir(label.repo.as_ref(), &label.package)
-            else {
+            let Some(dir) = self.workspace.package_dir(label.repo.as_ref(), &label.package) else {
                 return Err(LoadError(format!(
                     "cannot find `{label}`: repository `{}` is not declared in {}",
-                    label
-                        .repo
-                        .as_ref()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default(),
+                    label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
                     self.workspace.workspace_file
                 )));
             };
@@ -576,32 +530,18 @@ impl Loader {
             let display = self.workspace.display_path(label.repo.as_ref(), &rel);
             let path = dir.join(label.name.as_str());
             if !path.is_file() {
-                return Err(LoadError(format!(
-                    "cannot find `{label}`: file `{display}` does not exist"
-                )));
+                return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
             }
             let source = read_source(&path, &display)?;
             let mut chain = chain.to_vec();
             chain.push(label.clone());
-            self.eval(
-                &display,
-                source,
-                true,
-                &self.bzl_globals,
-                &label.context(),
-                None,
-                &chain,
-            )
+            self.eval(&display, source, true, &self.bzl_globals, &label.context(), None, &chain)
         })
         .clone()
     }
 
     /// The package `path` of `repo`, evaluated once. `Ok(None)` if there is no such package.
-    pub fn package(
-        &self,
-        repo: Option<&RepoName>,
-        path: &PackagePath,
-    ) -> Result<Option<Arc<Package>>, LoadError> {
+    pub fn package(&self, repo: Option<&RepoName>, path: &PackagePath) -> Result<Option<Arc<Package>>, LoadError> {
         let Some(dir) = self.workspace.package_dir(repo, path) else {
             return Err(LoadError(format!(
                 "repository `@{}` is not declared in {}\n  fix: declare it with `local_repository(name = ..., path = ...)`",
@@ -609,12 +549,7 @@ impl Loader {
                 self.workspace.workspace_file
             )));
         };
-        if path
-            .as_str()
-            .split('/')
-            .any(|c| c == OUT_DIR || c.starts_with('.'))
-            && !path.as_str().is_empty()
-        {
+        if path.as_str().split('/').any(|c| c == OUT_DIR || c.starts_with('.')) && !path.as_str().is_empty() {
             return Ok(None);
         }
         let Some(build) = build_file(&dir) else {
@@ -622,33 +557,19 @@ impl Loader {
         };
         let slot = {
             let mut packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
-            packages
-                .entry((repo.cloned(), path.clone()))
-                .or_default()
-                .clone()
+            packages.entry((repo.cloned(), path.clone())).or_default().clone()
         };
         slot.get_or_init(|| {
             let rel = crate::rules::package_relative(path.as_str(), build);
             let display = self.workspace.display_path(repo, &rel);
             let source = read_source(&dir.join(build), &display)?;
-            let context = LabelContext {
-                repo: repo.cloned(),
-                package: path.clone(),
-            };
+            let context = LabelContext { repo: repo.cloned(), package: path.clone() };
             let ctx = PackageContext {
                 label_context: context.clone(),
                 dir: dir.clone(),
                 targets: RefCell::new(BTreeMap::new()),
             };
-            self.eval(
-                &display,
-                source,
-                false,
-                &self.build_globals,
-                &context,
-                Some(&ctx),
-                &[],
-            )?;
+            self.eval(&display, source, false, &self.build_globals, &context, Some(&ctx), &[])?;
             Ok(Arc::new(Package {
                 repo: repo.cloned(),
                 path: path.clone(),

@@ -5,11 +5,19 @@
 //! Adding a rule means adding one file under `rules/` and one line to [`all_rules`].
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use crate::action::{ActionGraph, Artifact};
+use crate::apk::Keyring;
+use crate::fetch::Fetcher;
 use crate::label::Label;
+use crate::lockfile::{LockedKey, Lockfile};
+use crate::platform::Arch;
+use crate::repository::ApkRepository;
 use crate::target::{AttrSpec, Target};
+use crate::workspace::Workspace;
 
+pub mod apk_fetch;
 pub mod filegroup;
 pub mod write_file;
 
@@ -18,6 +26,51 @@ pub mod write_file;
 pub struct Provided {
     /// The target's files, in a fixed order.
     pub files: Vec<Artifact>,
+    /// For `apk_fetch` targets: per arch, the package files in install order.
+    pub apks: BTreeMap<Arch, Vec<ApkFile>>,
+}
+
+/// One fetched, verified package file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApkFile {
+    /// The `.apk` file.
+    pub artifact: Artifact,
+    /// Package name.
+    pub name: String,
+    /// Package version.
+    pub version: String,
+}
+
+/// What analysis may read besides the targets: the workspace's repositories, the lockfile,
+/// and the fetcher that fetch actions will use. Shared by all targets of one command.
+pub struct AnalysisEnv {
+    /// The workspace and its repository declarations.
+    pub workspace: Workspace,
+    /// The lockfile, if the workspace has one.
+    pub lock: Option<Lockfile>,
+    /// How fetch actions transfer bytes.
+    pub fetcher: Arc<dyn Fetcher>,
+    /// Keyrings by repository name, read once.
+    keyrings: Mutex<BTreeMap<String, (Arc<Keyring>, Vec<LockedKey>)>>,
+}
+
+impl AnalysisEnv {
+    /// An environment for one command.
+    pub fn new(workspace: Workspace, lock: Option<Lockfile>, fetcher: Arc<dyn Fetcher>) -> Self {
+        AnalysisEnv { workspace, lock, fetcher, keyrings: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The trusted keys of a repository and their digests.
+    pub fn keyring(&self, repo: &ApkRepository) -> Result<(Arc<Keyring>, Vec<LockedKey>), String> {
+        let mut cache = self.keyrings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, d)) = cache.get(&repo.name) {
+            return Ok((Arc::clone(k), d.clone()));
+        }
+        let (keyring, digests) = repo.keyring(&self.workspace)?;
+        let keyring = Arc::new(keyring);
+        cache.insert(repo.name.clone(), (Arc::clone(&keyring), digests.clone()));
+        Ok((keyring, digests))
+    }
 }
 
 /// Why a target's analysis failed; the caller adds the target's label and location.
@@ -27,6 +80,8 @@ pub struct AnalysisError(pub String);
 
 /// What analysis of one target may see and do.
 pub struct AnalysisContext<'a> {
+    /// Repositories, lockfile, fetcher.
+    pub env: &'a AnalysisEnv,
     /// What each dependency (rule target or source file) provides.
     pub deps: &'a BTreeMap<Label, Provided>,
     /// Where new actions go.
@@ -36,9 +91,7 @@ pub struct AnalysisContext<'a> {
 impl AnalysisContext<'_> {
     /// What `label` provides; every label in the target's attributes is present.
     pub fn provided(&self, label: &Label) -> Result<&Provided, AnalysisError> {
-        self.deps
-            .get(label)
-            .ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
+        self.deps.get(label).ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
     }
 }
 
@@ -56,16 +109,12 @@ pub trait Rule: Sync {
         Ok(())
     }
     /// Creates the target's actions and returns what it provides.
-    fn analyze(
-        &self,
-        target: &Target,
-        ctx: &mut AnalysisContext<'_>,
-    ) -> Result<Provided, AnalysisError>;
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError>;
 }
 
 /// Every native rule, sorted by kind.
 pub fn all_rules() -> &'static [&'static dyn Rule] {
-    &[&filegroup::Filegroup, &write_file::WriteFile]
+    &[&apk_fetch::ApkFetch, &filegroup::Filegroup, &write_file::WriteFile]
 }
 
 /// The rule named `kind`.

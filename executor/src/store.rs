@@ -32,19 +32,11 @@ pub enum StoreError {
     Unusable { path: PathBuf, source: io::Error },
     /// Reading or writing one file failed.
     #[error("{what} `{path}`: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { what: &'static str, path: PathBuf, source: io::Error },
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| StoreError::Io { what, path: path.to_owned(), source }
 }
 
 /// One output of an action as the action cache records it.
@@ -52,11 +44,7 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutputRecord {
     /// A regular file.
-    File {
-        digest: Digest,
-        size: u64,
-        executable: bool,
-    },
+    File { digest: Digest, size: u64, executable: bool },
     /// A directory: `digest` names a [`Tree`] blob.
     Dir { digest: Digest },
 }
@@ -111,30 +99,18 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Store {
     /// Opens (creating if needed) the store at `root` and takes a shared lock on it.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        let unusable = |source| StoreError::Unusable {
-            path: root.to_owned(),
-            source,
-        };
+        let unusable = |source| StoreError::Unusable { path: root.to_owned(), source };
         for sub in ["cas/sha256", "ac", "tmp"] {
             fs::create_dir_all(root.join(sub)).map_err(unusable)?;
         }
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join("lock"))
-            .map_err(unusable)?;
+        let lock =
+            File::options().create(true).truncate(false).write(true).open(root.join("lock")).map_err(unusable)?;
         lock.lock_shared().map_err(unusable)?;
         // Probe writability now, so that the error names the directory rather than a blob.
-        let probe = root
-            .join("tmp")
-            .join(format!("probe-{}", std::process::id()));
+        let probe = root.join("tmp").join(format!("probe-{}", std::process::id()));
         File::create(&probe).map_err(unusable)?;
         let _ = fs::remove_file(&probe);
-        Ok(Store {
-            root: root.to_owned(),
-            _lock: lock,
-        })
+        Ok(Store { root: root.to_owned(), _lock: lock })
     }
 
     /// Deletes everything in the store at `root`, waiting for builds using it to finish.
@@ -148,10 +124,7 @@ impl Store {
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|source| StoreError::Unusable {
-                path: root.to_owned(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
         lock.lock().map_err(io_err("cannot lock", &lock_path))?;
         for sub in ["cas", "ac", "tmp"] {
             let dir = root.join(sub);
@@ -181,17 +154,13 @@ impl Store {
     /// A fresh path in `tmp/`, unique across threads and processes.
     pub fn temp_path(&self, hint: &str) -> PathBuf {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join("tmp")
-            .join(format!("{}-{}-{hint}", std::process::id(), n))
+        self.root.join("tmp").join(format!("{}-{}-{hint}", std::process::id(), n))
     }
 
     /// True if the blob exists with the expected size (a cheap check; bytes are verified
     /// when read).
     pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
-        fs::metadata(self.blob_path(digest))
-            .map(|m| m.is_file() && m.len() == size)
-            .unwrap_or(false)
+        fs::metadata(self.blob_path(digest)).map(|m| m.is_file() && m.len() == size).unwrap_or(false)
     }
 
     /// Moves a finished temporary file into the store under `digest`, which the caller
@@ -202,9 +171,7 @@ impl Store {
             fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
         }
         // Blobs are read-only: nothing may edit one in place.
-        let mut perms = fs::metadata(tmp)
-            .map_err(io_err("cannot stat", tmp))?
-            .permissions();
+        let mut perms = fs::metadata(tmp).map_err(io_err("cannot stat", tmp))?.permissions();
         perms.set_readonly(true);
         fs::set_permissions(tmp, perms).map_err(io_err("cannot chmod", tmp))?;
         fs::rename(tmp, &dest).map_err(io_err("cannot rename into", &dest))?;
@@ -232,9 +199,7 @@ impl Store {
         let mut writer = HashingWriter::new(io::BufWriter::new(out));
         io::copy(&mut input, &mut writer).map_err(io_err("cannot copy", source))?;
         let (digest, size, buf) = writer.finish();
-        buf.into_inner()
-            .map_err(|e| e.into_error())
-            .map_err(io_err("cannot write", &tmp))?;
+        buf.into_inner().map_err(|e| e.into_error()).map_err(io_err("cannot write", &tmp))?;
         if self.has_blob(&digest, size) {
             let _ = fs::remove_file(&tmp);
         } else {
@@ -250,13 +215,7 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    what: "cannot read",
-                    path,
-                    source: e,
-                })
-            }
+            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
         };
         if Digest::of(&bytes) != *digest {
             self.evict(digest);
@@ -267,23 +226,12 @@ impl Store {
 
     /// Copies a blob to `dest` (through a temporary file beside it), verifying its digest on
     /// the way. Returns false, after evicting the blob, if it is missing or corrupt.
-    pub fn copy_blob_to(
-        &self,
-        digest: &Digest,
-        dest: &Path,
-        executable: bool,
-    ) -> Result<bool, StoreError> {
+    pub fn copy_blob_to(&self, digest: &Digest, dest: &Path, executable: bool) -> Result<bool, StoreError> {
         let path = self.blob_path(digest);
         let input = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    what: "cannot read",
-                    path,
-                    source: e,
-                })
-            }
+            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
         };
         let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let tmp = dest.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
@@ -291,10 +239,7 @@ impl Store {
         let mut writer = HashingWriter::new(io::BufWriter::new(out));
         io::copy(&mut BufReader::new(input), &mut writer).map_err(io_err("cannot copy", &path))?;
         let (got, _, buf) = writer.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .map_err(io_err("cannot write", &tmp))?;
+        let file = buf.into_inner().map_err(|e| e.into_error()).map_err(io_err("cannot write", &tmp))?;
         if got != *digest {
             drop(file);
             let _ = fs::remove_file(&tmp);
@@ -361,12 +306,7 @@ impl Store {
     }
 }
 
-fn collect_tree(
-    store: &Store,
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<TreeEntry>,
-) -> Result<(), StoreError> {
+fn collect_tree(store: &Store, dir: &Path, prefix: &str, out: &mut Vec<TreeEntry>) -> Result<(), StoreError> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map_err(io_err("cannot list", dir))?
         .map(|e| e.map(|e| e.file_name()))
@@ -378,21 +318,11 @@ fn collect_tree(
         let rel = format!("{prefix}{}", name.to_string_lossy());
         let meta = fs::symlink_metadata(&path).map_err(io_err("cannot stat", &path))?;
         if meta.is_dir() {
-            out.push(TreeEntry {
-                path: rel.clone(),
-                digest: None,
-                size: 0,
-                executable: false,
-            });
+            out.push(TreeEntry { path: rel.clone(), digest: None, size: 0, executable: false });
             collect_tree(store, &path, &format!("{rel}/"), out)?;
         } else if meta.is_file() {
             let (digest, size) = store.put_file(&path)?;
-            out.push(TreeEntry {
-                path: rel,
-                digest: Some(digest),
-                size,
-                executable: is_executable(&meta),
-            });
+            out.push(TreeEntry { path: rel, digest: Some(digest), size, executable: is_executable(&meta) });
         } else {
             return Err(StoreError::Io {
                 what: "directory outputs may hold only files and directories, found",
@@ -413,11 +343,7 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
 pub fn set_mode(file: &File, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(if executable {
-        0o755
-    } else {
-        0o644
-    }))
+    file.set_permissions(fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
 }
 
 /// True if any execute bit is set.
@@ -442,10 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let d = store.put_bytes(b"hello").expect("put");
-        assert_eq!(
-            store.read_blob(&d).expect("read").as_deref(),
-            Some(&b"hello"[..])
-        );
+        assert_eq!(store.read_blob(&d).expect("read").as_deref(), Some(&b"hello"[..]));
         let path = store.blob_path(&d);
         let mut perms = fs::metadata(&path).expect("meta").permissions();
         #[allow(clippy::permissions_set_readonly_false)]
@@ -471,9 +394,6 @@ mod tests {
         let d = store.put_tree(&src).expect("tree");
         let tree = store.get_tree(&d).expect("get").expect("present");
         let paths: Vec<_> = tree.entries.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            ["blobs", "blobs/sha256", "blobs/sha256/x", "index.json"]
-        );
+        assert_eq!(paths, ["blobs", "blobs/sha256", "blobs/sha256/x", "index.json"]);
     }
 }

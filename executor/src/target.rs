@@ -97,10 +97,7 @@ fn serialize_labels<S: serde::Serializer>(labels: &[Label], s: S) -> Result<S::O
     s.collect_seq(labels.iter().map(|l| l.to_string()))
 }
 
-fn serialize_label_dict<S: serde::Serializer>(
-    map: &BTreeMap<String, Label>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_label_dict<S: serde::Serializer>(map: &BTreeMap<String, Label>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(map.iter().map(|(k, l)| (k, l.to_string())))
 }
 
@@ -186,32 +183,16 @@ impl Target {
 pub enum AttrError {
     /// The rule has no such attribute.
     #[error("rule `{rule}` has no attribute `{attr}`{hint}")]
-    Unknown {
-        rule: &'static str,
-        attr: String,
-        hint: String,
-    },
+    Unknown { rule: &'static str, attr: String, hint: String },
     /// A mandatory attribute is missing.
     #[error("rule `{rule}` requires attribute `{attr}`")]
-    Missing {
-        rule: &'static str,
-        attr: &'static str,
-    },
+    Missing { rule: &'static str, attr: &'static str },
     /// The value has the wrong type.
     #[error("attribute `{attr}` of rule `{rule}` must be {expected}, got {got}")]
-    Type {
-        rule: &'static str,
-        attr: &'static str,
-        expected: &'static str,
-        got: String,
-    },
+    Type { rule: &'static str, attr: &'static str, expected: &'static str, got: String },
     /// A label in the value does not parse.
     #[error("attribute `{attr}` of rule `{rule}`: {source}")]
-    Label {
-        rule: &'static str,
-        attr: &'static str,
-        source: LabelError,
-    },
+    Label { rule: &'static str, attr: &'static str, source: LabelError },
     /// Positional arguments were given.
     #[error("rule `{rule}` takes keyword arguments only (write `{rule}(name = \"...\", ...)`)")]
     Positional { rule: &'static str },
@@ -235,31 +216,19 @@ fn type_name(value: Value) -> String {
 }
 
 fn to_string(rule: &'static str, spec: &AttrSpec, value: Value) -> Result<String, AttrError> {
-    value
-        .unpack_str()
-        .map(str::to_owned)
-        .ok_or_else(|| AttrError::Type {
-            rule,
-            attr: spec.name,
-            expected: spec.ty.describe(),
-            got: type_name(value),
-        })
-}
-
-fn to_list<'v>(
-    rule: &'static str,
-    spec: &AttrSpec,
-    value: Value<'v>,
-) -> Result<Vec<Value<'v>>, AttrError> {
-    if let Some(list) = ListRef::from_value(value) {
-        return Ok(list.content().to_vec());
-    }
-    Err(AttrError::Type {
+    value.unpack_str().map(str::to_owned).ok_or_else(|| AttrError::Type {
         rule,
         attr: spec.name,
         expected: spec.ty.describe(),
         got: type_name(value),
     })
+}
+
+fn to_list<'v>(rule: &'static str, spec: &AttrSpec, value: Value<'v>) -> Result<Vec<Value<'v>>, AttrError> {
+    if let Some(list) = ListRef::from_value(value) {
+        return Ok(list.content().to_vec());
+    }
+    Err(AttrError::Type { rule, attr: spec.name, expected: spec.ty.describe(), got: type_name(value) })
 }
 
 fn to_dict<'v>(
@@ -270,12 +239,7 @@ fn to_dict<'v>(
     if let Some(dict) = DictRef::from_value(value) {
         return Ok(dict.iter().collect());
     }
-    Err(AttrError::Type {
-        rule,
-        attr: spec.name,
-        expected: spec.ty.describe(),
-        got: type_name(value),
-    })
+    Err(AttrError::Type { rule, attr: spec.name, expected: spec.ty.describe(), got: type_name(value) })
 }
 
 /// Converts one Starlark value to the attribute's type. Labels resolve against `context`.
@@ -291,46 +255,23 @@ pub fn convert_attr(
         expected: spec.ty.describe(),
         got: format!("{what} {}", type_name(v)),
     };
-    let label = |text: &str| {
-        Label::parse(text, context).map_err(|source| AttrError::Label {
-            rule,
-            attr: spec.name,
-            source,
-        })
-    };
+    let label =
+        |text: &str| Label::parse(text, context).map_err(|source| AttrError::Label { rule, attr: spec.name, source });
     Ok(match spec.ty {
         AttrType::String => AttrValue::String(to_string(rule, spec, value)?),
         AttrType::Bool => match value.unpack_bool() {
             Some(b) => AttrValue::Bool(b),
-            None => {
-                return Err(AttrError::Type {
-                    rule,
-                    attr: spec.name,
-                    expected: "a bool",
-                    got: type_name(value),
-                })
-            }
+            None => return Err(AttrError::Type { rule, attr: spec.name, expected: "a bool", got: type_name(value) }),
         },
         AttrType::Int => match value.unpack_i32() {
             Some(i) => AttrValue::Int(i64::from(i)),
-            None => {
-                return Err(AttrError::Type {
-                    rule,
-                    attr: spec.name,
-                    expected: "an int",
-                    got: type_name(value),
-                })
-            }
+            None => return Err(AttrError::Type { rule, attr: spec.name, expected: "an int", got: type_name(value) }),
         },
         AttrType::StringList => {
             let items = to_list(rule, spec, value)?;
             let mut out = Vec::with_capacity(items.len());
             for v in items {
-                out.push(
-                    v.unpack_str()
-                        .ok_or_else(|| elem_err("an element of type", v))?
-                        .to_owned(),
-                );
+                out.push(v.unpack_str().ok_or_else(|| elem_err("an element of type", v))?.to_owned());
             }
             AttrValue::StringList(out)
         }
@@ -339,10 +280,7 @@ pub fn convert_attr(
             let items = to_list(rule, spec, value)?;
             let mut out = Vec::with_capacity(items.len());
             for v in items {
-                let l = label(
-                    v.unpack_str()
-                        .ok_or_else(|| elem_err("an element of type", v))?,
-                )?;
+                let l = label(v.unpack_str().ok_or_else(|| elem_err("an element of type", v))?)?;
                 if out.contains(&l) {
                     return Err(AttrError::Label {
                         rule,
@@ -362,9 +300,7 @@ pub fn convert_attr(
             let mut out = BTreeMap::new();
             for (k, v) in to_dict(rule, spec, value)? {
                 let k = k.unpack_str().ok_or_else(|| elem_err("a key of type", k))?;
-                let v = v
-                    .unpack_str()
-                    .ok_or_else(|| elem_err("a value of type", v))?;
+                let v = v.unpack_str().ok_or_else(|| elem_err("a value of type", v))?;
                 out.insert(k.to_owned(), v.to_owned());
             }
             AttrValue::StringDict(out)
@@ -373,9 +309,7 @@ pub fn convert_attr(
             let mut out = BTreeMap::new();
             for (k, v) in to_dict(rule, spec, value)? {
                 let k = k.unpack_str().ok_or_else(|| elem_err("a key of type", k))?;
-                let v = v
-                    .unpack_str()
-                    .ok_or_else(|| elem_err("a value of type", v))?;
+                let v = v.unpack_str().ok_or_else(|| elem_err("a value of type", v))?;
                 out.insert(k.to_owned(), label(v)?);
             }
             AttrValue::StringKeyedLabelDict(out)
@@ -389,14 +323,8 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(
-            did_you_mean("srcz", ["srcs", "name"]),
-            ", did you mean `srcs`?"
-        );
-        assert_eq!(
-            did_you_mean("statc", ["static", "hello"]),
-            ", did you mean `static`?"
-        );
+        assert_eq!(did_you_mean("srcz", ["srcs", "name"]), ", did you mean `srcs`?");
+        assert_eq!(did_you_mean("statc", ["static", "hello"]), ", did you mean `static`?");
         assert_eq!(did_you_mean("zzzzzz", ["srcs", "name"]), "");
     }
 }

@@ -31,10 +31,7 @@ pub enum WorkspaceError {
     NotAWorkspace(PathBuf),
     /// A directory cannot be read.
     #[error("cannot read `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// The main repository and the repositories `WORKSPACE` declares.
@@ -46,6 +43,8 @@ pub struct Workspace {
     pub workspace_file: &'static str,
     /// Declared repositories and their absolute roots.
     pub repos: BTreeMap<RepoName, PathBuf>,
+    /// Declared APK repositories by name.
+    pub apk_repositories: BTreeMap<String, crate::repository::ApkRepository>,
 }
 
 /// The workspace file in `dir`, if any.
@@ -59,21 +58,13 @@ pub fn build_file(dir: &Path) -> Option<&'static str> {
 }
 
 /// Finds the workspace root: `explicit` if given, else the nearest ancestor of `start`.
-pub fn find_root(
-    start: &Path,
-    explicit: Option<&Path>,
-) -> Result<(PathBuf, &'static str), WorkspaceError> {
+pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'static str), WorkspaceError> {
     if let Some(dir) = explicit {
         let dir = start.join(dir);
         let dir = fs::canonicalize(&dir).map_err(|_| WorkspaceError::NotAWorkspace(dir.clone()))?;
-        return workspace_file(&dir)
-            .map(|f| (dir.clone(), f))
-            .ok_or(WorkspaceError::NotAWorkspace(dir));
+        return workspace_file(&dir).map(|f| (dir.clone(), f)).ok_or(WorkspaceError::NotAWorkspace(dir));
     }
-    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io {
-        path: start.to_owned(),
-        source,
-    })?;
+    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io { path: start.to_owned(), source })?;
     let mut dir = start.as_path();
     loop {
         if let Some(f) = workspace_file(dir) {
@@ -98,11 +89,7 @@ impl Workspace {
     /// The directory of a package.
     pub fn package_dir(&self, repo: Option<&RepoName>, package: &PackagePath) -> Option<PathBuf> {
         let root = self.repo_root(repo)?;
-        Some(if package.as_str().is_empty() {
-            root.to_owned()
-        } else {
-            root.join(package.as_str())
-        })
+        Some(if package.as_str().is_empty() { root.to_owned() } else { root.join(package.as_str()) })
     }
 
     /// How a file of a repository is shown to users: workspace-relative for the main
@@ -148,27 +135,16 @@ pub fn is_ignored_dir(name: &str) -> bool {
     name.starts_with('.') || name == OUT_DIR
 }
 
-fn walk(
-    dir: &Path,
-    package: &PackagePath,
-    is_root: bool,
-    out: &mut Vec<PackagePath>,
-) -> Result<(), WorkspaceError> {
+fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackagePath>) -> Result<(), WorkspaceError> {
     if !is_root && workspace_file(dir).is_some() {
         return Ok(()); // a nested workspace is its own world
     }
     if build_file(dir).is_some() {
         out.push(package.clone());
     }
-    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
+    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
     for entry in entries {
-        let entry = entry.map_err(|source| WorkspaceError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
         let Ok(file_type) = entry.file_type() else {
             continue;
         };

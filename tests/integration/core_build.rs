@@ -36,10 +36,7 @@ filegroup(
         .file("app/data/config.txt", "key = value\n")
         .file("app/docs/a.md", "# a\n")
         .file("app/docs/skip.md", "# skip\n")
-        .file(
-            "lib/BUILD",
-            "filegroup(name = \"lib\", srcs = [\"//app:hi\"])\n",
-        )
+        .file("lib/BUILD", "filegroup(name = \"lib\", srcs = [\"//app:hi\"])\n")
 }
 
 #[test]
@@ -48,71 +45,38 @@ fn build_prints_outputs_and_materializes_them() {
     let run = ws.run(&["build", "//app:bundle", "//lib"]).success();
     insta::assert_snapshot!("build_bundle", run.normalized(&ws));
     assert_eq!(ws.read("executor-out/app/hi.txt"), "hello world\n");
-    assert_eq!(
-        ws.read("executor-out/app/bin/tool.sh"),
-        "#!/bin/sh\necho app\n"
-    );
+    assert_eq!(ws.read("executor-out/app/bin/tool.sh"), "#!/bin/sh\necho app\n");
     let files = tree_contents(&ws.root().join("executor-out"));
     let modes: Vec<(String, u32)> = files.into_iter().map(|(p, _, m)| (p, m)).collect();
-    assert_eq!(
-        modes,
-        [
-            ("app/bin/tool.sh".to_owned(), 0o755),
-            ("app/hi.txt".to_owned(), 0o644)
-        ]
-    );
+    assert_eq!(modes, [("app/bin/tool.sh".to_owned(), 0o755), ("app/hi.txt".to_owned(), 0o644)]);
 }
 
 #[test]
 fn second_build_runs_no_action() {
     let ws = sample();
     let first = ws.run(&["build", "//..."]).success();
-    assert!(
-        first.stderr.contains("2 actions run, 0 cache hits"),
-        "{}",
-        first.stderr
-    );
+    assert!(first.stderr.contains("2 actions run, 0 cache hits"), "{}", first.stderr);
     let second = ws.run(&["build", "//..."]).success();
-    assert!(
-        second.stderr.contains("0 actions run, 2 cache hits"),
-        "{}",
-        second.stderr
-    );
+    assert!(second.stderr.contains("0 actions run, 2 cache hits"), "{}", second.stderr);
     assert_eq!(first.stdout, second.stdout);
     // An edit reruns exactly the affected action.
-    ws.write(
-        "app/BUILD",
-        &ws.read("app/BUILD")
-            .replace("who = \"world\"", "who = \"there\""),
-    );
+    ws.write("app/BUILD", &ws.read("app/BUILD").replace("who = \"world\"", "who = \"there\""));
     let third = ws.run(&["build", "//..."]).success();
-    assert!(
-        third.stderr.contains("1 action run, 1 cache hit"),
-        "{}",
-        third.stderr
-    );
+    assert!(third.stderr.contains("1 action run, 1 cache hit"), "{}", third.stderr);
     assert_eq!(ws.read("executor-out/app/hi.txt"), "hello there\n");
     // Deleting a materialized output restores it from the store without running anything.
     std::fs::remove_file(ws.root().join("executor-out/app/hi.txt")).expect("rm");
     let fourth = ws.run(&["build", "//..."]).success();
-    assert!(
-        fourth.stderr.contains("0 actions run, 2 cache hits"),
-        "{}",
-        fourth.stderr
-    );
+    assert!(fourth.stderr.contains("0 actions run, 2 cache hits"), "{}", fourth.stderr);
     assert_eq!(ws.read("executor-out/app/hi.txt"), "hello there\n");
 }
 
 #[test]
 fn patterns_relative_to_the_current_directory() {
     let ws = sample();
-    let run = ws
-        .run_in("app", &["query", ":all", "--output", "label"])
-        .success();
+    let run = ws.run_in("app", &["query", ":all", "--output", "label"]).success();
     assert_eq!(run.stdout, "//app:bundle\n//app:hi\n//app:tool\n");
-    let run = ws
-        .run_in("app/docs", &["query", "//lib", "--output", "label"])
-        .success();
+    let run = ws.run_in("app/docs", &["query", "//lib", "--output", "label"]).success();
     assert_eq!(run.stdout, "//lib:lib\n");
     let run = ws.run_in("app", &["build", ":hi"]).success();
     assert!(run.stdout.starts_with("//app:hi\n"), "{}", run.stdout);
@@ -125,9 +89,7 @@ fn query_formats() {
     insta::assert_snapshot!("query_label_kind", all.stdout);
     let deps = ws.run(&["query", "deps(//lib)"]).success();
     insta::assert_snapshot!("query_deps", deps.stdout);
-    let json = ws
-        .run(&["query", "deps(//app:bundle)", "--output", "json"])
-        .success();
+    let json = ws.run(&["query", "deps(//app:bundle)", "--output", "json"]).success();
     insta::assert_snapshot!("query_json", json.stdout);
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid json");
     assert_eq!(parsed.as_array().map(Vec::len), Some(5));
@@ -135,10 +97,8 @@ fn query_formats() {
 
 #[test]
 fn target_named_all_wins_over_the_wildcard() {
-    let ws = Workspace::new().file(
-        "p/BUILD",
-        "write_file(name = \"all\", out = \"a\")\nwrite_file(name = \"b\", out = \"b\")\n",
-    );
+    let ws = Workspace::new()
+        .file("p/BUILD", "write_file(name = \"all\", out = \"a\")\nwrite_file(name = \"b\", out = \"b\")\n");
     let run = ws.run(&["query", "//p:all", "--output", "label"]).success();
     assert_eq!(run.stdout, "//p:all\n");
     let run = ws.run(&["query", "//p/...", "--output", "label"]).success();
@@ -170,34 +130,20 @@ fn clean_removes_outputs_and_optionally_the_cache() {
     assert!(!ws.root().join("executor-out").exists());
     // The cache survives a plain clean: the rebuild runs nothing.
     let run = ws.run(&["build", "//app:hi"]).success();
-    assert!(
-        run.stderr.contains("0 actions run, 1 cache hit"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("0 actions run, 1 cache hit"), "{}", run.stderr);
     let run = ws.run(&["clean", "--cache"]).success();
     assert!(run.stderr.contains("emptied the cache"), "{}", run.stderr);
     let run = ws.run(&["build", "//app:hi"]).success();
-    assert!(
-        run.stderr.contains("1 action run, 0 cache hits"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("1 action run, 0 cache hits"), "{}", run.stderr);
 }
 
 #[test]
 fn version() {
     let ws = Workspace::new();
     let run = ws.run(&["version"]).success();
-    assert_eq!(
-        run.stdout,
-        format!("executor {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(run.stdout, format!("executor {}\n", env!("CARGO_PKG_VERSION")));
     let run = ws.run(&["--version"]).success();
-    assert_eq!(
-        run.stdout,
-        format!("executor {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(run.stdout, format!("executor {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -219,12 +165,7 @@ fn workspace_flag_overrides_discovery() {
         .output()
         .expect("run");
     let run = to_run(out).failure(1);
-    assert!(
-        run.stderr
-            .contains("is not a workspace: it has no `WORKSPACE` file"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("is not a workspace: it has no `WORKSPACE` file"), "{}", run.stderr);
 }
 
 /// Builds the same sources in two places with different caches, time zones and umasks: the
@@ -255,10 +196,8 @@ fn same_outputs_from_different_paths_caches_tz_and_umask() {
 
 #[test]
 fn print_goes_to_stderr() {
-    let ws = Workspace::new().file(
-        "p/BUILD",
-        "print(\"hello from\", package_name())\nwrite_file(name = \"a\", out = \"a\")\n",
-    );
+    let ws = Workspace::new()
+        .file("p/BUILD", "print(\"hello from\", package_name())\nwrite_file(name = \"a\", out = \"a\")\n");
     let run = ws.run(&["query", "//p:all", "--output", "label"]).success();
     assert_eq!(run.stdout, "//p:a\n");
     assert_eq!(run.stderr, "DEBUG: p/BUILD: hello from p\n");

@@ -14,11 +14,7 @@ def recurse(name):
 "#;
 
 /// A snapshot name, the files of the workspace, and the command line.
-type Case = (
-    &'static str,
-    Vec<(&'static str, &'static str)>,
-    Vec<&'static str>,
-);
+type Case = (&'static str, Vec<(&'static str, &'static str)>, Vec<&'static str>);
 
 /// Each command must fail with exit code 1.
 fn cases() -> Vec<Case> {
@@ -141,9 +137,7 @@ fn outside_any_workspace() {
     let run = crate::harness::to_run(out);
     assert_eq!(run.code, 1);
     let canonical = std::fs::canonicalize(temp.path()).expect("canonical");
-    let text = run
-        .stderr
-        .replace(&canonical.display().to_string(), "[DIR]");
+    let text = run.stderr.replace(&canonical.display().to_string(), "[DIR]");
     insta::assert_snapshot!("outside_any_workspace", text);
 }
 
@@ -151,11 +145,7 @@ fn outside_any_workspace() {
 fn usage_errors_exit_2() {
     let ws = Workspace::new();
     let run = ws.run(&["frobnicate"]).failure(2);
-    assert!(
-        run.stderr.contains("unrecognized subcommand 'frobnicate'"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("unrecognized subcommand 'frobnicate'"), "{}", run.stderr);
     ws.run(&["build"]).failure(2);
     let run = ws.run(&["build", "//...", "--jobs", "0"]).failure(2);
     insta::assert_snapshot!("jobs_zero", run.normalized(&ws));

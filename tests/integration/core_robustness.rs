@@ -22,12 +22,8 @@ fn expected_content(i: usize, size: usize) -> String {
 
 fn check_outputs(ws: &Workspace, n: usize, size: usize) {
     for i in 0..n {
-        let got = fs::read_to_string(ws.root().join(format!("executor-out/p/out/t{i}.txt")))
-            .expect("output exists");
-        assert!(
-            got == expected_content(i, size),
-            "output t{i} is wrong after a killed build"
-        );
+        let got = fs::read_to_string(ws.root().join(format!("executor-out/p/out/t{i}.txt"))).expect("output exists");
+        assert!(got == expected_content(i, size), "output t{i} is wrong after a killed build");
     }
 }
 
@@ -48,22 +44,13 @@ fn killed_build_then_rebuild_gives_correct_outputs() {
         let _ = child.wait();
         // Whatever the killed build left under its final names is complete.
         for i in 0..n {
-            if let Ok(got) =
-                fs::read_to_string(ws.root().join(format!("executor-out/p/out/t{i}.txt")))
-            {
-                assert!(
-                    got == expected_content(i, size),
-                    "half-written output t{i} after a kill at {delay_ms} ms"
-                );
+            if let Ok(got) = fs::read_to_string(ws.root().join(format!("executor-out/p/out/t{i}.txt"))) {
+                assert!(got == expected_content(i, size), "half-written output t{i} after a kill at {delay_ms} ms");
             }
         }
         verify_store(&ws.cache());
         let run = ws.run(&["build", "//p:all"]).success();
-        assert!(
-            run.stdout.contains(&format!("//p:t{}", n - 1)),
-            "{}",
-            run.stdout
-        );
+        assert!(run.stdout.contains(&format!("//p:t{}", n - 1)), "{}", run.stdout);
         check_outputs(&ws, n, size);
         // Every store blob still matches its name.
         verify_store(&ws.cache());
@@ -81,17 +68,8 @@ fn verify_store(cache: &Path) {
         for blob in fs::read_dir(shard.expect("shard").path()).expect("shard dir") {
             let path = blob.expect("blob").path();
             let bytes = fs::read(&path).expect("read blob");
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("name")
-                .to_owned();
-            assert_eq!(
-                executor::digest::Digest::of(&bytes).hex(),
-                name,
-                "corrupt blob {}",
-                path.display()
-            );
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+            assert_eq!(executor::digest::Digest::of(&bytes).hex(), name, "corrupt blob {}", path.display());
         }
     }
 }
@@ -112,21 +90,14 @@ fn concurrent_builds_share_one_cache() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn a"),
-        cmd_b
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn b"),
+        cmd_b.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn b"),
         a.command_in("", &["build", "//p:all"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn a2"),
     ];
-    let runs: Vec<_> = children
-        .into_iter()
-        .map(|c| to_run(c.wait_with_output().expect("wait")))
-        .collect();
+    let runs: Vec<_> = children.into_iter().map(|c| to_run(c.wait_with_output().expect("wait"))).collect();
     for run in &runs {
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
@@ -139,32 +110,15 @@ fn concurrent_builds_share_one_cache() {
 
 #[test]
 fn corrupted_store_entry_is_detected_and_rebuilt() {
-    let ws = Workspace::new().file(
-        "p/BUILD",
-        "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\n",
-    );
+    let ws = Workspace::new().file("p/BUILD", "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\n");
     let first = ws.run(&["build", "//p:a"]).success();
-    let digest = first
-        .stdout
-        .split("sha256:")
-        .nth(1)
-        .expect("digest")
-        .trim()
-        .to_owned();
-    let blob = ws
-        .cache()
-        .join("cas/sha256")
-        .join(&digest[..2])
-        .join(&digest);
+    let digest = first.stdout.split("sha256:").nth(1).expect("digest").trim().to_owned();
+    let blob = ws.cache().join("cas/sha256").join(&digest[..2]).join(&digest);
     fs::set_permissions(&blob, fs::Permissions::from_mode(0o644)).expect("chmod");
     fs::write(&blob, "tampered").expect("tamper");
     fs::remove_dir_all(ws.root().join("executor-out")).expect("rm out");
     let run = ws.run(&["build", "//p:a"]).success();
-    assert!(
-        run.stderr.contains("1 action run"),
-        "corrupt entry must not count as a hit: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("1 action run"), "corrupt entry must not count as a hit: {}", run.stderr);
     assert_eq!(ws.read("executor-out/p/a.txt"), "precious");
     assert_eq!(run.stdout, first.stdout);
     verify_store(&ws.cache());
@@ -172,10 +126,7 @@ fn corrupted_store_entry_is_detected_and_rebuilt() {
 
 #[test]
 fn edited_output_is_restored() {
-    let ws = Workspace::new().file(
-        "p/BUILD",
-        "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\n",
-    );
+    let ws = Workspace::new().file("p/BUILD", "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\n");
     ws.run(&["build", "//p:a"]).success();
     // A user edits the materialized output: the next build puts the right bytes back.
     std::thread::sleep(Duration::from_millis(20));
@@ -186,18 +137,10 @@ fn edited_output_is_restored() {
 
 #[test]
 fn source_edits_are_seen() {
-    let ws = Workspace::new()
-        .file("p/BUILD", "filegroup(name = \"g\", srcs = [\"a.txt\"])\n")
-        .file("p/a.txt", "one");
+    let ws = Workspace::new().file("p/BUILD", "filegroup(name = \"g\", srcs = [\"a.txt\"])\n").file("p/a.txt", "one");
     let first = ws.run(&["build", "//p:g"]).success();
     ws.write("p/a.txt", "two");
     let second = ws.run(&["build", "//p:g"]).success();
     assert_ne!(first.stdout, second.stdout);
-    assert!(
-        second
-            .stdout
-            .contains(&executor::digest::Digest::of(b"two").to_string()),
-        "{}",
-        second.stdout
-    );
+    assert!(second.stdout.contains(&executor::digest::Digest::of(b"two").to_string()), "{}", second.stdout);
 }

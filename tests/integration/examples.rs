@@ -15,11 +15,7 @@ fn every_example_builds() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(
-        !names.is_empty(),
-        "no examples found in {}",
-        examples.display()
-    );
+    assert!(!names.is_empty(), "no examples found in {}", examples.display());
     for name in names {
         // Build a copy so the source tree stays clean and the cache is fresh.
         let temp = tempfile::tempdir().expect("tempdir");

@@ -38,22 +38,14 @@ impl Run {
     /// Panics with the whole output unless the command succeeded.
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "command failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
     /// Panics unless the command failed with `code`.
     #[track_caller]
     pub fn failure(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -141,9 +133,7 @@ pub fn normalize_time(text: &str) -> String {
     while let Some(pos) = rest.find(" in ") {
         out.push_str(&rest[..pos + 4]);
         rest = &rest[pos + 4..];
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if end > 0 && rest[end..].starts_with('s') {
             out.push_str("[TIME]");
             rest = &rest[end + 1..];
@@ -169,19 +159,53 @@ pub fn tree_contents(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
             if meta.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path
-                    .strip_prefix(dir)
-                    .expect("prefix")
-                    .display()
-                    .to_string();
-                out.push((
-                    rel,
-                    fs::read(&path).expect("read"),
-                    meta.permissions().mode() & 0o7777,
-                ));
+                let rel = path.strip_prefix(dir).expect("prefix").display().to_string();
+                out.push((rel, fs::read(&path).expect("read"), meta.permissions().mode() & 0o7777));
             }
         }
     }
     out.sort();
     out
+}
+
+/// `../shared/fixtures/apk` (real signed APK data). In CI a missing fixture is a failure;
+/// elsewhere the test is skipped with a printed reason.
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/apk");
+    match fs::canonicalize(&dir) {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("fixtures missing at {}: {e}", dir.display()),
+        Err(e) => {
+            eprintln!("skipping: fixtures missing at {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+impl Workspace {
+    /// A workspace whose `WORKSPACE` declares `apk_repository(name, url, keys)` with the
+    /// given key files copied from the fixtures into `keys/`.
+    pub fn with_apk_repository(name: &str, url: &str, key_files: &[PathBuf], extra: &str) -> Self {
+        let ws = Workspace::new();
+        let mut labels = Vec::new();
+        for key in key_files {
+            let file_name = key.file_name().and_then(|n| n.to_str()).expect("key name").to_owned();
+            fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
+            fs::copy(key, ws.root().join("keys").join(&file_name)).expect("copy key");
+            labels.push(format!("\"//keys:{file_name}\""));
+        }
+        ws.write(
+            "WORKSPACE",
+            &format!(
+                "apk_repository(\n    name = \"{name}\",\n    url = \"{url}\",\n    keys = [{}],{extra}\n)\n",
+                labels.join(", ")
+            ),
+        );
+        ws
+    }
+
+    /// Also replaces the fixtures path.
+    pub fn normalize_fixtures(&self, text: &str, fixtures: &Path) -> String {
+        self.normalize(&text.replace(&fixtures.display().to_string(), "[FIXTURES]"))
+    }
 }

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod apk_lock;
 mod core_build;
 mod core_errors;
 mod core_robustness;

@@ -54,17 +54,10 @@ pub struct PackageName(Box<str>);
 impl PackageName {
     pub fn new(name: &str) -> Result<Self, DependencyError> {
         if name.is_empty() {
-            return Err(DependencyError::EmptyName {
-                atom: name.to_owned(),
-            });
+            return Err(DependencyError::EmptyName { atom: name.to_owned() });
         }
-        if name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || is_op_char(c) || c == '!')
-        {
-            return Err(DependencyError::InvalidName {
-                name: name.to_owned(),
-            });
+        if name.chars().any(|c| c.is_whitespace() || c.is_control() || is_op_char(c) || c == '!') {
+            return Err(DependencyError::InvalidName { name: name.to_owned() });
         }
         Ok(PackageName(name.into()))
     }
@@ -182,9 +175,7 @@ impl Constraint {
     pub fn matches(&self, version: &Version) -> bool {
         match self {
             Constraint::Any => true,
-            Constraint::Version(op, wanted) => {
-                op.accepts(version.compare_fuzzy(wanted, op.is_fuzzy()))
-            }
+            Constraint::Version(op, wanted) => op.accepts(version.compare_fuzzy(wanted, op.is_fuzzy())),
         }
     }
 
@@ -224,47 +215,28 @@ impl Dependency {
         let name_end = rest.find(is_op_char).unwrap_or(rest.len());
         let name_text = &rest[..name_end];
         if name_text.is_empty() {
-            return Err(DependencyError::EmptyName {
-                atom: atom.to_owned(),
-            });
+            return Err(DependencyError::EmptyName { atom: atom.to_owned() });
         }
         let name = PackageName::new(name_text)?;
         let after = &rest[name_end..];
         if after.is_empty() {
-            return Ok(Dependency {
-                name,
-                constraint: Constraint::Any,
-                conflict,
-            });
+            return Ok(Dependency { name, constraint: Constraint::Any, conflict });
         }
         let op_len = after.find(|c| !is_op_char(c)).unwrap_or(after.len());
         let (op_text, version_text) = after.split_at(op_len);
-        let op = Op::parse(op_text).ok_or_else(|| DependencyError::InvalidOperator {
-            atom: atom.to_owned(),
-            op: op_text.to_owned(),
-        })?;
+        let op = Op::parse(op_text)
+            .ok_or_else(|| DependencyError::InvalidOperator { atom: atom.to_owned(), op: op_text.to_owned() })?;
         if version_text.is_empty() {
-            return Err(DependencyError::MissingVersion {
-                atom: atom.to_owned(),
-                op: op_text.to_owned(),
-            });
+            return Err(DependencyError::MissingVersion { atom: atom.to_owned(), op: op_text.to_owned() });
         }
-        let version = Version::parse(version_text).map_err(|source| DependencyError::Version {
-            atom: atom.to_owned(),
-            source,
-        })?;
-        Ok(Dependency {
-            name,
-            constraint: Constraint::Version(op, version),
-            conflict,
-        })
+        let version = Version::parse(version_text)
+            .map_err(|source| DependencyError::Version { atom: atom.to_owned(), source })?;
+        Ok(Dependency { name, constraint: Constraint::Version(op, version), conflict })
     }
 
     /// Parses a space-separated list, as in `D:` lines.
     pub fn parse_list(list: &str) -> Result<Vec<Self>, DependencyError> {
-        list.split_ascii_whitespace()
-            .map(Dependency::parse)
-            .collect()
+        list.split_ascii_whitespace().map(Dependency::parse).collect()
     }
 
     /// Whether a package called `name` at `version` satisfies the atom's name
@@ -303,22 +275,12 @@ impl Provide {
     pub fn parse(atom: &str) -> Result<Self, DependencyError> {
         let dep = Dependency::parse(atom)?;
         if dep.conflict {
-            return Err(DependencyError::InvalidName {
-                name: atom.to_owned(),
-            });
+            return Err(DependencyError::InvalidName { name: atom.to_owned() });
         }
         match dep.constraint {
-            Constraint::Any => Ok(Provide {
-                name: dep.name,
-                version: None,
-            }),
-            Constraint::Version(Op::Equal, version) => Ok(Provide {
-                name: dep.name,
-                version: Some(version),
-            }),
-            Constraint::Version(..) => Err(DependencyError::ProvideOperator {
-                atom: atom.to_owned(),
-            }),
+            Constraint::Any => Ok(Provide { name: dep.name, version: None }),
+            Constraint::Version(Op::Equal, version) => Ok(Provide { name: dep.name, version: Some(version) }),
+            Constraint::Version(..) => Err(DependencyError::ProvideOperator { atom: atom.to_owned() }),
         }
     }
 
@@ -371,47 +333,22 @@ mod tests {
         type Case<'a> = (&'a str, &'a str, Option<(Op, &'a str)>, bool);
         let cases: &[Case] = &[
             ("musl", "musl", None, false),
-            (
-                "so:libc.musl-x86_64.so.1",
-                "so:libc.musl-x86_64.so.1",
-                None,
-                false,
-            ),
+            ("so:libc.musl-x86_64.so.1", "so:libc.musl-x86_64.so.1", None, false),
             ("cmd:sh", "cmd:sh", None, false),
             ("cmd:[", "cmd:[", None, false),
             ("pc:zlib", "pc:zlib", None, false),
             ("/bin/sh", "/bin/sh", None, false),
-            (
-                "alpine-baselayout-data=3.4.0-r0",
-                "alpine-baselayout-data",
-                Some((Op::Equal, "3.4.0-r0")),
-                false,
-            ),
+            ("alpine-baselayout-data=3.4.0-r0", "alpine-baselayout-data", Some((Op::Equal, "3.4.0-r0")), false),
             ("openssl>3", "openssl", Some((Op::Greater, "3")), false),
-            (
-                "abuild>=2.20.0",
-                "abuild",
-                Some((Op::GreaterEqual, "2.20.0")),
-                false,
-            ),
-            (
-                "lua5.1-bit32<26",
-                "lua5.1-bit32",
-                Some((Op::Less, "26")),
-                false,
-            ),
+            ("abuild>=2.20.0", "abuild", Some((Op::GreaterEqual, "2.20.0")), false),
+            ("lua5.1-bit32<26", "lua5.1-bit32", Some((Op::Less, "26")), false),
             ("foo<=1.2", "foo", Some((Op::LessEqual, "1.2")), false),
             ("tzdata~2023", "tzdata", Some((Op::Fuzzy, "2023")), false),
             ("tzdata=~2023", "tzdata", Some((Op::Fuzzy, "2023")), false),
             ("foo>~1.2", "foo", Some((Op::GreaterFuzzy, "1.2")), false),
             ("!busybox-binsh", "busybox-binsh", None, true),
             ("!openssl<3", "openssl", Some((Op::Less, "3")), true),
-            (
-                "so:libfoo.so.1=1.2.3",
-                "so:libfoo.so.1",
-                Some((Op::Equal, "1.2.3")),
-                false,
-            ),
+            ("so:libfoo.so.1=1.2.3", "so:libfoo.so.1", Some((Op::Equal, "1.2.3")), false),
         ];
         for &(atom, name, constraint, conflict) in cases {
             let d = dep(atom);
@@ -487,11 +424,7 @@ mod tests {
             ("a~2023", "2023c-r0", true),
         ];
         for &(atom, version, expected) in cases {
-            assert_eq!(
-                dep(atom).constraint.matches(&ver(version)),
-                expected,
-                "{version} vs {atom}"
-            );
+            assert_eq!(dep(atom).constraint.matches(&ver(version)), expected, "{version} vs {atom}");
         }
     }
 
@@ -511,9 +444,7 @@ mod tests {
 
         assert_eq!(
             Provide::parse("foo>=1").map_err(|e| e.to_string()),
-            Err(
-                "invalid provides entry `foo>=1`: a provided name takes only `=version`".to_owned()
-            )
+            Err("invalid provides entry `foo>=1`: a provided name takes only `=version`".to_owned())
         );
         let list = Provide::parse_list("cmd:busybox=1.35.0-r29 /bin/sh").expect("list");
         let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
@@ -522,19 +453,10 @@ mod tests {
 
     #[test]
     fn parses_lists() {
-        let deps = Dependency::parse_list(
-            "alpine-baselayout-data=3.4.0-r0 /bin/sh  so:libc.musl-aarch64.so.1",
-        )
-        .expect("list");
+        let deps =
+            Dependency::parse_list("alpine-baselayout-data=3.4.0-r0 /bin/sh  so:libc.musl-aarch64.so.1").expect("list");
         let shown: Vec<String> = deps.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            shown,
-            [
-                "alpine-baselayout-data=3.4.0-r0",
-                "/bin/sh",
-                "so:libc.musl-aarch64.so.1"
-            ]
-        );
+        assert_eq!(shown, ["alpine-baselayout-data=3.4.0-r0", "/bin/sh", "so:libc.musl-aarch64.so.1"]);
         assert!(Dependency::parse_list("").expect("empty list").is_empty());
     }
 }

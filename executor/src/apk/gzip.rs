@@ -55,28 +55,21 @@ pub fn read_member(bytes: &[u8], offset: usize) -> Result<Member, GzipError> {
         return Err(GzipError::Truncated { offset });
     }
     if !input.starts_with(&GZIP_MAGIC) {
-        return Err(
-            if input.len() < GZIP_MAGIC.len() && GZIP_MAGIC.starts_with(input) {
-                GzipError::Truncated { offset }
-            } else {
-                GzipError::NotGzip { offset }
-            },
-        );
+        return Err(if input.len() < GZIP_MAGIC.len() && GZIP_MAGIC.starts_with(input) {
+            GzipError::Truncated { offset }
+        } else {
+            GzipError::NotGzip { offset }
+        });
     }
     // Members are usually compressed about 3:1; start with room for that.
     let mut content = Vec::with_capacity(input.len().saturating_mul(3));
     let mut decoder = GzDecoder::new(input);
-    decoder
-        .read_to_end(&mut content)
-        .map_err(|e| GzipError::from_io(offset, e))?;
+    decoder.read_to_end(&mut content).map_err(|e| GzipError::from_io(offset, e))?;
     // The bufread decoder consumes exactly the member: header, deflate
     // stream and the 8-byte trailer.
     let rest = decoder.into_inner().len();
     let end = offset + (input.len() - rest);
-    Ok(Member {
-        range: offset..end,
-        content,
-    })
+    Ok(Member { range: offset..end, content })
 }
 
 /// The byte ranges of all members of `bytes`, in order. Decompresses
@@ -121,15 +114,10 @@ mod tests {
 
     #[test]
     fn splits_real_package_members() {
-        let bytes = std::fs::read(format!(
-            "{FIXTURES}/alpine-packages/aarch64/alpine-baselayout-3.2.0-r23.apk"
-        ))
-        .expect("fixture");
+        let bytes = std::fs::read(format!("{FIXTURES}/alpine-packages/aarch64/alpine-baselayout-3.2.0-r23.apk"))
+            .expect("fixture");
         // Boundaries cross-checked with Python's zlib.
-        assert_eq!(
-            member_ranges(&bytes).expect("valid members"),
-            [0..666, 666..2229, 2229..11012]
-        );
+        assert_eq!(member_ranges(&bytes).expect("valid members"), [0..666, 666..2229, 2229..11012]);
         let second = read_member(&bytes, 666).expect("control member");
         assert_eq!(second.range, 666..2229);
         // abuild writes a PAX header before `.PKGINFO`.
@@ -147,39 +135,25 @@ mod tests {
         let second = read_member(&bytes, first_end).expect("second member");
         assert_eq!(second.range, first_end..bytes.len());
         let mut all = String::new();
-        multi_member_reader(&bytes)
-            .read_to_string(&mut all)
-            .expect("stream");
+        multi_member_reader(&bytes).read_to_string(&mut all).expect("stream");
         assert_eq!(all, "hello world");
     }
 
     #[test]
     fn reports_bad_input() {
         let bytes = gzip(b"some content that is long enough to matter");
-        assert!(matches!(
-            read_member(b"PK\x03\x04", 0),
-            Err(GzipError::NotGzip { offset: 0 })
-        ));
+        assert!(matches!(read_member(b"PK\x03\x04", 0), Err(GzipError::NotGzip { offset: 0 })));
         for cut in [1, 5, 12, bytes.len() - 4, bytes.len() - 1] {
             let err = read_member(&bytes[..cut], 0).expect_err("truncated");
-            assert!(
-                matches!(err, GzipError::Truncated { offset: 0 }),
-                "cut {cut}: {err}"
-            );
+            assert!(matches!(err, GzipError::Truncated { offset: 0 }), "cut {cut}: {err}");
         }
-        assert!(matches!(
-            read_member(&bytes, bytes.len()),
-            Err(GzipError::Truncated { .. })
-        ));
+        assert!(matches!(read_member(&bytes, bytes.len()), Err(GzipError::Truncated { .. })));
         let mut corrupt = bytes.clone();
         let last = corrupt.len() - 5; // inside the CRC-32 of the trailer
         corrupt[last] ^= 0xff;
         let err = read_member(&corrupt, 0).expect_err("corrupt");
         assert!(matches!(err, GzipError::Corrupt { offset: 0, .. }), "{err}");
-        assert_eq!(
-            GzipError::NotGzip { offset: 7 }.to_string(),
-            "not gzip data at byte 7 (expected the bytes 1f 8b)"
-        );
+        assert_eq!(GzipError::NotGzip { offset: 7 }.to_string(), "not gzip data at byte 7 (expected the bytes 1f 8b)");
         let mut trailing = bytes.clone();
         trailing.extend_from_slice(b"junk");
         assert!(matches!(

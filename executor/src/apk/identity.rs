@@ -27,20 +27,13 @@ pub struct Identity([u8; 20]);
 impl Identity {
     /// Parses `Q1` + standard base64 (with padding), as in `C:` lines.
     pub fn parse(text: &str) -> Result<Self, IdentityError> {
-        let invalid = || IdentityError::Invalid {
-            text: text.to_owned(),
-        };
+        let invalid = || IdentityError::Invalid { text: text.to_owned() };
         let encoded = text.strip_prefix("Q1").ok_or_else(invalid)?;
         // Room for a few bytes more than a SHA-1, so that overlong input is
         // reported as invalid rather than as a buffer error.
         let mut buf = [0u8; 24];
-        let n = base64::engine::general_purpose::STANDARD
-            .decode_slice(encoded, &mut buf)
-            .map_err(|_| invalid())?;
-        let raw: [u8; 20] = buf
-            .get(..n)
-            .and_then(|decoded| decoded.try_into().ok())
-            .ok_or_else(invalid)?;
+        let n = base64::engine::general_purpose::STANDARD.decode_slice(encoded, &mut buf).map_err(|_| invalid())?;
+        let raw: [u8; 20] = buf.get(..n).and_then(|decoded| decoded.try_into().ok()).ok_or_else(invalid)?;
         Ok(Identity(raw))
     }
 
@@ -67,11 +60,7 @@ impl FromStr for Identity {
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Q1{}",
-            base64::engine::general_purpose::STANDARD.encode(self.0)
-        )
+        write!(f, "Q1{}", base64::engine::general_purpose::STANDARD.encode(self.0))
     }
 }
 
@@ -87,18 +76,12 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for text in [
-            "Q1/JgpM8J6DWI/541tUX+uHEzSjqo=",
-            "Q1ZfOyBH7XWYFHrZw8vrXYPABkX2g=",
-        ] {
+        for text in ["Q1/JgpM8J6DWI/541tUX+uHEzSjqo=", "Q1ZfOyBH7XWYFHrZw8vrXYPABkX2g="] {
             let id = Identity::parse(text).expect("valid identity");
             assert_eq!(id.to_string(), text);
         }
         let id = Identity::parse("Q1jb30PjSe/IaKLU1FnoZ/0Kgq7Fs=").expect("valid identity");
-        assert_eq!(
-            hex::encode(id.sha1()),
-            "8dbdf43e349efc868a2d4d459e867fd0a82aec5b"
-        );
+        assert_eq!(hex::encode(id.sha1()), "8dbdf43e349efc868a2d4d459e867fd0a82aec5b");
     }
 
     #[test]
@@ -111,21 +94,13 @@ mod tests {
             "Q1/JgpM8J6DWI/541tUX+uHEzSjqoAAAA",
             "Q1!!!!",
         ] {
-            assert_eq!(
-                Identity::parse(text),
-                Err(IdentityError::Invalid {
-                    text: text.to_owned()
-                }),
-                "{text}"
-            );
+            assert_eq!(Identity::parse(text), Err(IdentityError::Invalid { text: text.to_owned() }), "{text}");
         }
         assert_eq!(
             Identity::parse("Q1x").map_err(|e| e.to_string()),
-            Err(
-                "invalid package identity `Q1x`: expected `Q1` followed by the base64 of a \
+            Err("invalid package identity `Q1x`: expected `Q1` followed by the base64 of a \
                  20-byte SHA-1 (28 characters)"
-                    .to_owned()
-            )
+                .to_owned())
         );
     }
 }

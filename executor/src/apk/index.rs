@@ -49,11 +49,7 @@ pub enum IndexError {
         source: GzipError,
     },
     #[error("index `{origin}`: the gzip member at byte {offset} is not a tar stream: {message}")]
-    NotTar {
-        origin: String,
-        offset: usize,
-        message: String,
-    },
+    NotTar { origin: String, offset: usize, message: String },
     #[error("index `{origin}`: {source}")]
     Signature {
         origin: String,
@@ -82,43 +78,18 @@ pub enum IndexError {
     #[error("index `{origin}`: `APKINDEX` is not UTF-8 (byte {position})")]
     NotUtf8 { origin: String, position: usize },
     #[error("index `{origin}`, line {line}: expected `X:value`, found `{text}`")]
-    MalformedLine {
-        origin: String,
-        line: usize,
-        text: String,
-    },
+    MalformedLine { origin: String, line: usize, text: String },
     #[error("index `{origin}`, line {line}: field `{field}` appears twice in one entry")]
-    RepeatedField {
-        origin: String,
-        line: usize,
-        field: char,
-    },
+    RepeatedField { origin: String, line: usize, field: char },
     #[error("index `{origin}`, entry at line {line}: missing field `{field}:` ({what})")]
-    MissingField {
-        origin: String,
-        line: usize,
-        field: char,
-        what: &'static str,
-    },
+    MissingField { origin: String, line: usize, field: char, what: &'static str },
     #[error("index `{origin}`, line {line}: invalid `{field}:` value `{value}`: {message}")]
-    InvalidField {
-        origin: String,
-        line: usize,
-        field: char,
-        value: String,
-        message: String,
-    },
+    InvalidField { origin: String, line: usize, field: char, value: String, message: String },
     #[error(
         "index `{origin}` lists `{name}-{version}` twice (lines {first_line} and \
          {second_line}): an index holds each package version once"
     )]
-    Duplicate {
-        origin: String,
-        name: PackageName,
-        version: Version,
-        first_line: usize,
-        second_line: usize,
-    },
+    Duplicate { origin: String, name: PackageName, version: Version, first_line: usize, second_line: usize },
 }
 
 /// One package of an index. Field letters are apk-tools'.
@@ -198,11 +169,7 @@ pub enum SkipReason {
 
 impl fmt::Display for SkippedEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "skipped `{}-{}` (line {}): ",
-            self.name, self.version, self.line
-        )?;
+        write!(f, "skipped `{}-{}` (line {}): ", self.name, self.version, self.line)?;
         match &self.reason {
             SkipReason::Version(e) => write!(f, "{e}"),
             SkipReason::Field { field, error } => write!(f, "`{field}:` {error}"),
@@ -223,11 +190,7 @@ pub struct IgnoredProvide {
 
 impl fmt::Display for IgnoredProvide {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ignored provide `{}` of `{}` (line {}): {}",
-            self.provide, self.package, self.line, self.error
-        )
+        write!(f, "ignored provide `{}` of `{}` (line {}): {}", self.provide, self.package, self.line, self.error)
     }
 }
 
@@ -249,16 +212,8 @@ pub struct Index {
 impl Index {
     /// Reads, verifies and parses `APKINDEX.tar.gz` bytes. `origin` (a URL
     /// or path) only names the index in errors.
-    pub fn read(
-        bytes: &[u8],
-        origin: &str,
-        keyring: &Keyring,
-        policy: TrustPolicy,
-    ) -> Result<Index, IndexError> {
-        let gzip_err = |source| IndexError::Gzip {
-            origin: origin.to_owned(),
-            source,
-        };
+    pub fn read(bytes: &[u8], origin: &str, keyring: &Keyring, policy: TrustPolicy) -> Result<Index, IndexError> {
+        let gzip_err = |source| IndexError::Gzip { origin: origin.to_owned(), source };
         let tar_err = |offset, e: std::io::Error| IndexError::NotTar {
             origin: origin.to_owned(),
             offset,
@@ -266,9 +221,7 @@ impl Index {
         };
         let first = gzip::read_member(bytes, 0).map_err(gzip_err)?;
         let first_files = tar_member::read_files(&first.content).map_err(|e| tar_err(0, e))?;
-        let is_signature_member = first_files
-            .first()
-            .is_some_and(|f| Signature::is_signature_entry(&f.path));
+        let is_signature_member = first_files.first().is_some_and(|f| Signature::is_signature_entry(&f.path));
 
         let (trust, files) = if is_signature_member {
             let mut signatures = Vec::with_capacity(first_files.len());
@@ -279,17 +232,13 @@ impl Index {
                         entry: file.path,
                     });
                 }
-                signatures.push(Signature::from_entry(&file.path, file.content).map_err(
-                    |source| IndexError::Signature {
-                        origin: origin.to_owned(),
-                        source,
-                    },
-                )?);
+                signatures.push(
+                    Signature::from_entry(&file.path, file.content)
+                        .map_err(|source| IndexError::Signature { origin: origin.to_owned(), source })?,
+                );
             }
             if first.range.end >= bytes.len() {
-                return Err(IndexError::MissingSignedMember {
-                    origin: origin.to_owned(),
-                });
+                return Err(IndexError::MissingSignedMember { origin: origin.to_owned() });
             }
             let signed = gzip::read_member(bytes, first.range.end).map_err(gzip_err)?;
             if signed.range.end != bytes.len() {
@@ -300,12 +249,8 @@ impl Index {
             }
             let trust = keyring
                 .verify(&signatures, &bytes[signed.range.clone()])
-                .map_err(|source| IndexError::Signature {
-                    origin: origin.to_owned(),
-                    source,
-                })?;
-            let files = tar_member::read_files(&signed.content)
-                .map_err(|e| tar_err(signed.range.start, e))?;
+                .map_err(|source| IndexError::Signature { origin: origin.to_owned(), source })?;
+            let files = tar_member::read_files(&signed.content).map_err(|e| tar_err(signed.range.start, e))?;
             (trust, files)
         } else {
             // No separate signature member: whatever signature entries the
@@ -314,45 +259,30 @@ impl Index {
             let mut offset = first.range.end;
             while offset < bytes.len() {
                 let member = gzip::read_member(bytes, offset).map_err(gzip_err)?;
-                files.extend(
-                    tar_member::read_files(&member.content).map_err(|e| tar_err(offset, e))?,
-                );
+                files.extend(tar_member::read_files(&member.content).map_err(|e| tar_err(offset, e))?);
                 offset = member.range.end;
             }
             let has_signature = files.iter().any(|f| Signature::is_signature_entry(&f.path));
-            let trust = if has_signature {
-                Trust::Unverifiable
-            } else {
-                Trust::Unsigned
-            };
+            let trust = if has_signature { Trust::Unverifiable } else { Trust::Unsigned };
             (trust, files)
         };
 
         if !trust.is_verified() && policy == TrustPolicy::RequireTrusted {
-            return Err(IndexError::Untrusted {
-                origin: origin.to_owned(),
-                trust,
-            });
+            return Err(IndexError::Untrusted { origin: origin.to_owned(), trust });
         }
 
         let mut description = None;
         let mut apkindex = None;
         for file in files {
             match file.path.as_str() {
-                "DESCRIPTION" => {
-                    description = Some(String::from_utf8_lossy(&file.content).trim().to_owned())
-                }
+                "DESCRIPTION" => description = Some(String::from_utf8_lossy(&file.content).trim().to_owned()),
                 "APKINDEX" => apkindex = Some(file.content),
                 _ => {}
             }
         }
-        let apkindex = apkindex.ok_or_else(|| IndexError::MissingApkindex {
-            origin: origin.to_owned(),
-        })?;
-        let text = std::str::from_utf8(&apkindex).map_err(|e| IndexError::NotUtf8 {
-            origin: origin.to_owned(),
-            position: e.valid_up_to(),
-        })?;
+        let apkindex = apkindex.ok_or_else(|| IndexError::MissingApkindex { origin: origin.to_owned() })?;
+        let text = std::str::from_utf8(&apkindex)
+            .map_err(|e| IndexError::NotUtf8 { origin: origin.to_owned(), position: e.valid_up_to() })?;
         let parsed = parse_text(text, origin)?;
         Ok(Index {
             description,
@@ -408,21 +338,14 @@ pub fn parse_text(text: &str, origin: &str) -> Result<ParsedIndexText, IndexErro
         }
         let bytes = line.as_bytes();
         if bytes.len() < 2 || bytes[1] != b':' || !bytes[0].is_ascii_graphic() {
-            return Err(IndexError::MalformedLine {
-                origin: origin.to_owned(),
-                line: line_no,
-                text: line.to_owned(),
-            });
+            return Err(IndexError::MalformedLine { origin: origin.to_owned(), line: line_no, text: line.to_owned() });
         }
         builder.field(origin, line_no, char::from(bytes[0]), &line[2..])?;
     }
     builder.finish(origin, &mut entries, &mut skipped, &mut ignored_provides)?;
 
     entries.sort_by(|(_, a), (_, b)| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    if let Some(pair) = entries
-        .windows(2)
-        .find(|w| w[0].1.name == w[1].1.name && w[0].1.version == w[1].1.version)
-    {
+    if let Some(pair) = entries.windows(2).find(|w| w[0].1.name == w[1].1.name && w[0].1.version == w[1].1.version) {
         let (first, second) = (&pair[0], &pair[1]);
         return Err(IndexError::Duplicate {
             origin: origin.to_owned(),
@@ -432,11 +355,7 @@ pub fn parse_text(text: &str, origin: &str) -> Result<ParsedIndexText, IndexErro
             second_line: first.0.max(second.0),
         });
     }
-    Ok(ParsedIndexText {
-        entries: entries.into_iter().map(|(_, e)| e).collect(),
-        skipped,
-        ignored_provides,
-    })
+    Ok(ParsedIndexText { entries: entries.into_iter().map(|(_, e)| e).collect(), skipped, ignored_provides })
 }
 
 /// Fields of the entry being read. Invariant: `start_line` is 0 exactly when
@@ -474,13 +393,7 @@ struct EntryBuilder {
 }
 
 impl EntryBuilder {
-    fn field(
-        &mut self,
-        origin: &str,
-        line: usize,
-        field: char,
-        value: &str,
-    ) -> Result<(), IndexError> {
+    fn field(&mut self, origin: &str, line: usize, field: char, value: &str) -> Result<(), IndexError> {
         if self.start_line == 0 {
             self.start_line = line;
         }
@@ -491,30 +404,19 @@ impl EntryBuilder {
             value: value.to_owned(),
             message,
         };
-        let number = |value: &str| {
-            value
-                .parse::<u64>()
-                .map_err(|_| invalid("expected a non-negative integer".to_owned()))
-        };
+        let number =
+            |value: &str| value.parse::<u64>().map_err(|_| invalid("expected a non-negative integer".to_owned()));
         let known = "CPVASITULomtcDpikrq".contains(field);
         if known {
             let bit = 1u128 << (field as u32 & 0x7f);
             if self.seen & bit != 0 {
-                return Err(IndexError::RepeatedField {
-                    origin: origin.to_owned(),
-                    line,
-                    field,
-                });
+                return Err(IndexError::RepeatedField { origin: origin.to_owned(), line, field });
             }
             self.seen |= bit;
         }
         let text = || Some(value.to_owned());
         match field {
-            'C' => {
-                self.identity = Some(
-                    Identity::parse(value).map_err(|e: IdentityError| invalid(e.to_string()))?,
-                )
-            }
+            'C' => self.identity = Some(Identity::parse(value).map_err(|e: IdentityError| invalid(e.to_string()))?),
             'P' => {
                 PackageName::new(value).map_err(|e| invalid(e.to_string()))?;
                 self.name = text();
@@ -557,12 +459,7 @@ impl EntryBuilder {
     }
 
     /// Parses a list field; a grammar error marks the entry skipped.
-    fn list<T>(
-        &mut self,
-        field: char,
-        value: &str,
-        parse: fn(&str) -> Result<Vec<T>, DependencyError>,
-    ) -> Vec<T> {
+    fn list<T>(&mut self, field: char, value: &str, parse: fn(&str) -> Result<Vec<T>, DependencyError>) -> Vec<T> {
         match parse(value) {
             Ok(list) => list,
             Err(error) => {
@@ -584,25 +481,13 @@ impl EntryBuilder {
             return Ok(());
         }
         let b = std::mem::take(self);
-        let missing = |field, what| IndexError::MissingField {
-            origin: origin.to_owned(),
-            line: b.start_line,
-            field,
-            what,
-        };
+        let missing =
+            |field, what| IndexError::MissingField { origin: origin.to_owned(), line: b.start_line, field, what };
         let name_text = b.name.clone().ok_or_else(|| missing('P', "package name"))?;
-        let version_text = b
-            .version_text
-            .clone()
-            .ok_or_else(|| missing('V', "package version"))?;
+        let version_text = b.version_text.clone().ok_or_else(|| missing('V', "package version"))?;
         let identity = b.identity.ok_or_else(|| missing('C', "package identity"))?;
         if let Some(reason) = b.skip {
-            skipped.push(SkippedEntry {
-                line: b.start_line,
-                name: name_text,
-                version: version_text,
-                reason,
-            });
+            skipped.push(SkippedEntry { line: b.start_line, name: name_text, version: version_text, reason });
             return Ok(());
         }
         let (Ok(name), Some(version)) = (PackageName::new(&name_text), b.version) else {
@@ -610,12 +495,7 @@ impl EntryBuilder {
             return Err(missing('V', "package version"));
         };
         for (line, provide, error) in b.bad_provides {
-            ignored_provides.push(IgnoredProvide {
-                line,
-                package: format!("{name}-{version}"),
-                provide,
-                error,
-            });
+            ignored_provides.push(IgnoredProvide { line, package: format!("{name}-{version}"), provide, error });
         }
         entries.push((
             b.start_line,
@@ -658,8 +538,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
     const ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub";
-    const OTHER_ALPINE_KEY: &str =
-        "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
+    const OTHER_ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
     const ALPINE_INDEX: &str = "alpine-v3.17/aarch64/APKINDEX.tar.gz";
 
     fn fixture(path: &str) -> Vec<u8> {
@@ -669,9 +548,7 @@ mod tests {
     fn keyring(keys: &[&str]) -> Keyring {
         let mut keyring = Keyring::new();
         for key in keys {
-            keyring
-                .insert_file(&Path::new(FIXTURES).join(key))
-                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            keyring.insert_file(&Path::new(FIXTURES).join(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
         keyring
     }
@@ -682,18 +559,11 @@ mod tests {
 
     #[test]
     fn reads_real_alpine_index() {
-        let index = read(ALPINE_INDEX, &[ALPINE_KEY], TrustPolicy::RequireTrusted)
-            .expect("the real index verifies");
-        assert_eq!(
-            index.description.as_deref(),
-            Some("v3.17.3-216-g54a39ace82a")
-        );
+        let index = read(ALPINE_INDEX, &[ALPINE_KEY], TrustPolicy::RequireTrusted).expect("the real index verifies");
+        assert_eq!(index.description.as_deref(), Some("v3.17.3-216-g54a39ace82a"));
         match &index.trust {
             Trust::Verified { key, algorithm } => {
-                assert_eq!(
-                    key.as_str(),
-                    "alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub"
-                );
+                assert_eq!(key.as_str(), "alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub");
                 assert_eq!(*algorithm, SignatureAlgorithm::RsaSha1);
             }
             other => panic!("expected a verified index, got {other:?}"),
@@ -708,30 +578,19 @@ mod tests {
               digits may not follow a letter without a `.`; an apk version looks like \
               `1.2.3_rc1-r0`"]
         );
-        let ignored: Vec<String> = index
-            .ignored_provides
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let ignored: Vec<String> = index.ignored_provides.iter().map(ToString::to_string).collect();
         assert_eq!(ignored.len(), 2, "{ignored:#?}");
         assert!(
-            ignored[0].starts_with(
-                "ignored provide `pc:jemalloc=5.3.0_` of `jemalloc-dev-5.3.0-r1` (line 48555): "
-            ),
+            ignored[0].starts_with("ignored provide `pc:jemalloc=5.3.0_` of `jemalloc-dev-5.3.0-r1` (line 48555): "),
             "{ignored:#?}"
         );
         assert!(
-            ignored[1].starts_with(
-                "ignored provide `pc:librtmp=v2.4` of `rtmpdump-dev-2.4_git20190330-r2`"
-            ),
+            ignored[1].starts_with("ignored provide `pc:librtmp=v2.4` of `rtmpdump-dev-2.4_git20190330-r2`"),
             "{ignored:#?}"
         );
         let dev = &index.by_name("rtmpdump-dev")[0];
         assert!(dev.provides.is_empty());
-        assert!(index
-            .entries()
-            .iter()
-            .all(|e| e.arch.as_deref() == Some("aarch64")));
+        assert!(index.entries().iter().all(|e| e.arch.as_deref() == Some("aarch64")));
 
         let tzdata = index.by_name("tzdata");
         assert_eq!(tzdata.len(), 1);
@@ -742,56 +601,29 @@ mod tests {
         assert_eq!(tz.installed_size, Some(3141632));
         assert_eq!(tz.license.as_deref(), Some("Public-Domain"));
         assert_eq!(tz.build_time, Some(1680044278));
-        assert_eq!(
-            tz.commit.as_deref(),
-            Some("f0fc0d47fb725b98cc2cdbe8894f6df648aa32c5")
-        );
+        assert_eq!(tz.commit.as_deref(), Some("f0fc0d47fb725b98cc2cdbe8894f6df648aa32c5"));
         assert_eq!(tz.file_name(), "tzdata-2023c-r0.apk");
 
         let musl = &index.by_name("musl")[0];
-        assert_eq!(
-            musl.maintainer.as_deref(),
-            Some("Timo Teräs <timo.teras@iki.fi>")
-        );
-        assert_eq!(
-            musl.provides
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            ["so:libc.musl-aarch64.so.1=1"]
-        );
+        assert_eq!(musl.maintainer.as_deref(), Some("Timo Teräs <timo.teras@iki.fi>"));
+        assert_eq!(musl.provides.iter().map(ToString::to_string).collect::<Vec<_>>(), ["so:libc.musl-aarch64.so.1=1"]);
         let layout = &index.by_name("alpine-baselayout")[0];
         assert_eq!(
-            layout
-                .depends
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
+            layout.depends.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ["alpine-baselayout-data=3.4.0-r0", "/bin/sh"]
         );
-        assert!(index
-            .entries()
-            .iter()
-            .any(|e| e.provider_priority.is_some()));
+        assert!(index.entries().iter().any(|e| e.provider_priority.is_some()));
         assert!(index.entries().iter().any(|e| !e.install_if.is_empty()));
         let version = Version::parse("1.35.0-r29").expect("version");
         assert!(index.get("busybox", &version).is_some());
         assert!(index.by_name("no-such-package").is_empty());
-        assert!(index
-            .entries()
-            .windows(2)
-            .all(|w| (&w[0].name, &w[0].version) < (&w[1].name, &w[1].version)));
+        assert!(index.entries().windows(2).all(|w| (&w[0].name, &w[0].version) < (&w[1].name, &w[1].version)));
     }
 
     #[test]
     fn reads_every_fixture_index_with_its_key() {
         let cases: &[(&str, &str, SignatureAlgorithm, usize)] = &[
-            (
-                "rsa256-signed/APKINDEX.tar.gz",
-                "rsa256-signed/test-rsa256.rsa.pub",
-                SignatureAlgorithm::RsaSha256,
-                1,
-            ),
+            ("rsa256-signed/APKINDEX.tar.gz", "rsa256-signed/test-rsa256.rsa.pub", SignatureAlgorithm::RsaSha256, 1),
             (
                 "melange-rsa256/aarch64/APKINDEX.tar.gz",
                 "melange-rsa256/melange.rsa.pub",
@@ -816,20 +648,12 @@ mod tests {
                 SignatureAlgorithm::RsaSha1,
                 2,
             ),
-            (
-                "wolfi/x86_64/APKINDEX.tar.gz",
-                "wolfi/keys/wolfi-signing.rsa.pub",
-                SignatureAlgorithm::RsaSha1,
-                47,
-            ),
+            ("wolfi/x86_64/APKINDEX.tar.gz", "wolfi/keys/wolfi-signing.rsa.pub", SignatureAlgorithm::RsaSha1, 47),
         ];
         for &(path, key, algorithm, count) in cases {
-            let index = read(path, &[key, ALPINE_KEY], TrustPolicy::RequireTrusted)
-                .unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert!(
-                matches!(&index.trust, Trust::Verified { algorithm: a, .. } if *a == algorithm),
-                "{path}"
-            );
+            let index =
+                read(path, &[key, ALPINE_KEY], TrustPolicy::RequireTrusted).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(matches!(&index.trust, Trust::Verified { algorithm: a, .. } if *a == algorithm), "{path}");
             assert_eq!(index.entries().len(), count, "{path}");
             assert!(index.skipped.is_empty(), "{path}");
         }
@@ -837,24 +661,15 @@ mod tests {
 
     #[test]
     fn refuses_index_signed_by_another_key() {
-        let err = read(
-            ALPINE_INDEX,
-            &[OTHER_ALPINE_KEY],
-            TrustPolicy::RequireTrusted,
-        )
-        .expect_err("wrong key");
+        let err = read(ALPINE_INDEX, &[OTHER_ALPINE_KEY], TrustPolicy::RequireTrusted).expect_err("wrong key");
         assert_eq!(
             err.to_string(),
             "index `alpine-v3.17/aarch64/APKINDEX.tar.gz` is signed only by keys that are not \
              trusted: `alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub`: add the \
              repository's signing key to the keyring, or allow untrusted indexes"
         );
-        let index = read(
-            ALPINE_INDEX,
-            &[OTHER_ALPINE_KEY],
-            TrustPolicy::AllowUntrusted,
-        )
-        .expect("allowed when untrusted is allowed");
+        let index = read(ALPINE_INDEX, &[OTHER_ALPINE_KEY], TrustPolicy::AllowUntrusted)
+            .expect("allowed when untrusted is allowed");
         assert!(matches!(index.trust, Trust::UnknownKeys(ref keys) if keys.len() == 1));
         assert_eq!(index.entries().len(), 5003);
     }
@@ -871,64 +686,33 @@ mod tests {
         let mut corrupt = bytes.clone();
         let mid = (members[1].start + members[1].end) / 2;
         corrupt[mid] ^= 0x01;
-        let err = Index::read(&corrupt, "corrupt", &keys, TrustPolicy::AllowUntrusted)
-            .expect_err("corruption detected");
-        assert!(
-            matches!(err, IndexError::Gzip { .. } | IndexError::Signature { .. }),
-            "{err}"
-        );
+        let err =
+            Index::read(&corrupt, "corrupt", &keys, TrustPolicy::AllowUntrusted).expect_err("corruption detected");
+        assert!(matches!(err, IndexError::Gzip { .. } | IndexError::Signature { .. }), "{err}");
 
         // A changed byte in the signed member's gzip header (the mtime) still
         // decompresses fine, so only the signature catches it.
         let mut header = bytes.clone();
         header[members[1].start + 4] ^= 0xff;
-        let err = Index::read(&header, "header", &keys, TrustPolicy::AllowUntrusted)
-            .expect_err("signature catches it");
+        let err = Index::read(&header, "header", &keys, TrustPolicy::AllowUntrusted).expect_err("signature catches it");
         assert_eq!(
             err.to_string(),
             "index `header`: bad RSA/SHA-256 signature by trusted key `melange.rsa.pub`: the \
              signed bytes were altered or corrupted; fetch the file again"
         );
 
-        let err = Index::read(
-            &bytes[..bytes.len() - 3],
-            "cut",
-            &keys,
-            TrustPolicy::RequireTrusted,
-        )
-        .expect_err("truncated");
-        assert!(
-            matches!(
-                err,
-                IndexError::Gzip {
-                    source: GzipError::Truncated { .. },
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        let err = Index::read(
-            &bytes[..members[0].end],
-            "cut",
-            &keys,
-            TrustPolicy::RequireTrusted,
-        )
-        .expect_err("no signed member");
-        assert!(
-            matches!(err, IndexError::MissingSignedMember { .. }),
-            "{err}"
-        );
-        let err = Index::read(b"APKINDEX", "plain", &keys, TrustPolicy::RequireTrusted)
-            .expect_err("not gzip");
-        assert_eq!(
-            err.to_string(),
-            "index `plain`: not gzip data at byte 0 (expected the bytes 1f 8b)"
-        );
+        let err =
+            Index::read(&bytes[..bytes.len() - 3], "cut", &keys, TrustPolicy::RequireTrusted).expect_err("truncated");
+        assert!(matches!(err, IndexError::Gzip { source: GzipError::Truncated { .. }, .. }), "{err}");
+        let err = Index::read(&bytes[..members[0].end], "cut", &keys, TrustPolicy::RequireTrusted)
+            .expect_err("no signed member");
+        assert!(matches!(err, IndexError::MissingSignedMember { .. }), "{err}");
+        let err = Index::read(b"APKINDEX", "plain", &keys, TrustPolicy::RequireTrusted).expect_err("not gzip");
+        assert_eq!(err.to_string(), "index `plain`: not gzip data at byte 0 (expected the bytes 1f 8b)");
 
         let mut trailing = bytes.clone();
         trailing.extend_from_slice(&bytes[members[1].clone()]);
-        let err = Index::read(&trailing, "extra", &keys, TrustPolicy::AllowUntrusted)
-            .expect_err("trailing member");
+        let err = Index::read(&trailing, "extra", &keys, TrustPolicy::AllowUntrusted).expect_err("trailing member");
         assert!(matches!(err, IndexError::TrailingData { .. }), "{err}");
     }
 
@@ -939,9 +723,7 @@ mod tests {
             header.set_size(content.len() as u64);
             header.set_mode(0o644);
             header.set_cksum();
-            builder
-                .append_data(&mut header, name, *content)
-                .expect("append to memory");
+            builder.append_data(&mut header, name, *content).expect("append to memory");
         }
         let tar = builder.into_inner().expect("finish tar");
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());
@@ -955,23 +737,19 @@ mod tests {
     fn single_member_index_is_untrusted() {
         let bytes = tar_gz(&[
             ("DESCRIPTION", b"hand made"),
-            (
-                ".SIGN.RSA.alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub",
-                b"not a real signature",
-            ),
+            (".SIGN.RSA.alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub", b"not a real signature"),
             ("APKINDEX", SMALL_INDEX.as_bytes()),
         ]);
         let keys = keyring(&[ALPINE_KEY]);
-        let err = Index::read(&bytes, "hand.tar.gz", &keys, TrustPolicy::RequireTrusted)
-            .expect_err("cannot be verified");
+        let err =
+            Index::read(&bytes, "hand.tar.gz", &keys, TrustPolicy::RequireTrusted).expect_err("cannot be verified");
         assert_eq!(
             err.to_string(),
             "index `hand.tar.gz` is signed, but the signature shares a gzip member with the \
              content it should cover: add the repository's signing key to the keyring, or \
              allow untrusted indexes"
         );
-        let index = Index::read(&bytes, "hand.tar.gz", &keys, TrustPolicy::AllowUntrusted)
-            .expect("allowed");
+        let index = Index::read(&bytes, "hand.tar.gz", &keys, TrustPolicy::AllowUntrusted).expect("allowed");
         assert_eq!(index.trust, Trust::Unverifiable);
         assert_eq!(index.description.as_deref(), Some("hand made"));
         let a = &index.by_name("a")[0];
@@ -980,21 +758,10 @@ mod tests {
         assert_eq!(index.by_name("b")[0].provider_priority, Some(10));
 
         let unsigned = tar_gz(&[("APKINDEX", SMALL_INDEX.as_bytes())]);
-        let err =
-            Index::read(&unsigned, "u", &keys, TrustPolicy::RequireTrusted).expect_err("unsigned");
-        assert!(
-            matches!(
-                err,
-                IndexError::Untrusted {
-                    trust: Trust::Unsigned,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        let err = Index::read(&unsigned, "u", &keys, TrustPolicy::RequireTrusted).expect_err("unsigned");
+        assert!(matches!(err, IndexError::Untrusted { trust: Trust::Unsigned, .. }), "{err}");
         let no_index = tar_gz(&[("DESCRIPTION", b"x")]);
-        let err =
-            Index::read(&no_index, "n", &keys, TrustPolicy::AllowUntrusted).expect_err("missing");
+        let err = Index::read(&no_index, "n", &keys, TrustPolicy::AllowUntrusted).expect_err("missing");
         assert_eq!(err.to_string(), "index `n` has no `APKINDEX` file");
     }
 
@@ -1016,11 +783,7 @@ mod tests {
             let err = parse_text(text, "t").expect_err(message);
             assert_eq!(err.to_string(), message);
         }
-        let parsed = parse_text(
-            "C:Q1/JgpM8J6DWI/541tUX+uHEzSjqo=\nP:a\nV:1\nD:b=1.0bc\n",
-            "t",
-        )
-        .expect("skips");
+        let parsed = parse_text("C:Q1/JgpM8J6DWI/541tUX+uHEzSjqo=\nP:a\nV:1\nD:b=1.0bc\n", "t").expect("skips");
         assert!(parsed.entries.is_empty());
         assert_eq!(
             parsed.skipped[0].to_string(),
@@ -1031,19 +794,12 @@ mod tests {
 
     #[test]
     fn keys_from_pem_text() {
-        let pem =
-            std::fs::read_to_string(Path::new(FIXTURES).join("rsa256-signed/test-rsa256.rsa.pub"))
-                .expect("key");
+        let pem = std::fs::read_to_string(Path::new(FIXTURES).join("rsa256-signed/test-rsa256.rsa.pub")).expect("key");
         let mut keys = Keyring::new();
-        keys.insert(PublicKey::from_pem("test-rsa256.rsa.pub", &pem).expect("pem"))
-            .expect("insert");
-        let index = Index::read(
-            &fixture("rsa256-signed/APKINDEX.tar.gz"),
-            "rsa256",
-            &keys,
-            TrustPolicy::RequireTrusted,
-        )
-        .expect("verifies");
+        keys.insert(PublicKey::from_pem("test-rsa256.rsa.pub", &pem).expect("pem")).expect("insert");
+        let index =
+            Index::read(&fixture("rsa256-signed/APKINDEX.tar.gz"), "rsa256", &keys, TrustPolicy::RequireTrusted)
+                .expect("verifies");
         assert!(index.trust.is_verified());
     }
 }

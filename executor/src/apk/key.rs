@@ -42,15 +42,11 @@ impl KeyName {
         let valid = !name.is_empty()
             && name != "."
             && name != ".."
-            && !name
-                .chars()
-                .any(|c| c == '/' || c == '\0' || c.is_whitespace() || c.is_control());
+            && !name.chars().any(|c| c == '/' || c == '\0' || c.is_whitespace() || c.is_control());
         if valid {
             Ok(KeyName(name.into()))
         } else {
-            Err(KeyError::InvalidName {
-                name: name.to_owned(),
-            })
+            Err(KeyError::InvalidName { name: name.to_owned() })
         }
     }
 
@@ -84,26 +80,19 @@ impl PublicKey {
         let name = KeyName::new(name)?;
         let key = match RsaPublicKey::from_public_key_pem(pem.trim()) {
             Ok(key) => key,
-            Err(pkix) => RsaPublicKey::from_pkcs1_pem(pem.trim()).map_err(|_| KeyError::Pem {
-                name: name.to_string(),
-                message: pkix.to_string(),
-            })?,
+            Err(pkix) => RsaPublicKey::from_pkcs1_pem(pem.trim())
+                .map_err(|_| KeyError::Pem { name: name.to_string(), message: pkix.to_string() })?,
         };
         Ok(PublicKey { name, key })
     }
 
     /// Reads a key file; the key is named by the file name.
     pub fn read_file(path: &Path) -> Result<Self, KeyError> {
-        let name =
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .ok_or_else(|| KeyError::InvalidName {
-                    name: path.display().to_string(),
-                })?;
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| KeyError::InvalidName { name: path.display().to_string() })?;
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.to_owned(), source })?;
         PublicKey::from_pem(name, &pem)
     }
 
@@ -136,9 +125,7 @@ impl Keyring {
     /// Adds a key; a second key with the same name is an error.
     pub fn insert(&mut self, key: PublicKey) -> Result<(), KeyError> {
         if self.keys.contains_key(&key.name) {
-            return Err(KeyError::Duplicate {
-                name: key.name.to_string(),
-            });
+            return Err(KeyError::Duplicate { name: key.name.to_string() });
         }
         self.keys.insert(key.name.clone(), key);
         Ok(())
@@ -187,13 +174,9 @@ mod tests {
             "alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub",
             "alpine-devel@lists.alpinelinux.org-4a6a0840.rsa.pub",
         ] {
-            keyring
-                .insert_file(&Path::new(FIXTURES).join("alpine-keys").join(name))
-                .expect("real key loads");
+            keyring.insert_file(&Path::new(FIXTURES).join("alpine-keys").join(name)).expect("real key loads");
         }
-        keyring
-            .insert_file(&Path::new(FIXTURES).join("wolfi/keys/wolfi-signing.rsa.pub"))
-            .expect("wolfi key loads");
+        keyring.insert_file(&Path::new(FIXTURES).join("wolfi/keys/wolfi-signing.rsa.pub")).expect("wolfi key loads");
         let names: Vec<&str> = keyring.names().map(KeyName::as_str).collect();
         assert_eq!(
             names,
@@ -204,42 +187,25 @@ mod tests {
                 "wolfi-signing.rsa.pub",
             ]
         );
-        assert!(keyring
-            .get("alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub")
-            .is_some());
+        assert!(keyring.get("alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub").is_some());
         let again = Path::new(FIXTURES).join("wolfi/keys/wolfi-signing.rsa.pub");
         assert_eq!(
             keyring.insert_file(&again).map_err(|e| e.to_string()),
-            Err(
-                "key `wolfi-signing.rsa.pub` is already in the keyring: key names must be \
+            Err("key `wolfi-signing.rsa.pub` is already in the keyring: key names must be \
                  unique"
-                    .to_owned()
-            )
+                .to_owned())
         );
     }
 
     #[test]
     fn rejects_bad_keys() {
-        let err = PublicKey::from_pem(
-            "x.rsa.pub",
-            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-        )
-        .expect_err("garbage key");
-        assert!(
-            err.to_string()
-                .starts_with("key `x.rsa.pub` is not a PEM RSA public key"),
-            "{err}"
-        );
+        let err = PublicKey::from_pem("x.rsa.pub", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+            .expect_err("garbage key");
+        assert!(err.to_string().starts_with("key `x.rsa.pub` is not a PEM RSA public key"), "{err}");
         for name in ["", "..", "a/b.pub", "a b.pub"] {
-            assert!(
-                matches!(KeyName::new(name), Err(KeyError::InvalidName { .. })),
-                "{name:?}"
-            );
+            assert!(matches!(KeyName::new(name), Err(KeyError::InvalidName { .. })), "{name:?}");
         }
-        let missing =
-            PublicKey::read_file(Path::new("/nonexistent/k.rsa.pub")).expect_err("missing");
-        assert!(missing
-            .to_string()
-            .starts_with("cannot read key file `/nonexistent/k.rsa.pub`"));
+        let missing = PublicKey::read_file(Path::new("/nonexistent/k.rsa.pub")).expect_err("missing");
+        assert!(missing.to_string().starts_with("cannot read key file `/nonexistent/k.rsa.pub`"));
     }
 }

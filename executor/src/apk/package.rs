@@ -61,6 +61,10 @@ pub enum SignaturePolicy {
     /// Unsigned packages pass (their identity pin is the proof); a present
     /// signature must still verify with a trusted key.
     IfPresent,
+    /// For repositories declared `allow_untrusted`: unsigned packages and packages signed
+    /// only by unknown keys pass (the identity pin from the index is the proof); a bad
+    /// signature by a trusted key still fails.
+    Untrusted,
 }
 
 /// Names the package in errors: `package `tzdata-2023c-r0` (`url`)`, or
@@ -87,37 +91,20 @@ pub enum PackageError {
         "{subject}: wrong size: expected {expected} bytes, got {actual}; the download is \
          incomplete or not the pinned file: delete it and fetch again"
     )]
-    WrongSize {
-        subject: Subject,
-        expected: u64,
-        actual: u64,
-    },
+    WrongSize { subject: Subject, expected: u64, actual: u64 },
     #[error(
         "{subject}: wrong sha256: expected {expected}, got {actual}; the file is not the \
          pinned one: delete it and fetch again"
     )]
-    WrongSha256 {
-        subject: Subject,
-        expected: String,
-        actual: String,
-    },
+    WrongSha256 { subject: Subject, expected: String, actual: String },
     #[error("{subject}: not a gzip file (byte {offset}): an `.apk` starts with gzip members")]
     NotGzip { subject: Subject, offset: usize },
     #[error("{subject}: truncated file (the gzip member at byte {offset} ends early)")]
     Truncated { subject: Subject, offset: usize },
     #[error("{subject}: corrupt gzip member at byte {offset}: {message}")]
-    CorruptGzip {
-        subject: Subject,
-        offset: usize,
-        message: String,
-    },
+    CorruptGzip { subject: Subject, offset: usize, message: String },
     #[error("{subject}: the {member} member (byte {offset}) is not a tar stream: {message}")]
-    NotTar {
-        subject: Subject,
-        member: &'static str,
-        offset: usize,
-        message: String,
-    },
+    NotTar { subject: Subject, member: &'static str, offset: usize, message: String },
     #[error("{subject}: the signature member also holds `{entry}`, which no signature covers")]
     UnsignedEntryInSignatureMember { subject: Subject, entry: String },
     #[error("{subject}: {source}")]
@@ -129,28 +116,16 @@ pub enum PackageError {
     #[error("{subject}: the control member must start with `.PKGINFO`, found {found}")]
     MissingPkgInfo { subject: Subject, found: String },
     #[error("{subject}: `.PKGINFO` line {line}: {message}")]
-    PkgInfo {
-        subject: Subject,
-        line: usize,
-        message: String,
-    },
+    PkgInfo { subject: Subject, line: usize, message: String },
     #[error("{subject}: no data after the control member: the file is truncated")]
     MissingData { subject: Subject },
     #[error(
         "{subject}: wrong identity: expected {expected}, got {actual}; the control member is \
          not the pinned package's: delete the file and fetch again"
     )]
-    WrongIdentity {
-        subject: Subject,
-        expected: Identity,
-        actual: Identity,
-    },
+    WrongIdentity { subject: Subject, expected: Identity, actual: Identity },
     #[error("{subject}: `.PKGINFO` says `{actual}`, expected `{expected}`")]
-    WrongPackage {
-        subject: Subject,
-        expected: String,
-        actual: String,
-    },
+    WrongPackage { subject: Subject, expected: String, actual: String },
     #[error(
         "{subject}: missing signature: signatures are required; sign the package or allow \
          unsigned packages"
@@ -161,30 +136,19 @@ pub enum PackageError {
          keyring",
         keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
     )]
-    UnknownSigningKey {
-        subject: Subject,
-        keys: Vec<KeyName>,
-    },
+    UnknownSigningKey { subject: Subject, keys: Vec<KeyName> },
     #[error(
         "{subject}: bad {algorithm} signature by trusted key `{key}`: the control member was \
          altered or corrupted; fetch the file again"
     )]
-    BadSignature {
-        subject: Subject,
-        key: KeyName,
-        algorithm: SignatureAlgorithm,
-    },
+    BadSignature { subject: Subject, key: KeyName, algorithm: SignatureAlgorithm },
     #[error("{subject}: `.PKGINFO` has no `datahash`, so the data cannot be verified")]
     MissingDatahash { subject: Subject },
     #[error(
         "{subject}: wrong datahash: `.PKGINFO` says {expected}, the data hashes to {actual}; \
          the data part was altered or truncated: delete the file and fetch again"
     )]
-    WrongDatahash {
-        subject: Subject,
-        expected: String,
-        actual: String,
-    },
+    WrongDatahash { subject: Subject, expected: String, actual: String },
 }
 
 /// The parsed `.PKGINFO` of a package.
@@ -245,19 +209,13 @@ impl PkgInfo {
             };
             let (key, value) = (key.trim(), value.trim());
             match key {
-                "depend" => {
-                    depends.extend(Dependency::parse_list(value).map_err(|e| dep_err(line, e))?)
-                }
-                "provides" => {
-                    provides.extend(Provide::parse_list(value).map_err(|e| dep_err(line, e))?)
-                }
-                "replaces" => {
-                    replaces.extend(Dependency::parse_list(value).map_err(|e| dep_err(line, e))?)
-                }
+                "depend" => depends.extend(Dependency::parse_list(value).map_err(|e| dep_err(line, e))?),
+                "provides" => provides.extend(Provide::parse_list(value).map_err(|e| dep_err(line, e))?),
+                "replaces" => replaces.extend(Dependency::parse_list(value).map_err(|e| dep_err(line, e))?),
                 "triggers" => triggers.extend(value.split_ascii_whitespace().map(str::to_owned)),
-                "pkgname" | "pkgver" | "pkgdesc" | "url" | "builddate" | "packager" | "size"
-                | "arch" | "origin" | "commit" | "maintainer" | "license" | "install_if"
-                | "provider_priority" | "replaces_priority" | "datahash" => {
+                "pkgname" | "pkgver" | "pkgdesc" | "url" | "builddate" | "packager" | "size" | "arch" | "origin"
+                | "commit" | "maintainer" | "license" | "install_if" | "provider_priority" | "replaces_priority"
+                | "datahash" => {
                     if single.insert(key, (line, value)).is_some() {
                         return Err((line, format!("`{key}` appears twice")));
                     }
@@ -270,24 +228,14 @@ impl PkgInfo {
             single
                 .get(key)
                 .map(|&(line, v)| {
-                    v.parse::<u64>().map_err(|_| {
-                        (
-                            line,
-                            format!("`{key}` must be a non-negative integer, found `{v}`"),
-                        )
-                    })
+                    v.parse::<u64>().map_err(|_| (line, format!("`{key}` must be a non-negative integer, found `{v}`")))
                 })
                 .transpose()
         };
-        let &(name_line, name) = single
-            .get("pkgname")
-            .ok_or((0, "missing `pkgname`".to_owned()))?;
+        let &(name_line, name) = single.get("pkgname").ok_or((0, "missing `pkgname`".to_owned()))?;
         let name = PackageName::new(name).map_err(|e| (name_line, e.to_string()))?;
-        let &(version_line, version) = single
-            .get("pkgver")
-            .ok_or((0, "missing `pkgver`".to_owned()))?;
-        let version =
-            Version::parse(version).map_err(|e: VersionError| (version_line, e.to_string()))?;
+        let &(version_line, version) = single.get("pkgver").ok_or((0, "missing `pkgver`".to_owned()))?;
+        let version = Version::parse(version).map_err(|e: VersionError| (version_line, e.to_string()))?;
         let install_if = match single.get("install_if") {
             Some(&(line, v)) => Dependency::parse_list(v).map_err(|e| dep_err(line, e))?,
             None => Vec::new(),
@@ -295,12 +243,8 @@ impl PkgInfo {
         let datahash = match single.get("datahash") {
             Some(&(line, v)) => {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(v, &mut hash).map_err(|_| {
-                    (
-                        line,
-                        format!("`datahash` must be 64 hex digits, found `{v}`"),
-                    )
-                })?;
+                hex::decode_to_slice(v, &mut hash)
+                    .map_err(|_| (line, format!("`datahash` must be 64 hex digits, found `{v}`")))?;
                 Some(hash)
             }
             None => None,
@@ -360,31 +304,17 @@ impl<'a> Package<'a> {
     /// Splits `bytes` into members and parses the signature and control
     /// members. `origin` (path or URL) names the file in errors.
     pub fn read(bytes: &'a [u8], origin: &str) -> Result<Self, PackageError> {
-        Self::read_as(
-            bytes,
-            &Subject {
-                package: None,
-                origin: origin.to_owned(),
-            },
-        )
+        Self::read_as(bytes, &Subject { package: None, origin: origin.to_owned() })
     }
 
     fn read_as(bytes: &'a [u8], subject: &Subject) -> Result<Self, PackageError> {
         let subject = || subject.clone();
         let gzip_err = |e: GzipError| match e {
-            GzipError::NotGzip { offset } => PackageError::NotGzip {
-                subject: subject(),
-                offset,
-            },
-            GzipError::Truncated { offset } => PackageError::Truncated {
-                subject: subject(),
-                offset,
-            },
-            GzipError::Corrupt { offset, source } => PackageError::CorruptGzip {
-                subject: subject(),
-                offset,
-                message: source.to_string(),
-            },
+            GzipError::NotGzip { offset } => PackageError::NotGzip { subject: subject(), offset },
+            GzipError::Truncated { offset } => PackageError::Truncated { subject: subject(), offset },
+            GzipError::Corrupt { offset, source } => {
+                PackageError::CorruptGzip { subject: subject(), offset, message: source.to_string() }
+            }
         };
         let tar_err = |member, offset, e: std::io::Error| PackageError::NotTar {
             subject: subject(),
@@ -394,30 +324,22 @@ impl<'a> Package<'a> {
         };
 
         let first = gzip::read_member(bytes, 0).map_err(gzip_err)?;
-        let first_files =
-            tar_member::read_files(&first.content).map_err(|e| tar_err("first", 0, e))?;
-        let is_signature_member = first_files
-            .first()
-            .is_some_and(|f| Signature::is_signature_entry(&f.path));
+        let first_files = tar_member::read_files(&first.content).map_err(|e| tar_err("first", 0, e))?;
+        let is_signature_member = first_files.first().is_some_and(|f| Signature::is_signature_entry(&f.path));
         let (signature_member, signatures, control, control_files) = if is_signature_member {
             let mut signatures = Vec::with_capacity(first_files.len());
             for file in first_files {
                 if !Signature::is_signature_entry(&file.path) {
-                    return Err(PackageError::UnsignedEntryInSignatureMember {
-                        subject: subject(),
-                        entry: file.path,
-                    });
+                    return Err(PackageError::UnsignedEntryInSignatureMember { subject: subject(), entry: file.path });
                 }
-                signatures.push(Signature::from_entry(&file.path, file.content).map_err(
-                    |source| PackageError::SignatureEntry {
-                        subject: subject(),
-                        source,
-                    },
-                )?);
+                signatures.push(
+                    Signature::from_entry(&file.path, file.content)
+                        .map_err(|source| PackageError::SignatureEntry { subject: subject(), source })?,
+                );
             }
             let control = gzip::read_member(bytes, first.range.end).map_err(gzip_err)?;
-            let files = tar_member::read_files(&control.content)
-                .map_err(|e| tar_err("control", control.range.start, e))?;
+            let files =
+                tar_member::read_files(&control.content).map_err(|e| tar_err("control", control.range.start, e))?;
             (Some(first.range), signatures, control, files)
         } else {
             (None, Vec::new(), first, first_files)
@@ -427,29 +349,20 @@ impl<'a> Package<'a> {
         let pkginfo = match files.next() {
             Some(file) if file.path == ".PKGINFO" => file.content,
             Some(file) => {
-                return Err(PackageError::MissingPkgInfo {
-                    subject: subject(),
-                    found: format!("`{}`", file.path),
-                })
+                return Err(PackageError::MissingPkgInfo { subject: subject(), found: format!("`{}`", file.path) })
             }
-            None => {
-                return Err(PackageError::MissingPkgInfo {
-                    subject: subject(),
-                    found: "no files".to_owned(),
-                })
-            }
+            None => return Err(PackageError::MissingPkgInfo { subject: subject(), found: "no files".to_owned() }),
         };
         let pkginfo_text = std::str::from_utf8(&pkginfo).map_err(|e| PackageError::PkgInfo {
             subject: subject(),
             line: 0,
             message: format!("not UTF-8 (byte {})", e.valid_up_to()),
         })?;
-        let info =
-            PkgInfo::parse(pkginfo_text).map_err(|(line, message)| PackageError::PkgInfo {
-                subject: subject(),
-                line,
-                message,
-            })?;
+        let info = PkgInfo::parse(pkginfo_text).map_err(|(line, message)| PackageError::PkgInfo {
+            subject: subject(),
+            line,
+            message,
+        })?;
         let control_files = files.map(|f| (f.path, f.content)).collect();
 
         let data = control.range.end..bytes.len();
@@ -479,18 +392,11 @@ impl<'a> Package<'a> {
         policy: SignaturePolicy,
     ) -> Result<VerifiedPackage<'a>, PackageError> {
         let expected_id = format!("{}-{}", pin.name, pin.version);
-        let subject = Subject {
-            package: Some(expected_id.clone()),
-            origin: origin.to_owned(),
-        };
+        let subject = Subject { package: Some(expected_id.clone()), origin: origin.to_owned() };
         if let Some(expected) = pin.size {
             let actual = bytes.len() as u64;
             if actual != expected {
-                return Err(PackageError::WrongSize {
-                    subject,
-                    expected,
-                    actual,
-                });
+                return Err(PackageError::WrongSize { subject, expected, actual });
             }
         }
         if let Some(expected) = pin.sha256 {
@@ -505,19 +411,11 @@ impl<'a> Package<'a> {
         }
         let package = Package::read_as(bytes, &subject)?;
         if package.identity != pin.identity {
-            return Err(PackageError::WrongIdentity {
-                subject,
-                expected: pin.identity,
-                actual: package.identity,
-            });
+            return Err(PackageError::WrongIdentity { subject, expected: pin.identity, actual: package.identity });
         }
         let actual_id = format!("{}-{}", package.info.name, package.info.version);
         if package.info.name != pin.name || package.info.version.as_str() != pin.version.as_str() {
-            return Err(PackageError::WrongPackage {
-                subject,
-                expected: expected_id,
-                actual: actual_id,
-            });
+            return Err(PackageError::WrongPackage { subject, expected: expected_id, actual: actual_id });
         }
         let signed_by = if package.signatures.is_empty() {
             if policy == SignaturePolicy::Required {
@@ -527,18 +425,11 @@ impl<'a> Package<'a> {
         } else {
             match keyring.verify(&package.signatures, package.control_bytes()) {
                 Ok(Trust::Verified { key, .. }) => Some(key),
-                Ok(Trust::UnknownKeys(keys)) => {
-                    return Err(PackageError::UnknownSigningKey { subject, keys })
-                }
-                Ok(Trust::Unsigned | Trust::Unverifiable) => {
-                    return Err(PackageError::MissingSignature { subject })
-                }
+                Ok(Trust::UnknownKeys(_)) if policy == SignaturePolicy::Untrusted => None,
+                Ok(Trust::UnknownKeys(keys)) => return Err(PackageError::UnknownSigningKey { subject, keys }),
+                Ok(Trust::Unsigned | Trust::Unverifiable) => return Err(PackageError::MissingSignature { subject }),
                 Err(SignatureError::Bad { key, algorithm }) => {
-                    return Err(PackageError::BadSignature {
-                        subject,
-                        key,
-                        algorithm,
-                    })
+                    return Err(PackageError::BadSignature { subject, key, algorithm })
                 }
                 Err(source) => return Err(PackageError::SignatureEntry { subject, source }),
             }
@@ -617,8 +508,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
     const ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub";
-    const OTHER_ALPINE_KEY: &str =
-        "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
+    const OTHER_ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
     const BASELAYOUT: &str = "alpine-packages/aarch64/alpine-baselayout-3.2.0-r23.apk";
     const UNSIGNED: &str = "unsigned/perl-json-4.11-r0.apk";
 
@@ -629,9 +519,7 @@ mod tests {
     fn keyring(keys: &[&str]) -> Keyring {
         let mut keyring = Keyring::new();
         for key in keys {
-            keyring
-                .insert_file(&Path::new(FIXTURES).join(key))
-                .unwrap_or_else(|e| panic!("{key}: {e}"));
+            keyring.insert_file(&Path::new(FIXTURES).join(key)).unwrap_or_else(|e| panic!("{key}: {e}"));
         }
         keyring
     }
@@ -648,12 +536,7 @@ mod tests {
 
     /// Pin of alpine-baselayout 3.2.0-r23 as the rsa256-signed index lists it.
     fn baselayout_pin() -> PackagePin {
-        pin(
-            "alpine-baselayout",
-            "3.2.0-r23",
-            "Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=",
-            Some(11012),
-        )
+        pin("alpine-baselayout", "3.2.0-r23", "Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=", Some(11012))
     }
 
     #[test]
@@ -666,14 +549,8 @@ mod tests {
                 .try_into()
                 .expect("32 bytes"),
         );
-        let verified = Package::verify(
-            &bytes,
-            BASELAYOUT,
-            &p,
-            &keyring(&[ALPINE_KEY]),
-            SignaturePolicy::Required,
-        )
-        .expect("real package verifies");
+        let verified = Package::verify(&bytes, BASELAYOUT, &p, &keyring(&[ALPINE_KEY]), SignaturePolicy::Required)
+            .expect("real package verifies");
         assert_eq!(
             verified.signed_by.as_ref().map(KeyName::as_str),
             Some("alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub")
@@ -684,30 +561,14 @@ mod tests {
         assert_eq!(pkg.data_range(), 2229..11012);
         let info = pkg.info();
         assert_eq!(info.name.as_str(), "alpine-baselayout");
-        assert_eq!(
-            info.packager.as_deref(),
-            Some("Buildozer <alpine-devel@lists.alpinelinux.org>")
-        );
+        assert_eq!(info.packager.as_deref(), Some("Buildozer <alpine-devel@lists.alpinelinux.org>"));
         assert_eq!(info.size, Some(339968));
         assert_eq!(info.build_date, Some(1662926906));
         assert_eq!(
-            info.depends
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            [
-                "alpine-baselayout-data=3.2.0-r23",
-                "/bin/sh",
-                "so:libc.musl-aarch64.so.1"
-            ]
+            info.depends.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["alpine-baselayout-data=3.2.0-r23", "/bin/sh", "so:libc.musl-aarch64.so.1"]
         );
-        assert_eq!(
-            info.provides
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            ["cmd:mkmntdirs=3.2.0-r23"]
-        );
+        assert_eq!(info.provides.iter().map(ToString::to_string).collect::<Vec<_>>(), ["cmd:mkmntdirs=3.2.0-r23"]);
         let scripts: Vec<&str> = pkg.control_files().keys().map(String::as_str).collect();
         assert!(scripts.contains(&".pre-install"), "{scripts:?}");
         assert!(scripts.contains(&".post-install"), "{scripts:?}");
@@ -743,55 +604,28 @@ mod tests {
             (
                 "melange-rsa256/aarch64",
                 "melange-rsa256/melange.rsa.pub",
-                &[
-                    "custom-ca-certs-1",
-                    "custom-ca-certs-2",
-                    "pretend-baselayout",
-                    "replayout",
-                ],
+                &["custom-ca-certs-1", "custom-ca-certs-2", "pretend-baselayout", "replayout"],
             ),
             (
                 "melange-rsa256/x86_64",
                 "melange-rsa256/melange.rsa.pub",
-                &[
-                    "custom-ca-certs-1",
-                    "custom-ca-certs-2",
-                    "pretend-baselayout",
-                    "replayout",
-                ],
+                &["custom-ca-certs-1", "custom-ca-certs-2", "pretend-baselayout", "replayout"],
             ),
-            (
-                "melange-sha1/aarch64",
-                "melange-sha1/private_pkg_key.rsa.pub",
-                &["package-x", "package-y"],
-            ),
-            (
-                "melange-sha1/x86_64",
-                "melange-sha1/private_pkg_key.rsa.pub",
-                &["package-x", "package-y"],
-            ),
+            ("melange-sha1/aarch64", "melange-sha1/private_pkg_key.rsa.pub", &["package-x", "package-y"]),
+            ("melange-sha1/x86_64", "melange-sha1/private_pkg_key.rsa.pub", &["package-x", "package-y"]),
         ];
         for &(repo, key, names) in repos {
             let keys = keyring(&[key]);
-            let index = Index::read(
-                &fixture(&format!("{repo}/APKINDEX.tar.gz")),
-                repo,
-                &keys,
-                TrustPolicy::RequireTrusted,
-            )
-            .expect("index");
+            let index =
+                Index::read(&fixture(&format!("{repo}/APKINDEX.tar.gz")), repo, &keys, TrustPolicy::RequireTrusted)
+                    .expect("index");
             for name in names {
                 let entry = &index.by_name(name)[0];
                 let path = format!("{repo}/{}", entry.file_name());
                 let bytes = fixture(&path);
-                let verified = Package::verify(
-                    &bytes,
-                    &path,
-                    &PackagePin::from_entry(entry),
-                    &keys,
-                    SignaturePolicy::Required,
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
+                let verified =
+                    Package::verify(&bytes, &path, &PackagePin::from_entry(entry), &keys, SignaturePolicy::Required)
+                        .unwrap_or_else(|e| panic!("{e}"));
                 assert!(verified.signed_by.is_some(), "{path}");
             }
         }
@@ -820,35 +654,24 @@ mod tests {
         assert_eq!(pkg.signature_range(), None);
         assert_eq!(pkg.control_range(), 0..6189);
         assert!(pkg.control_files().contains_key(".melange.yaml"));
-        let p = pin(
-            "perl-json",
-            "4.11-r0",
-            &pkg.identity().to_string(),
-            Some(60263),
-        );
+        let p = pin("perl-json", "4.11-r0", &pkg.identity().to_string(), Some(60263));
         let keys = keyring(&[ALPINE_KEY]);
-        let err = Package::verify(&bytes, UNSIGNED, &p, &keys, SignaturePolicy::Required)
-            .expect_err("signature required");
+        let err =
+            Package::verify(&bytes, UNSIGNED, &p, &keys, SignaturePolicy::Required).expect_err("signature required");
         assert_eq!(
             err.to_string(),
             "package `perl-json-4.11-r0` (`unsigned/perl-json-4.11-r0.apk`): missing signature: \
              signatures are required; sign the package or allow unsigned packages"
         );
-        let verified = Package::verify(&bytes, UNSIGNED, &p, &keys, SignaturePolicy::IfPresent)
-            .expect("identity pin suffices");
+        let verified =
+            Package::verify(&bytes, UNSIGNED, &p, &keys, SignaturePolicy::IfPresent).expect("identity pin suffices");
         assert_eq!(verified.signed_by, None);
         let names: Vec<String> = verified
             .package
             .data_archive()
             .entries()
             .expect("entries")
-            .map(|e| {
-                e.expect("entry")
-                    .path()
-                    .expect("path")
-                    .display()
-                    .to_string()
-            })
+            .map(|e| e.expect("entry").path().expect("path").display().to_string())
             .collect();
         assert!(names.iter().any(|n| n.ends_with("JSON.pm")), "{names:?}");
     }
@@ -867,18 +690,9 @@ mod tests {
             SignaturePolicy::Required,
         )
         .expect("verifies");
-        assert_eq!(
-            verified.signed_by.as_ref().map(KeyName::as_str),
-            Some("wolfi-signing.rsa.pub")
-        );
-        let err = Package::verify(
-            &bytes,
-            path,
-            &p,
-            &keyring(&[ALPINE_KEY]),
-            SignaturePolicy::IfPresent,
-        )
-        .expect_err("unknown key");
+        assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some("wolfi-signing.rsa.pub"));
+        let err = Package::verify(&bytes, path, &p, &keyring(&[ALPINE_KEY]), SignaturePolicy::IfPresent)
+            .expect_err("unknown key");
         assert_eq!(
             err.to_string(),
             "package `hello-wolfi-2.12-r1` (`wolfi/x86_64/hello-wolfi-2.12-r1.apk`): signed only \
@@ -888,14 +702,7 @@ mod tests {
     }
 
     fn verify_err(bytes: &[u8], pin: &PackagePin, keys: &[&str]) -> PackageError {
-        Package::verify(
-            bytes,
-            "x.apk",
-            pin,
-            &keyring(keys),
-            SignaturePolicy::Required,
-        )
-        .expect_err("must fail")
+        Package::verify(bytes, "x.apk", pin, &keyring(keys), SignaturePolicy::Required).expect_err("must fail")
     }
 
     #[test]
@@ -906,10 +713,7 @@ mod tests {
 
         // Signature by a key that is not configured.
         let err = verify_err(&bytes, &good, &[OTHER_ALPINE_KEY]);
-        assert!(
-            matches!(err, PackageError::UnknownSigningKey { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, PackageError::UnknownSigningKey { .. }), "{err}");
 
         // Wrong size.
         let err = verify_err(&bytes[..bytes.len() - 1], &good, &[ALPINE_KEY]);
@@ -933,10 +737,7 @@ mod tests {
         let mut unsized_pin = good.clone();
         unsized_pin.size = None;
         let err = verify_err(&bytes[..1000], &unsized_pin, &[ALPINE_KEY]);
-        assert_eq!(
-            err.to_string(),
-            format!("{subject}: truncated file (the gzip member at byte 666 ends early)")
-        );
+        assert_eq!(err.to_string(), format!("{subject}: truncated file (the gzip member at byte 666 ends early)"));
         let err = verify_err(&bytes[..2229], &unsized_pin, &[ALPINE_KEY]);
         assert!(matches!(err, PackageError::MissingData { .. }), "{err}");
         // Truncated data is caught by the datahash.
@@ -945,10 +746,7 @@ mod tests {
 
         // Not gzip at all.
         let err = verify_err(b"<html>not found</html>", &unsized_pin, &[ALPINE_KEY]);
-        assert_eq!(
-            err.to_string(),
-            format!("{subject}: not a gzip file (byte 0): an `.apk` starts with gzip members")
-        );
+        assert_eq!(err.to_string(), format!("{subject}: not a gzip file (byte 0): an `.apk` starts with gzip members"));
 
         // Gzip, but not tar.
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());
@@ -958,12 +756,7 @@ mod tests {
         assert!(matches!(err, PackageError::NotTar { .. }), "{err}");
 
         // Wrong identity: the pin of another package.
-        let other = pin(
-            "alpine-baselayout",
-            "3.2.0-r23",
-            "Q1/JgpM8J6DWI/541tUX+uHEzSjqo=",
-            Some(11012),
-        );
+        let other = pin("alpine-baselayout", "3.2.0-r23", "Q1/JgpM8J6DWI/541tUX+uHEzSjqo=", Some(11012));
         let err = verify_err(&bytes, &other, &[ALPINE_KEY]);
         assert_eq!(
             err.to_string(),
@@ -984,12 +777,7 @@ mod tests {
         let mut corrupt = bytes.clone();
         corrupt[6000] ^= 0x01;
         let err = verify_err(&corrupt, &good, &[ALPINE_KEY]);
-        assert!(
-            err.to_string().starts_with(&format!(
-                "{subject}: wrong datahash: `.PKGINFO` says 1a3a8e47"
-            )),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(&format!("{subject}: wrong datahash: `.PKGINFO` says 1a3a8e47")), "{err}");
 
         // A flipped byte in the control member's gzip header: identity
         // changes (and the signature would fail).
@@ -1005,7 +793,12 @@ mod tests {
         );
         let err = verify_err(&header, &p, &[ALPINE_KEY]);
         assert!(matches!(err, PackageError::BadSignature { .. }), "{err}");
-        assert!(err.to_string().contains("bad RSA/SHA-1 signature by trusted key `alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub`"), "{err}");
+        assert!(
+            err.to_string().contains(
+                "bad RSA/SHA-1 signature by trusted key `alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub`"
+            ),
+            "{err}"
+        );
     }
 
     /// Builds a package whose data is split into two gzip members in the
@@ -1023,9 +816,7 @@ mod tests {
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        data_tar
-            .append_data(&mut header, "usr/share/blob", &content[..])
-            .expect("append");
+        data_tar.append_data(&mut header, "usr/share/blob", &content[..]).expect("append");
         let data_tar = data_tar.into_inner().expect("tar");
         let (left, right) = data_tar.split_at(1500);
         let mut data = gz(left);
@@ -1042,29 +833,16 @@ mod tests {
         header.set_size(pkginfo.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        control_tar
-            .append_data(&mut header, ".PKGINFO", pkginfo.as_bytes())
-            .expect("append");
+        control_tar.append_data(&mut header, ".PKGINFO", pkginfo.as_bytes()).expect("append");
         let mut control_tar = control_tar.into_inner().expect("tar");
         control_tar.truncate(control_tar.len() - 1024);
         let control = gz(&control_tar);
 
         let mut apk = control.clone();
         apk.extend(&data);
-        let p = pin(
-            "blob",
-            "1.0-r0",
-            &Identity::of_control_member(&control).to_string(),
-            Some(apk.len() as u64),
-        );
-        let verified = Package::verify(
-            &apk,
-            "blob.apk",
-            &p,
-            &Keyring::new(),
-            SignaturePolicy::IfPresent,
-        )
-        .expect("verifies");
+        let p = pin("blob", "1.0-r0", &Identity::of_control_member(&control).to_string(), Some(apk.len() as u64));
+        let verified =
+            Package::verify(&apk, "blob.apk", &p, &Keyring::new(), SignaturePolicy::IfPresent).expect("verifies");
         let pkg = verified.package;
         assert_eq!(pkg.info().triggers, ["/usr/share/blob/*"]);
         assert_eq!(gzip::member_ranges(pkg.data()).expect("members").len(), 2);
@@ -1085,28 +863,14 @@ mod tests {
             ("pkgver = 1\n", (0, "missing `pkgname`")),
             ("pkgname = a\n", (0, "missing `pkgver`")),
             ("pkgname = a\npkgname = b\n", (2, "`pkgname` appears twice")),
-            (
-                "pkgname = a\npkgver = 1\nsize = x\n",
-                (3, "`size` must be a non-negative integer, found `x`"),
-            ),
-            (
-                "pkgname = a\npkgver = 1\ndatahash = abc\n",
-                (3, "`datahash` must be 64 hex digits, found `abc`"),
-            ),
-            (
-                "pkgname = a\njunk\n",
-                (2, "expected `key = value`, found `junk`"),
-            ),
+            ("pkgname = a\npkgver = 1\nsize = x\n", (3, "`size` must be a non-negative integer, found `x`")),
+            ("pkgname = a\npkgver = 1\ndatahash = abc\n", (3, "`datahash` must be 64 hex digits, found `abc`")),
+            ("pkgname = a\njunk\n", (2, "expected `key = value`, found `junk`")),
         ];
         for &(text, (line, message)) in cases {
-            assert_eq!(
-                PkgInfo::parse(text),
-                Err((line, message.to_owned())),
-                "{text}"
-            );
+            assert_eq!(PkgInfo::parse(text), Err((line, message.to_owned())), "{text}");
         }
-        let info =
-            PkgInfo::parse("# c\npkgname = a\npkgver = 1\nurl = \nfoo = bar\n").expect("parses");
+        let info = PkgInfo::parse("# c\npkgname = a\npkgver = 1\nurl = \nfoo = bar\n").expect("parses");
         assert_eq!(info.url.as_deref(), Some(""));
         assert_eq!(info.unknown, [("foo".to_owned(), "bar".to_owned())]);
     }

@@ -121,17 +121,11 @@ pub fn resolve<'a>(
     requests: &[Dependency],
 ) -> Result<Resolution<'a>, ResolveError> {
     let mut seen = BTreeSet::new();
-    let entries: Vec<&'a IndexEntry> = entries
-        .into_iter()
-        .filter(|e| seen.insert((e.name.as_str(), e.version.as_str())))
-        .collect();
+    let entries: Vec<&'a IndexEntry> =
+        entries.into_iter().filter(|e| seen.insert((e.name.as_str(), e.version.as_str()))).collect();
     let mut offers: BTreeMap<&'a str, Vec<Offer<'a>>> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
-        offers.entry(e.name.as_str()).or_default().push(Offer {
-            entry: i,
-            version: Some(&e.version),
-            own: true,
-        });
+        offers.entry(e.name.as_str()).or_default().push(Offer { entry: i, version: Some(&e.version), own: true });
         for p in &e.provides {
             offers.entry(p.name.as_str()).or_default().push(Offer {
                 entry: i,
@@ -154,18 +148,12 @@ pub fn resolve<'a>(
         if request.conflict {
             solver.conflicts.push((None, request.clone()));
         } else {
-            queue.push_back(Pending {
-                dependency: request.clone(),
-                from: None,
-                chain: Vec::new(),
-            });
+            queue.push_back(Pending { dependency: request.clone(), from: None, chain: Vec::new() });
         }
     }
     solver.run(&mut queue)?;
     solver.install_if(&mut queue)?;
-    Ok(Resolution {
-        install_order: solver.install_order(),
-    })
+    Ok(Resolution { install_order: solver.install_order() })
 }
 
 /// A dependency waiting to be processed.
@@ -209,10 +197,7 @@ impl<'a> Solver<'a> {
                 self.edges.insert(chosen, Vec::new());
                 let entry = self.entries[chosen];
                 let mut chain = pending.chain.clone();
-                chain.push(Link {
-                    atom: pending.dependency.to_string(),
-                    package: Some(entry.package_id()),
-                });
+                chain.push(Link { atom: pending.dependency.to_string(), package: Some(entry.package_id()) });
                 for dependency in &entry.depends {
                     if dependency.conflict {
                         continue;
@@ -233,23 +218,13 @@ impl<'a> Solver<'a> {
         let dep = &pending.dependency;
         let chain = || {
             let mut links = pending.chain.clone();
-            links.push(Link {
-                atom: dep.to_string(),
-                package: None,
-            });
+            links.push(Link { atom: dep.to_string(), package: None });
             Chain(links)
         };
         let Some(offers) = self.offers.get(dep.name.as_str()) else {
-            return Err(ResolveError::NoProvider {
-                chain: chain(),
-                name: dep.name.to_string(),
-            });
+            return Err(ResolveError::NoProvider { chain: chain(), name: dep.name.to_string() });
         };
-        let matching: Vec<Offer<'a>> = offers
-            .iter()
-            .copied()
-            .filter(|o| offer_matches(o, &dep.constraint))
-            .collect();
+        let matching: Vec<Offer<'a>> = offers.iter().copied().filter(|o| offer_matches(o, &dep.constraint)).collect();
         if matching.is_empty() {
             let mut available: Vec<String> = offers
                 .iter()
@@ -268,17 +243,10 @@ impl<'a> Solver<'a> {
                 .collect();
             available.sort();
             available.dedup();
-            return Err(ResolveError::NoMatchingVersion {
-                chain: chain(),
-                available,
-            });
+            return Err(ResolveError::NoMatchingVersion { chain: chain(), available });
         }
         // Already satisfied by the selection? Prefer the best such entry.
-        let mut satisfied: Vec<Offer<'a>> = matching
-            .iter()
-            .copied()
-            .filter(|o| self.is_selected(o.entry))
-            .collect();
+        let mut satisfied: Vec<Offer<'a>> = matching.iter().copied().filter(|o| self.is_selected(o.entry)).collect();
         if !satisfied.is_empty() {
             satisfied.sort_by(|a, b| self.rank(a, b));
             return Ok(satisfied[0].entry);
@@ -292,18 +260,12 @@ impl<'a> Solver<'a> {
                     self.select(offer.entry);
                     return Ok(offer.entry);
                 }
-                Some(reason) => reasons.push(format!(
-                    "`{}` {reason}",
-                    self.entries[offer.entry].package_id()
-                )),
+                Some(reason) => reasons.push(format!("`{}` {reason}", self.entries[offer.entry].package_id())),
             }
         }
         reasons.sort();
         reasons.dedup();
-        Err(ResolveError::Conflict {
-            chain: chain(),
-            reasons,
-        })
+        Err(ResolveError::Conflict { chain: chain(), reasons })
     }
 
     fn is_selected(&self, entry: usize) -> bool {
@@ -315,11 +277,7 @@ impl<'a> Solver<'a> {
         let (ea, eb) = (self.entries[a.entry], self.entries[b.entry]);
         b.own
             .cmp(&a.own)
-            .then_with(|| {
-                eb.provider_priority
-                    .unwrap_or(0)
-                    .cmp(&ea.provider_priority.unwrap_or(0))
-            })
+            .then_with(|| eb.provider_priority.unwrap_or(0).cmp(&ea.provider_priority.unwrap_or(0)))
             .then_with(|| b.version.cmp(&a.version))
             .then_with(|| eb.version.cmp(&ea.version))
             .then_with(|| ea.name.cmp(&eb.name))
@@ -330,18 +288,12 @@ impl<'a> Solver<'a> {
     fn blocker(&self, candidate: usize) -> Option<String> {
         let entry = self.entries[candidate];
         if let Some(&other) = self.by_name.get(entry.name.as_str()) {
-            return Some(format!(
-                "(`{}` is already selected)",
-                self.entries[other].package_id()
-            ));
+            return Some(format!("(`{}` is already selected)", self.entries[other].package_id()));
         }
         for name in claims(entry) {
             if let Some(&other) = self.claimed.get(name) {
                 if other != candidate {
-                    return Some(format!(
-                        "(`{}` already provides `{name}`)",
-                        self.entries[other].package_id()
-                    ));
+                    return Some(format!("(`{}` already provides `{name}`)", self.entries[other].package_id()));
                 }
             }
         }
@@ -394,42 +346,26 @@ impl<'a> Solver<'a> {
                     .into_values()
                     .filter_map(|mut versions| {
                         versions.retain(|&i| self.install_if_holds(self.entries[i]));
-                        versions.sort_by(|&a, &b| {
-                            self.entries[b].version.cmp(&self.entries[a].version)
-                        });
+                        versions.sort_by(|&a, &b| self.entries[b].version.cmp(&self.entries[a].version));
                         versions.into_iter().find(|&i| self.blocker(i).is_none())
                     })
                     .collect()
             };
             for candidate in candidates {
-                if self
-                    .by_name
-                    .contains_key(self.entries[candidate].name.as_str())
-                    || self.blocker(candidate).is_some()
+                if self.by_name.contains_key(self.entries[candidate].name.as_str()) || self.blocker(candidate).is_some()
                 {
                     continue;
                 }
                 let entry = self.entries[candidate];
-                let trigger = entry
-                    .install_if
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let trigger = entry.install_if.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
                 queue.push_back(Pending {
                     dependency: Dependency {
                         name: entry.name.clone(),
-                        constraint: Constraint::Version(
-                            crate::apk::dependency::Op::Equal,
-                            entry.version.clone(),
-                        ),
+                        constraint: Constraint::Version(crate::apk::dependency::Op::Equal, entry.version.clone()),
                         conflict: false,
                     },
                     from: None,
-                    chain: vec![Link {
-                        atom: format!("install-if {trigger}"),
-                        package: None,
-                    }],
+                    chain: vec![Link { atom: format!("install-if {trigger}"), package: None }],
                 });
                 self.run(queue)?;
                 added = true;
@@ -444,8 +380,7 @@ impl<'a> Solver<'a> {
         entry.install_if.iter().all(|dep| {
             let satisfied = self.selected.iter().any(|&s| {
                 let e = self.entries[s];
-                dep.matches(e.name.as_str(), &e.version)
-                    || e.provides.iter().any(|p| p.satisfies(dep))
+                dep.matches(e.name.as_str(), &e.version) || e.provides.iter().any(|p| p.satisfies(dep))
             });
             satisfied != dep.conflict
         })
@@ -460,12 +395,7 @@ impl<'a> Solver<'a> {
         order
     }
 
-    fn visit(
-        &self,
-        node: usize,
-        state: &mut BTreeMap<usize, bool>,
-        order: &mut Vec<&'a IndexEntry>,
-    ) {
+    fn visit(&self, node: usize, state: &mut BTreeMap<usize, bool>, order: &mut Vec<&'a IndexEntry>) {
         if state.contains_key(&node) {
             return;
         }
@@ -482,13 +412,8 @@ impl<'a> Solver<'a> {
 
 /// Names an entry claims exclusively: its own and its versioned provides.
 fn claims(entry: &IndexEntry) -> impl Iterator<Item = &str> {
-    std::iter::once(entry.name.as_str()).chain(
-        entry
-            .provides
-            .iter()
-            .filter(|p| p.version.is_some())
-            .map(|p| p.name.as_str()),
-    )
+    std::iter::once(entry.name.as_str())
+        .chain(entry.provides.iter().filter(|p| p.version.is_some()).map(|p| p.name.as_str()))
 }
 
 fn offer_matches(offer: &Offer<'_>, constraint: &Constraint) -> bool {
@@ -500,8 +425,7 @@ fn offer_matches(offer: &Offer<'_>, constraint: &Constraint) -> bool {
 
 /// Whether the conflict atom `conflict` matches `entry`.
 fn conflict_matches(conflict: &Dependency, entry: &IndexEntry) -> bool {
-    conflict.matches(entry.name.as_str(), &entry.version)
-        || entry.provides.iter().any(|p| p.satisfies(conflict))
+    conflict.matches(entry.name.as_str(), &entry.version) || entry.provides.iter().any(|p| p.satisfies(conflict))
 }
 
 #[cfg(test)]
@@ -516,44 +440,31 @@ mod tests {
     fn alpine() -> Index {
         let dir = Path::new(FIXTURES);
         let mut keys = Keyring::new();
-        keys.insert_file(
-            &dir.join("alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub"),
-        )
-        .expect("key");
+        keys.insert_file(&dir.join("alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub")).expect("key");
         let bytes = std::fs::read(dir.join("alpine-v3.17/aarch64/APKINDEX.tar.gz")).expect("index");
         Index::read(&bytes, "alpine-v3.17", &keys, TrustPolicy::RequireTrusted).expect("index")
     }
 
     fn deps(atoms: &[&str]) -> Vec<Dependency> {
-        atoms
-            .iter()
-            .map(|a| Dependency::parse(a).unwrap_or_else(|e| panic!("{a}: {e}")))
-            .collect()
+        atoms.iter().map(|a| Dependency::parse(a).unwrap_or_else(|e| panic!("{a}: {e}"))).collect()
     }
 
     #[test]
     fn resolves_static_set_on_real_index() {
         let index = alpine();
-        let resolution = resolve(
-            index.entries(),
-            &deps(&["alpine-baselayout-data", "ca-certificates-bundle", "tzdata"]),
-        )
-        .expect("resolves");
+        let resolution =
+            resolve(index.entries(), &deps(&["alpine-baselayout-data", "ca-certificates-bundle", "tzdata"]))
+                .expect("resolves");
         assert_eq!(
             resolution.package_ids(),
-            [
-                "alpine-baselayout-data-3.4.0-r0",
-                "ca-certificates-bundle-20230506-r0",
-                "tzdata-2023c-r0"
-            ]
+            ["alpine-baselayout-data-3.4.0-r0", "ca-certificates-bundle-20230506-r0", "tzdata-2023c-r0"]
         );
     }
 
     #[test]
     fn resolves_busybox_and_baselayout_with_providers() {
         let index = alpine();
-        let resolution =
-            resolve(index.entries(), &deps(&["alpine-baselayout", "busybox"])).expect("resolves");
+        let resolution = resolve(index.entries(), &deps(&["alpine-baselayout", "busybox"])).expect("resolves");
         let ids = resolution.package_ids();
         // `/bin/sh` is provided by several `*-binsh` packages; busybox-binsh
         // has the highest provider priority.
@@ -568,8 +479,7 @@ mod tests {
             ]
         );
         // Deterministic: same input, same output.
-        let again =
-            resolve(index.entries(), &deps(&["alpine-baselayout", "busybox"])).expect("resolves");
+        let again = resolve(index.entries(), &deps(&["alpine-baselayout", "busybox"])).expect("resolves");
         assert_eq!(again.package_ids(), ids);
     }
 
@@ -577,16 +487,11 @@ mod tests {
     fn resolves_on_real_wolfi_index() {
         let dir = Path::new(FIXTURES);
         let mut keys = Keyring::new();
-        keys.insert_file(&dir.join("wolfi/keys/wolfi-signing.rsa.pub"))
-            .expect("key");
+        keys.insert_file(&dir.join("wolfi/keys/wolfi-signing.rsa.pub")).expect("key");
         let bytes = std::fs::read(dir.join("wolfi/x86_64/APKINDEX.tar.gz")).expect("index");
-        let index =
-            Index::read(&bytes, "wolfi", &keys, TrustPolicy::RequireTrusted).expect("index");
-        let resolution = resolve(
-            index.entries(),
-            &deps(&["wolfi-baselayout", "ca-certificates-bundle", "busybox"]),
-        )
-        .expect("resolves");
+        let index = Index::read(&bytes, "wolfi", &keys, TrustPolicy::RequireTrusted).expect("index");
+        let resolution = resolve(index.entries(), &deps(&["wolfi-baselayout", "ca-certificates-bundle", "busybox"]))
+            .expect("resolves");
         // busybox -> so:libc.so.6 -> glibc -> linux-headers, wolfi-baselayout.
         assert_eq!(
             resolution.package_ids(),
@@ -604,11 +509,7 @@ mod tests {
     fn unsatisfiable_requests_name_the_chain() {
         // The real index minus the packages providing libcrypto.
         let index = alpine();
-        let without: Vec<&IndexEntry> = index
-            .entries()
-            .iter()
-            .filter(|e| e.name.as_str() != "libcrypto3")
-            .collect();
+        let without: Vec<&IndexEntry> = index.entries().iter().filter(|e| e.name.as_str() != "libcrypto3").collect();
         let err = resolve(without, &deps(&["libssl3"])).expect_err("no libcrypto");
         assert_eq!(
             err.to_string(),
@@ -616,15 +517,9 @@ mod tests {
              `so:libcrypto.so.3`"
         );
         let err = resolve(index.entries(), &deps(&["tzdata>2024"])).expect_err("too new");
-        assert_eq!(
-            err.to_string(),
-            "cannot resolve `tzdata>2024`: no version matches; available: `tzdata-2023c-r0`"
-        );
+        assert_eq!(err.to_string(), "cannot resolve `tzdata>2024`: no version matches; available: `tzdata-2023c-r0`");
         let err = resolve(index.entries(), &deps(&["no-such-package"])).expect_err("missing");
-        assert_eq!(
-            err.to_string(),
-            "cannot resolve `no-such-package`: no package provides `no-such-package`"
-        );
+        assert_eq!(err.to_string(), "cannot resolve `no-such-package`: no package provides `no-such-package`");
     }
 
     const REPO: &str = "\
@@ -647,16 +542,10 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
         let entries = &parsed.entries;
         // Highest matching version, providers by priority, dependencies first.
         let r = resolve(entries, &deps(&["app"])).expect("resolves");
-        assert_eq!(
-            r.package_ids(),
-            ["lib-2.1_rc1-r0", "bb-1.36-r0", "app-1.0-r0"]
-        );
+        assert_eq!(r.package_ids(), ["lib-2.1_rc1-r0", "bb-1.36-r0", "app-1.0-r0"]);
         // A requested conflict removes a candidate.
         let r = resolve(entries, &deps(&["app", "!bb"])).expect("resolves");
-        assert_eq!(
-            r.package_ids(),
-            ["lib-2.1_rc1-r0", "dash-0.5-r0", "app-1.0-r0"]
-        );
+        assert_eq!(r.package_ids(), ["lib-2.1_rc1-r0", "dash-0.5-r0", "app-1.0-r0"]);
         // A package's conflict against something requested.
         let err = resolve(entries, &deps(&["old", "app"])).expect_err("conflict");
         assert_eq!(
@@ -681,26 +570,13 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
         assert_eq!(r.package_ids(), ["lib-2.0-r0"]);
         // A versioned provide claims its name.
         let err = resolve(entries, &deps(&["alt-lib", "lib=2.0-r0"])).expect_err("claimed");
-        assert!(
-            err.to_string()
-                .contains("(`alt-lib-9-r0` already provides `so:lib.so.1`)"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("(`alt-lib-9-r0` already provides `so:lib.so.1`)"), "{err}");
         // `~` prefix match; pre-releases sort below releases.
         let r = resolve(entries, &deps(&["lib~2.1"])).expect("resolves");
         assert_eq!(r.package_ids(), ["lib-2.1_rc1-r0"]);
         // Install-if: app-doc joins when app and docs are both selected.
         let r = resolve(entries, &deps(&["app", "docs"])).expect("resolves");
-        assert_eq!(
-            r.package_ids(),
-            [
-                "lib-2.1_rc1-r0",
-                "bb-1.36-r0",
-                "app-1.0-r0",
-                "docs-1-r0",
-                "app-doc-1.0-r0"
-            ]
-        );
+        assert_eq!(r.package_ids(), ["lib-2.1_rc1-r0", "bb-1.36-r0", "app-1.0-r0", "docs-1-r0", "app-doc-1.0-r0"]);
         // Cycles terminate; order is deterministic.
         let r = resolve(entries, &deps(&["cycle-a"])).expect("resolves");
         assert_eq!(r.package_ids(), ["cycle-b-1-r0", "cycle-a-1-r0"]);
@@ -712,14 +588,8 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
              `cmd:sh`), `dash-0.5-r0` (provides `cmd:sh`)"
         );
         // Chains name the packages picked for virtual names.
-        let without_lib: Vec<&IndexEntry> = entries
-            .iter()
-            .filter(|e| e.name.as_str() != "lib")
-            .collect();
+        let without_lib: Vec<&IndexEntry> = entries.iter().filter(|e| e.name.as_str() != "lib").collect();
         let err = resolve(without_lib, &deps(&["cmd:sh", "!dash"])).expect_err("no lib");
-        assert_eq!(
-            err.to_string(),
-            "cannot resolve `cmd:sh` (bb-1.36-r0) -> `lib`: no package provides `lib`"
-        );
+        assert_eq!(err.to_string(), "cannot resolve `cmd:sh` (bb-1.36-r0) -> `lib`: no package provides `lib`");
     }
 }

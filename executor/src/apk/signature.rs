@@ -37,10 +37,7 @@ pub enum SignatureError {
         "bad {algorithm} signature by trusted key `{key}`: the signed bytes were altered or \
          corrupted; fetch the file again"
     )]
-    Bad {
-        key: KeyName,
-        algorithm: SignatureAlgorithm,
-    },
+    Bad { key: KeyName, algorithm: SignatureAlgorithm },
 }
 
 /// The digest a signature is computed over.
@@ -86,13 +83,7 @@ pub struct Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Signature({}{}.{})",
-            SIGNATURE_PREFIX,
-            self.algorithm.tag(),
-            self.key
-        )
+        write!(f, "Signature({}{}.{})", SIGNATURE_PREFIX, self.algorithm.tag(), self.key)
     }
 }
 
@@ -104,12 +95,8 @@ impl Signature {
 
     /// Builds a signature from its tar entry name and content.
     pub fn from_entry(entry: &str, bytes: Vec<u8>) -> Result<Self, SignatureError> {
-        let unsupported = || SignatureError::Unsupported {
-            entry: entry.to_owned(),
-        };
-        let rest = entry
-            .strip_prefix(SIGNATURE_PREFIX)
-            .ok_or_else(unsupported)?;
+        let unsupported = || SignatureError::Unsupported { entry: entry.to_owned() };
+        let rest = entry.strip_prefix(SIGNATURE_PREFIX).ok_or_else(unsupported)?;
         let (tag, key) = rest.split_once('.').ok_or_else(unsupported)?;
         let algorithm = match tag {
             "RSA" => SignatureAlgorithm::RsaSha1,
@@ -117,35 +104,20 @@ impl Signature {
             "RSA512" => SignatureAlgorithm::RsaSha512,
             _ => return Err(unsupported()),
         };
-        let key = KeyName::new(key).map_err(|source| SignatureError::KeyName {
-            entry: entry.to_owned(),
-            source,
-        })?;
-        Ok(Signature {
-            algorithm,
-            key,
-            bytes,
-        })
+        let key = KeyName::new(key).map_err(|source| SignatureError::KeyName { entry: entry.to_owned(), source })?;
+        Ok(Signature { algorithm, key, bytes })
     }
 
     /// Checks the signature over `signed` with `key`.
     fn verifies(&self, key: &rsa::RsaPublicKey, signed: &[u8]) -> bool {
         let result = match self.algorithm {
-            SignatureAlgorithm::RsaSha1 => key.verify(
-                Pkcs1v15Sign::new::<Sha1>(),
-                &Sha1::digest(signed),
-                &self.bytes,
-            ),
-            SignatureAlgorithm::RsaSha256 => key.verify(
-                Pkcs1v15Sign::new::<Sha256>(),
-                &Sha256::digest(signed),
-                &self.bytes,
-            ),
-            SignatureAlgorithm::RsaSha512 => key.verify(
-                Pkcs1v15Sign::new::<Sha512>(),
-                &Sha512::digest(signed),
-                &self.bytes,
-            ),
+            SignatureAlgorithm::RsaSha1 => key.verify(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(signed), &self.bytes),
+            SignatureAlgorithm::RsaSha256 => {
+                key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(signed), &self.bytes)
+            }
+            SignatureAlgorithm::RsaSha512 => {
+                key.verify(Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(signed), &self.bytes)
+            }
         };
         result.is_ok()
     }
@@ -155,10 +127,7 @@ impl Signature {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trust {
     /// A signature by this trusted key verified.
-    Verified {
-        key: KeyName,
-        algorithm: SignatureAlgorithm,
-    },
+    Verified { key: KeyName, algorithm: SignatureAlgorithm },
     /// There are no signatures.
     Unsigned,
     /// Signatures exist, but none is by a key of the keyring (sorted names).
@@ -181,9 +150,9 @@ impl fmt::Display for Trust {
                 write!(f, "signed ({algorithm}) by trusted key `{key}`")
             }
             Trust::Unsigned => f.write_str("not signed"),
-            Trust::Unverifiable => f.write_str(
-                "signed, but the signature shares a gzip member with the content it should cover",
-            ),
+            Trust::Unverifiable => {
+                f.write_str("signed, but the signature shares a gzip member with the content it should cover")
+            }
             Trust::UnknownKeys(keys) => {
                 f.write_str("signed only by keys that are not trusted: ")?;
                 for (i, key) in keys.iter().enumerate() {
@@ -208,10 +177,7 @@ impl Keyring {
         for signature in signatures {
             match self.get(signature.key.as_str()) {
                 Some(key) if signature.verifies(key.rsa(), signed) => {
-                    return Ok(Trust::Verified {
-                        key: signature.key.clone(),
-                        algorithm: signature.algorithm,
-                    })
+                    return Ok(Trust::Verified { key: signature.key.clone(), algorithm: signature.algorithm })
                 }
                 Some(_) => {
                     bad.get_or_insert(signature);
@@ -220,10 +186,7 @@ impl Keyring {
             }
         }
         if let Some(signature) = bad {
-            return Err(SignatureError::Bad {
-                key: signature.key.clone(),
-                algorithm: signature.algorithm,
-            });
+            return Err(SignatureError::Bad { key: signature.key.clone(), algorithm: signature.algorithm });
         }
         if unknown.is_empty() {
             return Ok(Trust::Unsigned);
@@ -240,53 +203,29 @@ mod tests {
 
     #[test]
     fn parses_entry_names() {
-        let s = Signature::from_entry(".SIGN.RSA256.melange.rsa.pub", vec![1, 2, 3])
-            .expect("valid entry");
+        let s = Signature::from_entry(".SIGN.RSA256.melange.rsa.pub", vec![1, 2, 3]).expect("valid entry");
         assert_eq!(s.algorithm, SignatureAlgorithm::RsaSha256);
         assert_eq!(s.key.as_str(), "melange.rsa.pub");
-        let s = Signature::from_entry(
-            ".SIGN.RSA.alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub",
-            vec![],
-        )
-        .expect("valid entry");
+        let s = Signature::from_entry(".SIGN.RSA.alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub", vec![])
+            .expect("valid entry");
         assert_eq!(s.algorithm, SignatureAlgorithm::RsaSha1);
         let s = Signature::from_entry(".SIGN.RSA512.k.pub", vec![]).expect("valid entry");
         assert_eq!(s.algorithm, SignatureAlgorithm::RsaSha512);
-        for entry in [
-            ".SIGN.DSA.k.pub",
-            ".SIGN.RSA",
-            "SIGN.RSA.k",
-            ".SIGN.RSA384.k",
-        ] {
-            assert!(
-                matches!(
-                    Signature::from_entry(entry, vec![]),
-                    Err(SignatureError::Unsupported { .. })
-                ),
-                "{entry}"
-            );
+        for entry in [".SIGN.DSA.k.pub", ".SIGN.RSA", "SIGN.RSA.k", ".SIGN.RSA384.k"] {
+            assert!(matches!(Signature::from_entry(entry, vec![]), Err(SignatureError::Unsupported { .. })), "{entry}");
         }
-        assert!(matches!(
-            Signature::from_entry(".SIGN.RSA.", vec![]),
-            Err(SignatureError::KeyName { .. })
-        ));
+        assert!(matches!(Signature::from_entry(".SIGN.RSA.", vec![]), Err(SignatureError::KeyName { .. })));
     }
 
     #[test]
     fn unsigned_and_unknown() {
         let keyring = Keyring::new();
-        assert_eq!(
-            keyring.verify(&[], b"x").expect("no signatures"),
-            Trust::Unsigned
-        );
+        assert_eq!(keyring.verify(&[], b"x").expect("no signatures"), Trust::Unsigned);
         let sigs = [
             Signature::from_entry(".SIGN.RSA.b.pub", vec![0; 4]).expect("entry"),
             Signature::from_entry(".SIGN.RSA256.a.pub", vec![0; 4]).expect("entry"),
         ];
         let trust = keyring.verify(&sigs, b"x").expect("unknown keys only");
-        assert_eq!(
-            trust.to_string(),
-            "signed only by keys that are not trusted: `a.pub`, `b.pub`"
-        );
+        assert_eq!(trust.to_string(), "signed only by keys that are not trusted: `a.pub`, `b.pub`");
     }
 }

@@ -24,17 +24,13 @@ pub(crate) fn read_files(content: &[u8]) -> io::Result<Vec<TarFile>> {
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
             continue;
         }
-        let path = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, "tar entry name is not UTF-8")
-        })?;
+        let path = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "tar entry name is not UTF-8"))?;
         // The header's size is input: never reserve more than the member holds.
         let reserve = usize::try_from(entry.size()).map_or(0, |size| size.min(content.len()));
         let mut file = Vec::with_capacity(reserve);
         entry.read_to_end(&mut file)?;
-        files.push(TarFile {
-            path,
-            content: file,
-        });
+        files.push(TarFile { path, content: file });
     }
     Ok(files)
 }

@@ -41,11 +41,7 @@ pub enum VersionError {
         "invalid version `{version}` at byte {position}: {reason}; \
          an apk version looks like `1.2.3_rc1-r0`"
     )]
-    Invalid {
-        version: String,
-        position: usize,
-        reason: &'static str,
-    },
+    Invalid { version: String, position: usize, reason: &'static str },
     #[error("invalid version `{version}`: the number `{number}` does not fit in 64 bits")]
     NumberTooLarge { version: String, number: String },
 }
@@ -67,17 +63,8 @@ enum Kind {
 
 /// Suffix values as apk-tools numbers them: pre-release suffixes sort below
 /// [`SUFFIX_NONE`], post-release ones above.
-const SUFFIXES: [(&str, u8); 9] = [
-    ("alpha", 1),
-    ("beta", 2),
-    ("pre", 3),
-    ("rc", 4),
-    ("cvs", 6),
-    ("svn", 7),
-    ("git", 8),
-    ("hg", 9),
-    ("p", 10),
-];
+const SUFFIXES: [(&str, u8); 9] =
+    [("alpha", 1), ("beta", 2), ("pre", 3), ("rc", 4), ("cvs", 6), ("svn", 7), ("git", 8), ("hg", 9), ("p", 10)];
 const SUFFIX_NONE: u8 = 5;
 
 /// One token: its kind, the byte range of its value in the version text
@@ -153,11 +140,7 @@ impl Version {
                     // Digits directly after a suffix name: `_rc1`. Anywhere
                     // else (`1.0a1`) apk-tools rejects them.
                     if last != Kind::Suffix {
-                        return Err(invalid(
-                            text,
-                            pos,
-                            "digits may not follow a letter without a `.`",
-                        ));
+                        return Err(invalid(text, pos, "digits may not follow a letter without a `.`"));
                     }
                     let (number, end) = digits(text, pos)?;
                     let t = token(Kind::SuffixNumber, pos, end, number);
@@ -166,18 +149,10 @@ impl Version {
                 }
                 b'_' => {
                     if last > Kind::SuffixNumber {
-                        return Err(invalid(
-                            text,
-                            pos,
-                            "a `_` suffix may not follow a commit hash or revision",
-                        ));
+                        return Err(invalid(text, pos, "a `_` suffix may not follow a commit hash or revision"));
                     }
                     let start = pos + 1;
-                    let end = start
-                        + bytes[start..]
-                            .iter()
-                            .take_while(|b| b.is_ascii_lowercase())
-                            .count();
+                    let end = start + bytes[start..].iter().take_while(|b| b.is_ascii_lowercase()).count();
                     let name = &text[start..end];
                     let Some(&(_, value)) = SUFFIXES.iter().find(|(s, _)| *s == name) else {
                         return Err(invalid(
@@ -192,24 +167,12 @@ impl Version {
                 }
                 b'~' => {
                     if last >= Kind::CommitHash {
-                        return Err(invalid(
-                            text,
-                            pos,
-                            "a `~` commit hash may appear once, before the revision",
-                        ));
+                        return Err(invalid(text, pos, "a `~` commit hash may appear once, before the revision"));
                     }
                     let start = pos + 1;
-                    let end = start
-                        + bytes[start..]
-                            .iter()
-                            .take_while(|b| b.is_ascii_hexdigit())
-                            .count();
+                    let end = start + bytes[start..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
                     if end == start {
-                        return Err(invalid(
-                            text,
-                            pos,
-                            "`~` must be followed by a hex commit hash",
-                        ));
+                        return Err(invalid(text, pos, "`~` must be followed by a hex commit hash"));
                     }
                     pos = end;
                     token(Kind::CommitHash, start, end, 0)
@@ -234,10 +197,7 @@ impl Version {
             last = next.kind;
             tokens.push(next);
         }
-        Ok(Version {
-            text: text.into(),
-            tokens: tokens.into_boxed_slice(),
-        })
+        Ok(Version { text: text.into(), tokens: tokens.into_boxed_slice() })
     }
 
     /// The version text exactly as parsed.
@@ -285,9 +245,7 @@ impl Version {
     }
 
     fn is_pre_release_suffix(&self, i: usize) -> bool {
-        self.tokens
-            .get(i)
-            .is_some_and(|t| t.value < u64::from(SUFFIX_NONE))
+        self.tokens.get(i).is_some_and(|t| t.value < u64::from(SUFFIX_NONE))
     }
 
     fn raw(&self, t: &Token) -> &[u8] {
@@ -306,9 +264,7 @@ impl Version {
                     a.value.cmp(&b.value)
                 }
             }
-            Kind::InitialDigit | Kind::SuffixNumber | Kind::Revision | Kind::Suffix => {
-                a.value.cmp(&b.value)
-            }
+            Kind::InitialDigit | Kind::SuffixNumber | Kind::Revision | Kind::Suffix => a.value.cmp(&b.value),
             Kind::Letter | Kind::CommitHash | Kind::End => self.raw(a).cmp(other.raw(b)),
         }
     }
@@ -316,38 +272,23 @@ impl Version {
 
 fn token(kind: Kind, start: usize, end: usize, value: u64) -> Token {
     // `parse` rejects texts longer than `u32::MAX`, so positions fit.
-    Token {
-        kind,
-        start: start as u32,
-        end: end as u32,
-        value,
-    }
+    Token { kind, start: start as u32, end: end as u32, value }
 }
 
 fn invalid(text: &str, position: usize, reason: &'static str) -> VersionError {
-    VersionError::Invalid {
-        version: text.to_owned(),
-        position,
-        reason,
-    }
+    VersionError::Invalid { version: text.to_owned(), position, reason }
 }
 
 /// Reads the run of ASCII digits at `start`: its value and its end.
 fn digits(text: &str, start: usize) -> Result<(u64, usize), VersionError> {
     let bytes = text.as_bytes();
-    let len = bytes.get(start..).map_or(0, |rest| {
-        rest.iter().take_while(|b| b.is_ascii_digit()).count()
-    });
+    let len = bytes.get(start..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count());
     let end = start + len;
     let mut value: u64 = 0;
     for &b in &bytes[start..end] {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or_else(|| VersionError::NumberTooLarge {
-                version: text.to_owned(),
-                number: text[start..end].to_owned(),
-            })?;
+        value = value.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))).ok_or_else(|| {
+            VersionError::NumberTooLarge { version: text.to_owned(), number: text[start..end].to_owned() }
+        })?;
     }
     Ok((value, end))
 }
@@ -379,12 +320,8 @@ impl Hash for Version {
         for t in self.tokens.iter() {
             t.kind.hash(state);
             match t.kind {
-                Kind::InitialDigit | Kind::SuffixNumber | Kind::Revision | Kind::Suffix => {
-                    t.value.hash(state)
-                }
-                Kind::Digit | Kind::Letter | Kind::CommitHash | Kind::End => {
-                    self.raw(t).hash(state)
-                }
+                Kind::InitialDigit | Kind::SuffixNumber | Kind::Revision | Kind::Suffix => t.value.hash(state),
+                Kind::Digit | Kind::Letter | Kind::CommitHash | Kind::End => self.raw(t).hash(state),
             }
         }
     }
@@ -484,11 +421,7 @@ mod tests {
         ("1.3_pre1-r1", '<', "1.3.2"),
         ("1.0_p10-r0", '>', "1.0_p9-r0"),
         ("0.1.0_alpha_pre2", '<', "0.1.0_alpha"),
-        (
-            "1.0.0_pre20191002222144-r0",
-            '<',
-            "1.0.0_pre20210530193627-r0",
-        ),
+        ("1.0.0_pre20191002222144-r0", '<', "1.0.0_pre20210530193627-r0"),
         ("6.0_pre1", '<', "6.0"),
         ("6.0_p1", '>', "6.0"),
         ("8.2.0", '<', "8.2.001"),
@@ -545,19 +478,10 @@ mod tests {
     #[test]
     fn fuzzy_matches_token_prefixes() {
         // From apk-tools `test/unit/version.data` (`~` rows).
-        let fuzzy_equal = [
-            ("3.6.0", "3.6"),
-            ("3.6.9", "3.6"),
-            ("3.6_pre1", "3.6"),
-            ("3.6.0_pre1", "3.6"),
-            ("3.6.0", "3.6.0"),
-        ];
+        let fuzzy_equal =
+            [("3.6.0", "3.6"), ("3.6.9", "3.6"), ("3.6_pre1", "3.6"), ("3.6.0_pre1", "3.6"), ("3.6.0", "3.6.0")];
         for (a, b) in fuzzy_equal {
-            assert_eq!(
-                v(a).compare_fuzzy(&v(b), true),
-                Ordering::Equal,
-                "{a} ~ {b}"
-            );
+            assert_eq!(v(a).compare_fuzzy(&v(b), true), Ordering::Equal, "{a} ~ {b}");
         }
         let not_fuzzy_equal = [
             ("3.6.0", "3.8"),
@@ -568,11 +492,7 @@ mod tests {
             ("1.20", "1.2"),
         ];
         for (a, b) in not_fuzzy_equal {
-            assert_ne!(
-                v(a).compare_fuzzy(&v(b), true),
-                Ordering::Equal,
-                "{a} !~ {b}"
-            );
+            assert_ne!(v(a).compare_fuzzy(&v(b), true), Ordering::Equal, "{a} !~ {b}");
         }
         assert_eq!(v("3.5").compare_fuzzy(&v("3.6"), true), Ordering::Less);
         assert_eq!(v("3.7").compare_fuzzy(&v("3.6"), true), Ordering::Greater);
@@ -641,20 +561,16 @@ mod tests {
         );
         assert_eq!(
             Version::parse("1.0bc").map_err(|e| e.to_string()),
-            Err(
-                "invalid version `1.0bc` at byte 4: a letter may only follow a number; \
+            Err("invalid version `1.0bc` at byte 4: a letter may only follow a number; \
                  an apk version looks like `1.2.3_rc1-r0`"
-                    .to_owned()
-            )
+                .to_owned())
         );
         assert_eq!(
             Version::parse("1.0_foo").map_err(|e| e.to_string()),
-            Err(
-                "invalid version `1.0_foo` at byte 3: unknown suffix: expected one of \
+            Err("invalid version `1.0_foo` at byte 3: unknown suffix: expected one of \
                  `_alpha`, `_beta`, `_pre`, `_rc`, `_cvs`, `_svn`, `_git`, `_hg`, `_p`; \
                  an apk version looks like `1.2.3_rc1-r0`"
-                    .to_owned()
-            )
+                .to_owned())
         );
         assert_eq!(
             Version::parse("1.99999999999999999999").map_err(|e| e.to_string()),
@@ -666,10 +582,8 @@ mod tests {
 
     #[test]
     fn sorting_is_deterministic() {
-        let mut versions: Vec<Version> = ["1.10", "1.9", "1.0_rc1", "1.0", "1.0_p1", "1.0-r1"]
-            .iter()
-            .map(|s| v(s))
-            .collect();
+        let mut versions: Vec<Version> =
+            ["1.10", "1.9", "1.0_rc1", "1.0", "1.0_p1", "1.0-r1"].iter().map(|s| v(s)).collect();
         versions.sort();
         let texts: Vec<&str> = versions.iter().map(Version::as_str).collect();
         assert_eq!(texts, ["1.0_rc1", "1.0", "1.0-r1", "1.0_p1", "1.9", "1.10"]);

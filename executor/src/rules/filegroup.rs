@@ -23,11 +23,7 @@ impl Rule for Filegroup {
     fn attrs(&self) -> &'static [AttrSpec] {
         ATTRS
     }
-    fn analyze(
-        &self,
-        target: &Target,
-        ctx: &mut AnalysisContext<'_>,
-    ) -> Result<Provided, AnalysisError> {
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
         let mut files = Vec::new();
         for label in target.label_list("srcs") {
             for file in &ctx.provided(label)?.files {
@@ -36,6 +32,6 @@ impl Rule for Filegroup {
                 }
             }
         }
-        Ok(Provided { files })
+        Ok(Provided { files, ..Default::default() })
     }
 }

@@ -11,18 +11,8 @@ use crate::target::{AttrSpec, AttrType, Target};
 pub struct WriteFile;
 
 const ATTRS: &[AttrSpec] = &[
-    AttrSpec {
-        name: "out",
-        ty: AttrType::String,
-        mandatory: true,
-        doc: "Output file name, relative to the package.",
-    },
-    AttrSpec {
-        name: "content",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "The file's text (default empty).",
-    },
+    AttrSpec { name: "out", ty: AttrType::String, mandatory: true, doc: "Output file name, relative to the package." },
+    AttrSpec { name: "content", ty: AttrType::String, mandatory: false, doc: "The file's text (default empty)." },
     AttrSpec {
         name: "is_executable",
         ty: AttrType::Bool,
@@ -43,35 +33,23 @@ impl Rule for WriteFile {
     }
     fn check(&self, target: &Target) -> Result<(), String> {
         let out = target.string("out").unwrap_or_default();
-        crate::label::TargetName::new(out).map(|_| ()).map_err(|e| {
-            format!(
-                "attribute `out` of rule `write_file` must be a relative path: {}",
-                e.reason
-            )
-        })
+        crate::label::TargetName::new(out)
+            .map(|_| ())
+            .map_err(|e| format!("attribute `out` of rule `write_file` must be a relative path: {}", e.reason))
     }
-    fn analyze(
-        &self,
-        target: &Target,
-        ctx: &mut AnalysisContext<'_>,
-    ) -> Result<Provided, AnalysisError> {
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
         let out = target.string("out").unwrap_or_default();
         let executable = target.bool_or("is_executable", false);
         let files = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs: Vec::new(),
             outputs: vec![OutputSpec {
-                path: crate::rules::output_root(
-                    &target.label,
-                    &package_relative(target.label.package.as_str(), out),
-                ),
+                path: crate::rules::output_root(&target.label, &package_relative(target.label.package.as_str(), out)),
                 kind: OutputKind::File { executable },
             }],
-            exec: Arc::new(WriteFileExec {
-                content: target.string("content").unwrap_or_default().to_owned(),
-            }),
+            exec: Arc::new(WriteFileExec { content: target.string("content").unwrap_or_default().to_owned() }),
         });
-        Ok(Provided { files })
+        Ok(Provided { files, ..Default::default() })
     }
 }
 

@@ -1,0 +1,341 @@
+//! `executor lock`: the only step that reads repository indexes.
+//!
+//! It finds every `apk_fetch` target of the workspace, reads and verifies the indexes of the
+//! repositories and archs they need, resolves each request per arch, fetches and verifies
+//! every resolved package once (into the store, so a later build fetches nothing), and writes
+//! the lockfile. A package already pinned with the same identity is not fetched again.
+//! [`check`] is the offline half: does the lockfile pin everything the `BUILD` files ask for?
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::apk::{resolve, Dependency, Index, IndexEntry, Keyring, Package, PackagePin, SignaturePolicy, TrustPolicy};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::fetch::Fetcher;
+use crate::graph::expand;
+use crate::label::{PackagePath, TargetPattern};
+use crate::load::Loader;
+use crate::lockfile::{
+    LockedIndex, LockedKey, LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCKFILE, LOCK_VERSION,
+};
+use crate::platform::Arch;
+use crate::repository::ApkRepository;
+use crate::rules::apk_fetch::{requested_archs, requested_packages, stale_reasons};
+use crate::store::Store;
+use crate::target::{did_you_mean, Target};
+
+/// Indexes larger than this are refused (Alpine's largest is a few MiB).
+const INDEX_LIMIT: u64 = 256 << 20;
+
+/// Every `apk_fetch` target of the main repository, sorted by label.
+pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
+    let packages =
+        loader.workspace.find_packages(None, &PackagePath::root()).map_err(|e| Error::Graph(e.to_string()))?;
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels = expand(loader, &[TargetPattern::Recursive { repo: None, package: PackagePath::root() }])?;
+    let mut out = Vec::new();
+    for label in labels {
+        if let Some(package) = loader.package(None, &label.package)? {
+            if let Some(t) = package.targets.get(&label.name) {
+                if t.kind == "apk_fetch" {
+                    out.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn repository<'a>(loader: &'a Loader, target: &Target) -> Result<&'a ApkRepository, Error> {
+    let name = target.string("repository").unwrap_or_default();
+    loader.workspace.apk_repositories.get(name).ok_or_else(|| {
+        let hint = did_you_mean(name, loader.workspace.apk_repositories.keys().map(String::as_str));
+        Error::Graph(format!(
+            "{}: `{}`: unknown repository `{name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{name}\", url = ..., keys = [...])`",
+            target.location, target.label, loader.workspace.workspace_file
+        ))
+    })
+}
+
+/// What `executor lock` did, for its closing line.
+#[derive(Debug, Default)]
+pub struct LockReport {
+    /// `apk_fetch` targets locked.
+    pub targets: usize,
+    /// Packages pinned.
+    pub packages: usize,
+    /// Packages fetched (the others were already pinned with the same identity).
+    pub fetched: usize,
+    /// Whether the lockfile's bytes changed.
+    pub changed: bool,
+}
+
+struct RepoState<'a> {
+    repo: &'a ApkRepository,
+    keyring: Arc<Keyring>,
+    keys: Vec<LockedKey>,
+}
+
+/// Resolves every `apk_fetch` target against fresh indexes and writes the lockfile.
+pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<LockReport, Error> {
+    let targets = apk_fetch_targets(loader)?;
+    let previous = Lockfile::read(&loader.workspace.root).ok().flatten().unwrap_or_default();
+
+    // Repositories and the (repository, arch) indexes the targets need.
+    let mut repos: BTreeMap<String, RepoState> = BTreeMap::new();
+    let mut needed: BTreeSet<(String, Arch)> = BTreeSet::new();
+    for target in &targets {
+        let repo = repository(loader, target)?;
+        if !repos.contains_key(&repo.name) {
+            let (keyring, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            repos.insert(repo.name.clone(), RepoState { repo, keyring: Arc::new(keyring), keys });
+        }
+        for arch in requested_archs(target).map_err(Error::Graph)? {
+            needed.insert((repo.name.clone(), arch));
+        }
+    }
+
+    // Read and verify the indexes, in parallel.
+    // Warnings are printed in a fixed order after the parallel work.
+    let indexes: Vec<((String, Arch), (Index, LockedIndex, Option<String>))> = needed
+        .par_iter()
+        .map(|(name, arch)| {
+            let state = &repos[name];
+            read_index(fetcher, state, *arch).map(|i| ((name.clone(), *arch), i))
+        })
+        .collect::<Result<_, _>>()?;
+    let indexes: BTreeMap<(String, Arch), (Index, LockedIndex)> = indexes
+        .into_iter()
+        .map(|(k, (index, locked, warning))| {
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
+            (k, (index, locked))
+        })
+        .collect();
+
+    // Resolve every target per arch.
+    let mut locked_targets = Vec::new();
+    let mut wanted: BTreeMap<(String, Arch, String, String), &IndexEntry> = BTreeMap::new();
+    for target in &targets {
+        let repo = repository(loader, target)?;
+        let packages = requested_packages(target);
+        let requests: Vec<Dependency> = packages
+            .iter()
+            .map(|p| {
+                Dependency::parse(p).map_err(|e| Error::Graph(format!("{}: `{}`: {e}", target.location, target.label)))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut install = BTreeMap::new();
+        let mut versions: BTreeMap<String, (Arch, String)> = BTreeMap::new();
+        for arch in requested_archs(target).map_err(Error::Graph)? {
+            let (index, _) = &indexes[&(repo.name.clone(), arch)];
+            let resolution = resolve(index.entries(), &requests)
+                .map_err(|e| Error::Graph(format!("{}: `{}` ({arch}): {e}", target.location, target.label)))?;
+            let mut order = Vec::new();
+            for entry in &resolution.install_order {
+                let (name, version) = (entry.name.as_str().to_owned(), entry.version.as_str().to_owned());
+                if let Some((other_arch, other)) = versions.get(&name) {
+                    if *other != version {
+                        return Err(Error::Graph(format!(
+                            "{}: `{}`: package `{name}` resolves to {other} on {other_arch} but to {version} on {arch}\n  fix: ask for a version every arch has (e.g. `{name}={other}`), or lock the archs in separate targets",
+                            target.location, target.label
+                        )));
+                    }
+                } else {
+                    versions.insert(name.clone(), (arch, version.clone()));
+                }
+                order.push(format!("{name}={version}"));
+                wanted.insert((repo.name.clone(), arch, name, version), entry);
+            }
+            install.insert(arch.apk().to_owned(), order);
+        }
+        locked_targets.push(LockedTarget {
+            label: target.label.to_string(),
+            repository: repo.name.clone(),
+            packages,
+            install,
+        });
+    }
+
+    // Pin every package: reuse a previous pin of the same identity, else fetch and verify.
+    let pins: Vec<(LockedPackage, bool, Option<String>)> = wanted
+        .par_iter()
+        .map(|((repo_name, arch, name, version), entry)| {
+            let state = &repos[repo_name];
+            if let Some(old) = previous.package(repo_name, arch.apk(), name, version) {
+                if old.identity == entry.identity.to_string()
+                    && Some(old.size) == entry.size
+                    && old.url == state.repo.package_url(*arch, name, version)
+                {
+                    return Ok((old.clone(), false, None));
+                }
+            }
+            pin_package(fetcher, store, state, *arch, entry).map(|(p, w)| (p, true, w))
+        })
+        .collect::<Result<_, _>>()?;
+    for (_, _, warning) in &pins {
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
+    }
+    let fetched = pins.iter().filter(|(_, f, _)| *f).count();
+
+    let mut lockfile = Lockfile {
+        version: LOCK_VERSION,
+        repositories: repos
+            .values()
+            .map(|s| LockedRepository {
+                name: s.repo.name.clone(),
+                url: s.repo.url.clone(),
+                keys: s.keys.clone(),
+                indexes: indexes
+                    .iter()
+                    .filter(|((r, _), _)| *r == s.repo.name)
+                    .map(|(_, (_, locked))| locked.clone())
+                    .collect(),
+            })
+            .collect(),
+        targets: locked_targets,
+        packages: pins.into_iter().map(|(p, _, _)| p).collect(),
+    };
+    lockfile.normalize();
+    let changed = lockfile.write(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    Ok(LockReport { targets: targets.len(), packages: lockfile.packages.len(), fetched, changed })
+}
+
+fn read_index(
+    fetcher: &dyn Fetcher,
+    state: &RepoState,
+    arch: Arch,
+) -> Result<(Index, LockedIndex, Option<String>), Error> {
+    let url = state.repo.index_url(arch);
+    let bytes = fetcher
+        .fetch_bytes(&url, INDEX_LIMIT)
+        .map_err(|e| Error::Fetch(format!("repository `{}`: {e}", state.repo.name)))?;
+    let policy = if state.repo.allow_untrusted { TrustPolicy::AllowUntrusted } else { TrustPolicy::RequireTrusted };
+    let index = Index::read(&bytes, &url, &state.keyring, policy)
+        .map_err(|e| Error::Verify(format!("repository `{}`: {e}", state.repo.name)))?;
+    let warning = (!matches!(index.trust, crate::apk::Trust::Verified { .. })).then(|| {
+        format!(
+            "warning: index `{url}` is not signed by a trusted key; accepted because repository `{}` sets `allow_untrusted = True`",
+            state.repo.name
+        )
+    });
+    Ok((index, LockedIndex { arch: arch.apk().to_owned(), url: url.clone(), sha256: Digest::of(&bytes) }, warning))
+}
+
+fn pin_package(
+    fetcher: &dyn Fetcher,
+    store: &Store,
+    state: &RepoState,
+    arch: Arch,
+    entry: &IndexEntry,
+) -> Result<(LockedPackage, Option<String>), Error> {
+    let (name, version) = (entry.name.as_str(), entry.version.as_str());
+    let url = state.repo.package_url(arch, name, version);
+    let tmp = store.temp_path("apk");
+    let result = (|| {
+        let fetched = fetcher.fetch_to_file(&url, &tmp).map_err(|e| Error::Fetch(e.to_string()))?;
+        let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
+        let policy = if state.repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
+        let verified = Package::verify(&bytes, &url, &PackagePin::from_entry(entry), &state.keyring, policy)
+            .map_err(|e| Error::Verify(e.to_string()))?;
+        let warning = verified.signed_by.is_none().then(|| {
+            format!(
+                "warning: `{url}` is not signed by a trusted key; accepted because repository `{}` sets `allow_untrusted = True`",
+                state.repo.name
+            )
+        });
+        let datahash = verified.package.info().datahash.map(hex::encode).unwrap_or_default();
+        store.commit_blob(&tmp, &fetched.sha256)?;
+        let pinned = LockedPackage {
+            repository: state.repo.name.clone(),
+            arch: arch.apk().to_owned(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            url: url.clone(),
+            size: fetched.size,
+            sha256: fetched.sha256,
+            identity: entry.identity.to_string(),
+            datahash,
+        };
+        Ok((pinned, warning))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Checks, without reading any index, that the lockfile pins exactly what the `BUILD`
+/// files ask for. Every problem is listed, each naming the target and the package.
+pub fn check(loader: &Loader) -> Result<(), Error> {
+    let targets = apk_fetch_targets(loader)?;
+    let lock = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let Some(lock) = lock else {
+        if targets.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::Graph(format!(
+            "there is no lockfile (`{LOCKFILE}`), and {} `apk_fetch` target{} need one\n  fix: run `executor lock`",
+            targets.len(),
+            if targets.len() == 1 { "" } else { "s" }
+        )));
+    };
+    let mut problems = Vec::new();
+    let mut repos_seen = BTreeSet::new();
+    for target in &targets {
+        let repo = repository(loader, target)?;
+        let archs = requested_archs(target).map_err(Error::Graph)?;
+        let label = target.label.to_string();
+        match lock.target(&label) {
+            None => {
+                for p in requested_packages(target) {
+                    problems.push(format!("`{label}` asks for `{p}`, which the lockfile does not pin"));
+                }
+            }
+            Some(locked) => {
+                for reason in stale_reasons(locked, &repo.name, &requested_packages(target), &archs) {
+                    problems.push(format!("`{label}`: {reason}"));
+                }
+                for (arch, entries) in &locked.install {
+                    for entry in entries {
+                        let pinned = crate::lockfile::split_install_entry(entry)
+                            .and_then(|(n, v)| lock.package(&locked.repository, arch, n, v));
+                        if pinned.is_none() {
+                            problems.push(format!("`{label}`: `{entry}` ({arch}) is listed but not pinned"));
+                        }
+                    }
+                }
+            }
+        }
+        if repos_seen.insert(repo.name.clone()) {
+            let (_, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            match lock.repository(&repo.name) {
+                Some(r) if r.url == repo.url && r.keys == keys => {}
+                Some(_) => problems
+                    .push(format!("repository `{}` changed (URL or keys) since the lockfile was written", repo.name)),
+                None => problems.push(format!("repository `{}` is not in the lockfile", repo.name)),
+            }
+        }
+    }
+    let labels: BTreeSet<String> = targets.iter().map(|t| t.label.to_string()).collect();
+    for locked in &lock.targets {
+        if !labels.contains(&locked.label) {
+            problems.push(format!("the lockfile pins `{}`, which is no longer an `apk_fetch` target", locked.label));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Graph(format!(
+        "`{LOCKFILE}` is out of date:\n  - {}\n  fix: run `executor lock`",
+        problems.join("\n  - ")
+    )))
+}

@@ -1,0 +1,318 @@
+//! `apk_fetch(name, repository, packages, arch | archs)`: the packages a target needs, as the
+//! lockfile pins them.
+//!
+//! Analysis reads only the lockfile: each pinned `.apk` becomes one fetch action whose key is
+//! the package's digests (not its URL), so a package is fetched once per store and shared by
+//! every arch, target and workspace that pins the same bytes. The action verifies size,
+//! sha256, `Q1`, signature and `datahash` before its output can reach the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
+use crate::apk::{Identity, Keyring, PackageName, PackagePin, SignaturePolicy, Version};
+use crate::digest::Digest;
+use crate::fetch::Fetcher;
+use crate::lockfile::{split_install_entry, LockedPackage};
+use crate::platform::Arch;
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ApkFile, Provided, Rule};
+use crate::target::{did_you_mean, AttrSpec, AttrType, AttrValue, Target};
+
+/// The `apk_fetch` rule.
+pub struct ApkFetch;
+
+const ATTRS: &[AttrSpec] = &[
+    AttrSpec {
+        name: "repository",
+        ty: AttrType::String,
+        mandatory: true,
+        doc: "Name of an `apk_repository` declared in WORKSPACE.",
+    },
+    AttrSpec {
+        name: "packages",
+        ty: AttrType::StringList,
+        mandatory: true,
+        doc: "Packages to install with their dependencies: `name`, `name=1.2-r0`, `name>=1.2`, `so:...`, `cmd:...`.",
+    },
+    AttrSpec { name: "arch", ty: AttrType::String, mandatory: false, doc: "One APK arch (`x86_64`); or use `archs`." },
+    AttrSpec { name: "archs", ty: AttrType::StringList, mandatory: false, doc: "Several APK archs." },
+];
+
+/// The archs an `apk_fetch` target asks for, in [`Arch`] order.
+pub fn requested_archs(target: &Target) -> Result<Vec<Arch>, String> {
+    let names: Vec<&str> = match (target.attrs.get("arch"), target.attrs.get("archs")) {
+        (Some(AttrValue::String(a)), None) => vec![a.as_str()],
+        (None, Some(AttrValue::StringList(list))) if !list.is_empty() => list.iter().map(String::as_str).collect(),
+        (None, Some(_)) => return Err("attribute `archs` of rule `apk_fetch` must not be empty".into()),
+        (Some(_), Some(_)) => return Err("rule `apk_fetch` takes `arch` or `archs`, not both".into()),
+        _ => return Err("rule `apk_fetch` requires attribute `arch` (one arch) or `archs` (a list)".into()),
+    };
+    let mut archs = BTreeSet::new();
+    for name in names {
+        let arch = Arch::parse(name).map_err(|e| format!("rule `apk_fetch`: {e}"))?;
+        if !archs.insert(arch) {
+            return Err(format!("rule `apk_fetch`: arch `{arch}` is listed twice"));
+        }
+    }
+    Ok(archs.into_iter().collect())
+}
+
+/// The packages an `apk_fetch` target asks for, as written.
+pub fn requested_packages(target: &Target) -> Vec<String> {
+    match target.attrs.get("packages") {
+        Some(AttrValue::StringList(p)) => p.clone(),
+        _ => Vec::new(),
+    }
+}
+
+impl Rule for ApkFetch {
+    fn kind(&self) -> &'static str {
+        "apk_fetch"
+    }
+    fn doc(&self) -> &'static str {
+        "Fetches the locked closure of `packages` from `repository` for each arch, verified against the lockfile."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        ATTRS
+    }
+    fn check(&self, target: &Target) -> Result<(), String> {
+        requested_archs(target)?;
+        let packages = requested_packages(target);
+        if packages.is_empty() {
+            return Err("attribute `packages` of rule `apk_fetch` must not be empty".into());
+        }
+        let mut seen = BTreeSet::new();
+        for p in &packages {
+            crate::apk::Dependency::parse(p).map_err(|e| format!("attribute `packages` of rule `apk_fetch`: {e}"))?;
+            if !seen.insert(p) {
+                return Err(format!("attribute `packages` of rule `apk_fetch`: `{p}` is listed twice"));
+            }
+        }
+        Ok(())
+    }
+
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let env = ctx.env;
+        let repo_name = target.string("repository").unwrap_or_default();
+        let Some(repo) = env.workspace.apk_repositories.get(repo_name) else {
+            let hint = did_you_mean(repo_name, env.workspace.apk_repositories.keys().map(String::as_str));
+            return Err(AnalysisError(format!(
+                "unknown repository `{repo_name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{repo_name}\", url = ..., keys = [...])`",
+                env.workspace.workspace_file
+            )));
+        };
+        let archs = requested_archs(target).map_err(AnalysisError)?;
+        let packages = requested_packages(target);
+        let run_lock = "\n  fix: run `executor lock`";
+        let Some(lock) = env.lock.as_ref() else {
+            return Err(AnalysisError(format!("there is no lockfile (`executor.lock`) to pin its packages{run_lock}")));
+        };
+        let label = target.label.to_string();
+        let Some(locked) = lock.target(&label) else {
+            return Err(AnalysisError(format!("the lockfile pins no packages for this target{run_lock}")));
+        };
+        let stale = stale_reasons(locked, repo_name, &packages, &archs);
+        if !stale.is_empty() {
+            return Err(AnalysisError(format!(
+                "the lockfile does not pin what it asks for: {}{run_lock}",
+                stale.join("; ")
+            )));
+        }
+        let (keyring, key_digests) = env.keyring(repo).map_err(AnalysisError)?;
+        if repo.allow_untrusted {
+            eprintln!(
+                "warning: `{}` uses repository `{repo_name}`, which sets `allow_untrusted = True`: its content is pinned by digest but not by signature",
+                target.label
+            );
+        }
+        if let Some(locked_repo) = lock.repository(repo_name) {
+            if locked_repo.keys != *key_digests || locked_repo.url != repo.url {
+                return Err(AnalysisError(format!(
+                    "repository `{repo_name}` changed since the lockfile was written (its URL or keys differ){run_lock}"
+                )));
+            }
+        }
+        let mut files = Vec::new();
+        let mut apks = BTreeMap::new();
+        for arch in archs {
+            let mut list = Vec::new();
+            for entry in locked.install.get(arch.apk()).map(Vec::as_slice).unwrap_or_default() {
+                let (name, version) = split_install_entry(entry).ok_or_else(|| {
+                    AnalysisError(format!("the lockfile entry `{entry}` is not `name=version`{run_lock}"))
+                })?;
+                let pinned = lock.package(repo_name, arch.apk(), name, version).ok_or_else(|| {
+                    AnalysisError(format!(
+                        "the lockfile lists `{name}-{version}` ({arch}) without pinning it{run_lock}"
+                    ))
+                })?;
+                let exec = FetchApk::new(pinned, Arc::clone(&keyring), repo.allow_untrusted, Arc::clone(&env.fetcher))
+                    .map_err(|e| AnalysisError(format!("{e}{run_lock}")))?;
+                let rel = format!("{}/{arch}/{name}-{version}.apk", target.label.name);
+                let out = ctx.graph.add(Action {
+                    owner: target.label.clone(),
+                    inputs: Vec::new(),
+                    outputs: vec![OutputSpec {
+                        path: output_root(&target.label, &package_relative(target.label.package.as_str(), &rel)),
+                        kind: OutputKind::File { executable: false },
+                    }],
+                    exec: Arc::new(exec),
+                });
+                files.extend(out.iter().cloned());
+                list.extend(out.into_iter().map(|artifact| ApkFile {
+                    artifact,
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                }));
+            }
+            apks.insert(arch, list);
+        }
+        Ok(Provided { files, apks })
+    }
+}
+
+/// Why a locked target no longer matches its `BUILD` declaration; empty when it matches.
+pub fn stale_reasons(
+    locked: &crate::lockfile::LockedTarget,
+    repository: &str,
+    packages: &[String],
+    archs: &[Arch],
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if locked.repository != repository {
+        reasons.push(format!("repository `{repository}` (locked: `{}`)", locked.repository));
+    }
+    for p in packages {
+        if !locked.packages.contains(p) {
+            let archs: Vec<&str> = archs.iter().map(|a| a.apk()).collect();
+            reasons.push(format!("package `{p}` ({})", archs.join(", ")));
+        }
+    }
+    for p in &locked.packages {
+        if !packages.contains(p) {
+            reasons.push(format!("package `{p}` is locked but no longer asked for"));
+        }
+    }
+    for arch in archs {
+        if !locked.install.contains_key(arch.apk()) {
+            reasons.push(format!("arch `{arch}`"));
+        }
+    }
+    for arch in locked.install.keys() {
+        if !archs.iter().any(|a| a.apk() == arch) {
+            reasons.push(format!("arch `{arch}` is locked but no longer asked for"));
+        }
+    }
+    reasons
+}
+
+/// The action: fetch one pinned `.apk` and verify it completely.
+pub struct FetchApk {
+    url: String,
+    pin: PackagePin,
+    sha256: Digest,
+    size: u64,
+    datahash: String,
+    keyring: Arc<Keyring>,
+    allow_untrusted: bool,
+    fetcher: Arc<dyn Fetcher>,
+}
+
+impl std::fmt::Debug for FetchApk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchApk").field("url", &self.url).field("sha256", &self.sha256).finish()
+    }
+}
+
+impl FetchApk {
+    /// An action for one locked package.
+    pub fn new(
+        pinned: &LockedPackage,
+        keyring: Arc<Keyring>,
+        allow_untrusted: bool,
+        fetcher: Arc<dyn Fetcher>,
+    ) -> Result<Self, String> {
+        let bad = |what: &str, e: String| {
+            format!("the lockfile's {what} for `{}-{}` is invalid: {e}", pinned.name, pinned.version)
+        };
+        let pin = PackagePin {
+            name: PackageName::new(&pinned.name).map_err(|e| bad("name", e.to_string()))?,
+            version: Version::parse(&pinned.version).map_err(|e| bad("version", e.to_string()))?,
+            identity: Identity::parse(&pinned.identity).map_err(|e| bad("identity", e.to_string()))?,
+            size: Some(pinned.size),
+            sha256: Some(pinned.sha256.bytes()),
+        };
+        Ok(FetchApk {
+            url: pinned.url.clone(),
+            pin,
+            sha256: pinned.sha256,
+            size: pinned.size,
+            datahash: pinned.datahash.clone(),
+            keyring,
+            allow_untrusted,
+            fetcher,
+        })
+    }
+
+    fn policy(&self) -> SignaturePolicy {
+        if self.allow_untrusted {
+            SignaturePolicy::Untrusted
+        } else {
+            SignaturePolicy::Required
+        }
+    }
+}
+
+impl ActionExec for FetchApk {
+    fn mnemonic(&self) -> &'static str {
+        "FetchApk"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn key_data(&self) -> serde_json::Value {
+        // The URL is not part of the key: the same bytes from a mirror are the same package.
+        serde_json::json!({
+            "name": self.pin.name.as_str(),
+            "version": self.pin.version.as_str(),
+            "identity": self.pin.identity.to_string(),
+            "sha256": self.sha256.to_string(),
+            "size": self.size,
+            "datahash": self.datahash,
+            "signature": if self.allow_untrusted { "if-present" } else { "required" },
+        })
+    }
+    fn pinned_outputs(&self) -> Option<Vec<(Digest, u64)>> {
+        Some(vec![(self.sha256, self.size)])
+    }
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let dest = &ctx.outputs[0];
+        let fail = |message: String| {
+            let _ = std::fs::remove_file(dest);
+            ActionError(message)
+        };
+        let fetched = self.fetcher.fetch_to_file(&self.url, dest).map_err(|e| fail(e.to_string()))?;
+        if fetched.size != self.size || fetched.sha256 != self.sha256 {
+            return Err(fail(format!(
+                "`{}` does not match the lockfile: expected {} bytes with {}, got {} bytes with {}",
+                self.url, self.size, self.sha256, fetched.size, fetched.sha256
+            )));
+        }
+        let bytes = std::fs::read(dest).map_err(|e| fail(format!("cannot read `{}`: {e}", dest.display())))?;
+        let verified = crate::apk::Package::verify(&bytes, &self.url, &self.pin, &self.keyring, self.policy())
+            .map_err(|e| fail(e.to_string()))?;
+        if verified.signed_by.is_none() {
+            eprintln!(
+                "warning: `{}` is not signed by a trusted key; accepted because its repository sets `allow_untrusted = True`",
+                self.url
+            );
+        }
+        let datahash = verified.package.info().datahash.map(hex::encode).unwrap_or_default();
+        if datahash != self.datahash {
+            return Err(fail(format!(
+                "`{}`: datahash {datahash} does not match the lockfile's {}",
+                self.url, self.datahash
+            )));
+        }
+        Ok(())
+    }
+}

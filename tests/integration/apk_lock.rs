@@ -1,0 +1,223 @@
+//! `executor lock` and `apk_fetch` against the real fixture repositories over `file://`.
+
+use std::fs;
+
+use crate::harness::{fixtures, Workspace};
+
+const TARGET: &str = "apk_fetch(\n    name = \"apks\",\n    repository = \"melange\",\n    packages = [\"replayout\", \"custom-ca-certs-1\"],\n    archs = [\"x86_64\", \"aarch64\"],\n)\n";
+
+fn melange(fx: &std::path::Path, build: &str) -> Workspace {
+    let url = format!("file://{}", fx.join("melange-rsa256").display());
+    Workspace::with_apk_repository("melange", &url, &[fx.join("melange-rsa256/melange.rsa.pub")], "")
+        .file("img/BUILD", build)
+}
+
+/// sha256 of the fixture files, from `shared/fixtures/apk/SOURCES.md`.
+fn fixture_sha256(fx: &std::path::Path, rel: &str) -> String {
+    let sources = fs::read_to_string(fx.join("SOURCES.md")).expect("SOURCES.md");
+    let line =
+        sources.lines().find(|l| l.ends_with(&format!("  {rel}"))).unwrap_or_else(|| panic!("{rel} in SOURCES.md"));
+    format!("sha256:{}", &line[..64])
+}
+
+#[test]
+fn lock_then_build_over_file_urls() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx, TARGET);
+    // Without a lockfile, the build says what to do.
+    let run = ws.run(&["build", "//img:apks"]).failure(1);
+    insta::assert_snapshot!("apk_build_without_lockfile", ws.normalize_fixtures(&run.normalized(&ws), &fx));
+
+    let run = ws.run(&["lock"]).success();
+    assert_eq!(run.stderr, "locked 6 packages for 1 target (6 fetched); executor.lock written\n");
+    let lockfile = ws.read("executor.lock");
+    insta::assert_snapshot!("apk_lockfile", ws.normalize_fixtures(&lockfile, &fx));
+
+    // Locking again against the same indexes changes no byte and fetches nothing.
+    let run = ws.run(&["lock"]).success();
+    assert_eq!(run.stderr, "locked 6 packages for 1 target (0 fetched); executor.lock unchanged\n");
+    assert_eq!(ws.read("executor.lock"), lockfile);
+    ws.run(&["lock", "--check"]).success();
+
+    // The build fetches nothing the lock step already verified into the store.
+    let run = ws.run(&["build", "//img:apks", "--locked"]).success();
+    assert!(run.stderr.contains("0 actions run, 6 cache hits"), "{}", run.stderr);
+    for arch in ["x86_64", "aarch64"] {
+        for pkg in ["pretend-baselayout", "replayout", "custom-ca-certs-1"] {
+            let rel = format!("melange-rsa256/{arch}/{pkg}-1.0.0-r0.apk");
+            let line = format!("  executor-out/img/apks/{arch}/{pkg}-1.0.0-r0.apk  {}", fixture_sha256(&fx, &rel));
+            assert!(run.stdout.contains(&line), "missing {line}\n{}", run.stdout);
+        }
+    }
+}
+
+#[test]
+fn build_with_an_empty_cache_fetches_from_the_lockfile_urls() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx, TARGET);
+    ws.run(&["lock"]).success();
+    fs::remove_dir_all(ws.cache()).expect("empty the cache");
+    let run = ws.run(&["build", "//img:apks"]).success();
+    assert!(run.stderr.contains("6 actions run"), "{}", run.stderr);
+    // A second workspace on the same cache reuses every package.
+    let other = melange(&fx, TARGET);
+    fs::copy(ws.root().join("executor.lock"), other.root().join("executor.lock")).expect("copy lock");
+    let run =
+        other.command_in("", &["build", "//img:apks"]).env("EXECUTOR_CACHE_DIR", ws.cache()).output().expect("run");
+    let run = crate::harness::to_run(run).success();
+    assert!(run.stderr.contains("0 actions run, 6 cache hits"), "{}", run.stderr);
+}
+
+#[test]
+fn stale_lockfile_is_reported() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx, TARGET);
+    ws.run(&["lock"]).success();
+    ws.write("img/BUILD", &TARGET.replace("\"custom-ca-certs-1\"]", "\"custom-ca-certs-1\", \"custom-ca-certs-2\"]"));
+    ws.write("img/BUILD", &format!("{}apk_fetch(name = \"more\", repository = \"melange\", packages = [\"pretend-baselayout\"], arch = \"x86_64\")\n", ws.read("img/BUILD")));
+    let check = ws.run(&["lock", "--check"]).failure(1);
+    insta::assert_snapshot!("apk_lock_check_stale", ws.normalize_fixtures(&check.normalized(&ws), &fx));
+    let build = ws.run(&["build", "//img:apks", "--locked"]).failure(1);
+    assert_eq!(build.stderr, check.stderr);
+    let build = ws.run(&["build", "//img:apks"]).failure(1);
+    insta::assert_snapshot!("apk_build_stale", ws.normalize_fixtures(&build.normalized(&ws), &fx));
+    // `executor lock` repairs it.
+    ws.run(&["lock"]).success();
+    ws.run(&["lock", "--check"]).success();
+    ws.run(&["build", "//img:all"]).success();
+}
+
+#[test]
+fn lock_errors() {
+    let Some(fx) = fixtures() else { return };
+    let alpine = format!("file://{}", fx.join("alpine-v3.17").display());
+    let cases: Vec<(&str, Workspace)> = vec![
+        (
+            "apk_unsatisfiable",
+            melange(&fx, "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\", \"no-such-package\"], arch = \"x86_64\")\n"),
+        ),
+        (
+            "apk_unknown_repository",
+            melange(&fx, "apk_fetch(name = \"a\", repository = \"melang\", packages = [\"replayout\"], arch = \"x86_64\")\n"),
+        ),
+        (
+            "apk_index_signed_by_unknown_key",
+            Workspace::with_apk_repository("alpine", &alpine, &[fx.join("alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub")], "")
+                .file("img/BUILD", "apk_fetch(name = \"a\", repository = \"alpine\", packages = [\"tzdata\"], arch = \"aarch64\")\n"),
+        ),
+        (
+            "apk_missing_index",
+            melange(&fx, "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\"], arch = \"s390x\")\n"),
+        ),
+        (
+            "apk_bad_arch",
+            melange(&fx, "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\"], arch = \"amd46\")\n"),
+        ),
+        (
+            "apk_bad_dependency",
+            melange(&fx, "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout>=\"], arch = \"x86_64\")\n"),
+        ),
+    ];
+    for (name, ws) in cases {
+        let run = ws.run(&["lock"]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(!ws.root().join("executor.lock").exists(), "{name}: a failed lock must write nothing");
+        insta::assert_snapshot!(name, ws.normalize_fixtures(&run.normalized(&ws), &fx));
+    }
+}
+
+#[test]
+fn untrusted_repository_warns_on_every_use() {
+    let Some(fx) = fixtures() else { return };
+    let url = format!("file://{}", fx.join("melange-rsa256").display());
+    let ws = Workspace::with_apk_repository("melange", &url, &[], "\n    allow_untrusted = True,").file(
+        "img/BUILD",
+        "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\"], arch = \"x86_64\")\n",
+    );
+    let run = ws.run(&["lock"]).success();
+    insta::assert_snapshot!("apk_untrusted_lock", ws.normalize_fixtures(&run.stderr, &fx));
+    let run = ws.run(&["build", "//img:a"]).success();
+    assert!(
+        run.stderr.starts_with("warning: `//img:a` uses repository `melange`, which sets `allow_untrusted = True`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn tampered_lockfile_is_caught_at_build_time() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(
+        &fx,
+        "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"pretend-baselayout\"], arch = \"x86_64\")\n",
+    );
+    ws.run(&["lock"]).success();
+    let good = ws.read("executor.lock");
+    let sha = "sha256:7771da1b81d8d688a3cd2f593bdff7577b52069c40f8460868c68cf257420a42";
+    let tampered: [(&str, String); 3] = [
+        ("apk_wrong_sha256", good.replace(sha, &format!("sha256:{}", "0".repeat(64)))),
+        ("apk_wrong_size", good.replace("size = 2930", "size = 2931")),
+        ("apk_wrong_identity", good.replace("Q1m6wB0UFePGN8Drz82pC8y2uAiu8=", "Q1JQ8nfsxa27d0f6oa056sdT5IcJY=")),
+    ];
+    for (name, text) in tampered {
+        assert_ne!(text, good, "{name}: the replacement must change the lockfile");
+        ws.write("executor.lock", &text);
+        fs::remove_dir_all(ws.cache()).ok();
+        let run = ws.run(&["build", "//img:a"]).failure(1);
+        insta::assert_snapshot!(name, ws.normalize_fixtures(&run.normalized(&ws), &fx));
+        // Nothing unverified reached the store or the output tree.
+        assert!(!ws.root().join("executor-out/img/a/x86_64/pretend-baselayout-1.0.0-r0.apk").exists(), "{name}");
+        let cas = ws.cache().join("cas/sha256");
+        let blobs = walk_files(&cas);
+        for blob in blobs {
+            let bytes = fs::read(&blob).expect("read");
+            assert_ne!(executor::digest::Digest::of(&bytes).to_string(), sha, "{name}: the package reached the store");
+        }
+    }
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn import_apko_lockfile() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx, "apk_fetch(name = \"base\", repository = \"melange\", packages = [\"replayout\"], archs = [\"x86_64\", \"aarch64\"])\n");
+    let apko = fx.join("apko-lock/apko.lock.json");
+    let run = ws.run(&["lock", "--import-apko", apko.to_str().expect("utf-8"), "--target", "//img:base"]).success();
+    assert_eq!(run.stderr, "locked 4 packages for 1 target (4 fetched); executor.lock written\n");
+    insta::assert_snapshot!("apk_imported_lockfile", ws.normalize_fixtures(&ws.read("executor.lock"), &fx));
+    ws.run(&["lock", "--check"]).success();
+    let run = ws.run(&["build", "//img:base"]).success();
+    assert!(
+        run.stdout.contains(&fixture_sha256(&fx, "melange-rsa256/aarch64/replayout-1.0.0-r0.apk")),
+        "{}",
+        run.stdout
+    );
+    // Resolving from the indexes gives the same pins as apko did.
+    let imported = ws.read("executor.lock");
+    ws.run(&["lock"]).success();
+    let relocked = ws.read("executor.lock");
+    let pins = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("sha256 = \"sha256:") || l.contains("=1.0.0-r0"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let imported_pins: Vec<_> = pins(&imported);
+    assert!(!imported_pins.is_empty());
+    for pin in &imported_pins {
+        assert!(relocked.contains(pin.as_str()), "{pin} missing after relock");
+    }
+}
