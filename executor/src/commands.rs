@@ -23,6 +23,12 @@ use std::sync::Arc;
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
+    let fetch_options = FetchOptions {
+        read_timeout: std::time::Duration::from_secs(cli.fetch_timeout.max(1)),
+        connect_timeout: std::time::Duration::from_secs(cli.fetch_timeout.clamp(1, 10)),
+        retries: cli.fetch_retries,
+        ..FetchOptions::default()
+    };
     match cli.command {
         Command::Version => {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
@@ -55,7 +61,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 return Ok(());
             }
             let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
-            let fetcher = UrlFetcher::new(loader.workspace.root.clone(), FetchOptions::default());
+            let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
             let report = match (import_apko, target) {
                 (Some(file), Some(target)) => {
                     let label = parse_label(&loader, &cwd, &target)?;
@@ -81,7 +87,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             };
             let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal() };
-            build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked)
+            build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked, fetch_options)
         }
     }
 }
@@ -148,6 +154,7 @@ fn build(
     patterns: &[String],
     options: BuildOptions,
     locked: bool,
+    fetch_options: FetchOptions,
 ) -> Result<(), Error> {
     let start = Instant::now();
     let loader = load(cwd, workspace)?;
@@ -158,7 +165,7 @@ fn build(
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
     let lock = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
-    let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), FetchOptions::default()));
+    let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), fetch_options));
     let env = AnalysisEnv::new(loader.workspace.clone(), lock, fetcher);
     let analysis = analyze(&graph, &env)?;
     let store = Store::open(&cache_dir(cache, cwd)?)?;

@@ -1,7 +1,9 @@
 //! Integration tests: whole workspaces built by the real `executor` binary.
 
 mod harness;
+mod http_server;
 
+mod apk_http;
 mod apk_lock;
 mod core_build;
 mod core_errors;
