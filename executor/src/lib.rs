@@ -33,6 +33,7 @@ pub mod layer;
 pub mod load;
 pub mod lock;
 pub mod lockfile;
+pub mod oci;
 pub mod platform;
 pub mod repository;
 pub mod rules;

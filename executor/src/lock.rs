@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::apk::{resolve, Dependency, Index, IndexEntry, Keyring, Package, PackagePin, SignaturePolicy, TrustPolicy};
+use crate::apk::{Dependency, Index, Providers, IndexEntry, Keyring, Package, PackagePin, SignaturePolicy, TrustPolicy};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::fetch::Fetcher;
@@ -102,7 +102,8 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
 
     // Read and verify the indexes, in parallel.
     // Warnings are printed in a fixed order after the parallel work.
-    let indexes: Vec<((String, Arch), (Index, LockedIndex, Option<String>))> = needed
+    type Read = ((String, Arch), (Index, LockedIndex, Option<String>));
+    let indexes: Vec<Read> = needed
         .par_iter()
         .map(|(name, arch)| {
             let state = &repos[name];
@@ -119,7 +120,9 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
         })
         .collect();
 
-    // Resolve every target per arch.
+    // Resolve every target per arch, indexing each index's providers once.
+    let providers: BTreeMap<&(String, Arch), Providers> =
+        indexes.iter().map(|(k, (index, _))| (k, Providers::new(index.entries()))).collect();
     let mut locked_targets = Vec::new();
     let mut wanted: BTreeMap<(String, Arch, String, String), &IndexEntry> = BTreeMap::new();
     for target in &targets {
@@ -134,8 +137,8 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
         let mut install = BTreeMap::new();
         let mut versions: BTreeMap<String, (Arch, String)> = BTreeMap::new();
         for arch in requested_archs(target).map_err(Error::Graph)? {
-            let (index, _) = &indexes[&(repo.name.clone(), arch)];
-            let resolution = resolve(index.entries(), &requests)
+            let resolution = providers[&(repo.name.clone(), arch)]
+                .resolve(&requests)
                 .map_err(|e| Error::Graph(format!("{}: `{}` ({arch}): {e}", target.location, target.label)))?;
             let mut order = Vec::new();
             for entry in &resolution.install_order {

@@ -41,6 +41,9 @@ pub struct ApkFile {
     pub version: String,
 }
 
+/// A repository's keyring and the digests of its key files.
+type RepositoryKeys = (Arc<Keyring>, Vec<LockedKey>);
+
 /// What analysis may read besides the targets: the workspace's repositories, the lockfile,
 /// and the fetcher that fetch actions will use. Shared by all targets of one command.
 pub struct AnalysisEnv {
@@ -51,7 +54,7 @@ pub struct AnalysisEnv {
     /// How fetch actions transfer bytes.
     pub fetcher: Arc<dyn Fetcher>,
     /// Keyrings by repository name, read once.
-    keyrings: Mutex<BTreeMap<String, (Arc<Keyring>, Vec<LockedKey>)>>,
+    keyrings: Mutex<BTreeMap<String, RepositoryKeys>>,
 }
 
 impl AnalysisEnv {

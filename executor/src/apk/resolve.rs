@@ -34,7 +34,7 @@
 //! dependencies (in `D:` order) before dependents; a dependency cycle is
 //! broken where the walk meets a package already on its stack.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::apk::dependency::{Constraint, Dependency};
@@ -120,40 +120,63 @@ pub fn resolve<'a>(
     entries: impl IntoIterator<Item = &'a IndexEntry>,
     requests: &[Dependency],
 ) -> Result<Resolution<'a>, ResolveError> {
-    let mut seen = BTreeSet::new();
-    let entries: Vec<&'a IndexEntry> =
-        entries.into_iter().filter(|e| seen.insert((e.name.as_str(), e.version.as_str()))).collect();
-    let mut offers: BTreeMap<&'a str, Vec<Offer<'a>>> = BTreeMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        offers.entry(e.name.as_str()).or_default().push(Offer { entry: i, version: Some(&e.version), own: true });
-        for p in &e.provides {
-            offers.entry(p.name.as_str()).or_default().push(Offer {
-                entry: i,
-                version: p.version.as_ref(),
-                own: false,
-            });
+    Providers::new(entries).resolve(requests)
+}
+
+/// Every name to the entries that answer to it, built once per index (or chain of
+/// indexes) and shared by every resolution over it.
+pub struct Providers<'a> {
+    /// Input entries, duplicates removed, in input order.
+    entries: Vec<&'a IndexEntry>,
+    /// Every name to the entries that answer to it, in input order. Only looked up,
+    /// never iterated, so a hash map's order cannot leak into a result.
+    offers: HashMap<&'a str, Vec<Offer<'a>>>,
+}
+
+impl<'a> Providers<'a> {
+    /// Indexes `entries` (earlier ones win for identical name and version).
+    pub fn new(entries: impl IntoIterator<Item = &'a IndexEntry>) -> Self {
+        let iter = entries.into_iter();
+        let mut seen = HashSet::with_capacity(iter.size_hint().0);
+        let entries: Vec<&'a IndexEntry> =
+            iter.filter(|e| seen.insert((e.name.as_str(), e.version.as_str()))).collect();
+        let mut offers: HashMap<&'a str, Vec<Offer<'a>>> = HashMap::with_capacity(entries.len() * 2);
+        for (i, e) in entries.iter().enumerate() {
+            offers.entry(e.name.as_str()).or_default().push(Offer { entry: i, version: Some(&e.version), own: true });
+            for p in &e.provides {
+                offers.entry(p.name.as_str()).or_default().push(Offer {
+                    entry: i,
+                    version: p.version.as_ref(),
+                    own: false,
+                });
+            }
         }
+        Providers { entries, offers }
     }
-    let mut solver = Solver {
-        entries,
-        offers,
-        selected: Vec::new(),
-        by_name: BTreeMap::new(),
-        claimed: BTreeMap::new(),
-        conflicts: Vec::new(),
-        edges: BTreeMap::new(),
-    };
-    let mut queue = VecDeque::new();
-    for request in requests {
-        if request.conflict {
-            solver.conflicts.push((None, request.clone()));
-        } else {
-            queue.push_back(Pending { dependency: request.clone(), from: None, chain: Vec::new() });
+
+    /// Resolves `requests` over these entries.
+    pub fn resolve(&self, requests: &[Dependency]) -> Result<Resolution<'a>, ResolveError> {
+        let mut solver = Solver {
+            entries: &self.entries,
+            offers: &self.offers,
+            selected: Vec::new(),
+            by_name: BTreeMap::new(),
+            claimed: BTreeMap::new(),
+            conflicts: Vec::new(),
+            edges: BTreeMap::new(),
+        };
+        let mut queue = VecDeque::new();
+        for request in requests {
+            if request.conflict {
+                solver.conflicts.push((None, request.clone()));
+            } else {
+                queue.push_back(Pending { dependency: request.clone(), from: None, chain: Vec::new() });
+            }
         }
+        solver.run(&mut queue)?;
+        solver.install_if(&mut queue)?;
+        Ok(Resolution { install_order: solver.install_order() })
     }
-    solver.run(&mut queue)?;
-    solver.install_if(&mut queue)?;
-    Ok(Resolution { install_order: solver.install_order() })
 }
 
 /// A dependency waiting to be processed.
@@ -165,11 +188,11 @@ struct Pending {
     chain: Vec<Link>,
 }
 
-struct Solver<'a> {
+struct Solver<'a, 'p> {
     /// Input entries, duplicates removed, in input order.
-    entries: Vec<&'a IndexEntry>,
+    entries: &'p [&'a IndexEntry],
     /// Every name to the entries that answer to it, in input order.
-    offers: BTreeMap<&'a str, Vec<Offer<'a>>>,
+    offers: &'p HashMap<&'a str, Vec<Offer<'a>>>,
     /// Selected entries, in selection order.
     selected: Vec<usize>,
     /// Package name to the selected entry with that name.
@@ -183,7 +206,7 @@ struct Solver<'a> {
     edges: BTreeMap<usize, Vec<usize>>,
 }
 
-impl<'a> Solver<'a> {
+impl<'a> Solver<'a, '_> {
     fn run(&mut self, queue: &mut VecDeque<Pending>) -> Result<(), ResolveError> {
         while let Some(pending) = queue.pop_front() {
             let chosen = self.satisfy(&pending)?;
