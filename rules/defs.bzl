@@ -3,13 +3,29 @@
 Native rules are re-exported here so that BUILD files load everything from one place;
 macros live in private files behind this one.
 
-- `filegroup(name, srcs)`: names a set of files.
-- `write_file(name, out, content, is_executable)`: writes a string to a file.
+Rules:
+- `apk_fetch(name, repository, packages, arch | archs)`: locked APK packages.
+- `layer(name, packages, arch, files, directories, symlinks, modes, owners, users, groups, epoch)`.
+- `oci_image(name, base, layers, arch, entrypoint, cmd, env, user, workdir, labels, annotations, epoch)`.
+- `oci_index(name, images, annotations, tag, epoch)`.
+- `filegroup(name, srcs)`, `write_file(name, out, content, is_executable)`.
+
+Macros:
+- `distroless_image(name, repository, packages, archs, ...)`: per-arch apk_fetch + layer +
+  oci_image and one oci_index.
 - `text_files(name, files)`: one `write_file` per entry of `files`, grouped under `name`.
 """
 
 load("//rules:private/files.bzl", _text_files = "text_files")
+load("//rules:private/images.bzl", _ALL_ARCHS = "ALL_ARCHS", _distroless_image = "distroless_image")
 
+apk_fetch = native.apk_fetch
+layer = native.layer
+oci_image = native.oci_image
+oci_index = native.oci_index
 filegroup = native.filegroup
 write_file = native.write_file
+
+ALL_ARCHS = _ALL_ARCHS
+distroless_image = _distroless_image
 text_files = _text_files

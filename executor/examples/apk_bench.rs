@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use executor::apk::{resolve, Dependency, Providers, Index, Keyring, Package, PackagePin, SignaturePolicy, TrustPolicy};
+use executor::apk::{
+    resolve, Dependency, Index, Keyring, Package, PackagePin, Providers, SignaturePolicy, TrustPolicy,
+};
 use executor::fetch::{FetchOptions, Fetcher, UrlFetcher};
 
 fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -65,7 +67,9 @@ fn main() {
             assert_eq!(r.install_order.len(), 3);
         }
     });
-    println!("resolve the static set for 8 archs, indexing providers each time: median {resolve_ms:.3} ms over {runs} runs");
+    println!(
+        "resolve the static set for 8 archs, indexing providers each time: median {resolve_ms:.3} ms over {runs} runs"
+    );
     let providers: Vec<Providers> = (0..8).map(|_| Providers::new(index.entries())).collect();
     let resolve_ms = median_ms(runs, || {
         for p in &providers {
@@ -103,7 +107,8 @@ fn main() {
     let fetcher = UrlFetcher::new(dir.clone(), FetchOptions::default());
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let rounds = 200;
-    let total_bytes: u64 = packages.iter().map(|p| std::fs::metadata(fx.join(p)).expect("size").len()).sum::<u64>() * rounds as u64;
+    let total_bytes: u64 =
+        packages.iter().map(|p| std::fs::metadata(fx.join(p)).expect("size").len()).sum::<u64>() * rounds as u64;
     let ms = median_ms(5.min(runs), || {
         std::thread::scope(|s| {
             for t in 0..threads {

@@ -33,6 +33,7 @@ pub mod resolve;
 pub mod signature;
 mod tar_member;
 pub mod version;
+pub mod write;
 
 pub use dependency::{Constraint, Dependency, DependencyError, Op, PackageName, Provide};
 pub use gzip::GzipError;
@@ -40,6 +41,6 @@ pub use identity::{Identity, IdentityError};
 pub use index::{Index, IndexEntry, IndexError, SkippedEntry, TrustPolicy};
 pub use key::{KeyError, KeyName, Keyring, PublicKey};
 pub use package::{Package, PackageError, PackagePin, PkgInfo, SignaturePolicy, VerifiedPackage};
-pub use resolve::{resolve, Resolution, ResolveError};
+pub use resolve::{resolve, Providers, Resolution, ResolveError};
 pub use signature::{Signature, SignatureAlgorithm, SignatureError, Trust};
 pub use version::{Version, VersionError};

@@ -180,6 +180,12 @@ fn build(
     let mut stdout = std::io::stdout().lock();
     for label in &graph.requested {
         let provided = &analysis.provided[label];
+        // Images and indexes are named by their manifest or index digest, which is what a
+        // registry will serve, rather than by the digest of their directory tree.
+        if let Some(line) = describe_image(provided, &out_root) {
+            let _ = writeln!(stdout, "{label}\n{line}");
+            continue;
+        }
         let mut lines = Vec::new();
         for file in &provided.files {
             let digest = match file {
@@ -286,4 +292,30 @@ fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> 
         }
     }
     Ok(())
+}
+
+/// `  executor-out/<layout>  sha256:<digest>  (OCI image index, tag latest)` for an index or
+/// image target whose description was built.
+fn describe_image(provided: &crate::rules::Provided, out_root: &Path) -> Option<String> {
+    let read = |artifact: &Artifact| -> Option<serde_json::Value> {
+        let Artifact::Derived { path, .. } = artifact else { return None };
+        serde_json::from_slice(&fs::read(out_root.join(path)).ok()?).ok()
+    };
+    if let Some(index) = &provided.index {
+        let meta = read(&index.meta)?;
+        return Some(format!(
+            "  {}  {}  (OCI image index, tag `{}`)",
+            index.layout.display_path(),
+            meta.get("digest")?.as_str()?,
+            meta.get("tag")?.as_str()?
+        ));
+    }
+    let image = provided.image.as_ref()?;
+    let meta = read(&image.meta)?;
+    Some(format!(
+        "  {}  {}  (OCI image, {})",
+        image.layout.display_path(),
+        meta.get("digest")?.as_str()?,
+        image.arch.oci_platform()
+    ))
 }

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fetch;
 pub mod filecache;
 pub mod graph;
+pub mod install;
 pub mod label;
 pub mod layer;
 pub mod load;

@@ -245,6 +245,33 @@ fn rule_functions(builder: &mut GlobalsBuilder) {
         declare(&crate::rules::apk_fetch::ApkFetch, args, kwargs, eval)
     }
 
+    /// See `executor/src/rules/layer.rs`.
+    fn layer<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::layer::LayerRule, args, kwargs, eval)
+    }
+
+    /// See `executor/src/rules/oci_image.rs`.
+    fn oci_image<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::oci_image::OciImage, args, kwargs, eval)
+    }
+
+    /// See `executor/src/rules/oci_index.rs`.
+    fn oci_index<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::oci_index::OciIndex, args, kwargs, eval)
+    }
+
     /// Writes a string to a file; see `executor/src/rules/write_file.rs`.
     fn write_file<'v>(
         #[starlark(args)] args: UnpackTuple<Value<'v>>,

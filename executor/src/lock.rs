@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::apk::{Dependency, Index, Providers, IndexEntry, Keyring, Package, PackagePin, SignaturePolicy, TrustPolicy};
+use crate::apk::{
+    Dependency, Index, IndexEntry, Keyring, Package, PackagePin, Providers, SignaturePolicy, TrustPolicy,
+};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::fetch::Fetcher;
-use crate::graph::expand;
+use crate::graph::{expand, Node, TargetGraph};
 use crate::label::{PackagePath, TargetPattern};
 use crate::load::Loader;
 use crate::lockfile::{
@@ -30,7 +32,8 @@ use crate::target::{did_you_mean, Target};
 /// Indexes larger than this are refused (Alpine's largest is a few MiB).
 const INDEX_LIMIT: u64 = 256 << 20;
 
-/// Every `apk_fetch` target of the main repository, sorted by label.
+/// Every `apk_fetch` target of the main repository, and those of other repositories that
+/// its targets depend on (an image built `FROM` a repository's image), sorted by label.
 pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
     let packages =
         loader.workspace.find_packages(None, &PackagePath::root()).map_err(|e| Error::Graph(e.to_string()))?;
@@ -38,17 +41,15 @@ pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
         return Ok(Vec::new());
     }
     let labels = expand(loader, &[TargetPattern::Recursive { repo: None, package: PackagePath::root() }])?;
-    let mut out = Vec::new();
-    for label in labels {
-        if let Some(package) = loader.package(None, &label.package)? {
-            if let Some(t) = package.targets.get(&label.name) {
-                if t.kind == "apk_fetch" {
-                    out.push(t.clone());
-                }
-            }
-        }
-    }
-    Ok(out)
+    let graph = TargetGraph::build(loader, labels)?;
+    Ok(graph
+        .nodes
+        .values()
+        .filter_map(|n| match n {
+            Node::Rule(t) if t.kind == "apk_fetch" => Some(t.clone()),
+            _ => None,
+        })
+        .collect())
 }
 
 fn repository<'a>(loader: &'a Loader, target: &Target) -> Result<&'a ApkRepository, Error> {

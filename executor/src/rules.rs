@@ -19,6 +19,9 @@ use crate::workspace::Workspace;
 
 pub mod apk_fetch;
 pub mod filegroup;
+pub mod layer;
+pub mod oci_image;
+pub mod oci_index;
 pub mod write_file;
 
 /// What a target provides to its dependents and to `executor build`.
@@ -28,6 +31,56 @@ pub struct Provided {
     pub files: Vec<Artifact>,
     /// For `apk_fetch` targets: per arch, the package files in install order.
     pub apks: BTreeMap<Arch, Vec<ApkFile>>,
+    /// For `apk_fetch` targets: what a layer records about where packages came from.
+    pub apk_meta: Option<ApkMeta>,
+    /// For `layer` targets.
+    pub layer: Option<LayerOutput>,
+    /// For `oci_image` targets.
+    pub image: Option<ImageOutput>,
+    /// For `oci_index` targets.
+    pub index: Option<IndexOutput>,
+}
+
+/// Where an `apk_fetch` target's packages come from, for `/etc/apk/*` of a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApkMeta {
+    /// The requested packages (`/etc/apk/world`).
+    pub world: Vec<String>,
+    /// The repository URL (`/etc/apk/repositories`).
+    pub repository_url: String,
+    /// Trusted keys: file name and the key file (`/etc/apk/keys/<name>`).
+    pub keys: Vec<(String, Artifact)>,
+}
+
+/// A layer: the `.tar.gz` and its description ([`layer::LayerMeta`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerOutput {
+    /// The compressed layer.
+    pub tar: Artifact,
+    /// `<name>.layer.json`.
+    pub meta: Artifact,
+    /// The arch of its packages, if it installs any.
+    pub arch: Option<Arch>,
+}
+
+/// An image: its single-image layout directory and its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageOutput {
+    /// The OCI layout directory.
+    pub layout: Artifact,
+    /// `<name>.image.json` ([`oci_image::ImageMeta`]).
+    pub meta: Artifact,
+    /// The platform.
+    pub arch: Arch,
+}
+
+/// An index: its layout directory and its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexOutput {
+    /// The OCI layout directory.
+    pub layout: Artifact,
+    /// `<name>.index.json` ([`oci_index::IndexMeta`]).
+    pub meta: Artifact,
 }
 
 /// One fetched, verified package file.
@@ -117,7 +170,14 @@ pub trait Rule: Sync {
 
 /// Every native rule, sorted by kind.
 pub fn all_rules() -> &'static [&'static dyn Rule] {
-    &[&apk_fetch::ApkFetch, &filegroup::Filegroup, &write_file::WriteFile]
+    &[
+        &apk_fetch::ApkFetch,
+        &filegroup::Filegroup,
+        &layer::LayerRule,
+        &oci_image::OciImage,
+        &oci_index::OciIndex,
+        &write_file::WriteFile,
+    ]
 }
 
 /// The rule named `kind`.

@@ -15,7 +15,8 @@ fn served(fx: &Path) -> TestServer {
 }
 
 fn workspace(fx: &Path, url: &str) -> Workspace {
-    Workspace::with_apk_repository("melange", url, &[fx.join("melange-rsa256/melange.rsa.pub")], "").file("img/BUILD", TARGET)
+    Workspace::with_apk_repository("melange", url, &[fx.join("melange-rsa256/melange.rsa.pub")], "")
+        .file("img/BUILD", TARGET)
 }
 
 /// Fast failure settings so that fault tests finish quickly.
@@ -116,7 +117,10 @@ fn network_failures_are_clear_errors() {
         // action-cache/tree record, never the server's wrong body.
         let good: Vec<Vec<u8>> = ["x86_64", "aarch64"]
             .iter()
-            .flat_map(|a| ["pretend-baselayout", "replayout"].map(|p| fs::read(fx.join(format!("melange-rsa256/{a}/{p}-1.0.0-r0.apk"))).expect("fixture")))
+            .flat_map(|a| {
+                ["pretend-baselayout", "replayout"]
+                    .map(|p| fs::read(fx.join(format!("melange-rsa256/{a}/{p}-1.0.0-r0.apk"))).expect("fixture"))
+            })
             .collect();
         for blob in blobs(&ws.cache()) {
             assert!(good.contains(&blob), "{name}: an unverified blob of {} bytes reached the store", blob.len());

@@ -9,3 +9,4 @@ mod core_build;
 mod core_errors;
 mod core_robustness;
 mod examples;
+mod images;

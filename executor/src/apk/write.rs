@@ -158,8 +158,7 @@ impl SigningKey {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| KeyError::InvalidName { name: path.display().to_string() })?;
-        let pem =
-            std::fs::read_to_string(path).map_err(|source| WriteError::Read { path: path.to_owned(), source })?;
+        let pem = std::fs::read_to_string(path).map_err(|source| WriteError::Read { path: path.to_owned(), source })?;
         SigningKey::from_pem(&format!("{file_name}.pub"), &pem)
     }
 
@@ -603,8 +602,7 @@ fn assemble_package(
             }
         };
         let checksum = checksum.map(hex::encode);
-        let extra: Vec<(&str, &[u8])> =
-            checksum.iter().map(|c| ("APK-TOOLS.checksum.SHA1", c.as_bytes())).collect();
+        let extra: Vec<(&str, &[u8])> = checksum.iter().map(|c| ("APK-TOOLS.checksum.SHA1", c.as_bytes())).collect();
         append_entry(&mut data_tar, &header, content, &extra);
     }
     data_tar.extend_from_slice(&[0; 2 * BLOCK]);
@@ -704,11 +702,8 @@ pub fn index_text(entries: &[IndexEntry]) -> Result<String, WriteError> {
     let mut text = String::new();
     for entry in sorted {
         let package = entry.package_id();
-        let mut fields: Vec<(char, String)> = vec![
-            ('C', entry.identity.to_string()),
-            ('P', entry.name.to_string()),
-            ('V', entry.version.to_string()),
-        ];
+        let mut fields: Vec<(char, String)> =
+            vec![('C', entry.identity.to_string()), ('P', entry.name.to_string()), ('V', entry.version.to_string())];
         let mut optional = |field: char, value: Option<String>| {
             if let Some(value) = value {
                 fields.push((field, value));
@@ -1259,7 +1254,8 @@ fn package_spec(sources: &Path, package: &ManifestPackage, build_time: u64) -> R
     }
     for entry in &package.symlinks {
         reject_fields(entry, "symlink", &["source"])?;
-        let target = entry.target.as_deref().ok_or_else(|| bad(format!("symlink `{}` needs a `target`", entry.path)))?;
+        let target =
+            entry.target.as_deref().ok_or_else(|| bad(format!("symlink `{}` needs a `target`", entry.path)))?;
         spec.files.push(owned(PackageFile::symlink(&entry.path, target), entry, 0o777)?);
     }
     for entry in &package.trees {
@@ -1313,12 +1309,12 @@ fn source_path(sources: &Path, entry: &ManifestEntry, kind: &str) -> Result<Path
 /// Applies the entry's mode and owner to `file`.
 fn owned(file: PackageFile, entry: &ManifestEntry, default_mode: u32) -> Result<PackageFile, WriteError> {
     let mode = match &entry.mode {
-        Some(text) => u32::from_str_radix(text, 8).ok().filter(|&m| m <= 0o7777).ok_or_else(|| {
-            WriteError::Manifest {
+        Some(text) => {
+            u32::from_str_radix(text, 8).ok().filter(|&m| m <= 0o7777).ok_or_else(|| WriteError::Manifest {
                 path: PathBuf::new(),
                 message: format!("`{}`: mode `{text}` is not an octal mode such as \"0644\"", entry.path),
-            }
-        })?,
+            })?
+        }
         None => default_mode,
     };
     let default_name = |id: u32| if id == 0 { "root" } else { "" };
@@ -1364,4 +1360,565 @@ fn walk_tree(dir: &Path, prefix: &str, found: &mut Vec<(String, Option<Vec<u8>>)
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apk::gzip;
+    use crate::apk::index::{Index, IndexError, TrustPolicy};
+    use crate::apk::key::Keyring;
+    use crate::apk::package::{PackagePin, SignaturePolicy};
+    use crate::apk::signature::Trust;
+    use std::io::Read as _;
+
+    const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    const KEY: &str = "third_party/keys/executor-test-key.rsa";
+    const PUBLIC_KEY: &str = "third_party/keys/executor-test-key.rsa.pub";
+    const KEY_NAME: &str = "executor-test-key.rsa.pub";
+    const SOURCES: &str = "third_party/apk-sources";
+    const REPOSITORY: &str = "third_party/apk-repository";
+
+    fn root(path: &str) -> PathBuf {
+        Path::new(ROOT).join(path)
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::read_file(&root(KEY)).expect("the committed test key loads")
+    }
+
+    fn keyring() -> Keyring {
+        let mut keyring = Keyring::new();
+        keyring.insert_file(&root(PUBLIC_KEY)).expect("the committed public key loads");
+        keyring
+    }
+
+    fn spec() -> PackageSpec {
+        let mut spec = PackageSpec::new(
+            PackageName::new("demo").expect("name"),
+            Version::parse("1.2.3-r4").expect("version"),
+            "noarch",
+        );
+        spec.description = "A demo package".to_owned();
+        spec.url = "https://example.com/demo".to_owned();
+        spec.license = "Apache-2.0".to_owned();
+        spec.maintainer = Some("Demo <demo@example.com>".to_owned());
+        spec.build_time = 1_700_000_000;
+        spec.depends = Dependency::parse_list("so:libc.musl-x86_64.so.1 tzdata>=2023").expect("depends");
+        spec.provides = Provide::parse_list("cmd:demo=1.2.3-r4 demo-virtual").expect("provides");
+        spec.replaces = Dependency::parse_list("old-demo").expect("replaces");
+        spec.provider_priority = Some(100);
+        let long_dir = "usr/share/".to_owned() + &"d".repeat(120);
+        spec.files = vec![
+            PackageFile::file("usr/bin/demo", b"#!/bin/sh\necho demo\n".to_vec()).with_mode(0o755),
+            PackageFile::file("etc/shadow", b"root:*::0:::::\n".to_vec())
+                .with_mode(0o640)
+                .with_owner(0, "root", 42, "shadow"),
+            PackageFile::dir("tmp").with_mode(0o1777),
+            PackageFile::symlink("usr/bin/demo-link", "demo"),
+            PackageFile::symlink("var/run", "/run"),
+            PackageFile::hard_link("usr/bin/demo-hard", "usr/bin/demo"),
+            PackageFile::file(format!("{long_dir}/{}", "f".repeat(90)), b"long".to_vec()).with_mtime(5),
+        ];
+        spec
+    }
+
+    /// `mode uid:gid(uname:gname) size mtime kind path [-> link] [sha1]` per entry.
+    fn listing(apk: &[u8]) -> Vec<String> {
+        let package = Package::read(apk, "listing").expect("package reads");
+        let mut archive = package.data_archive();
+        let mut lines = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let header = entry.header().clone();
+            let checksum = entry
+                .pax_extensions()
+                .expect("pax")
+                .into_iter()
+                .flatten()
+                .map(|r| r.expect("record"))
+                .find(|r| r.key() == Ok("APK-TOOLS.checksum.SHA1"))
+                .map(|r| r.value().expect("utf-8").to_owned());
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).expect("content");
+            let path = String::from_utf8(entry.path_bytes().into_owned()).expect("utf-8");
+            let link = entry.link_name_bytes().map(|l| format!(" -> {}", String::from_utf8_lossy(&l)));
+            lines.push(format!(
+                "{:04o} {}:{}({}:{}) {} {} {:?} {path}{}{}",
+                header.mode().expect("mode"),
+                header.uid().expect("uid"),
+                header.gid().expect("gid"),
+                header.username().expect("uname").unwrap_or(""),
+                header.groupname().expect("gname").unwrap_or(""),
+                content.len(),
+                header.mtime().expect("mtime"),
+                header.entry_type(),
+                link.unwrap_or_default(),
+                checksum.map(|c| format!(" sha1={c}")).unwrap_or_default(),
+            ));
+        }
+        lines
+    }
+
+    fn sha1_hex(bytes: &[u8]) -> String {
+        hex::encode(Sha1::digest(bytes))
+    }
+
+    #[test]
+    fn signed_package_round_trips_through_the_reader() {
+        let spec = spec();
+        let apk = write_package(&spec, Some(&key())).expect("writes");
+        let entry = index_entry(&apk, "demo.apk").expect("index entry");
+        let pin = PackagePin::from_entry(&entry);
+        let verified = Package::verify(&apk, "demo.apk", &pin, &keyring(), SignaturePolicy::Required)
+            .expect("the reader verifies identity, signature and datahash");
+        assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some(KEY_NAME));
+        let package = &verified.package;
+        let signatures = package.signatures();
+        assert_eq!(signatures.len(), 1);
+        assert_eq!(signatures[0].algorithm, SignatureAlgorithm::RsaSha256);
+        assert_eq!(gzip::member_ranges(&apk).expect("members").len(), 3);
+        assert!(package.control_files().is_empty());
+
+        let info = package.info();
+        assert_eq!(info.name.as_str(), "demo");
+        assert_eq!(info.version.as_str(), "1.2.3-r4");
+        assert_eq!(info.description.as_deref(), Some("A demo package"));
+        assert_eq!(info.url.as_deref(), Some("https://example.com/demo"));
+        assert_eq!(info.build_date, Some(1_700_000_000));
+        assert_eq!(info.arch.as_deref(), Some("noarch"));
+        assert_eq!(info.origin.as_deref(), Some("demo"), "origin defaults to the name");
+        assert_eq!(info.maintainer.as_deref(), Some("Demo <demo@example.com>"));
+        assert_eq!(info.license.as_deref(), Some("Apache-2.0"));
+        assert_eq!(info.size, Some(20 + 15 + 4), "installed size: the regular files' bytes");
+        assert_eq!(info.provider_priority, Some(100));
+        assert_eq!(info.depends, spec.depends);
+        assert_eq!(info.provides, spec.provides);
+        assert_eq!(info.replaces, spec.replaces);
+        assert!(info.unknown.is_empty(), "{:?}", info.unknown);
+
+        let demo = sha1_hex(b"#!/bin/sh\necho demo\n");
+        let long = format!("usr/share/{}/{}", "d".repeat(120), "f".repeat(90));
+        let expected = [
+            "0755 0:0(root:root) 0 1700000000 Directory etc/".to_owned(),
+            format!("0640 0:42(root:shadow) 15 1700000000 Regular etc/shadow sha1={}", sha1_hex(b"root:*::0:::::\n")),
+            "1777 0:0(root:root) 0 1700000000 Directory tmp/".to_owned(),
+            "0755 0:0(root:root) 0 1700000000 Directory usr/".to_owned(),
+            "0755 0:0(root:root) 0 1700000000 Directory usr/bin/".to_owned(),
+            format!("0755 0:0(root:root) 20 1700000000 Regular usr/bin/demo sha1={demo}"),
+            format!("0644 0:0(root:root) 0 1700000000 Link usr/bin/demo-hard -> usr/bin/demo sha1={demo}"),
+            format!("0777 0:0(root:root) 0 1700000000 Symlink usr/bin/demo-link -> demo sha1={}", sha1_hex(b"demo")),
+            "0755 0:0(root:root) 0 1700000000 Directory usr/share/".to_owned(),
+            format!("0755 0:0(root:root) 0 1700000000 Directory usr/share/{}/", "d".repeat(120)),
+            format!("0644 0:0(root:root) 4 5 Regular {long} sha1={}", sha1_hex(b"long")),
+            "0755 0:0(root:root) 0 1700000000 Directory var/".to_owned(),
+            format!("0777 0:0(root:root) 0 1700000000 Symlink var/run -> /run sha1={}", sha1_hex(b"/run")),
+        ];
+        assert_eq!(listing(&apk), expected);
+
+        // The data ends in end-of-archive blocks; the control member has none.
+        let data = gzip::read_member(&apk, package.data_range().start).expect("data member").content;
+        assert!(data.ends_with(&[0; 1024]));
+        let control = gzip::read_member(&apk, package.control_range().start).expect("control member").content;
+        assert_eq!(control.len() % 512, 0);
+        assert!(!control.ends_with(&[0; 512]), "no end-of-archive blocks in the control member");
+        assert_eq!(&control[257..265], b"ustar\x0000");
+    }
+
+    #[test]
+    fn sha1_signature_and_unsigned_packages() {
+        let spec = spec();
+        let sha1_key = key().with_algorithm(SignatureAlgorithm::RsaSha1);
+        let apk = write_package(&spec, Some(&sha1_key)).expect("writes");
+        let pin = PackagePin::from_entry(&index_entry(&apk, "demo.apk").expect("entry"));
+        let verified =
+            Package::verify(&apk, "demo.apk", &pin, &keyring(), SignaturePolicy::Required).expect("verifies");
+        assert_eq!(verified.package.signatures()[0].algorithm, SignatureAlgorithm::RsaSha1);
+        assert_eq!(format!("{:?}", verified.package.signatures()[0]), format!("Signature(.SIGN.RSA.{KEY_NAME})"));
+
+        let unsigned = write_package(&spec, None).expect("writes");
+        assert_eq!(gzip::member_ranges(&unsigned).expect("members").len(), 2);
+        let pin = PackagePin::from_entry(&index_entry(&unsigned, "u.apk").expect("entry"));
+        assert_eq!(pin.identity, verified.package.identity(), "the signature does not change the identity");
+        let err = Package::verify(&unsigned, "u.apk", &pin, &keyring(), SignaturePolicy::Required)
+            .expect_err("signature required");
+        assert!(matches!(err, PackageError::MissingSignature { .. }), "{err}");
+        Package::verify(&unsigned, "u.apk", &pin, &keyring(), SignaturePolicy::IfPresent).expect("unsigned is fine");
+    }
+
+    #[test]
+    fn output_is_deterministic() {
+        let key = key();
+        let first = write_package(&spec(), Some(&key)).expect("writes");
+        let mut shuffled = spec();
+        shuffled.files.reverse();
+        assert_eq!(first, write_package(&shuffled, Some(&key)).expect("writes"), "input order does not matter");
+        let again = write_package(&spec(), Some(&SigningKey::read_file(&root(KEY)).expect("key"))).expect("writes");
+        assert_eq!(first, again);
+        // Every member: gzip header with mtime 0, no flags, XFL 2 (level 9), OS 255.
+        for range in gzip::member_ranges(&first).expect("members") {
+            assert_eq!(&first[range.start..range.start + 10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, 255]);
+        }
+        let entry = index_entry(&first, "demo.apk").expect("entry");
+        let index = write_index(std::slice::from_ref(&entry), "d", Some(&key)).expect("index");
+        assert_eq!(index, write_index(&[entry], "d", Some(&key)).expect("index"));
+    }
+
+    fn two_packages() -> Vec<Vec<u8>> {
+        let mut other = PackageSpec::new(
+            PackageName::new("another").expect("name"),
+            Version::parse("0.1_rc2-r0").expect("version"),
+            "x86_64",
+        );
+        other.origin = Some("another-src".to_owned());
+        other.files = vec![PackageFile::file("usr/lib/libanother.so.1", b"ELF".to_vec())];
+        let key = key();
+        vec![write_package(&spec(), Some(&key)).expect("demo"), write_package(&other, Some(&key)).expect("another")]
+    }
+
+    #[test]
+    fn signed_index_round_trips_through_the_reader() {
+        let packages = two_packages();
+        let entries: Vec<IndexEntry> = packages.iter().map(|apk| index_entry(apk, "x.apk").expect("entry")).collect();
+        let bytes = write_index(&entries, "v1.0 test", Some(&key())).expect("index");
+        assert_eq!(gzip::member_ranges(&bytes).expect("members").len(), 2);
+        let index = Index::read(&bytes, "APKINDEX.tar.gz", &keyring(), TrustPolicy::RequireTrusted)
+            .expect("the reader verifies the index");
+        assert_eq!(
+            index.trust,
+            Trust::Verified { key: KeyName::new(KEY_NAME).expect("name"), algorithm: SignatureAlgorithm::RsaSha256 }
+        );
+        assert_eq!(index.description.as_deref(), Some("v1.0 test"));
+        let mut sorted = entries.clone();
+        sorted.reverse();
+        assert_eq!(index.entries(), sorted.as_slice(), "every field survives, sorted by name");
+        assert!(index.skipped.is_empty() && index.ignored_provides.is_empty());
+        for (apk, entry) in packages.iter().zip(&entries) {
+            Package::verify(apk, "x.apk", &PackagePin::from_entry(entry), &keyring(), SignaturePolicy::Required)
+                .expect("package verifies against its index entry");
+        }
+
+        let text = index_text(&entries).expect("text");
+        let demo = &entries[0];
+        assert_eq!(
+            text.split("\n\n").nth(1).expect("second entry"),
+            format!(
+                "C:{}\nP:demo\nV:1.2.3-r4\nA:noarch\nS:{}\nI:39\nT:A demo package\nU:https://example.com/demo\n\
+                 L:Apache-2.0\no:demo\nm:Demo <demo@example.com>\nt:1700000000\nk:100\n\
+                 D:so:libc.musl-x86_64.so.1 tzdata>=2023\np:cmd:demo=1.2.3-r4 demo-virtual\nr:old-demo",
+                demo.identity,
+                packages[0].len()
+            )
+        );
+        assert!(text.ends_with("\n\n"));
+
+        // Unsigned: refused unless untrusted indexes are allowed.
+        let unsigned = write_index(&entries, "v1.0 test", None).expect("index");
+        assert_eq!(gzip::member_ranges(&unsigned).expect("members").len(), 1);
+        let err = Index::read(&unsigned, "u", &keyring(), TrustPolicy::RequireTrusted).expect_err("unsigned");
+        assert!(matches!(err, IndexError::Untrusted { trust: Trust::Unsigned, .. }), "{err}");
+        let index = Index::read(&unsigned, "u", &keyring(), TrustPolicy::AllowUntrusted).expect("allowed");
+        assert_eq!(index.entries().len(), 2);
+
+        // Signed under another name: a key the keyring does not hold.
+        let pem = std::fs::read_to_string(root(KEY)).expect("key");
+        let stranger = SigningKey::from_pem("stranger.rsa.pub", &pem).expect("key");
+        let bytes = write_index(&entries, "x", Some(&stranger)).expect("index");
+        let err = Index::read(&bytes, "s", &keyring(), TrustPolicy::RequireTrusted).expect_err("unknown key");
+        assert!(err.to_string().contains("signed only by keys that are not trusted: `stranger.rsa.pub`"), "{err}");
+
+        let twice = [entries[0].clone(), entries[0].clone()];
+        assert_eq!(
+            write_index(&twice, "x", None).map_err(|e| e.to_string()).expect_err("duplicate"),
+            "index: `demo-1.2.3-r4` is listed twice"
+        );
+    }
+
+    #[test]
+    fn signing_keys() {
+        let key = key();
+        assert_eq!(key.name().as_str(), KEY_NAME);
+        assert_eq!(format!("{key:?}"), format!("SigningKey({KEY_NAME}, RSA/SHA-256)"));
+        let committed = std::fs::read_to_string(root(PUBLIC_KEY)).expect("public key");
+        assert_eq!(key.public_key_pem(), committed, "the committed public key is the private key's");
+        assert_eq!(key.public_key().name().as_str(), KEY_NAME);
+
+        let err = SigningKey::from_pem("k.rsa.pub", &committed).expect_err("a public key cannot sign");
+        assert!(err.to_string().starts_with("signing key `k.rsa.pub` is not a PEM RSA private key"), "{err}");
+        let err = SigningKey::read_file(Path::new("/nonexistent/k.rsa")).expect_err("missing");
+        assert!(err.to_string().starts_with("cannot read `/nonexistent/k.rsa`"), "{err}");
+        let pem = std::fs::read_to_string(root(KEY)).expect("key");
+        assert!(matches!(SigningKey::from_pem("a b", &pem), Err(WriteError::KeyName(_))));
+    }
+
+    #[test]
+    fn rejects_invalid_packages_with_their_reason() {
+        type Edit = fn(&mut PackageSpec);
+        let cases: &[(Edit, &str)] = &[
+            (|s| s.files.push(PackageFile::file("/etc/passwd", b"x".to_vec())),
+             "package `demo-1.2.3-r4`: invalid path `/etc/passwd`: must be relative (no leading `/`)"),
+            (|s| s.files.push(PackageFile::file("usr/../../etc/passwd", b"x".to_vec())),
+             "package `demo-1.2.3-r4`: invalid path `usr/../../etc/passwd`: must not contain `..`"),
+            (|s| s.files.push(PackageFile::dir("usr//lib")),
+             "package `demo-1.2.3-r4`: invalid path `usr//lib`: must not contain empty or `.` components (no `//`, `./` or trailing `/`)"),
+            (|s| s.files.push(PackageFile::dir("")), "package `demo-1.2.3-r4`: invalid path ``: must not be empty"),
+            (|s| s.files.push(PackageFile::file("a\nb", b"x".to_vec())),
+             "package `demo-1.2.3-r4`: invalid path `a\nb`: must not contain NUL, newlines or other control characters"),
+            (|s| s.files.push(PackageFile::file("etc/shadow", b"x".to_vec())),
+             "package `demo-1.2.3-r4`: `etc/shadow` is listed twice"),
+            (|s| s.files.push(PackageFile::file("usr/bin/demo/x", b"x".to_vec())),
+             "package `demo-1.2.3-r4`: `usr/bin/demo/x` is inside `usr/bin/demo`, which is a regular file, not a directory"),
+            (|s| s.files.push(PackageFile::symlink("usr/lib/evil", "../../../etc")),
+             "package `demo-1.2.3-r4`: symlink `usr/lib/evil` -> `../../../etc` leads out of the package root; only `write_package_unchecked` (for tests of hostile packages) writes such links"),
+            (|s| s.files.push(PackageFile::hard_link("usr/bin/h", "usr/bin")),
+             "package `demo-1.2.3-r4`: hard link `usr/bin/h` -> `usr/bin`: the target is not a regular file of the package"),
+            (|s| s.files.push(PackageFile::hard_link("usr/bin/h", "../x")),
+             "package `demo-1.2.3-r4`: hard link `usr/bin/h` -> `../x`: the target is not a regular file of the package"),
+            (|s| s.files.push(PackageFile::dir("x").with_mode(0o40755)),
+             "package `demo-1.2.3-r4`: invalid path `x`: has a mode above 0o7777 (only permission, setuid, setgid and sticky bits)"),
+            (|s| s.description = "two\nlines".to_owned(),
+             "package `demo-1.2.3-r4`: description `two\nlines` must not contain newlines or other control characters"),
+            (|s| s.license = " MIT".to_owned(),
+             "package `demo-1.2.3-r4`: license ` MIT` must not start or end with whitespace"),
+            (|s| s.arch = "x86 64".to_owned(),
+             "package `demo-1.2.3-r4`: arch `x86 64` must be a non-empty word such as `noarch` or `x86_64`"),
+            (|s| s.files[0] = s.files[0].clone().with_owner(0, "ro ot", 0, "root"),
+             "package `demo-1.2.3-r4`: uname `ro ot` must not contain whitespace, `:` or control characters"),
+        ];
+        for (edit, message) in cases {
+            let mut spec = spec();
+            edit(&mut spec);
+            let err = write_package(&spec, None).expect_err(message);
+            assert_eq!(err.to_string(), *message);
+        }
+        // Inside the root: fine.
+        let mut fine = spec();
+        fine.files.push(PackageFile::symlink("usr/lib/ok", "../../etc/shadow"));
+        fine.files.push(PackageFile::symlink("usr/lib/abs", "/../../etc"));
+        write_package(&fine, None).expect("links that stay inside the root");
+    }
+
+    #[test]
+    fn writes_hostile_packages_when_asked() {
+        let mut spec = spec();
+        spec.files = vec![
+            PackageFile::file("../escape", b"out".to_vec()),
+            PackageFile::file("/etc/passwd", b"root::0:0::/:/bin/sh\n".to_vec()),
+            PackageFile::symlink("usr/lib/evil", "../../../../etc"),
+            PackageFile::file("usr/lib/evil/passwd", b"through the link".to_vec()),
+            PackageFile::hard_link("usr/lib/hard", "../../etc/shadow"),
+            PackageFile::file("dup", b"1".to_vec()),
+            PackageFile::file("dup", b"2".to_vec()),
+        ];
+        for picked in [&[0][..], &[1], &[2], &[4], &[5, 6]] {
+            let mut some = spec.clone();
+            some.files = picked.iter().map(|&i| spec.files[i].clone()).collect();
+            assert!(write_package(&some, None).is_err(), "{} must be refused", some.files[0].path);
+        }
+        let apk = write_package_unchecked(&spec, Some(&key())).expect("writes");
+        // Still a well-formed, signed package: the data is not the reader's business.
+        let pin = PackagePin::from_entry(&index_entry(&apk, "hostile.apk").expect("entry"));
+        let verified =
+            Package::verify(&apk, "hostile.apk", &pin, &keyring(), SignaturePolicy::Required).expect("verifies");
+        let mut archive = verified.package.data_archive();
+        let names: Vec<String> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                let link = e.link_name_bytes().map(|l| format!(" -> {}", String::from_utf8_lossy(&l)));
+                format!("{}{}", String::from_utf8_lossy(&e.path_bytes()), link.unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "../escape",
+                "/etc/passwd",
+                "usr/lib/evil -> ../../../../etc",
+                "usr/lib/evil/passwd",
+                "usr/lib/hard -> ../../etc/shadow",
+                "dup",
+                "dup",
+            ]
+        );
+        assert_eq!(apk, write_package_unchecked(&spec, Some(&key())).expect("writes"), "deterministic too");
+    }
+
+    #[test]
+    fn tar_fields_beyond_ustar_go_to_pax_records() {
+        let mut spec = spec();
+        let long_name = "n".repeat(130);
+        let long_target = "t/".repeat(70);
+        spec.files = vec![
+            PackageFile::file(long_name.clone(), b"x".to_vec()).with_owner(3_000_000, "u".repeat(40).as_str(), 7, "g"),
+            PackageFile::symlink("link", long_target.clone()),
+        ];
+        let apk = write_package(&spec, None).expect("writes");
+        let package = Package::read(&apk, "p").expect("reads");
+        let mut archive = package.data_archive();
+        let entries: Vec<(String, Option<String>, u64, Option<String>)> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    e.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned()),
+                    e.header().uid().expect("uid"),
+                    e.header().username().ok().flatten().map(str::to_owned),
+                )
+            })
+            .collect();
+        assert_eq!(entries[0].0, "link");
+        assert_eq!(entries[0].1.as_deref(), Some(long_target.as_str()));
+        assert_eq!(entries[1].0, long_name);
+        // The tar crate reads PAX `path`/`linkpath`; numeric and name
+        // overrides stay in the records (the header holds 0 / a cut name).
+        let mut raw = Vec::new();
+        gzip::multi_member_reader(package.data()).read_to_end(&mut raw).expect("data");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("uid=3000000\n"), "uid record");
+        assert!(text.contains(&format!("uname={}\n", "u".repeat(40))), "uname record");
+        assert!(text.contains(&format!("path={long_name}\n")), "path record");
+
+        let mut records = Vec::new();
+        // 8 bytes without the length: one digit makes 9, which fits.
+        pax_record(&mut records, "k", &[b'v'; 4]);
+        assert_eq!(records, b"9 k=vvvv\n");
+        records.clear();
+        // 9 bytes without the length: one digit makes 10, which needs two: 11.
+        pax_record(&mut records, "k", &[b'v'; 5]);
+        assert_eq!(records, b"11 k=vvvvv\n");
+        assert_eq!(pax_header_name(b"etc/"), b"./PaxHeaders/etc");
+        assert_eq!(pax_header_name(b"etc/ssl/cert.pem"), b"etc/ssl/PaxHeaders/cert.pem");
+    }
+
+    /// Every committed index verifies with the committed public key, lists
+    /// the same packages, and every package verifies against its entry.
+    #[test]
+    fn committed_repository_verifies() {
+        let keyring = keyring();
+        let mut seen = 0;
+        for arch in Arch::ALL {
+            let dir = root(REPOSITORY).join(arch.apk());
+            let bytes = std::fs::read(dir.join("APKINDEX.tar.gz")).unwrap_or_else(|e| panic!("{}: {e}", arch.apk()));
+            let index = Index::read(&bytes, arch.apk(), &keyring, TrustPolicy::RequireTrusted)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(index.trust.is_verified());
+            let names: Vec<&str> = index.entries().iter().map(|e| e.name.as_str()).collect();
+            assert_eq!(names, ["baselayout-data", "ca-certificates-bundle", "tzdata"], "{}", arch.apk());
+            for entry in index.entries() {
+                assert_eq!(entry.arch.as_deref(), Some("noarch"));
+                let path = dir.join(entry.file_name());
+                let link = std::fs::read_link(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(link, Path::new("../noarch").join(entry.file_name()));
+                let apk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let verified = Package::verify(
+                    &apk,
+                    &path.display().to_string(),
+                    &PackagePin::from_entry(entry),
+                    &keyring,
+                    SignaturePolicy::Required,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some(KEY_NAME));
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 3 * 8);
+
+        // What the static image relies on.
+        let apk = std::fs::read(root(REPOSITORY).join("noarch/baselayout-data-1.0.0-r0.apk")).expect("baselayout");
+        let lines = listing(&apk);
+        let find = |path: &str| lines.iter().find(|l| l.ends_with(path) || l.contains(&format!(" {path} ")));
+        assert!(find("etc/shadow").is_some_and(|l| l.starts_with("0640 0:42(root:shadow) ")), "{lines:#?}");
+        assert!(find("tmp/").is_some_and(|l| l.starts_with("1777 ")), "{lines:#?}");
+        assert!(find("root/").is_some_and(|l| l.starts_with("0700 ")), "{lines:#?}");
+        let passwd = std::fs::read_to_string(root(SOURCES).join("baselayout-data/etc/passwd")).expect("passwd");
+        assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
+        assert!(!passwd.contains("65532"), "the build adds the nonroot account, not the package");
+    }
+
+    fn read_tree(dir: &Path, prefix: &str, out: &mut BTreeMap<String, RepositoryFile>) {
+        let mut items: Vec<_> = std::fs::read_dir(dir).expect("read dir").map(|i| i.expect("entry")).collect();
+        items.sort_by_key(|i| i.file_name());
+        for item in items {
+            let name = item.file_name().into_string().expect("utf-8 name");
+            let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let kind = item.file_type().expect("type");
+            if kind.is_symlink() {
+                let target = std::fs::read_link(item.path()).expect("link");
+                out.insert(relative, RepositoryFile::Symlink(target.to_string_lossy().into_owned()));
+            } else if kind.is_dir() {
+                read_tree(&item.path(), &relative, out);
+            } else {
+                out.insert(relative, RepositoryFile::Bytes(std::fs::read(item.path()).expect("read")));
+            }
+        }
+    }
+
+    /// The committed repository is exactly what the generator writes now.
+    #[test]
+    fn regenerating_the_repository_gives_the_committed_bytes() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let out = temp.path().join("apk-repository");
+        let written = make_repository(&root(SOURCES), &out, &key()).expect("generates");
+        let mut regenerated = BTreeMap::new();
+        read_tree(&out, "", &mut regenerated);
+        assert_eq!(regenerated, written);
+        let mut committed = BTreeMap::new();
+        read_tree(&root(REPOSITORY), "", &mut committed);
+        let names = |m: &BTreeMap<String, RepositoryFile>| m.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&committed), names(&regenerated));
+        for (path, file) in &regenerated {
+            assert!(
+                committed.get(path) == Some(file),
+                "`{REPOSITORY}/{path}` differs from what the generator writes: run the command in \
+                 third_party/apk-sources/README.md and commit the result"
+            );
+        }
+        // Running again over its own output gives the same files.
+        let again = make_repository(&root(SOURCES), &out, &key()).expect("regenerates in place");
+        assert_eq!(again, written);
+        // It refuses to clear a directory it did not write.
+        let foreign = temp.path().join("foreign");
+        std::fs::create_dir_all(&foreign).expect("mkdir");
+        std::fs::write(foreign.join("precious.txt"), b"x").expect("write");
+        let err = make_repository(&root(SOURCES), &foreign, &key()).expect_err("refuses");
+        assert!(err.to_string().starts_with("refusing to clear"), "{err}");
+        assert!(foreign.join("precious.txt").exists());
+    }
+
+    #[test]
+    fn manifest_errors_name_the_problem() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let cases: &[(&str, &str)] = &[
+            ("description = \"d\"\narchs = []\nbuild_time = 1\n", "`archs` is empty: list at least one architecture"),
+            ("description = \"d\"\narchs = [\"amd64\"]\nbuild_time = 1\n", "`archs`: write each architecture once by its apk name (`x86_64`)"),
+            (
+                "description = \"d\"\narchs = [\"x86\"]\nbuild_time = 1\n[[package]]\nname = \"a\"\nversion = \"1-r0\"\n\
+                 description = \"\"\nlicense = \"\"\n[[package.file]]\npath = \"x\"\nsource = \"../x\"\n",
+                "package `a`: file `x`: `source = \"../x\"` must not contain `..`",
+            ),
+            (
+                "description = \"d\"\narchs = [\"x86\"]\nbuild_time = 1\n[[package]]\nname = \"a\"\nversion = \"1-r0\"\n\
+                 description = \"\"\nlicense = \"\"\n[[package.dir]]\npath = \"x\"\nmode = \"644x\"\n",
+                "package `a`: `x`: mode `644x` is not an octal mode such as \"0644\"",
+            ),
+            (
+                "description = \"d\"\narchs = [\"x86\"]\nbuild_time = 1\n[[package]]\nname = \"a\"\nversion = \"1-r0\"\n\
+                 description = \"\"\nlicense = \"\"\narch = \"x86\"\n",
+                "package `a`: arch `x86`: only `noarch` packages are supported (each is written once and linked from every architecture)",
+            ),
+        ];
+        for (text, message) in cases {
+            std::fs::write(temp.path().join(MANIFEST), text).expect("write");
+            let err = plan_repository(temp.path(), &key()).expect_err(message);
+            assert_eq!(err.to_string(), format!("`{}`: {message}", temp.path().join(MANIFEST).display()));
+        }
+        std::fs::write(temp.path().join(MANIFEST), "description = 1\n").expect("write");
+        let err = plan_repository(temp.path(), &key()).expect_err("type error");
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
 }

@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::fetch::Fetcher;
 use crate::lockfile::{split_install_entry, LockedPackage};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ApkFile, Provided, Rule};
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ApkFile, ApkMeta, Provided, Rule};
 use crate::target::{did_you_mean, AttrSpec, AttrType, AttrValue, Target};
 
 /// The `apk_fetch` rule.
@@ -166,7 +166,17 @@ impl Rule for ApkFetch {
             }
             apks.insert(arch, list);
         }
-        Ok(Provided { files, apks })
+        let mut keys = Vec::new();
+        for label in &repo.keys {
+            let file = crate::repository::key_path(&env.workspace, label)
+                .ok_or_else(|| AnalysisError(format!("key `{label}`: its repository is not declared")))?;
+            let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
+            let path = env.workspace.display_path(label.repo.as_ref(), &rel);
+            let name = label.name.as_str().rsplit('/').next().unwrap_or_default().to_owned();
+            keys.push((name, crate::action::Artifact::Source { label: label.clone(), path, file }));
+        }
+        let apk_meta = ApkMeta { world: packages.clone(), repository_url: repo.url.clone(), keys };
+        Ok(Provided { files, apks, apk_meta: Some(apk_meta), ..Default::default() })
     }
 }
 

@@ -1,0 +1,499 @@
+//! `layer`: one reproducible tar layer from locked packages, files, directories, symlinks and
+//! accounts.
+//!
+//! The layer's **epoch** (the mtime ceiling and the image's `created`) is the `epoch`
+//! attribute when set, else the newest build time of the installed packages, else 0. It is
+//! never read from the environment or the clock, so the same inputs give the same bytes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::apk::Package;
+use crate::install::{InstalledSummary, Installer};
+use crate::layer::{Content, LayerOptions, LayerWriter};
+use crate::platform::Arch;
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, LayerOutput, Provided, Rule};
+use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+
+/// The `layer` rule.
+pub struct LayerRule;
+
+const ATTRS: &[AttrSpec] = &[
+    AttrSpec {
+        name: "packages",
+        ty: AttrType::Label,
+        mandatory: false,
+        doc: "An `apk_fetch` target whose locked packages are installed, in lock order.",
+    },
+    AttrSpec {
+        name: "arch",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "Which arch of `packages` to install (required when it has several).",
+    },
+    AttrSpec {
+        name: "files",
+        ty: AttrType::StringKeyedLabelDict,
+        mandatory: false,
+        doc: "Absolute destination path to a label providing exactly one file.",
+    },
+    AttrSpec {
+        name: "directories",
+        ty: AttrType::StringList,
+        mandatory: false,
+        doc: "Directories to create (mode 0755, owner 0:0 unless `modes`/`owners` say otherwise).",
+    },
+    AttrSpec { name: "symlinks", ty: AttrType::StringDict, mandatory: false, doc: "Link path to target." },
+    AttrSpec {
+        name: "modes",
+        ty: AttrType::StringDict,
+        mandatory: false,
+        doc: "Octal mode per path of `files` (default 0644) or `directories` (default 0755).",
+    },
+    AttrSpec {
+        name: "owners",
+        ty: AttrType::StringDict,
+        mandatory: false,
+        doc: "`uid:gid` per path of `files` or `directories` (default `0:0`).",
+    },
+    AttrSpec {
+        name: "users",
+        ty: AttrType::StringList,
+        mandatory: false,
+        doc: "Accounts appended to /etc/passwd, as `name:uid:gid:home:shell`; homes are created.",
+    },
+    AttrSpec {
+        name: "groups",
+        ty: AttrType::StringList,
+        mandatory: false,
+        doc: "Groups appended to /etc/group, as `name:gid` or `name:gid:member,member`.",
+    },
+    AttrSpec {
+        name: "epoch",
+        ty: AttrType::Int,
+        mandatory: false,
+        doc: "Unix seconds clamping every mtime (default: the newest package build time, or 0).",
+    },
+];
+
+/// One account line of `users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// One line of `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+fn parse_id(text: &str, what: &str, line: &str) -> Result<u32, String> {
+    text.parse().map_err(|_| format!("{what} `{text}` in `{line}` is not a number"))
+}
+
+fn parse_user(line: &str) -> Result<UserSpec, String> {
+    let parts: Vec<&str> = line.split(':').collect();
+    let [name, uid, gid, home, shell] = parts[..] else {
+        return Err(format!(
+            "user `{line}` must be `name:uid:gid:home:shell` (e.g. `nonroot:65532:65532:/home/nonroot:/sbin/nologin`)"
+        ));
+    };
+    if name.is_empty() || !home.starts_with('/') || !shell.starts_with('/') {
+        return Err(format!("user `{line}`: the name must not be empty and home and shell must be absolute paths"));
+    }
+    Ok(UserSpec {
+        name: name.to_owned(),
+        uid: parse_id(uid, "uid", line)?,
+        gid: parse_id(gid, "gid", line)?,
+        home: home.to_owned(),
+        shell: shell.to_owned(),
+    })
+}
+
+fn parse_group(line: &str) -> Result<GroupSpec, String> {
+    let parts: Vec<&str> = line.split(':').collect();
+    let (name, gid, members) = match parts[..] {
+        [name, gid] => (name, gid, ""),
+        [name, gid, members] => (name, gid, members),
+        _ => return Err(format!("group `{line}` must be `name:gid` or `name:gid:member,member`")),
+    };
+    if name.is_empty() {
+        return Err(format!("group `{line}` has an empty name"));
+    }
+    Ok(GroupSpec {
+        name: name.to_owned(),
+        gid: parse_id(gid, "gid", line)?,
+        members: members.split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
+fn parse_mode(text: &str, path: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("mode `{text}` of `{path}` must be octal, like `0755`"))
+}
+
+fn parse_owner(text: &str, path: &str) -> Result<(u32, u32), String> {
+    let (u, g) = text.split_once(':').ok_or_else(|| format!("owner `{text}` of `{path}` must be `uid:gid`"))?;
+    Ok((parse_id(u, "uid", text)?, parse_id(g, "gid", text)?))
+}
+
+fn absolute(path: &str, attr: &str) -> Result<String, String> {
+    let rel =
+        path.strip_prefix('/').ok_or_else(|| format!("path `{path}` in `{attr}` must be absolute (start with `/`)"))?;
+    if rel.is_empty() || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(format!("path `{path}` in `{attr}` must be a clean absolute path (no `.`, `..` or `//`)"));
+    }
+    Ok(path.to_owned())
+}
+
+fn strings(target: &Target, attr: &str) -> Vec<String> {
+    match target.attrs.get(attr) {
+        Some(AttrValue::StringList(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn dict(target: &Target, attr: &str) -> BTreeMap<String, String> {
+    match target.attrs.get(attr) {
+        Some(AttrValue::StringDict(v)) => v.clone(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// An extra file, directory or symlink of the layer, in the order they are added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Extra {
+    File { path: String, mode: u32, uid: u32, gid: u32 },
+    Dir { path: String, mode: u32, uid: u32, gid: u32 },
+    Symlink { path: String, target: String },
+}
+
+/// Everything the layer action needs besides its inputs; also its key data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerSpec {
+    arch: Option<Arch>,
+    world: Vec<String>,
+    repositories: Vec<String>,
+    key_names: Vec<String>,
+    /// Number of `.apk` inputs (first), then keys, then files in `extras` order.
+    apks: usize,
+    extras: Vec<Extra>,
+    users: Vec<UserSpec>,
+    groups: Vec<GroupSpec>,
+    epoch: Option<u64>,
+}
+
+impl Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.apk())
+    }
+}
+
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Arch::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a layer action reports about itself (`<name>.layer.json`), for images and SBOMs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerMeta {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: crate::digest::Digest,
+    /// sha256 of the `.tar.gz`.
+    pub digest: crate::digest::Digest,
+    /// Size of the `.tar.gz`.
+    pub size: u64,
+    /// The epoch used.
+    pub epoch: u64,
+    /// The arch of the installed packages, if any.
+    pub arch: Option<Arch>,
+    /// Accounts the layer's /etc/passwd holds: name -> (uid, gid).
+    pub users: BTreeMap<String, (u32, u32)>,
+    /// Installed packages, in install order.
+    pub packages: Vec<InstalledSummary>,
+    /// The history entry's `created_by`.
+    pub created_by: String,
+}
+
+impl Rule for LayerRule {
+    fn kind(&self) -> &'static str {
+        "layer"
+    }
+    fn doc(&self) -> &'static str {
+        "Installs locked packages, files, directories, symlinks and accounts into one deterministic .tar.gz layer."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        ATTRS
+    }
+    fn check(&self, target: &Target) -> Result<(), String> {
+        if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
+            Arch::parse(a).map_err(|e| format!("rule `layer`: {e}"))?;
+        }
+        for u in strings(target, "users") {
+            parse_user(&u)?;
+        }
+        for g in strings(target, "groups") {
+            parse_group(&g)?;
+        }
+        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
+            if *e < 0 {
+                return Err("attribute `epoch` of rule `layer` must not be negative".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let err = |m: String| AnalysisError(m);
+        let mut inputs: Vec<Artifact> = Vec::new();
+        let mut spec = LayerSpec {
+            arch: None,
+            world: Vec::new(),
+            repositories: Vec::new(),
+            key_names: Vec::new(),
+            apks: 0,
+            extras: Vec::new(),
+            users: strings(target, "users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
+            groups: strings(target, "groups").iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
+            epoch: match target.attrs.get("epoch") {
+                Some(AttrValue::Int(e)) => Some(*e as u64),
+                _ => None,
+            },
+        };
+        let requested_arch = match target.attrs.get("arch") {
+            Some(AttrValue::String(a)) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
+            _ => None,
+        };
+        let mut keys = Vec::new();
+        if let Some(AttrValue::Label(label)) = target.attrs.get("packages") {
+            let provided = ctx.provided(label)?;
+            let Some(meta) = &provided.apk_meta else {
+                return Err(err(format!("attribute `packages`: `{label}` is not an `apk_fetch` target")));
+            };
+            let arch = match requested_arch {
+                Some(a) => a,
+                None if provided.apks.len() == 1 => *provided.apks.keys().next().unwrap_or(&Arch::X86_64),
+                None => {
+                    let archs: Vec<&str> = provided.apks.keys().map(|a| a.apk()).collect();
+                    return Err(err(format!(
+                        "`{label}` has several archs ({}): set `arch` to the one this layer installs",
+                        archs.join(", ")
+                    )));
+                }
+            };
+            let apks = provided
+                .apks
+                .get(&arch)
+                .ok_or_else(|| err(format!("attribute `arch`: `{label}` does not fetch packages for `{arch}`")))?;
+            spec.arch = Some(arch);
+            spec.world = meta.world.clone();
+            spec.repositories = vec![meta.repository_url.clone()];
+            spec.apks = apks.len();
+            inputs.extend(apks.iter().map(|a| a.artifact.clone()));
+            for (name, artifact) in &meta.keys {
+                spec.key_names.push(name.clone());
+                keys.push(artifact.clone());
+            }
+        } else if requested_arch.is_some() {
+            spec.arch = requested_arch;
+        }
+        inputs.extend(keys);
+
+        let modes = dict(target, "modes");
+        let owners = dict(target, "owners");
+        let mut used: Vec<String> = Vec::new();
+        let mut mode_owner = |path: &String, default_mode: u32| -> Result<(u32, u32, u32), AnalysisError> {
+            let mode = match modes.get(path) {
+                Some(m) => parse_mode(m, path).map_err(err)?,
+                None => default_mode,
+            };
+            let (uid, gid) = match owners.get(path) {
+                Some(o) => parse_owner(o, path).map_err(err)?,
+                None => (0, 0),
+            };
+            used.push(path.clone());
+            Ok((mode, uid, gid))
+        };
+        for dir in strings(target, "directories") {
+            let path = absolute(&dir, "directories").map_err(err)?;
+            let (mode, uid, gid) = mode_owner(&dir, 0o755)?;
+            spec.extras.push(Extra::Dir { path, mode, uid, gid });
+        }
+        if let Some(AttrValue::StringKeyedLabelDict(files)) = target.attrs.get("files") {
+            for (dest, label) in files {
+                let path = absolute(dest, "files").map_err(err)?;
+                let provided = ctx.provided(label)?;
+                let [file] = &provided.files[..] else {
+                    return Err(err(format!(
+                        "attribute `files`: `{label}` (for `{dest}`) must provide exactly one file, it provides {}",
+                        provided.files.len()
+                    )));
+                };
+                let (mode, uid, gid) = mode_owner(dest, 0o644)?;
+                spec.extras.push(Extra::File { path, mode, uid, gid });
+                inputs.push(file.clone());
+            }
+        }
+        for (link, to) in dict(target, "symlinks") {
+            let path = absolute(&link, "symlinks").map_err(err)?;
+            spec.extras.push(Extra::Symlink { path, target: to });
+        }
+        let unused: Vec<String> =
+            modes.keys().chain(owners.keys()).filter(|p| !used.contains(*p)).map(|p| format!("`{p}`")).collect();
+        if !unused.is_empty() {
+            return Err(err(format!(
+                "`modes`/`owners` name {} which no entry of `files` or `directories` creates",
+                unused.join(", ")
+            )));
+        }
+
+        let spec_arch = spec.arch;
+        let name = target.label.name.as_str();
+        let base = |suffix: &str| {
+            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
+        };
+        let outs = ctx.graph.add(Action {
+            owner: target.label.clone(),
+            inputs,
+            outputs: vec![
+                OutputSpec { path: base(".tar.gz"), kind: OutputKind::File { executable: false } },
+                OutputSpec { path: base(".layer.json"), kind: OutputKind::File { executable: false } },
+            ],
+            exec: Arc::new(LayerExec { spec }),
+        });
+        let layer = LayerOutput { tar: outs[0].clone(), meta: outs[1].clone(), arch: spec_arch };
+        Ok(Provided { files: outs, layer: Some(layer), ..Default::default() })
+    }
+}
+
+/// The action: install everything into a tree and write it as a layer.
+#[derive(Debug)]
+struct LayerExec {
+    spec: LayerSpec,
+}
+
+impl ActionExec for LayerExec {
+    fn mnemonic(&self) -> &'static str {
+        "Layer"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn key_data(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let spec = &self.spec;
+        let fail = |m: String| ActionError(m);
+        let mut installer = Installer::new(spec.arch.unwrap_or(Arch::X86_64));
+        let mut newest = 0u64;
+        let (apks, rest) = ctx.inputs.split_at(spec.apks);
+        let (keys, files) = rest.split_at(spec.key_names.len());
+        for path in apks {
+            let bytes = std::fs::read(path)?;
+            let origin = path.display().to_string();
+            // The bytes were verified against the lockfile when fetched and are named by
+            // their digest in the store; reading checks the structure again.
+            let package = Package::read(&bytes, &origin).map_err(|e| fail(e.to_string()))?;
+            newest = newest.max(package.info().build_date.unwrap_or(0));
+            let repo = spec.repositories.first().map(String::as_str).unwrap_or_default();
+            installer.install(&package, repo).map_err(|e| fail(e.to_string()))?;
+        }
+        if spec.apks > 0 {
+            installer.set_world(spec.world.iter().cloned());
+            installer.set_repositories(spec.repositories.iter().cloned());
+            for (name, path) in spec.key_names.iter().zip(keys) {
+                installer.add_key(name, std::fs::read(path)?).map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        let mut file_inputs = files.iter();
+        for extra in &spec.extras {
+            match extra {
+                Extra::Dir { path, mode, uid, gid } => installer.add_dir(path, *mode, *uid, *gid),
+                Extra::File { path, mode, uid, gid } => {
+                    let source = file_inputs.next().ok_or_else(|| fail("internal error: missing file input".into()))?;
+                    let content = Content::from_file(source.clone())?;
+                    installer.add_file(path, content, *mode, *uid, *gid)
+                }
+                Extra::Symlink { path, target } => installer.add_symlink(path, target),
+            }
+            .map_err(|e| fail(e.to_string()))?;
+        }
+        for g in &spec.groups {
+            let members: Vec<&str> = g.members.iter().map(String::as_str).collect();
+            installer.add_group(&g.name, g.gid, &members).map_err(|e| fail(e.to_string()))?;
+        }
+        for u in &spec.users {
+            installer.add_user(&u.name, u.uid, u.gid, &u.name, &u.home, &u.shell).map_err(|e| fail(e.to_string()))?;
+        }
+        let users = installer.users();
+        let (tree, packages) = installer.finish().map_err(|e| fail(e.to_string()))?;
+        let epoch = spec.epoch.unwrap_or(newest);
+        let out = File::create(&ctx.outputs[0])?;
+        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let writer = LayerWriter::new(BufWriter::new(out), LayerOptions { epoch, jobs, ..LayerOptions::default() })
+            .map_err(|e| fail(e.to_string()))?;
+        let digests = writer.write_tree(tree).map_err(|e| fail(e.to_string()))?;
+        let created_by = match packages.len() {
+            0 => "executor layer".to_owned(),
+            n => format!("executor layer: {n} apk package{}", if n == 1 { "" } else { "s" }),
+        };
+        let meta = LayerMeta {
+            diff_id: digests.diff_id.to_string().parse().map_err(|e| fail(format!("{e}")))?,
+            digest: digests.digest.to_string().parse().map_err(|e| fail(format!("{e}")))?,
+            size: digests.size,
+            epoch,
+            arch: spec.arch,
+            users,
+            packages,
+            created_by,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(&ctx.outputs[1], json)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_lines() {
+        assert_eq!(
+            parse_user("nonroot:65532:65532:/home/nonroot:/sbin/nologin").expect("valid"),
+            UserSpec {
+                name: "nonroot".into(),
+                uid: 65532,
+                gid: 65532,
+                home: "/home/nonroot".into(),
+                shell: "/sbin/nologin".into()
+            }
+        );
+        assert!(parse_user("nonroot:x:65532:/home:/bin/sh").is_err());
+        assert!(parse_user("nonroot:1:1:home:/bin/sh").is_err());
+        assert_eq!(parse_group("wheel:10:root,nonroot").expect("valid").members, ["root", "nonroot"]);
+        assert_eq!(parse_mode("0755", "/x"), Ok(0o755));
+        assert!(parse_mode("999", "/x").is_err());
+        assert_eq!(parse_owner("65532:65532", "/x"), Ok((65532, 65532)));
+        assert!(absolute("usr/bin/x", "files").is_err());
+        assert!(absolute("/usr/../x", "files").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! `oci_image`: one platform's image (config + manifest) over `base` and `layers`, written
+//! as a single-image OCI layout directory plus a small JSON description for dependents.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::digest::Digest;
+use crate::install::InstalledSummary;
+use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
+use crate::platform::Arch;
+use crate::rules::layer::LayerMeta;
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ImageOutput, Provided, Rule};
+use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+
+/// The `oci_image` rule.
+pub struct OciImage;
+
+const ATTRS: &[AttrSpec] = &[
+    AttrSpec { name: "base", ty: AttrType::Label, mandatory: false, doc: "An `oci_image` this one is built on." },
+    AttrSpec { name: "layers", ty: AttrType::LabelList, mandatory: false, doc: "`layer` targets, bottom first." },
+    AttrSpec {
+        name: "arch",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "The platform (`x86_64` or `linux/amd64`); default: the layers' or the base's.",
+    },
+    AttrSpec { name: "entrypoint", ty: AttrType::StringList, mandatory: false, doc: "config.Entrypoint." },
+    AttrSpec { name: "cmd", ty: AttrType::StringList, mandatory: false, doc: "config.Cmd." },
+    AttrSpec {
+        name: "env",
+        ty: AttrType::StringDict,
+        mandatory: false,
+        doc: "Environment, over apko's defaults (PATH, SSL_CERT_FILE) and the base's.",
+    },
+    AttrSpec {
+        name: "user",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "config.User: an account of the image (`nonroot`), or numeric `uid[:gid]`.",
+    },
+    AttrSpec { name: "workdir", ty: AttrType::String, mandatory: false, doc: "config.WorkingDir (absolute)." },
+    AttrSpec { name: "labels", ty: AttrType::StringDict, mandatory: false, doc: "config.Labels." },
+    AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Manifest annotations." },
+    AttrSpec {
+        name: "epoch",
+        ty: AttrType::Int,
+        mandatory: false,
+        doc: "`created`, in unix seconds (default: the newest epoch of the layers and the base).",
+    },
+];
+
+/// What an image action reports about itself (`<name>.image.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    /// The platform.
+    pub arch: Arch,
+    /// The manifest's digest: the image's identity.
+    pub digest: Digest,
+    /// The manifest's size.
+    pub size: u64,
+    /// The config's digest.
+    pub config: Digest,
+    /// `created`, in unix seconds.
+    pub epoch: u64,
+    /// Accounts of the image: name -> (uid, gid).
+    pub users: BTreeMap<String, (u32, u32)>,
+    /// Installed packages of every layer, base first.
+    pub packages: Vec<InstalledSummary>,
+}
+
+fn strings(target: &Target, attr: &str) -> Vec<String> {
+    match target.attrs.get(attr) {
+        Some(AttrValue::StringList(v)) => v.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn dict(target: &Target, attr: &str) -> BTreeMap<String, String> {
+    match target.attrs.get(attr) {
+        Some(AttrValue::StringDict(v)) => v.clone(),
+        _ => BTreeMap::new(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageSpec {
+    arch: Arch,
+    has_base: bool,
+    layers: usize,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    env: BTreeMap<String, String>,
+    user: String,
+    workdir: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    epoch: Option<u64>,
+    tag: String,
+}
+
+impl Rule for OciImage {
+    fn kind(&self) -> &'static str {
+        "oci_image"
+    }
+    fn doc(&self) -> &'static str {
+        "An OCI image for one platform: `base` plus `layers`, with entrypoint, cmd, env, user, workdir, labels and annotations."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        ATTRS
+    }
+    fn check(&self, target: &Target) -> Result<(), String> {
+        if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
+            Arch::parse(a).map_err(|e| format!("rule `oci_image`: {e}"))?;
+        }
+        if let Some(AttrValue::String(w)) = target.attrs.get("workdir") {
+            if !w.starts_with('/') {
+                return Err(format!("attribute `workdir` of rule `oci_image` must be absolute, got `{w}`"));
+            }
+        }
+        for key in dict(target, "env").keys() {
+            if key.is_empty() || key.contains('=') {
+                return Err(format!("attribute `env` of rule `oci_image`: `{key}` is not a variable name"));
+            }
+        }
+        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
+            if *e < 0 {
+                return Err("attribute `epoch` of rule `oci_image` must not be negative".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let err = |m: String| AnalysisError(m);
+        let mut inputs: Vec<Artifact> = Vec::new();
+        let mut archs: Vec<(String, Arch)> = Vec::new();
+        let base = match target.attrs.get("base") {
+            Some(AttrValue::Label(label)) => {
+                let image = ctx
+                    .provided(label)?
+                    .image
+                    .clone()
+                    .ok_or_else(|| err(format!("attribute `base`: `{label}` is not an `oci_image` target")))?;
+                archs.push((format!("base `{label}`"), image.arch));
+                inputs.push(image.layout.clone());
+                inputs.push(image.meta.clone());
+                true
+            }
+            _ => false,
+        };
+        let layer_labels = target.label_list("layers").to_vec();
+        for label in &layer_labels {
+            let provided = ctx.provided(label)?;
+            let layer = provided
+                .layer
+                .clone()
+                .ok_or_else(|| err(format!("attribute `layers`: `{label}` is not a `layer` target")))?;
+            if let Some(arch) = layer.arch {
+                archs.push((format!("layer `{label}`"), arch));
+            }
+            inputs.push(layer.tar);
+            inputs.push(layer.meta);
+        }
+        let arch = match target.attrs.get("arch") {
+            Some(AttrValue::String(a)) => Arch::parse(a).map_err(|e| err(e.to_string()))?,
+            _ => match archs.first() {
+                Some((_, a)) => *a,
+                None => return Err(err(
+                    "set `arch`: neither a base image nor a layer of packages says which platform this image is for"
+                        .into(),
+                )),
+            },
+        };
+        if let Some((what, other)) = archs.iter().find(|(_, a)| *a != arch) {
+            return Err(err(format!("{what} is for `{other}`, but this image is for `{arch}`")));
+        }
+        let spec = ImageSpec {
+            arch,
+            has_base: base,
+            layers: layer_labels.len(),
+            entrypoint: strings(target, "entrypoint"),
+            cmd: strings(target, "cmd"),
+            env: dict(target, "env"),
+            user: target.string("user").unwrap_or_default().to_owned(),
+            workdir: target.string("workdir").unwrap_or_default().to_owned(),
+            labels: dict(target, "labels"),
+            annotations: dict(target, "annotations"),
+            epoch: match target.attrs.get("epoch") {
+                Some(AttrValue::Int(e)) => Some(*e as u64),
+                _ => None,
+            },
+            tag: "latest".into(),
+        };
+        let name = target.label.name.as_str();
+        let path = |suffix: &str| {
+            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
+        };
+        let outs = ctx.graph.add(Action {
+            owner: target.label.clone(),
+            inputs,
+            outputs: vec![
+                OutputSpec { path: path(""), kind: OutputKind::Dir },
+                OutputSpec { path: path(".image.json"), kind: OutputKind::File { executable: false } },
+            ],
+            exec: Arc::new(ImageExec { spec }),
+        });
+        let image = ImageOutput { layout: outs[0].clone(), meta: outs[1].clone(), arch };
+        Ok(Provided { files: outs, image: Some(image), ..Default::default() })
+    }
+}
+
+/// Reads a JSON file an earlier action wrote.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ActionError> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| ActionError(format!("cannot read `{}`: {e}", path.display())))
+}
+
+/// Checks `user` against the image's accounts: a name must exist; numbers are accepted.
+fn check_user(user: &str, users: &BTreeMap<String, (u32, u32)>) -> Result<(), ActionError> {
+    let name = user.split(':').next().unwrap_or_default();
+    if user.is_empty() || name.parse::<u32>().is_ok() || users.contains_key(name) {
+        return Ok(());
+    }
+    let known: Vec<String> = users.keys().map(|k| format!("`{k}`")).collect();
+    let hint = crate::target::did_you_mean(name, users.keys().map(String::as_str));
+    Err(ActionError(format!(
+        "user `{name}` does not exist in the image{hint} (its /etc/passwd has {})\n  fix: add the account to a layer (`users = [\"{name}:UID:GID:/home/{name}:/sbin/nologin\"]`) or use a numeric uid",
+        if known.is_empty() { "no accounts".to_owned() } else { known.join(", ") }
+    )))
+}
+
+#[derive(Debug)]
+struct ImageExec {
+    spec: ImageSpec,
+}
+
+impl ActionExec for ImageExec {
+    fn mnemonic(&self) -> &'static str {
+        "OciImage"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn key_data(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let spec = &self.spec;
+        let fail = |m: String| ActionError(m);
+        let mut inputs = ctx.inputs.iter();
+        let mut next = || inputs.next().ok_or_else(|| fail("internal error: missing input".into()));
+        let mut users = BTreeMap::new();
+        let mut packages = Vec::new();
+        let mut epoch = 0u64;
+        let base = if spec.has_base {
+            let (layout, meta) = (next()?, next()?);
+            let meta: ImageMeta = read_json(meta)?;
+            users.extend(meta.users.clone());
+            packages.extend(meta.packages.clone());
+            epoch = epoch.max(meta.epoch);
+            Some(oci::read_layout_image(layout, None, spec.arch).map_err(|e| fail(e.to_string()))?)
+        } else {
+            None
+        };
+        let mut layers: Vec<(LayerInfo, &Path)> = Vec::new();
+        for _ in 0..spec.layers {
+            let (tar, meta) = (next()?, next()?);
+            let meta: LayerMeta = read_json(meta)?;
+            users.extend(meta.users.clone());
+            packages.extend(meta.packages.clone());
+            epoch = epoch.max(meta.epoch);
+            let info = LayerInfo {
+                diff_id: meta.diff_id,
+                digest: meta.digest,
+                size: meta.size,
+                created_by: meta.created_by.clone(),
+                comment: None,
+            };
+            layers.push((info, tar.as_path()));
+        }
+        check_user(&spec.user, &users)?;
+        let epoch = spec.epoch.unwrap_or(epoch);
+        let settings = ImageSettings {
+            arch: spec.arch,
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            env: spec.env.clone(),
+            user: spec.user.clone(),
+            workdir: spec.workdir.clone(),
+            labels: spec.labels.clone(),
+            annotations: spec.annotations.clone(),
+            created: epoch,
+        };
+        let infos: Vec<LayerInfo> = layers.iter().map(|(i, _)| i.clone()).collect();
+        let config =
+            oci::image_config(base.as_ref().map(|b| &b.config), &settings, &infos).map_err(|e| fail(e.to_string()))?;
+        let mut descriptors: Vec<LayerDescriptor> = base.as_ref().map(|b| b.layer_descriptors()).unwrap_or_default();
+        descriptors.extend(infos.iter().map(LayerInfo::descriptor));
+        let manifest = oci::image_manifest(config.digest, config.size(), &descriptors, &spec.annotations)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut blobs: Vec<(Digest, BlobSource<'_>)> = vec![(config.digest, BlobSource::Bytes(&config.bytes))];
+        if let Some(b) = &base {
+            blobs.extend(b.layer_blobs());
+        }
+        blobs.extend(layers.iter().map(|(i, p)| (i.digest, BlobSource::File(p))));
+        oci::write_image_layout(&ctx.outputs[0], &manifest, spec.arch, blobs, &spec.tag)
+            .map_err(|e| fail(e.to_string()))?;
+        let meta = ImageMeta {
+            arch: spec.arch,
+            digest: manifest.digest,
+            size: manifest.size(),
+            config: config.digest,
+            epoch,
+            users,
+            packages,
+        };
+        std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_user;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn users_must_exist_unless_numeric() {
+        let users = BTreeMap::from([("root".to_owned(), (0, 0)), ("nonroot".to_owned(), (65532, 65532))]);
+        assert!(check_user("nonroot", &users).is_ok());
+        assert!(check_user("65532:65532", &users).is_ok());
+        assert!(check_user("", &users).is_ok());
+        let err = check_user("nonrot", &users).expect_err("unknown").0;
+        assert!(err.starts_with("user `nonrot` does not exist in the image, did you mean `nonroot`?"), "{err}");
+    }
+}

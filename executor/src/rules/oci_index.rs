@@ -1,0 +1,185 @@
+//! `oci_index`: a multi-arch image index over per-platform `oci_image`s, written as an OCI
+//! image layout directory whose `index.json` tags the index.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::digest::Digest;
+use crate::oci::{self, BlobSource, IndexEntry};
+use crate::platform::Arch;
+use crate::rules::oci_image::{read_json, ImageMeta};
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, IndexOutput, Provided, Rule};
+use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+
+/// The `oci_index` rule.
+pub struct OciIndex;
+
+const ATTRS: &[AttrSpec] = &[
+    AttrSpec {
+        name: "images",
+        ty: AttrType::LabelList,
+        mandatory: true,
+        doc: "`oci_image` targets, one per platform.",
+    },
+    AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Index annotations." },
+    AttrSpec {
+        name: "tag",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "The `org.opencontainers.image.ref.name` of the index in `index.json` (default `latest`).",
+    },
+    AttrSpec {
+        name: "epoch",
+        ty: AttrType::Int,
+        mandatory: false,
+        doc: "`org.opencontainers.image.created`, unix seconds (default: the newest image's).",
+    },
+];
+
+/// What an index action reports (`<name>.index.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexMeta {
+    /// The image index's digest: what a registry serves for the tag.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// The tag in `index.json`.
+    pub tag: String,
+    /// Per platform, the image's manifest digest.
+    pub images: BTreeMap<String, Digest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexSpec {
+    archs: Vec<Arch>,
+    annotations: BTreeMap<String, String>,
+    tag: String,
+    epoch: Option<u64>,
+}
+
+impl Rule for OciIndex {
+    fn kind(&self) -> &'static str {
+        "oci_index"
+    }
+    fn doc(&self) -> &'static str {
+        "A multi-arch OCI image index over `images`, as an OCI image layout directory."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        ATTRS
+    }
+    fn check(&self, target: &Target) -> Result<(), String> {
+        if target.label_list("images").is_empty() {
+            return Err("attribute `images` of rule `oci_index` must not be empty".into());
+        }
+        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
+            if *e < 0 {
+                return Err("attribute `epoch` of rule `oci_index` must not be negative".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let err = |m: String| AnalysisError(m);
+        let mut inputs: Vec<Artifact> = Vec::new();
+        let mut seen: BTreeMap<Arch, String> = BTreeMap::new();
+        let mut archs = Vec::new();
+        for label in target.label_list("images") {
+            let image = ctx
+                .provided(label)?
+                .image
+                .clone()
+                .ok_or_else(|| err(format!("attribute `images`: `{label}` is not an `oci_image` target")))?;
+            if let Some(first) = seen.insert(image.arch, label.to_string()) {
+                return Err(err(format!(
+                    "attribute `images`: `{first}` and `{label}` are both for `{}`; an index holds one image per platform",
+                    image.arch.oci_platform()
+                )));
+            }
+            archs.push(image.arch);
+            inputs.push(image.layout);
+            inputs.push(image.meta);
+        }
+        let tag = target.string("tag").unwrap_or("latest").to_owned();
+        let spec = IndexSpec {
+            archs,
+            annotations: match target.attrs.get("annotations") {
+                Some(AttrValue::StringDict(a)) => a.clone(),
+                _ => BTreeMap::new(),
+            },
+            tag,
+            epoch: match target.attrs.get("epoch") {
+                Some(AttrValue::Int(e)) => Some(*e as u64),
+                _ => None,
+            },
+        };
+        let name = target.label.name.as_str();
+        let path = |suffix: &str| {
+            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
+        };
+        let outs = ctx.graph.add(Action {
+            owner: target.label.clone(),
+            inputs,
+            outputs: vec![
+                OutputSpec { path: path(""), kind: OutputKind::Dir },
+                OutputSpec { path: path(".index.json"), kind: OutputKind::File { executable: false } },
+            ],
+            exec: Arc::new(IndexExec { spec }),
+        });
+        let index = IndexOutput { layout: outs[0].clone(), meta: outs[1].clone() };
+        Ok(Provided { files: outs, index: Some(index), ..Default::default() })
+    }
+}
+
+#[derive(Debug)]
+struct IndexExec {
+    spec: IndexSpec,
+}
+
+impl ActionExec for IndexExec {
+    fn mnemonic(&self) -> &'static str {
+        "OciIndex"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn key_data(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let fail = |m: String| ActionError(m);
+        let mut entries = Vec::new();
+        let mut images = Vec::new();
+        let mut epoch = 0;
+        for (pair, arch) in ctx.inputs.chunks(2).zip(&self.spec.archs) {
+            let [layout, meta] = pair else { return Err(fail("internal error: odd inputs".into())) };
+            let meta: ImageMeta = read_json(meta)?;
+            epoch = epoch.max(meta.epoch);
+            let image = oci::read_layout_image(layout, None, *arch).map_err(|e| fail(e.to_string()))?;
+            let manifest_path = layout.join("blobs/sha256").join(image.manifest_digest.hex());
+            let config_path = layout.join("blobs/sha256").join(meta.config.hex());
+            entries.push(IndexEntry { arch: *arch, digest: meta.digest, size: meta.size });
+            images.push((image, manifest_path, config_path, meta));
+        }
+        let created = self.spec.epoch.unwrap_or(epoch);
+        let index = oci::image_index(&entries, created, &self.spec.annotations).map_err(|e| fail(e.to_string()))?;
+        let mut blobs: Vec<(Digest, BlobSource<'_>)> = Vec::new();
+        for (image, manifest, config, meta) in &images {
+            blobs.push((meta.digest, BlobSource::File(manifest)));
+            blobs.push((meta.config, BlobSource::File(config)));
+            blobs.extend(image.layer_blobs());
+        }
+        oci::write_layout(&ctx.outputs[0], &index, blobs, &self.spec.tag).map_err(|e| fail(e.to_string()))?;
+        let meta = IndexMeta {
+            digest: index.digest,
+            size: index.size(),
+            tag: self.spec.tag.clone(),
+            images: images.iter().map(|(_, _, _, m)| (m.arch.oci_platform(), m.digest)).collect(),
+        };
+        std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! `//images:static`: the flagship image for eight architectures, its snapshots, its
+//! reproducibility, and what real tools say about it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{executor_bin, to_run, tree_contents, Run};
+
+/// The repository root.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+}
+
+/// Copies what `//images:static` needs into `dest` (a fresh workspace).
+fn copy_repository(dest: &Path) {
+    let root = repo_root();
+    for entry in
+        ["WORKSPACE", "BUILD", "README.md", "ARCHITECTURE.md", "executor.lock", "rules", "images", "third_party"]
+    {
+        copy_path(&root.join(entry), &dest.join(entry));
+    }
+}
+
+fn copy_path(from: &Path, to: &Path) {
+    let meta = fs::symlink_metadata(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from).expect("readlink"), to).expect("symlink");
+    } else if meta.is_dir() {
+        fs::create_dir_all(to).expect("mkdir");
+        for e in fs::read_dir(from).expect("read_dir").flatten() {
+            if e.file_name() == "executor-out" {
+                continue;
+            }
+            copy_path(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        fs::copy(from, to).expect("copy");
+    }
+}
+
+/// Builds `//images:static` in `ws` with `cache`, under the given TZ and umask.
+fn build_static(ws: &Path, cache: &Path, tz: &str, umask: &str) -> Run {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" build //images:static"))
+        .arg(executor_bin())
+        .current_dir(ws)
+        .env("EXECUTOR_CACHE_DIR", cache)
+        .env("TZ", tz)
+        .output()
+        .expect("run executor");
+    to_run(out).success()
+}
+
+/// A tool from `../shared/tools`, required in CI; `None` (skip, with a reason) elsewhere.
+fn shared_tool(name: &str, needs: &[&str]) -> Option<PathBuf> {
+    let tool = repo_root().join("../shared/tools").join(name);
+    let missing: Vec<&str> = needs
+        .iter()
+        .copied()
+        .filter(|b| {
+            !Command::new("sh").arg("-c").arg(format!("command -v {b}")).status().map(|s| s.success()).unwrap_or(false)
+        })
+        .collect();
+    if tool.is_file() && missing.is_empty() {
+        return Some(tool);
+    }
+    let reason =
+        format!("{} or {:?} missing (.ci/run installs them with install_tools.sh core)", tool.display(), missing);
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipping: {reason}");
+    None
+}
+
+fn pretty(bytes: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+    serde_json::to_string_pretty(&value).expect("pretty")
+}
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    fs::read(layout.join("blobs/sha256").join(hex)).expect("blob")
+}
+
+#[test]
+fn static_image_is_pinned_by_snapshots_and_reproducible() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let (ws_a, ws_b) = (a.path().join("first/workspace"), b.path().join("second"));
+    copy_repository(&ws_a);
+    copy_repository(&ws_b);
+    // Different source mtimes in the second copy: they must not reach any output.
+    let touch =
+        Command::new("find").arg(&ws_b).args(["-exec", "touch", "-d", "2001-02-03 04:05:06", "{}", "+"]).status();
+    assert!(touch.map(|s| s.success()).unwrap_or(false), "touch failed");
+
+    let run_a = build_static(&ws_a, &a.path().join("cache"), "UTC", "022");
+    let run_b = build_static(&ws_b, &b.path().join("cache-elsewhere"), "Asia/Kathmandu", "077");
+    assert_eq!(run_a.stdout, run_b.stdout);
+    let layout_a = ws_a.join("executor-out/images/static");
+    let layout_b = ws_b.join("executor-out/images/static");
+    assert_eq!(tree_contents(&layout_a), tree_contents(&layout_b), "the two layouts differ");
+
+    // The index and, for every platform, manifest, config and layer listing.
+    let index_json: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout_a.join("index.json")).expect("index.json")).expect("json");
+    let index_digest = index_json["manifests"][0]["digest"].as_str().expect("index digest").to_owned();
+    insta::assert_snapshot!("static_build_output", run_a.stdout);
+    insta::assert_snapshot!(
+        "static_layout_index_json",
+        pretty(&fs::read(layout_a.join("index.json")).expect("index.json"))
+    );
+    let index = blob(&layout_a, &index_digest);
+    insta::assert_snapshot!("static_image_index", pretty(&index));
+    let index: serde_json::Value = serde_json::from_slice(&index).expect("json");
+    let manifests = index["manifests"].as_array().expect("manifests");
+    assert_eq!(manifests.len(), 8);
+    for m in manifests {
+        let platform = &m["platform"];
+        let name = match platform["variant"].as_str() {
+            Some(v) => format!("{}_{v}", platform["architecture"].as_str().expect("arch")),
+            None => platform["architecture"].as_str().expect("arch").to_owned(),
+        };
+        let manifest_bytes = blob(&layout_a, m["digest"].as_str().expect("digest"));
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).expect("json");
+        let config = blob(&layout_a, manifest["config"]["digest"].as_str().expect("config"));
+        let layers = manifest["layers"].as_array().expect("layers");
+        assert_eq!(layers.len(), 1, "{name}");
+        let layer = blob(&layout_a, layers[0]["digest"].as_str().expect("layer"));
+        let listing = executor::layer::list_layer(&layer[..]).expect("listing");
+        insta::assert_snapshot!(format!("static_{name}_manifest"), pretty(&manifest_bytes));
+        insta::assert_snapshot!(format!("static_{name}_config"), pretty(&config));
+        insta::assert_snapshot!(format!("static_{name}_layer"), listing);
+    }
+
+    // Real tools accept it: oci-image-tool, skopeo per platform, umoci unpack.
+    if let Some(validate) = shared_tool("validate_oci.sh", &["skopeo", "umoci", "oci-image-tool", "jq"]) {
+        let out = Command::new("bash").arg(validate).arg(&layout_a).arg("latest").output().expect("validate_oci.sh");
+        let run = to_run(out);
+        assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("VALID") && run.stdout.contains("(8 platform(s))"), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn committed_lockfile_is_up_to_date() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    copy_repository(&ws);
+    let out = Command::new(executor_bin()).args(["lock", "--check"]).current_dir(&ws).output().expect("run");
+    to_run(out).success();
+    // Locking again against the in-tree indexes changes no byte.
+    let out = Command::new(executor_bin())
+        .args(["lock"])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .output()
+        .expect("run");
+    let run = to_run(out).success();
+    assert!(run.stderr.ends_with("executor.lock unchanged\n"), "{}", run.stderr);
+}
+
+/// Only the changed arch's layer and image, and the index, are rebuilt.
+#[test]
+fn changing_one_arch_rebuilds_only_that_arch() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    copy_repository(&ws);
+    let cache = temp.path().join("cache");
+    build_static(&ws, &cache, "UTC", "022");
+    // A change that reaches one arch only: an extra file in the s390x layer.
+    fs::write(ws.join("images/note.txt"), "s390x only\n").expect("note");
+    let rules = fs::read_to_string(ws.join("rules/private/images.bzl")).expect("bzl");
+    let patched = rules.replace(
+        "            epoch = epoch,\n        )\n        image =",
+        "            epoch = epoch,\n        ) if arch != \"s390x\" else native.layer(\n            name = layer,\n            packages = \":\" + name + \"_apks\",\n            arch = arch,\n            users = users,\n            groups = groups,\n            files = {\"/etc/note\": \"note.txt\"},\n        )\n        image =",
+    );
+    assert_ne!(patched, rules, "the macro changed shape; update this test");
+    fs::write(ws.join("rules/private/images.bzl"), patched).expect("bzl");
+    let run = build_static(&ws, &cache, "UTC", "022");
+    let ran: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(ran.len(), 3, "{}", run.stderr);
+    assert!(ran[0].contains("Layer //images:static_s390x_layer"), "{ran:?}");
+    assert!(ran[1].contains("OciImage //images:static_s390x"), "{ran:?}");
+    assert!(ran[2].contains("OciIndex //images:static"), "{ran:?}");
+}
