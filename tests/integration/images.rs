@@ -186,3 +186,41 @@ fn changing_one_arch_rebuilds_only_that_arch() {
     assert!(ran[1].contains("OciImage //images:static_s390x"), "{ran:?}");
     assert!(ran[2].contains("OciIndex //images:static"), "{ran:?}");
 }
+
+/// An image from the real melange-built repository (both archs) is accepted by the real tools.
+#[test]
+fn image_from_the_melange_repository_validates() {
+    let Some(fx) = crate::harness::fixtures() else { return };
+    let url = format!("file://{}", fx.join("melange-rsa256").display());
+    let ws = crate::harness::Workspace::with_apk_repository("melange", &url, &[fx.join("melange-rsa256/melange.rsa.pub")], "")
+        .file(
+            "img/BUILD",
+            r#"
+[layer(name = "layer_" + a, packages = ":apks", arch = a, users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"]) for a in ["x86_64", "aarch64"]]
+
+[oci_image(name = "image_" + a, layers = [":layer_" + a], user = "nonroot") for a in ["x86_64", "aarch64"]]
+
+apk_fetch(name = "apks", repository = "melange", packages = ["replayout", "custom-ca-certs-1", "custom-ca-certs-2"], archs = ["x86_64", "aarch64"])
+
+oci_index(name = "melange", images = [":image_x86_64", ":image_aarch64"], tag = "v1")
+"#,
+        );
+    ws.run(&["lock"]).success();
+    let run = ws.run(&["build", "//img:melange"]).success();
+    assert!(run.stdout.contains("(OCI image index, tag `v1`)"), "{}", run.stdout);
+    let layer = fs::read(ws.root().join("executor-out/img/layer_aarch64.tar.gz")).expect("layer");
+    let listing = executor::layer::list_layer(&layer[..]).expect("listing");
+    assert!(listing.contains(" usr/lib/apk/db/installed "), "{listing}");
+    assert!(listing.contains(" home/nonroot/ "), "{listing}");
+    if let Some(validate) = shared_tool("validate_oci.sh", &["skopeo", "umoci", "oci-image-tool", "jq"]) {
+        let out = Command::new("bash")
+            .arg(validate)
+            .arg(ws.root().join("executor-out/img/melange"))
+            .arg("v1")
+            .output()
+            .expect("validate");
+        let run = to_run(out);
+        assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("(2 platform(s))"), "{}", run.stdout);
+    }
+}

@@ -9,4 +9,5 @@ mod core_build;
 mod core_errors;
 mod core_robustness;
 mod examples;
+mod image_errors;
 mod images;
