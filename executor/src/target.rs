@@ -168,6 +168,30 @@ impl Target {
         }
     }
 
+    /// A string-list attribute, or empty.
+    pub fn string_list(&self, attr: &str) -> Vec<String> {
+        match self.attrs.get(attr) {
+            Some(AttrValue::StringList(v)) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A string-dict attribute, or empty.
+    pub fn string_dict(&self, attr: &str) -> BTreeMap<String, String> {
+        match self.attrs.get(attr) {
+            Some(AttrValue::StringDict(v)) => v.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// A non-negative int attribute (such as an epoch), if set.
+    pub fn unsigned(&self, attr: &str) -> Option<u64> {
+        match self.attrs.get(attr) {
+            Some(AttrValue::Int(i)) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
     /// A label-list attribute, or empty.
     pub fn label_list(&self, attr: &str) -> &[Label] {
         match self.attrs.get(attr) {

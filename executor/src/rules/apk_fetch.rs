@@ -59,10 +59,7 @@ pub fn requested_archs(target: &Target) -> Result<Vec<Arch>, String> {
 
 /// The packages an `apk_fetch` target asks for, as written.
 pub fn requested_packages(target: &Target) -> Vec<String> {
-    match target.attrs.get("packages") {
-        Some(AttrValue::StringList(p)) => p.clone(),
-        _ => Vec::new(),
-    }
+    target.string_list("packages")
 }
 
 impl Rule for ApkFetch {

@@ -160,19 +160,7 @@ fn absolute(path: &str, attr: &str) -> Result<String, String> {
     Ok(path.to_owned())
 }
 
-fn strings(target: &Target, attr: &str) -> Vec<String> {
-    match target.attrs.get(attr) {
-        Some(AttrValue::StringList(v)) => v.clone(),
-        _ => Vec::new(),
-    }
-}
 
-fn dict(target: &Target, attr: &str) -> BTreeMap<String, String> {
-    match target.attrs.get(attr) {
-        Some(AttrValue::StringDict(v)) => v.clone(),
-        _ => BTreeMap::new(),
-    }
-}
 
 /// An extra file, directory or symlink of the layer, in the order they are added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,10 +234,10 @@ impl Rule for LayerRule {
         if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
             Arch::parse(a).map_err(|e| format!("rule `layer`: {e}"))?;
         }
-        for u in strings(target, "users") {
+        for u in target.string_list("users") {
             parse_user(&u)?;
         }
-        for g in strings(target, "groups") {
+        for g in target.string_list("groups") {
             parse_group(&g)?;
         }
         if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
@@ -270,12 +258,9 @@ impl Rule for LayerRule {
             key_names: Vec::new(),
             apks: 0,
             extras: Vec::new(),
-            users: strings(target, "users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
-            groups: strings(target, "groups").iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
-            epoch: match target.attrs.get("epoch") {
-                Some(AttrValue::Int(e)) => Some(*e as u64),
-                _ => None,
-            },
+            users: target.string_list("users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
+            groups: target.string_list("groups").iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
+            epoch: target.unsigned("epoch"),
         };
         let requested_arch = match target.attrs.get("arch") {
             Some(AttrValue::String(a)) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
@@ -316,8 +301,8 @@ impl Rule for LayerRule {
         }
         inputs.extend(keys);
 
-        let modes = dict(target, "modes");
-        let owners = dict(target, "owners");
+        let modes = target.string_dict("modes");
+        let owners = target.string_dict("owners");
         let mut used: Vec<String> = Vec::new();
         let mut mode_owner = |path: &String, default_mode: u32| -> Result<(u32, u32, u32), AnalysisError> {
             let mode = match modes.get(path) {
@@ -331,7 +316,7 @@ impl Rule for LayerRule {
             used.push(path.clone());
             Ok((mode, uid, gid))
         };
-        for dir in strings(target, "directories") {
+        for dir in target.string_list("directories") {
             let path = absolute(&dir, "directories").map_err(err)?;
             let (mode, uid, gid) = mode_owner(&dir, 0o755)?;
             spec.extras.push(Extra::Dir { path, mode, uid, gid });
@@ -351,7 +336,7 @@ impl Rule for LayerRule {
                 inputs.push(file.clone());
             }
         }
-        for (link, to) in dict(target, "symlinks") {
+        for (link, to) in target.string_dict("symlinks") {
             let path = absolute(&link, "symlinks").map_err(err)?;
             spec.extras.push(Extra::Symlink { path, target: to });
         }

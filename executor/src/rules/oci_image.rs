@@ -72,19 +72,7 @@ pub struct ImageMeta {
     pub packages: Vec<InstalledSummary>,
 }
 
-fn strings(target: &Target, attr: &str) -> Vec<String> {
-    match target.attrs.get(attr) {
-        Some(AttrValue::StringList(v)) => v.clone(),
-        _ => Vec::new(),
-    }
-}
 
-fn dict(target: &Target, attr: &str) -> BTreeMap<String, String> {
-    match target.attrs.get(attr) {
-        Some(AttrValue::StringDict(v)) => v.clone(),
-        _ => BTreeMap::new(),
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ImageSpec {
@@ -121,7 +109,7 @@ impl Rule for OciImage {
                 return Err(format!("attribute `workdir` of rule `oci_image` must be absolute, got `{w}`"));
             }
         }
-        for key in dict(target, "env").keys() {
+        for key in target.string_dict("env").keys() {
             if key.is_empty() || key.contains('=') {
                 return Err(format!("attribute `env` of rule `oci_image`: `{key}` is not a variable name"));
             }
@@ -182,17 +170,14 @@ impl Rule for OciImage {
             arch,
             has_base: base,
             layers: layer_labels.len(),
-            entrypoint: strings(target, "entrypoint"),
-            cmd: strings(target, "cmd"),
-            env: dict(target, "env"),
+            entrypoint: target.string_list("entrypoint"),
+            cmd: target.string_list("cmd"),
+            env: target.string_dict("env"),
             user: target.string("user").unwrap_or_default().to_owned(),
             workdir: target.string("workdir").unwrap_or_default().to_owned(),
-            labels: dict(target, "labels"),
-            annotations: dict(target, "annotations"),
-            epoch: match target.attrs.get("epoch") {
-                Some(AttrValue::Int(e)) => Some(*e as u64),
-                _ => None,
-            },
+            labels: target.string_dict("labels"),
+            annotations: target.string_dict("annotations"),
+            epoch: target.unsigned("epoch"),
             tag: "latest".into(),
         };
         let name = target.label.name.as_str();

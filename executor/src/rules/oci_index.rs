@@ -106,15 +106,9 @@ impl Rule for OciIndex {
         let tag = target.string("tag").unwrap_or("latest").to_owned();
         let spec = IndexSpec {
             archs,
-            annotations: match target.attrs.get("annotations") {
-                Some(AttrValue::StringDict(a)) => a.clone(),
-                _ => BTreeMap::new(),
-            },
+            annotations: target.string_dict("annotations"),
             tag,
-            epoch: match target.attrs.get("epoch") {
-                Some(AttrValue::Int(e)) => Some(*e as u64),
-                _ => None,
-            },
+            epoch: target.unsigned("epoch"),
         };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
