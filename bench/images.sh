@@ -3,6 +3,7 @@
 #
 #   bash bench/images.sh             # release build, 5 runs each
 #   RUNS=3 bash bench/images.sh      # fewer runs
+#   FIGURES=2 bash bench/images.sh   # only figure 2
 #   BENCH_TMPDIR=/big bash bench/images.sh   # where the ~3 GB of scratch go
 #
 # Figures (median of RUNS runs; see executor/examples/image_bench.rs for the details):
@@ -16,4 +17,4 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --quiet -p executor --bin executor --example image_bench
-"$TARGET/release/examples/image_bench" "$TARGET/release/executor" "$RUNS"
+"$TARGET/release/examples/image_bench" "$TARGET/release/executor" "$RUNS" "${FIGURES:-12}"

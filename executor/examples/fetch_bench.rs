@@ -173,7 +173,7 @@ fn main() {
                 size: Some(bytes.len() as u64),
                 sha256: Some(Digest::of(bytes).bytes()),
             };
-            Package::verify(bytes, name, &pin, &keyring, SignaturePolicy::Require).expect("verify");
+            Package::verify(bytes, name, &pin, &keyring, SignaturePolicy::Required).expect("verify");
         }
         times.push(start.elapsed().as_secs_f64());
     }

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! bash bench/images.sh                  # builds the release binary, then runs this
-//! cargo run --release -p executor --example image_bench -- target/release/executor [RUNS]
+//! cargo run --release -p executor --example image_bench -- target/release/executor [RUNS] [FIGURES]
 //! ```
 //!
 //! 1. **Cold multi-arch image**: `executor build //images:static` (8 archs, 8 layers, 8
@@ -19,7 +19,7 @@
 //!    (uncompressed layer bytes / wall time) next to `gzip -n -6` on the same tar on one
 //!    core, times the number of cores.
 //!
-//! Each figure is the median of RUNS runs (default 5; the gzip baseline of figure 2 uses at
+//! FIGURES picks figures: `12` (default), `1` or `2`. Each figure is the median of RUNS runs (default 5; the gzip baseline of figure 2 uses at
 //! most 3 runs, each takes half a minute).
 
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ use std::time::Instant;
 use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
 use executor::apk::{PackageName, Version};
 
+/// Bumped when the synthetic set's generator changes (the reused workspace is named after it).
+const SYNTHETIC_VERSION: u32 = 1;
 /// Packages in the synthetic set.
 const PACKAGES: usize = 16;
 /// Files per package.
@@ -38,18 +40,24 @@ const FILE_SIZE: usize = 1 << 20;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let exe = PathBuf::from(args.next().expect("usage: image_bench <executor binary> [RUNS]"));
+    let exe = PathBuf::from(args.next().expect("usage: image_bench <executor binary> [RUNS] [FIGURES]"));
     let exe = std::fs::canonicalize(&exe).expect("the executor binary");
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    // Which figures to run: `12` (default), `1` or `2`.
+    let figures = args.next().unwrap_or_else(|| "12".to_owned());
     let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // BENCH_TMPDIR: where the ~3 GB of scratch go (default: the system's temp dir).
     let base = std::env::var_os("BENCH_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new().prefix("image-bench-").tempdir_in(base).expect("temp dir");
+    let work = tempfile::Builder::new().prefix("image-bench-").tempdir_in(&base).expect("temp dir");
     println!("{}", machine());
     println!("runs per figure: {runs} (median)");
 
-    static_image(&exe, &repo_root, work.path(), runs);
-    synthetic_layer(&exe, &repo_root, work.path(), runs);
+    if figures.contains('1') {
+        static_image(&exe, &repo_root, work.path(), runs);
+    }
+    if figures.contains('2') {
+        synthetic_layer(&exe, &repo_root, &base, work.path(), runs);
+    }
 }
 
 /// Figure 1: the cold multi-arch build against `tar | gzip | sha256sum` over its trees.
@@ -112,20 +120,36 @@ fn static_image(exe: &Path, repo_root: &Path, work: &Path, runs: usize) {
 }
 
 /// Figure 2: a 1 GiB package set into one layer: time, peak RSS, throughput vs gzip.
-fn synthetic_layer(exe: &Path, repo_root: &Path, work: &Path, runs: usize) {
-    let ws = work.join("synth");
+fn synthetic_layer(exe: &Path, repo_root: &Path, base: &Path, work: &Path, runs: usize) {
+    // Writing the packages takes minutes (`write_package` compresses at gzip level 9), so
+    // the workspace is kept in BENCH_TMPDIR and reused; the index is written last, so an
+    // interrupted generation starts over.
+    let ws = base.join(format!("image-bench-synthetic-v{SYNTHETIC_VERSION}"));
     let start = Instant::now();
-    let total = make_repository(repo_root, &ws);
+    let reused = ws.join("repo/x86_64/APKINDEX.tar.gz").exists();
+    if !reused {
+        let _ = std::fs::remove_dir_all(&ws);
+        make_repository(repo_root, &ws);
+    }
+    let total: u64 = std::fs::read_dir(ws.join("repo/x86_64"))
+        .expect("the repository")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".apk"))
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .sum();
     println!(
-        "2. synthetic set: {PACKAGES} packages x {FILES} files x {} MiB = {:.2} GiB of content, .apk total {:.1} MB (generated in {:.1} s)",
+        "2. synthetic set: {PACKAGES} packages x {FILES} files x {} MiB = {:.2} GiB of content, .apk total {:.1} MB ({} in {:.1} s, `{}`)",
         FILE_SIZE >> 20,
         (PACKAGES * FILES * FILE_SIZE) as f64 / (1u64 << 30) as f64,
         total as f64 / 1e6,
-        start.elapsed().as_secs_f64()
+        if reused { "reused" } else { "generated" },
+        start.elapsed().as_secs_f64(),
+        ws.display()
     );
     let cache = work.join("synth-cache");
-    check(Command::new(exe).arg("--cache-dir").arg(&cache).arg("lock").current_dir(&ws));
+    let _ = std::fs::remove_dir_all(ws.join("executor-out"));
     write_build(&ws, 0);
+    check(Command::new(exe).arg("--cache-dir").arg(&cache).arg("lock").current_dir(&ws));
     check(Command::new(exe).arg("--cache-dir").arg(&cache).arg("build").arg("//:apks").current_dir(&ws));
 
     let (mut times, mut rss) = (Vec::new(), Vec::new());
@@ -190,9 +214,8 @@ fn synthetic_layer(exe: &Path, repo_root: &Path, work: &Path, runs: usize) {
     );
 }
 
-/// Writes the signed repository `ws/repo/x86_64` and the workspace around it; returns the
-/// total size of the `.apk` files.
-fn make_repository(repo_root: &Path, ws: &Path) -> u64 {
+/// Writes the signed repository `ws/repo/x86_64` and the workspace around it.
+fn make_repository(repo_root: &Path, ws: &Path) {
     let key_path = repo_root.join("third_party/keys/executor-test-key.rsa");
     let key = SigningKey::read_file(&key_path).expect("test key");
     let dir = ws.join("repo/x86_64");
@@ -235,18 +258,15 @@ fn make_repository(repo_root: &Path, ws: &Path) -> u64 {
                         let bytes = write_package(&spec, Some(&key)).expect("package");
                         let file = format!("{name}-1.0-r0.apk");
                         std::fs::write(dir.join(&file), &bytes).expect("write apk");
-                        done.push((index_entry(&bytes, &file).expect("index entry"), bytes.len() as u64));
+                        done.push(index_entry(&bytes, &file).expect("index entry"));
                     }
                 })
             })
             .collect();
         workers.into_iter().flat_map(|w| w.join().expect("generator thread")).collect()
     });
-    let total = entries.iter().map(|(_, size)| size).sum();
-    entries.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-    let entries: Vec<_> = entries.into_iter().map(|(entry, _)| entry).collect();
-    std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "synthetic", Some(&key)).expect("index"))
-        .expect("write index");
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    // The workspace first, the index last: the index marks a complete generation.
     std::fs::create_dir_all(ws.join("keys")).expect("mkdir keys");
     std::fs::write(ws.join("keys/BUILD"), "").expect("keys/BUILD");
     std::fs::copy(key_path.with_extension("rsa.pub"), ws.join("keys/executor-test-key.rsa.pub")).expect("copy key");
@@ -255,7 +275,8 @@ fn make_repository(repo_root: &Path, ws: &Path) -> u64 {
         "apk_repository(name = \"synth\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
     )
     .expect("WORKSPACE");
-    total
+    std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "synthetic", Some(&key)).expect("index"))
+        .expect("write index");
 }
 
 /// The workspace's `BUILD`: the set as one `apk_fetch`, installed into one `layer`.

@@ -20,6 +20,7 @@ use crate::digest::{hash_reader, Digest};
 use crate::error::Error;
 use crate::filecache::FileDigestCache;
 use crate::graph::Analysis;
+use crate::remote_cache::RemoteCache;
 use crate::store::{ActionResult, OutputRecord, Store, StoreError};
 
 /// How to run a build.
@@ -31,6 +32,8 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Show a progress bar (stderr is a terminal) instead of a plain line per action run.
     pub progress_bar: bool,
+    /// `--remote-cache URL`, if given (the command turns it into [`Builder::remote`]).
+    pub remote_cache: Option<String>,
 }
 
 /// What happened, for the closing summary.
@@ -40,6 +43,8 @@ pub struct BuildStats {
     pub actions_run: usize,
     /// Actions answered by the action cache.
     pub cache_hits: usize,
+    /// Actions answered by the remote cache (outputs downloaded and verified).
+    pub remote_hits: usize,
     /// Actions that failed.
     pub failed: usize,
     /// Actions not run because a dependency failed or the build stopped.
@@ -81,12 +86,15 @@ pub struct Builder<'a> {
     pub out_root: PathBuf,
     /// Options.
     pub options: BuildOptions,
+    /// The remote cache (`--remote-cache`): consulted after a local miss, filled after a run.
+    pub remote: Option<&'a RemoteCache>,
 }
 
 /// Outcome of one action.
 enum Outcome {
     Ran(Vec<OutputRecord>),
     Hit(Vec<OutputRecord>),
+    RemoteHit(Vec<OutputRecord>),
 }
 
 struct Shared<'a> {
@@ -191,6 +199,10 @@ impl Builder<'_> {
                                 stats.cache_hits += 1;
                                 o
                             }
+                            Outcome::RemoteHit(o) => {
+                                stats.remote_hits += 1;
+                                o
+                            }
                         })
                     }
                     Err(message) => {
@@ -286,6 +298,19 @@ impl Builder<'_> {
                 return Ok(Outcome::Hit(records));
             }
         }
+        // A local miss: the remote cache may hold the result. Its blobs are downloaded and
+        // verified into the store before the entry is recorded locally.
+        if let Some(remote) = self.remote {
+            let kinds: Vec<OutputKind> = action.outputs.iter().map(|o| o.kind).collect();
+            if let Some(result) = remote.fetch_action(&key, &kinds, self.store) {
+                self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
+                if self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
+                    return Ok(Outcome::RemoteHit(result.outputs));
+                }
+                // A local blob it relied on was corrupt (and is now evicted): run the action.
+                self.store.remove_action(&key);
+            }
+        }
         if shared.progress.is_none() {
             let total = shared.results.len();
             let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
@@ -297,11 +322,16 @@ impl Builder<'_> {
             );
         }
         let records = self.run_action(action, &inputs)?;
-        self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
-        if !self.materialize(action, &records).map_err(|e| e.to_string())? {
+        let result = ActionResult { outputs: records };
+        self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
+        if !self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
             return Err("its outputs vanished from the cache while the build ran; build again".into());
         }
-        Ok(Outcome::Ran(records))
+        // Best effort: a failing upload is a warning (once) and never fails the action.
+        if let Some(remote) = self.remote {
+            remote.upload_action(&key, &result, self.store);
+        }
+        Ok(Outcome::Ran(result.outputs))
     }
 
     /// The records of an action's pinned outputs if every one is in the store, verified.
@@ -599,7 +629,8 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions { jobs, keep_going, progress_bar: false },
+            options: BuildOptions { jobs, keep_going, progress_bar: false, remote_cache: None },
+            remote: None,
         };
         let analysis = Analysis { actions: ActionGraph { actions }, ..Default::default() };
         let result = builder.run(&analysis).expect("build runs");
@@ -616,7 +647,7 @@ mod tests {
             fake("d", false, vec![]),
         ];
         let (result, dir) = run(actions, true, 2);
-        assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, failed: 1, skipped: 2 });
+        assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, remote_hits: 0, failed: 1, skipped: 2 });
         assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
         assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
         assert!(!dir.path().join("out/p/b").exists());
@@ -627,7 +658,7 @@ mod tests {
         // With one job, actions start in id order: the failure comes first.
         let actions = vec![fake("a", true, vec![]), fake("b", false, vec![]), fake("c", false, vec![])];
         let (result, _dir) = run(actions, false, 1);
-        assert_eq!(result.stats, BuildStats { actions_run: 0, cache_hits: 0, failed: 1, skipped: 2 });
+        assert_eq!(result.stats, BuildStats { actions_run: 0, cache_hits: 0, remote_hits: 0, failed: 1, skipped: 2 });
     }
 
     #[test]
@@ -640,7 +671,8 @@ mod tests {
             store: &store,
             files: &files,
             out_root: dir.path().join("out"),
-            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false },
+            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false, remote_cache: None },
+            remote: None,
         };
         let first = builder
             .run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() })
@@ -650,6 +682,42 @@ mod tests {
         let second = builder
             .run(&Analysis { actions: ActionGraph { actions: actions() }, ..Default::default() })
             .expect("second");
-        assert_eq!(second.stats, BuildStats { actions_run: 0, cache_hits: 3, failed: 0, skipped: 0 });
+        assert_eq!(second.stats, BuildStats { actions_run: 0, cache_hits: 3, remote_hits: 0, failed: 0, skipped: 0 });
+    }
+
+    /// Builds `actions` in a fresh store and output tree, through `remote`.
+    fn run_with_remote(actions: Vec<Action>, remote: &RemoteCache) -> BuildResult {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("store");
+        let files = FileDigestCache::load(dir.path().join("files.json"));
+        let builder = Builder {
+            store: &store,
+            files: &files,
+            out_root: dir.path().join("out"),
+            options: BuildOptions { jobs: 2, keep_going: false, progress_bar: false, remote_cache: None },
+            remote: Some(remote),
+        };
+        builder.run(&Analysis { actions: ActionGraph { actions }, ..Default::default() }).expect("build runs")
+    }
+
+    #[test]
+    fn an_unreachable_remote_cache_builds_locally_with_one_warning() {
+        let url = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}", listener.local_addr().expect("addr"))
+        };
+        let warnings = Arc::new(Mutex::new(Vec::new()));
+        let sink = warnings.clone();
+        let remote = RemoteCache::new(&url, crate::remote_cache::RemoteCacheOptions::default())
+            .expect("url")
+            .with_reporter(move |line| sink.lock().expect("warnings").push(line.to_owned()));
+        let actions = vec![fake("a", false, vec![]), fake("b", false, vec![0]), fake("c", false, vec![])];
+        let result = run_with_remote(actions, &remote);
+        assert_eq!(result.stats, BuildStats { actions_run: 3, cache_hits: 0, remote_hits: 0, failed: 0, skipped: 0 });
+        let warnings = warnings.lock().expect("warnings");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert!(warnings[0].starts_with(&format!("warning: remote cache {url}: ")), "{}", warnings[0]);
+        assert!(warnings[0].ends_with(": connection refused; building locally"), "{}", warnings[0]);
+        assert!(!remote.is_enabled());
     }
 }

@@ -23,6 +23,11 @@ pub struct Cli {
     /// Further attempts after a download fails with a 5xx, a timeout or a broken connection.
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     pub fetch_retries: u32,
+    /// A Bazel-protocol HTTP remote cache (`http://HOST[:PORT][/PREFIX]`): `build` looks up
+    /// actions there after a local cache miss and uploads the results of actions it runs.
+    /// A server that is down or slow is ignored, with one warning.
+    #[arg(long, global = true, value_name = "URL")]
+    pub remote_cache: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -15,6 +15,7 @@ use crate::graph::{analyze, expand, Node, TargetGraph};
 use crate::label::{Label, TargetPattern};
 use crate::load::Loader;
 use crate::lockfile::Lockfile;
+use crate::remote_cache::{RemoteCache, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
@@ -86,7 +87,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 Some(j) => j,
                 None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             };
-            let options = BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal() };
+            let options =
+                BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: cli.remote_cache };
             build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked, fetch_options)
         }
     }
@@ -157,6 +159,13 @@ fn build(
     fetch_options: FetchOptions,
 ) -> Result<(), Error> {
     let start = Instant::now();
+    // A bad url is a usage error at once; a bad server only ever costs a warning.
+    let remote = options
+        .remote_cache
+        .as_deref()
+        .map(|url| RemoteCache::new(url, RemoteCacheOptions::default()))
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--remote-cache: {e}")))?;
     let loader = load(cwd, workspace)?;
     if locked {
         crate::lock::check(&loader)?;
@@ -172,7 +181,8 @@ fn build(
     let out_root = loader.workspace.root.join(OUT_DIR);
     let _lock = lock_workspace(&out_root)?;
     let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
-    let builder = Builder { store: &store, files: &files, out_root: out_root.clone(), options };
+    let builder =
+        Builder { store: &store, files: &files, out_root: out_root.clone(), options, remote: remote.as_ref() };
     let result = builder.run(&analysis)?;
 
     // Digests of source files that targets provide directly (filegroups of sources).
@@ -207,8 +217,11 @@ fn build(
     files.save();
     let stats = &result.stats;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    // Remote hits are shown only with `--remote-cache`, so output without it is unchanged.
+    let remote_hits =
+        remote.as_ref().map(|_| format!(", {}", plural(stats.remote_hits, "remote cache hit"))).unwrap_or_default();
     let summary = format!(
-        "{}, {} run, {} in {:.2}s",
+        "{}, {} run, {}{remote_hits} in {:.2}s",
         plural(graph.requested.len(), "target"),
         plural(stats.actions_run, "action"),
         plural(stats.cache_hits, "cache hit"),

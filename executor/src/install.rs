@@ -15,8 +15,12 @@
 //!   says), mtime (the layer writer clamps it to the epoch) and `SCHILY.xattr.*` records.
 //!   `APK-TOOLS.checksum.*` records are dropped from the tree; the SHA-1 one is checked
 //!   against the content (sha1 of the content, of the symlink target, of a hard link's
-//!   target) and becomes the database's `Z:` line. Regular files are held in memory until
-//!   the tree is written.
+//!   target) and becomes the database's `Z:` line.
+//! - **Content** of regular files is hashed as it is read and, unless it is small, spooled
+//!   to one unlinked scratch file (module `spool`, directory from
+//!   [`Installer::with_spool_dir`]) that the tree's [`Content`]s read back when the layer is
+//!   written: memory does not grow with the package set. `/etc/passwd` and `/etc/group` are
+//!   always kept in memory, since accounts are appended to them.
 //! - **Hostile paths** are errors that name the package and the path, and nothing of them is
 //!   written: absolute paths, `..`, NUL bytes, non-UTF-8 names, a relative symlink target
 //!   that leaves the root from the link's own directory (absolute targets are relative to
@@ -56,17 +60,20 @@ mod accounts;
 mod database;
 mod error;
 mod resolve;
+mod spool;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::path::PathBuf;
 
 use sha1::{Digest as _, Sha1};
 
 use crate::apk::{Identity, Package, PkgInfo};
 use crate::install::accounts::{Accounts, Group, User, GROUP, PASSWD};
 use crate::install::database::{Acl, DbFile};
+use crate::install::spool::{Spool, SpoolError};
 use crate::layer::{Content, Entry, EntryKind, LayerPath, LayerTree, Mode};
 use crate::platform::Arch;
 
@@ -258,11 +265,21 @@ pub struct Installer {
     account_files: BTreeMap<LayerPath, Vec<u8>>,
     /// Changes made by the operation in progress; empty between operations.
     undo: Vec<Undo>,
+    /// Where regular files' content waits for the layer writer.
+    spool: Spool,
 }
 
 impl Installer {
-    /// An empty root for `arch`.
+    /// An empty root for `arch`; large contents are spooled to the system's temporary
+    /// directory (see [`Installer::with_spool_dir`]).
     pub fn new(arch: Arch) -> Self {
+        Installer::with_spool_dir(arch, std::env::temp_dir())
+    }
+
+    /// An empty root for `arch` whose regular files' content, unless small, is kept in one
+    /// unlinked spool file created in `dir` (a per-action scratch directory) rather than in
+    /// memory. The spool lives as long as the tree returned by [`Installer::finish`].
+    pub fn with_spool_dir(arch: Arch, dir: impl Into<PathBuf>) -> Self {
         Installer {
             arch,
             tree: LayerTree::new(),
@@ -274,6 +291,7 @@ impl Installer {
             keys: BTreeMap::new(),
             account_files: BTreeMap::new(),
             undo: Vec::new(),
+            spool: Spool::new(dir.into()),
         }
     }
 
@@ -395,13 +413,19 @@ impl Installer {
             let mut account_copy = None;
             let (kind, fingerprint) = match entry_type {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mut content = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
-                    entry.read_to_end(&mut content).map_err(read_error)?;
-                    let sha1: [u8; 20] = Sha1::digest(&content).into();
-                    if is_account_file(&tree_path) {
-                        account_copy = Some(content.clone());
-                    }
-                    (EntryKind::File(Content::from_bytes(content)), Fingerprint::File(Some(sha1)))
+                    let size = entry.size();
+                    let spool_error = |error| match error {
+                        SpoolError::Read(source) => read_error(source),
+                        SpoolError::Write { dir, source } => InstallError::Spool { dir, source },
+                    };
+                    let (content, sha1) = if is_account_file(&tree_path) {
+                        let (bytes, sha1) = spool::read_all(&mut entry, size).map_err(spool_error)?;
+                        account_copy = Some(bytes.clone());
+                        (Content::from_bytes(bytes), sha1)
+                    } else {
+                        self.spool.take(&mut entry, size).map_err(spool_error)?
+                    };
+                    (EntryKind::File(content), Fingerprint::File(Some(sha1)))
                 }
                 tar::EntryType::Directory => (EntryKind::Directory, Fingerprint::Directory),
                 tar::EntryType::Symlink => {

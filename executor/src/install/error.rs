@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 use crate::layer::LayerError;
 
@@ -117,6 +118,15 @@ pub enum InstallError {
     #[error("{subject}: cannot read the data: {source}")]
     Read {
         subject: Subject,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The spool file that holds file contents until the layer is written could not be
+    /// created or written (a full disk, a missing scratch directory).
+    #[error("cannot write the installer's spool file in `{}`: {source}", dir.display())]
+    Spool {
+        dir: PathBuf,
         #[source]
         source: io::Error,
     },

@@ -160,8 +160,6 @@ fn absolute(path: &str, attr: &str) -> Result<String, String> {
     Ok(path.to_owned())
 }
 
-
-
 /// An extra file, directory or symlink of the layer, in the order they are added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -259,7 +257,12 @@ impl Rule for LayerRule {
             apks: 0,
             extras: Vec::new(),
             users: target.string_list("users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
-            groups: target.string_list("groups").iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
+            groups: target
+                .string_list("groups")
+                .iter()
+                .map(|g| parse_group(g))
+                .collect::<Result<_, _>>()
+                .map_err(err)?,
             epoch: target.unsigned("epoch"),
         };
         let requested_arch = match target.attrs.get("arch") {

@@ -72,8 +72,6 @@ pub struct ImageMeta {
     pub packages: Vec<InstalledSummary>,
 }
 
-
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ImageSpec {
     arch: Arch,

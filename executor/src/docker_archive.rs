@@ -1,0 +1,497 @@
+//! docker-archive tarballs: one platform image of an OCI layout as `docker save` writes
+//! it, for `docker load`, `podman load` and `skopeo copy docker-archive:...`.
+//!
+//! The tarball holds, as plain files sorted by name:
+//! - `<config hex>.json`: the image config, byte for byte the layout's blob (so the image
+//!   ID that `docker load` reports is the OCI config digest);
+//! - `<diff_id hex>.tar`: each distinct layer, **uncompressed** (gzip layers are
+//!   decompressed; every loader accepts uncompressed layers, only newer ones compressed);
+//!   the name is the layer's diff_id, which the bytes are checked against, twice: before
+//!   the entry is written and while it is;
+//! - `manifest.json`: `[{"Config": ..., "RepoTags": [...], "Layers": [...]}]`, layers
+//!   bottom first, a repeated layer listed again but stored once.
+//!
+//! No `repositories` file and no legacy `<id>/json`/`<id>/VERSION`: they serve only
+//! loaders older than `manifest.json` (Docker < 1.10), and their v1 layer ids would have
+//! to be invented.
+//!
+//! Deterministic: entries sorted, mode `0644`, owner `0:0` without names, mtime 0, USTAR
+//! headers, canonical JSON. The same layout image and tags give the same bytes.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use serde::Serialize;
+
+use crate::digest::{hash_reader, Digest, HashingWriter};
+use crate::oci::{canonical_json, read_layout_image, BaseImage, MediaType, OciError};
+use crate::platform::Arch;
+
+/// Tar block size.
+const BLOCK: u64 = 512;
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerArchive {
+    /// The config digest: the image ID `docker load` reports.
+    pub config: Digest,
+    /// The layers' diff_ids, bottom first (as `manifest.json` lists them).
+    pub diff_ids: Vec<Digest>,
+    /// The tags given.
+    pub repo_tags: Vec<String>,
+}
+
+/// Everything that can go wrong writing a docker-archive.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerArchiveError {
+    /// Reading the layout failed.
+    #[error(transparent)]
+    Oci(#[from] OciError),
+
+    /// A file operation failed.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A tag that `docker load` would refuse.
+    #[error("invalid repo tag `{tag}`: expected `name:tag` like `example.com/team/app:1.0` (lowercase name)")]
+    InvalidRepoTag {
+        /// The tag as given.
+        tag: String,
+    },
+
+    /// A layer compressed in a way the archive cannot carry.
+    #[error("layer {digest} has media type `{media_type}`; only gzip and uncompressed tar layers can be exported")]
+    UnsupportedLayer {
+        /// The layer blob.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+
+    /// A config `rootfs.diff_ids` entry that is not a sha256 digest.
+    #[error("image config {config} has an invalid diff_id `{diff_id}`")]
+    InvalidDiffId {
+        /// The config blob.
+        config: Digest,
+        /// The entry.
+        diff_id: String,
+    },
+
+    /// A layer's uncompressed bytes do not hash to its diff_id.
+    #[error("layer {digest} uncompresses to {actual}, but the image config says diff_id {expected}")]
+    DiffIdMismatch {
+        /// The layer blob.
+        digest: Digest,
+        /// The config's diff_id.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+
+    /// A layer blob changed between the two reads.
+    #[error("layer {digest} changed while it was being exported")]
+    Changed {
+        /// The layer blob.
+        digest: Digest,
+    },
+}
+
+impl DockerArchiveError {
+    fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DockerArchiveError {
+        let path = path.into();
+        move |source| DockerArchiveError::Io { action, path, source }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry<'a> {
+    config: String,
+    repo_tags: &'a [String],
+    layers: Vec<String>,
+}
+
+/// Writes `arch`'s image of the layout `layout` (the `index.json` entry `image_ref`, or
+/// its only entry) to the docker-archive `out`, through a temporary file beside it,
+/// tagged `repo_tags` (none: the loaded image is untagged).
+pub fn write_docker_archive(
+    layout: &Path,
+    image_ref: Option<&str>,
+    arch: Arch,
+    repo_tags: &[String],
+    out: &Path,
+) -> Result<DockerArchive, DockerArchiveError> {
+    let image = read_layout_image(layout, image_ref, arch)?;
+    let mut name = out.file_name().unwrap_or_default().to_owned();
+    name.push(".tmp");
+    let tmp = out.with_file_name(name);
+    let file = File::create(&tmp).map_err(DockerArchiveError::io("create", &tmp))?;
+    let result = write_archive(layout, &image, repo_tags, BufWriter::new(file))
+        .and_then(|(archive, writer)| {
+            let file = writer.into_inner().map_err(|e| DockerArchiveError::Io {
+                action: "write",
+                path: tmp.clone(),
+                source: e.into_error(),
+            })?;
+            file.sync_all().map_err(DockerArchiveError::io("write", &tmp))?;
+            Ok(archive)
+        })
+        .and_then(|archive| {
+            fs::rename(&tmp, out).map_err(DockerArchiveError::io("rename", &tmp))?;
+            Ok(archive)
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes the docker-archive of `image` (read from the layout `layout`) to `out`; returns
+/// the summary and the writer.
+pub fn write_archive<W: Write>(
+    layout: &Path,
+    image: &BaseImage,
+    repo_tags: &[String],
+    mut out: W,
+) -> Result<(DockerArchive, W), DockerArchiveError> {
+    if let Some(bad) = repo_tags.iter().find(|t| !valid_repo_tag(t)) {
+        return Err(DockerArchiveError::InvalidRepoTag { tag: bad.clone() });
+    }
+    let config_digest =
+        Digest::from_hex(image.manifest.config().digest().digest()).ok_or_else(|| OciError::UnsupportedDigest {
+            what: "the image manifest's config".to_owned(),
+            digest: image.manifest.config().digest().to_string(),
+        })?;
+    let config_path = layout.join("blobs").join("sha256").join(config_digest.hex());
+    let config_bytes = fs::read(&config_path).map_err(DockerArchiveError::io("read", &config_path))?;
+    let actual = Digest::of(&config_bytes);
+    if actual != config_digest {
+        return Err(OciError::DigestMismatch {
+            what: config_path.display().to_string(),
+            expected: config_digest,
+            actual,
+        }
+        .into());
+    }
+    let mut diff_ids = Vec::with_capacity(image.layers.len());
+    for text in image.config.rootfs().diff_ids() {
+        let diff_id = text
+            .parse::<Digest>()
+            .map_err(|_| DockerArchiveError::InvalidDiffId { config: config_digest, diff_id: text.clone() })?;
+        diff_ids.push(diff_id);
+    }
+
+    // Every entry, by name: (name, what to write). Layers are checked against their
+    // diff_id now, so a bad layer fails before anything is written.
+    enum Source<'a> {
+        Bytes(Vec<u8>),
+        Layer { path: &'a Path, gzip: bool, digest: Digest, diff_id: Digest, len: u64 },
+    }
+    let mut entries: std::collections::BTreeMap<String, Source<'_>> = std::collections::BTreeMap::new();
+    let mut layer_names = Vec::with_capacity(image.layers.len());
+    for (layer, diff_id) in image.layers.iter().zip(&diff_ids) {
+        let digest = layer.descriptor.digest;
+        let gzip = match &layer.descriptor.media_type {
+            MediaType::ImageLayerGzip => true,
+            MediaType::ImageLayer => false,
+            other => {
+                return Err(DockerArchiveError::UnsupportedLayer { digest, media_type: other.to_string() });
+            }
+        };
+        let name = format!("{}.tar", diff_id.hex());
+        layer_names.push(name.clone());
+        if entries.contains_key(&name) {
+            continue;
+        }
+        let (actual, len) =
+            hash_reader(open_layer(&layer.path, gzip)?).map_err(DockerArchiveError::io("decompress", &layer.path))?;
+        if actual != *diff_id {
+            return Err(DockerArchiveError::DiffIdMismatch { digest, expected: *diff_id, actual });
+        }
+        entries.insert(name, Source::Layer { path: &layer.path, gzip, digest, diff_id: *diff_id, len });
+    }
+    let config_name = format!("{}.json", config_digest.hex());
+    let manifest = [ManifestEntry { config: config_name.clone(), repo_tags, layers: layer_names }];
+    let manifest_bytes =
+        canonical_json(&manifest).map_err(|source| OciError::Serialize { what: "manifest.json", source })?;
+    entries.insert(config_name, Source::Bytes(config_bytes));
+    entries.insert("manifest.json".to_owned(), Source::Bytes(manifest_bytes));
+
+    let write_err =
+        |e: io::Error| DockerArchiveError::Io { action: "write", path: PathBuf::from("<docker-archive>"), source: e };
+    for (name, source) in &entries {
+        match source {
+            Source::Bytes(bytes) => {
+                out.write_all(&header(name, bytes.len() as u64)?).map_err(write_err)?;
+                out.write_all(bytes).map_err(write_err)?;
+                pad(&mut out, bytes.len() as u64).map_err(write_err)?;
+            }
+            Source::Layer { path, gzip, digest, diff_id, len } => {
+                out.write_all(&header(name, *len)?).map_err(write_err)?;
+                let mut hashing = HashingWriter::new(&mut out);
+                io::copy(&mut open_layer(path, *gzip)?.take(*len), &mut hashing)
+                    .map_err(DockerArchiveError::io("decompress", *path))?;
+                let (actual, written, _) = hashing.finish();
+                if actual != *diff_id || written != *len {
+                    return Err(DockerArchiveError::Changed { digest: *digest });
+                }
+                pad(&mut out, *len).map_err(write_err)?;
+            }
+        }
+    }
+    // End of archive: two zero blocks.
+    out.write_all(&[0u8; 2 * BLOCK as usize]).map_err(write_err)?;
+    out.flush().map_err(write_err)?;
+    Ok((DockerArchive { config: config_digest, diff_ids, repo_tags: repo_tags.to_vec() }, out))
+}
+
+fn open_layer(path: &Path, gzip: bool) -> Result<Box<dyn Read>, DockerArchiveError> {
+    let file = File::open(path).map_err(DockerArchiveError::io("open", path))?;
+    let reader = io::BufReader::new(file);
+    Ok(if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) })
+}
+
+/// A USTAR header for a regular file: mode 0644, owner 0:0 without names, mtime 0.
+fn header(name: &str, size: u64) -> Result<[u8; BLOCK as usize], DockerArchiveError> {
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name).map_err(DockerArchiveError::io("name entry", name))?;
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    Ok(*header.as_bytes())
+}
+
+/// Zero-pads an entry of `len` bytes to the block size.
+fn pad(out: &mut impl Write, len: u64) -> io::Result<()> {
+    let rem = len % BLOCK;
+    if rem == 0 {
+        return Ok(());
+    }
+    out.write_all(&[0u8; BLOCK as usize][..(BLOCK - rem) as usize])
+}
+
+/// Whether `tag` is a docker reference `name:tag` as `docker load` accepts in `RepoTags`:
+/// an optional registry host (with a `.` or `:port`, or `localhost`), lowercase path
+/// components (`a-z0-9` joined by `.`, `_`, `__` or dashes), and a tag of up to 128
+/// characters from `A-Za-z0-9_.-` not starting with `.` or `-`.
+pub fn valid_repo_tag(tag: &str) -> bool {
+    let Some((name, tag)) = tag.rsplit_once(':') else { return false };
+    if tag.is_empty()
+        || tag.len() > 128
+        || tag.starts_with(['.', '-'])
+        || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        || tag.contains('/')
+    {
+        return false;
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    if components.len() > 1 {
+        let first = components[0];
+        if first.contains(['.', ':']) || first == "localhost" {
+            let (host, port) = match first.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if !(host_ok && port_ok) {
+                return false;
+            }
+            components.remove(0);
+        }
+    }
+    !components.is_empty() && components.iter().all(|c| path_component(c))
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
+fn path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && alnum(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        if b[i..].starts_with(b"__") {
+            i += 2;
+        } else if b[i] == b'.' || b[i] == b'_' {
+            i += 1;
+        } else if b[i] == b'-' {
+            while i < b.len() && b[i] == b'-' {
+                i += 1;
+            }
+        } else {
+            return false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_tags() {
+        for ok in [
+            "static:latest",
+            "executor/static:v1.2",
+            "example.com/team/app:1.0",
+            "localhost:5000/a/b:tag_1",
+            "localhost/a:x",
+            "a__b/c--d.e:T",
+        ] {
+            assert!(valid_repo_tag(ok), "{ok}");
+        }
+        for bad in [
+            "static",
+            "Static:latest",
+            "static:",
+            "static:-x",
+            "a//b:t",
+            "/a:t",
+            "a_:t",
+            "a:b c",
+            "ex ample.com/a:t",
+            "localhost:port/a:t",
+            &format!("a:{}", "x".repeat(129)),
+        ] {
+            assert!(!valid_repo_tag(bad), "{bad}");
+        }
+    }
+
+    /// A real image (the in-tree repository installed into one layer), with an SBOM
+    /// attached, exported twice: same bytes; the tarball lists as expected; skopeo reads it
+    /// and copies it to an OCI layout with the same diff_ids; podman loads it.
+    #[test]
+    fn real_image_round_trips_through_skopeo() {
+        use crate::sbom::tests::{have_tool, write_real_layout};
+        use std::process::Command;
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layout = tmp.path().join("layout");
+        let (manifest, summaries) = write_real_layout(&layout, Arch::X86_64, "latest");
+        let packages = summaries.iter().map(crate::sbom::SbomPackage::from).collect();
+        let input = crate::sbom::SbomInput {
+            image_name: "static".to_owned(),
+            arch: Arch::X86_64,
+            manifest_digest: manifest.digest,
+            epoch: 0,
+            distro_namespace: "executor".to_owned(),
+            packages,
+        };
+        let sbom = crate::sbom::spdx_document(&input).expect("sbom");
+        crate::sbom::attach_sbom(&layout, "latest", Arch::X86_64, &sbom, 0).expect("attach");
+
+        let tags = vec!["executor/static:latest".to_owned()];
+        let a = tmp.path().join("a.tar");
+        let b = tmp.path().join("b.tar");
+        let written = write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &a).expect("archive");
+        write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &b).expect("archive");
+        let bytes = fs::read(&a).expect("read");
+        assert_eq!(bytes, fs::read(&b).expect("read"), "deterministic");
+        assert_eq!(written.diff_ids.len(), 1);
+
+        let mut listing = Vec::new();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let h = entry.header();
+            listing.push(format!(
+                "{:o} {}:{} {} {}",
+                h.mode().expect("mode"),
+                h.uid().expect("uid"),
+                h.gid().expect("gid"),
+                h.mtime().expect("mtime"),
+                entry.path().expect("path").display()
+            ));
+        }
+        let (config, diff_id) = (written.config.hex(), written.diff_ids[0].hex());
+        let mut want = vec![
+            format!("644 0:0 0 {config}.json"),
+            format!("644 0:0 0 {diff_id}.tar"),
+            "644 0:0 0 manifest.json".to_owned(),
+        ];
+        want.sort();
+        assert_eq!(listing, want);
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let manifest_json = archive
+            .entries()
+            .expect("entries")
+            .map(|e| e.expect("entry"))
+            .find(|e| e.path().expect("path").to_str() == Some("manifest.json"))
+            .map(|mut e| {
+                let mut s = String::new();
+                e.read_to_string(&mut s).expect("read");
+                s
+            })
+            .expect("manifest.json");
+        assert_eq!(
+            manifest_json,
+            format!(
+                r#"[{{"Config":"{config}.json","Layers":["{diff_id}.tar"],"RepoTags":["executor/static:latest"]}}]"#
+            )
+        );
+
+        if have_tool("skopeo", &["--version"]) {
+            let source = format!("docker-archive:{}", a.display());
+            let out = Command::new("skopeo").args(["inspect", &source]).output().expect("skopeo");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            assert_eq!(inspect["Architecture"], "amd64");
+            assert_eq!(inspect["Os"], "linux");
+            assert_eq!(inspect["Layers"].as_array().map(Vec::len), Some(1));
+            let dest = format!("oci:{}:copied", tmp.path().join("out").display());
+            let out = Command::new("skopeo").args(["copy", "--quiet", &source, &dest]).output().expect("skopeo");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let copied = read_layout_image(&tmp.path().join("out"), Some("copied"), Arch::X86_64).expect("copied");
+            // skopeo re-encodes the config when converting to OCI: compare what matters.
+            let diff_ids: Vec<String> = written.diff_ids.iter().map(ToString::to_string).collect();
+            assert_eq!(copied.config.rootfs().diff_ids(), &diff_ids);
+            assert_eq!(copied.config.architecture().to_string(), "amd64");
+            eprintln!("skopeo: docker-archive inspected (amd64, 1 layer) and copied to an OCI layout");
+        }
+        // podman is optional (install_tools.sh `all`).
+        if Command::new("podman").arg("--version").output().is_ok_and(|o| o.status.success()) {
+            let out = Command::new("podman").args(["load", "-i"]).arg(&a).output().expect("podman");
+            assert!(out.status.success(), "podman load: {}", String::from_utf8_lossy(&out.stderr));
+            eprintln!("podman load: {}", String::from_utf8_lossy(&out.stdout).trim());
+            let _ = Command::new("podman").args(["rmi", "localhost/executor/static:latest"]).output();
+        } else {
+            eprintln!("skipped podman load: podman is not installed");
+        }
+
+        let bad = vec!["Executor/Static".to_owned()];
+        let err = write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &a).expect_err("bad tag");
+        assert_eq!(
+            err.to_string(),
+            "invalid repo tag `Executor/Static`: expected `name:tag` like `example.com/team/app:1.0` (lowercase name)"
+        );
+        assert_eq!(fs::read(&a).expect("read"), bytes, "a failed export leaves the old file");
+    }
+}

@@ -1,0 +1,348 @@
+//! Sending a [`PushPlan`]: blobs (checked, mounted or uploaded), then manifests, then tags.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{hash_reader, Digest};
+use crate::oci::OciError;
+use crate::registry::auth::Credentials;
+use crate::registry::client::{percent_encode, Client, Response};
+use crate::registry::error::RegistryError;
+use crate::registry::plan::{read_plan, PlanBlob, PlanManifest};
+use crate::registry::reference::Reference;
+
+/// What a manifest request accepts: the OCI types first (distribution 2.8 answers 404 for
+/// an OCI manifest unless they are named), then Docker's.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How a push talks to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOptions {
+    /// Use plain HTTP even for a host that is not loopback (which always gets HTTP).
+    pub insecure: bool,
+    /// A repository on the same registry to mount blobs from instead of uploading them,
+    /// when the registry offers it.
+    pub mount_from: Option<String>,
+    /// How many blobs are checked and uploaded at once (at least 1).
+    pub jobs: usize,
+    /// Blobs larger than this are uploaded in chunks (`PATCH`es), smaller ones in one `PUT`.
+    pub chunk_threshold: u64,
+    /// The size of each chunk of a chunked upload (at least 1).
+    pub chunk_size: u64,
+    /// Longest time to resolve the host and connect.
+    pub connect_timeout: Duration,
+    /// Longest time without progress sending a request or receiving its response, so a
+    /// stalled registry fails instead of hanging the push.
+    pub read_timeout: Duration,
+    /// How many times a transient failure (5xx, 429, timeouts, broken connections) of one
+    /// step is retried.
+    pub retries: u32,
+    /// The pause before the first retry; it doubles for each further one.
+    pub backoff_initial: Duration,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            insecure: false,
+            mount_from: None,
+            jobs: 4,
+            chunk_threshold: 16 * 1024 * 1024,
+            chunk_size: 8 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            retries: 3,
+            backoff_initial: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReport {
+    /// The digest of the pushed image (index or manifest): the layout's own, byte for byte.
+    pub digest: Digest,
+    /// Blobs uploaded.
+    pub uploaded_blobs: usize,
+    /// Blobs the repository already had.
+    pub skipped_blobs: usize,
+    /// Blobs mounted from [`PushOptions::mount_from`].
+    pub mounted_blobs: usize,
+    /// Bytes of blobs uploaded (manifests not counted).
+    pub bytes_uploaded: u64,
+    /// Manifests and indexes put (by digest), the image itself included.
+    pub manifests: usize,
+}
+
+/// What happened to one blob.
+enum BlobOutcome {
+    Present,
+    Mounted,
+    Uploaded(u64),
+}
+
+/// Pushes the image named `ref_name` in the OCI layout at `layout_dir` to `target`: every
+/// config and layer blob, every manifest (and nested index) by digest, then the image by
+/// digest and by each of `target.tags`. `creds` are used if the registry asks for them
+/// (see [`load_credentials`](crate::registry::load_credentials)).
+pub fn push_layout(
+    layout_dir: &Path,
+    ref_name: &str,
+    target: &Reference,
+    opts: &PushOptions,
+    creds: Option<Credentials>,
+) -> Result<PushReport, RegistryError> {
+    let plan = read_plan(layout_dir, ref_name)?;
+    let client = Client::new(target, opts, creds);
+    client.ping()?;
+
+    let outcomes = run_parallel(&plan.blobs, opts.jobs, |blob| push_blob(&client, blob, opts))?;
+    let mut report = PushReport {
+        digest: plan.top().digest,
+        uploaded_blobs: 0,
+        skipped_blobs: 0,
+        mounted_blobs: 0,
+        bytes_uploaded: 0,
+        manifests: plan.manifests.len(),
+    };
+    for outcome in outcomes {
+        match outcome {
+            BlobOutcome::Present => report.skipped_blobs += 1,
+            BlobOutcome::Mounted => report.mounted_blobs += 1,
+            BlobOutcome::Uploaded(bytes) => {
+                report.uploaded_blobs += 1;
+                report.bytes_uploaded += bytes;
+            }
+        }
+    }
+    // Children before parents: a registry may refuse a manifest whose references it lacks.
+    for manifest in &plan.manifests {
+        put_manifest(&client, manifest, &manifest.digest.to_string())?;
+    }
+    for tag in &target.tags {
+        put_manifest(&client, plan.top(), tag)?;
+    }
+    Ok(report)
+}
+
+/// Runs `work` over `items` on up to `jobs` threads; the results in item order, or the
+/// error of the first failing item (by index, so the error does not depend on timing).
+/// After a failure no new item is started.
+fn run_parallel<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&T) -> Result<R, RegistryError> + Sync,
+) -> Result<Vec<R>, RegistryError> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R, RegistryError>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= items.len() || failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let result = work(&items[i]);
+                if result.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::with_capacity(items.len());
+    for result in results {
+        match result {
+            Some(Ok(value)) => out.push(value),
+            Some(Err(err)) => return Err(err),
+            // Not started because another item failed; that error comes first or later.
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Makes sure the repository has `blob`: skips it if present, else mounts or uploads it.
+fn push_blob(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOutcome, RegistryError> {
+    let url = client.repo_url(&format!("/blobs/{}", blob.digest));
+    let present = client.with_retries(|| {
+        let resp = client.request("HEAD", &url, &[], None)?;
+        match resp.status {
+            // Redirects are not followed: a registry redirecting to its storage has the blob.
+            200 | 302 | 303 | 307 => {
+                check_digest_header(&resp, "HEAD", &url, blob.digest)?;
+                Ok(true)
+            }
+            404 => Ok(false),
+            _ => Err(client.fail("HEAD", &url, &resp)),
+        }
+    })?;
+    if present {
+        return Ok(BlobOutcome::Present);
+    }
+    // Checked once before the first byte is sent; the upload hashes again as it reads.
+    let file = File::open(&blob.path).map_err(OciError::io("open", &blob.path))?;
+    let (actual, _) = hash_reader(file).map_err(OciError::io("read", &blob.path))?;
+    if actual != blob.digest {
+        return Err(
+            OciError::DigestMismatch { what: blob.path.display().to_string(), expected: blob.digest, actual }.into()
+        );
+    }
+    client.with_retries(|| upload(client, blob, opts))
+}
+
+/// One attempt at mounting or uploading `blob`, from a fresh upload session.
+fn upload(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOutcome, RegistryError> {
+    let start = match &opts.mount_from {
+        Some(from) => client.repo_url(&format!(
+            "/blobs/uploads/?mount={}&from={}",
+            percent_encode(&blob.digest.to_string()),
+            percent_encode(from)
+        )),
+        None => client.repo_url("/blobs/uploads/"),
+    };
+    let resp = client.request("POST", &start, &[], Some(&[]))?;
+    match resp.status {
+        201 if opts.mount_from.is_some() => {
+            check_digest_header(&resp, "POST", &start, blob.digest)?;
+            return Ok(BlobOutcome::Mounted);
+        }
+        202 => {}
+        _ => return Err(client.fail("POST", &start, &resp)),
+    }
+    let location = location(client, &resp, "POST", &start)?;
+    if blob.size <= opts.chunk_threshold {
+        upload_monolithic(client, blob, &location)
+    } else {
+        upload_chunked(client, blob, location, opts.chunk_size.max(1))
+    }
+}
+
+fn upload_monolithic(client: &Client, blob: &PlanBlob, location: &str) -> Result<BlobOutcome, RegistryError> {
+    let bytes = std::fs::read(&blob.path).map_err(OciError::io("read", &blob.path))?;
+    let actual = Digest::of(&bytes);
+    if actual != blob.digest {
+        cancel(client, location);
+        return Err(RegistryError::BlobChanged { path: blob.path.clone(), expected: blob.digest, actual });
+    }
+    let url = with_digest(location, blob.digest);
+    let resp = client.request("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes.as_slice()))?;
+    if resp.status != 201 {
+        return Err(client.fail("PUT", &url, &resp));
+    }
+    check_digest_header(&resp, "PUT", &url, blob.digest)?;
+    Ok(BlobOutcome::Uploaded(bytes.len() as u64))
+}
+
+fn upload_chunked(
+    client: &Client,
+    blob: &PlanBlob,
+    mut location: String,
+    chunk_size: u64,
+) -> Result<BlobOutcome, RegistryError> {
+    let mut file = File::open(&blob.path).map_err(OciError::io("open", &blob.path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = Vec::new();
+    let mut offset: u64 = 0;
+    loop {
+        buf.clear();
+        (&mut file).take(chunk_size).read_to_end(&mut buf).map_err(OciError::io("read", &blob.path))?;
+        if buf.is_empty() {
+            break;
+        }
+        hasher.update(&buf);
+        let end = offset + buf.len() as u64 - 1;
+        let range = format!("{offset}-{end}");
+        let headers = [("Content-Type", "application/octet-stream"), ("Content-Range", range.as_str())];
+        let resp = client.request("PATCH", &location, &headers, Some(buf.as_slice()))?;
+        if resp.status != 202 {
+            let err = client.fail("PATCH", &location, &resp);
+            cancel(client, &location);
+            return Err(err);
+        }
+        let received = resp.header("range").and_then(|r| r.rsplit_once('-')).and_then(|(_, e)| e.parse::<u64>().ok());
+        if received.is_some_and(|r| r != end) {
+            cancel(client, &location);
+            return Err(RegistryError::Protocol {
+                method: "PATCH",
+                url: location,
+                detail: format!("the registry has bytes up to {} of the blob, expected {end}", received.unwrap_or(0)),
+            });
+        }
+        location = self::location(client, &resp, "PATCH", &location)?;
+        offset = end + 1;
+    }
+    let actual = Digest::from_bytes(hasher.finalize().into());
+    if actual != blob.digest || offset != blob.size {
+        cancel(client, &location);
+        return Err(RegistryError::BlobChanged { path: blob.path.clone(), expected: blob.digest, actual });
+    }
+    let url = with_digest(&location, blob.digest);
+    let resp = client.request("PUT", &url, &[], Some(&[]))?;
+    if resp.status != 201 {
+        return Err(client.fail("PUT", &url, &resp));
+    }
+    check_digest_header(&resp, "PUT", &url, blob.digest)?;
+    Ok(BlobOutcome::Uploaded(offset))
+}
+
+/// Puts `manifest` under `reference` (its digest or a tag), with its media type.
+fn put_manifest(client: &Client, manifest: &PlanManifest, reference: &str) -> Result<(), RegistryError> {
+    let url = client.repo_url(&format!("/manifests/{reference}"));
+    let headers = [("Content-Type", manifest.media_type.as_str()), ("Accept", MANIFEST_ACCEPT)];
+    client.with_retries(|| {
+        let resp = client.request("PUT", &url, &headers, Some(manifest.bytes.as_slice()))?;
+        if !matches!(resp.status, 200 | 201) {
+            return Err(client.fail("PUT", &url, &resp));
+        }
+        check_digest_header(&resp, "PUT", &url, manifest.digest)
+    })
+}
+
+/// Abandons an upload session; a failure to do so only leaves it for the registry to
+/// expire.
+fn cancel(client: &Client, location: &str) {
+    let _ = client.request("DELETE", location, &[], None);
+}
+
+/// The absolute `Location` of an upload session.
+fn location(client: &Client, resp: &Response, method: &'static str, url: &str) -> Result<String, RegistryError> {
+    match resp.header("location") {
+        Some(location) if !location.is_empty() => Ok(client.resolve(location)),
+        _ => Err(RegistryError::Protocol {
+            method,
+            url: url.to_owned(),
+            detail: format!("http {} without a `Location` header for the upload", resp.status),
+        }),
+    }
+}
+
+/// `location` with `digest=<digest>` added to its query.
+fn with_digest(location: &str, digest: Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={}", percent_encode(&digest.to_string()))
+}
+
+/// Fails if the registry's `Docker-Content-Digest` names another digest than `expected`.
+fn check_digest_header(
+    resp: &Response,
+    method: &'static str,
+    url: &str,
+    expected: Digest,
+) -> Result<(), RegistryError> {
+    match resp.header("docker-content-digest") {
+        Some(got) if got.trim() != expected.to_string() => {
+            Err(RegistryError::WrongDigest { method, url: url.to_owned(), expected, got: got.trim().to_owned() })
+        }
+        _ => Ok(()),
+    }
+}
