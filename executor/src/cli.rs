@@ -51,6 +51,26 @@ pub enum Command {
         #[arg(long)]
         locked: bool,
     },
+    /// Build an image or index target and push it to an OCI registry; prints the pushed
+    /// digest, which equals the local one.
+    Push {
+        /// The `oci_index` or `oci_image` target.
+        #[arg(value_name = "TARGET")]
+        target: String,
+        /// Where to push: `HOST[:PORT]/REPOSITORY[:TAG]`.
+        #[arg(long, value_name = "HOST/REPO")]
+        repository: String,
+        /// A tag to push (repeatable; default: the tag of the repository argument, else the
+        /// layout's own tag).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Use plain HTTP for a registry that is not on loopback (loopback always is).
+        #[arg(long)]
+        insecure: bool,
+        /// Fail unless the lockfile pins exactly what the BUILD files ask for.
+        #[arg(long)]
+        locked: bool,
+    },
     /// Resolve every `apk_fetch` target against the repositories' indexes and write
     /// `executor.lock`, the only input `executor build` trusts for packages.
     Lock {

@@ -81,6 +81,25 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
+        Command::Push { target, repository, tags, insecure, locked } => {
+            let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let options = BuildOptions {
+                jobs,
+                keep_going: false,
+                progress_bar: stderr_is_terminal(),
+                remote_cache: cli.remote_cache.clone(),
+            };
+            let built = build(
+                &cwd,
+                cli.workspace.as_deref(),
+                cli.cache_dir.as_deref(),
+                &[target],
+                options,
+                locked,
+                fetch_options,
+            )?;
+            push(&built, &repository, tags, insecure)
+        }
         Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
@@ -90,8 +109,72 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let options =
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: cli.remote_cache };
             build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked, fetch_options)
+                .map(|_| ())
         }
     }
+}
+
+/// What a successful build made, for commands that go on with it (`push`).
+struct Built {
+    /// The requested targets.
+    requested: Vec<Label>,
+    /// What each requested target provides.
+    provided: std::collections::BTreeMap<Label, crate::rules::Provided>,
+    /// `executor-out/` of the workspace.
+    out_root: PathBuf,
+}
+
+/// Pushes the one image or index target of `built` to `repository`.
+fn push(built: &Built, repository: &str, mut tags: Vec<String>, insecure: bool) -> Result<(), Error> {
+    use crate::registry::{load_credentials, push_layout, AuthEnv, PushOptions, Reference};
+    let [label] = &built.requested[..] else {
+        return Err(Error::Usage(format!("`push` takes one target; the pattern matched {}", built.requested.len())));
+    };
+    let provided = &built.provided[label];
+    let (layout, meta, kind) = match (&provided.index, &provided.image) {
+        (Some(index), _) => (&index.layout, &index.meta, "index"),
+        (None, Some(image)) => (&image.layout, &image.meta, "image"),
+        _ => {
+            return Err(Error::Usage(format!(
+                "`{label}` is not an `oci_index` or `oci_image` target; only images can be pushed"
+            )))
+        }
+    };
+    let path = |a: &Artifact| match a {
+        Artifact::Derived { path, .. } => built.out_root.join(path),
+        Artifact::Source { file, .. } => file.clone(),
+    };
+    // The layout's own tag: an index's `tag` attribute, `latest` for an image.
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(path(meta)).unwrap_or_default()).unwrap_or_default();
+    let ref_name = meta.get("tag").and_then(|t| t.as_str()).unwrap_or("latest").to_owned();
+    let mut reference = Reference::parse(repository).map_err(|e| Error::Usage(format!("--repository: {e}")))?;
+    if !tags.is_empty() {
+        // `--tag` replaces the default `latest`, unless the repository named a tag itself.
+        let explicit = repository.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        if !explicit {
+            reference.tags.clear();
+        }
+        reference.tags.append(&mut tags);
+        reference.tags.sort();
+        reference.tags.dedup();
+    }
+    let creds = load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
+    let options = PushOptions { insecure, ..PushOptions::default() };
+    let report =
+        push_layout(&path(layout), &ref_name, &reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
+    println!("{}/{}@{}", reference.host, reference.repository, report.digest);
+    eprintln!(
+        "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
+        reference.host,
+        reference.repository,
+        reference.tags.join(", "),
+        report.uploaded_blobs,
+        report.bytes_uploaded,
+        report.skipped_blobs,
+        report.mounted_blobs,
+        report.manifests
+    );
+    Ok(())
 }
 
 fn load(cwd: &Path, workspace: Option<&Path>) -> Result<Loader, Error> {
@@ -157,7 +240,7 @@ fn build(
     options: BuildOptions,
     locked: bool,
     fetch_options: FetchOptions,
-) -> Result<(), Error> {
+) -> Result<Built, Error> {
     let start = Instant::now();
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
@@ -229,7 +312,8 @@ fn build(
     );
     if result.errors.is_empty() {
         eprintln!("build succeeded: {summary}");
-        return Ok(());
+        let provided = graph.requested.iter().map(|l| (l.clone(), analysis.provided[l].clone())).collect();
+        return Ok(Built { requested: graph.requested.clone(), provided, out_root });
     }
     let mut message = result.errors.join("\n");
     if stats.skipped > 0 {

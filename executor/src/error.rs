@@ -30,6 +30,9 @@ pub enum Error {
     /// Content did not verify: a digest, size, identity or signature mismatch.
     #[error("{0}")]
     Verify(String),
+    /// Pushing to a registry failed; the message names the registry and the fix.
+    #[error("{0}")]
+    Push(String),
     /// A rule's analysis failed.
     #[error("{0}")]
     Analysis(String),

@@ -13,7 +13,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Copies what `//images:static` needs into `dest` (a fresh workspace).
-fn copy_repository(dest: &Path) {
+pub fn copy_repository(dest: &Path) {
     let root = repo_root();
     for entry in
         ["WORKSPACE", "BUILD", "README.md", "ARCHITECTURE.md", "executor.lock", "rules", "images", "third_party"]

@@ -11,3 +11,4 @@ mod core_robustness;
 mod examples;
 mod image_errors;
 mod images;
+mod push;
