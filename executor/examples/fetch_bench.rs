@@ -59,7 +59,7 @@ fn main() {
     let total: u64 = files.iter().map(|(_, bytes)| bytes.len() as u64).sum();
     println!(
         "{PACKAGES} packages x {} MiB of random bytes: {:.1} MB of .apk (generated in {:.1} s)",
-        FILES * FILE_SIZE >> 20,
+        (FILES * FILE_SIZE) >> 20,
         total as f64 / 1e6,
         start.elapsed().as_secs_f64()
     );

@@ -284,7 +284,7 @@ impl Builder<'_> {
         if let Some(result) = self.store.get_action(&key) {
             if result.outputs.len() == action.outputs.len()
                 && self.outputs_present(&result)
-                && self.materialize(action, &result.outputs).map_err(|e| e.to_string())?
+                && self.materialize(action, &result.outputs, false).map_err(|e| e.to_string())?
             {
                 return Ok(Outcome::Hit(result.outputs));
             }
@@ -294,7 +294,7 @@ impl Builder<'_> {
         // Content pinned by digest that the store already holds need not be fetched again.
         if let Some(records) = self.pinned_in_store(action) {
             self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
-            if self.materialize(action, &records).map_err(|e| e.to_string())? {
+            if self.materialize(action, &records, true).map_err(|e| e.to_string())? {
                 return Ok(Outcome::Hit(records));
             }
         }
@@ -304,7 +304,7 @@ impl Builder<'_> {
             let kinds: Vec<OutputKind> = action.outputs.iter().map(|o| o.kind).collect();
             if let Some(result) = remote.fetch_action(&key, &kinds, self.store) {
                 self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
-                if self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
+                if self.materialize(action, &result.outputs, false).map_err(|e| e.to_string())? {
                     return Ok(Outcome::RemoteHit(result.outputs));
                 }
                 // A local blob it relied on was corrupt (and is now evicted): run the action.
@@ -324,7 +324,7 @@ impl Builder<'_> {
         let records = self.run_action(action, &inputs)?;
         let result = ActionResult { outputs: records };
         self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
-        if !self.materialize(action, &result.outputs).map_err(|e| e.to_string())? {
+        if !self.materialize(action, &result.outputs, true).map_err(|e| e.to_string())? {
             return Err("its outputs vanished from the cache while the build ran; build again".into());
         }
         // Best effort: a failing upload is a warning (once) and never fails the action.
@@ -431,7 +431,9 @@ impl Builder<'_> {
     }
 
     /// Copies outputs into `executor-out/`. Returns false if a blob was missing or corrupt.
-    fn materialize(&self, action: &Action, records: &[OutputRecord]) -> Result<bool, StoreError> {
+    /// `fresh`: the blobs were hashed by this build moments ago (just produced or just
+    /// verified), so copying them need not hash them again.
+    fn materialize(&self, action: &Action, records: &[OutputRecord], fresh: bool) -> Result<bool, StoreError> {
         for (spec, record) in action.outputs.iter().zip(records) {
             let dest = self.out_root.join(&spec.path);
             let ok = match record {
@@ -447,7 +449,7 @@ impl Builder<'_> {
                             source,
                         })?;
                     }
-                    let ok = self.store.copy_blob_to(digest, &dest, *executable)?;
+                    let ok = self.store.copy_blob(digest, &dest, *executable, !fresh)?;
                     if ok {
                         self.files.written(&dest, *digest);
                     }

@@ -227,6 +227,12 @@ impl Store {
     /// Copies a blob to `dest` (through a temporary file beside it), verifying its digest on
     /// the way. Returns false, after evicting the blob, if it is missing or corrupt.
     pub fn copy_blob_to(&self, digest: &Digest, dest: &Path, executable: bool) -> Result<bool, StoreError> {
+        self.copy_blob(digest, dest, executable, true)
+    }
+
+    /// Like [`Store::copy_blob_to`], but without hashing when `verify` is false: only for a
+    /// blob whose bytes this process hashed moments ago (an output it just committed).
+    pub fn copy_blob(&self, digest: &Digest, dest: &Path, executable: bool, verify: bool) -> Result<bool, StoreError> {
         let path = self.blob_path(digest);
         let input = match File::open(&path) {
             Ok(f) => f,
@@ -236,6 +242,17 @@ impl Store {
         let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let tmp = dest.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
         let out = File::create(&tmp).map_err(io_err("cannot write", &tmp))?;
+        if !verify {
+            drop(out);
+            drop(input);
+            fs::copy(&path, &tmp).map_err(io_err("cannot copy", &path))?;
+            // The copy took the blob's read-only mode: set the output mode by path.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if executable { 0o755 } else { 0o644 };
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", &tmp))?;
+            fs::rename(&tmp, dest).map_err(io_err("cannot rename into", dest))?;
+            return Ok(true);
+        }
         let mut writer = HashingWriter::new(io::BufWriter::new(out));
         io::copy(&mut BufReader::new(input), &mut writer).map_err(io_err("cannot copy", &path))?;
         let (got, _, buf) = writer.finish();

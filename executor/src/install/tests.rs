@@ -839,3 +839,23 @@ fn writing_the_root_twice_gives_the_same_bytes() {
     assert_eq!(first_digests, second_digests);
     assert!(first == second, "layers differ");
 }
+
+#[test]
+fn large_contents_are_spooled_and_read_back_unchanged() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let big: String = (0..40_000).map(|i| format!("{i}\n")).collect();
+    assert!(big.len() as u64 > spool::IN_MEMORY_MAX);
+    let package = || Tar::default().dir("usr").file("usr/big.txt", &big).file("usr/small.txt", "small\n");
+    let mut installer = Installer::with_spool_dir(Arch::X86_64, scratch.path());
+    // A failed install spools too, and leaves nothing of itself in the tree.
+    let conflicting = Tar::default().dir("usr").file("usr/big.txt", &big).file("usr/big.txt", "other\n");
+    install_tar(&mut installer, simple("broken"), conflicting).expect_err("duplicate path");
+    install_tar(&mut installer, simple("big"), package()).expect("install");
+    // Identical content from another package is no conflict: the sha1 was taken while spooling.
+    install_tar(&mut installer, simple("again"), package()).expect("identical files");
+    let (mut tree, _) = installer.finish().expect("finish");
+    // The spool file was unlinked as soon as it was created.
+    assert_eq!(std::fs::read_dir(scratch.path()).expect("list").count(), 0);
+    assert_eq!(text_of(&mut tree, "usr/big.txt"), big);
+    assert_eq!(text_of(&mut tree, "usr/small.txt"), "small\n");
+}

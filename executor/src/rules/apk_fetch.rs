@@ -305,7 +305,9 @@ impl ActionExec for FetchApk {
             )));
         }
         let bytes = std::fs::read(dest).map_err(|e| fail(format!("cannot read `{}`: {e}", dest.display())))?;
-        let verified = crate::apk::Package::verify(&bytes, &self.url, &self.pin, &self.keyring, self.policy())
+        // The sha256 and size were just compared while streaming: do not hash the bytes again.
+        let pin = PackagePin { sha256: None, ..self.pin.clone() };
+        let verified = crate::apk::Package::verify(&bytes, &self.url, &pin, &self.keyring, self.policy())
             .map_err(|e| fail(e.to_string()))?;
         if verified.signed_by.is_none() {
             eprintln!(

@@ -390,7 +390,10 @@ impl ActionExec for LayerExec {
     fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
         let spec = &self.spec;
         let fail = |m: String| ActionError(m);
-        let mut installer = Installer::new(spec.arch.unwrap_or(Arch::X86_64));
+        // Large file contents are spooled to disk in the action's scratch directory (removed
+        // by the builder), so memory stays flat whatever the size of the package set.
+        let scratch = ctx.outputs[0].parent().map(std::path::Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        let mut installer = Installer::with_spool_dir(spec.arch.unwrap_or(Arch::X86_64), scratch);
         let mut newest = 0u64;
         let (apks, rest) = ctx.inputs.split_at(spec.apks);
         let (keys, files) = rest.split_at(spec.key_names.len());
