@@ -28,10 +28,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use flate2::{Compression, GzBuilder};
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use rsa::traits::PublicKeyParts as _;
@@ -765,14 +763,18 @@ pub fn write_index(entries: &[IndexEntry], description: &str, key: Option<&Signi
     Ok(index)
 }
 
-/// One gzip member: header mtime 0, no name, OS byte 255, level 9.
+/// One gzip member: header mtime 0, no name, XFL 2 (best compression), OS byte 255, level
+/// 9, deflated by miniz_oxide directly. Packages keep this one deflate implementation
+/// whatever backend flate2 uses for layers, so regenerating the repository gives the same
+/// bytes.
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzBuilder::new()
-        .mtime(0)
-        .operating_system(GZIP_OS_UNKNOWN)
-        .write(Vec::with_capacity(data.len() / 2 + 64), Compression::new(GZIP_LEVEL));
-    encoder.write_all(data).expect("compressing into memory cannot fail");
-    encoder.finish().expect("compressing into memory cannot fail")
+    let deflated = miniz_oxide::deflate::compress_to_vec(data, GZIP_LEVEL as u8);
+    let mut out = Vec::with_capacity(deflated.len() + 18);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 2, GZIP_OS_UNKNOWN]);
+    out.extend_from_slice(&deflated);
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
 }
 
 /// A tar header's fields before encoding.
