@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::digest::{hash_reader, Digest, HashingWriter};
 use crate::oci::{canonical_json, read_layout_image, BaseImage, MediaType, OciError};
 use crate::platform::Arch;
+use crate::registry::reference::valid_component;
 
 /// Tar block size.
 const BLOCK: u64 = 512;
@@ -319,37 +320,7 @@ pub fn valid_repo_tag(tag: &str) -> bool {
             components.remove(0);
         }
     }
-    !components.is_empty() && components.iter().all(|c| path_component(c))
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn path_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    let mut i = 0;
-    loop {
-        let start = i;
-        while i < b.len() && alnum(b[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i == b.len() {
-            return true;
-        }
-        if b[i..].starts_with(b"__") {
-            i += 2;
-        } else if b[i] == b'.' || b[i] == b'_' {
-            i += 1;
-        } else if b[i] == b'-' {
-            while i < b.len() && b[i] == b'-' {
-                i += 1;
-            }
-        } else {
-            return false;
-        }
-    }
+    !components.is_empty() && components.iter().all(|c| valid_component(c))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ mod client;
 mod error;
 mod plan;
 mod push;
-mod reference;
+pub(crate) mod reference;
 
 pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,

@@ -158,8 +158,9 @@ fn check_repository(repository: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-fn valid_component(component: &str) -> bool {
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`: one component of a repository name (the
+/// distribution spec's grammar, also used for docker-archive `RepoTags`).
+pub(crate) fn valid_component(component: &str) -> bool {
     let b = component.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let mut i = 0;
