@@ -106,6 +106,8 @@ struct Shared<'a> {
     stats: Mutex<BuildStats>,
     errors: Mutex<Vec<(usize, String)>>,
     done: AtomicUsize,
+    /// Actions started (for progress lines: each gets its own number).
+    started: AtomicUsize,
     progress: Option<indicatif::ProgressBar>,
 }
 
@@ -151,6 +153,7 @@ impl Builder<'_> {
             stats: Mutex::new(BuildStats::default()),
             errors: Mutex::new(Vec::new()),
             done: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
             progress,
         };
         let pool = rayon::ThreadPoolBuilder::new()
@@ -316,7 +319,7 @@ impl Builder<'_> {
             let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
             eprintln!(
                 "[{}/{total}] {} {}{what}",
-                shared.done.load(Ordering::Relaxed) + 1,
+                shared.started.fetch_add(1, Ordering::Relaxed) + 1,
                 action.exec.mnemonic(),
                 action.owner
             );

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{executor_bin, normalize_time, to_run};
+use crate::harness::{executor_bin, normalize_progress, normalize_time, to_run};
 
 #[test]
 fn every_example_builds() {
@@ -39,7 +39,7 @@ fn every_example_builds() {
         if !prepared {
             insta::assert_snapshot!(
                 format!("example_{name}"),
-                format!("{}--- stderr\n{}", run.stdout, normalize_time(&run.stderr))
+                format!("{}--- stderr\n{}", run.stdout, normalize_progress(&normalize_time(&run.stderr)))
             );
         }
         std::fs::remove_dir_all(dir.join("executor-out")).expect("clean example outputs");

@@ -113,7 +113,7 @@ impl Workspace {
         let mut out = text.replace(&self.root().display().to_string(), "[WS]");
         out = out.replace(&self.cache().display().to_string(), "[CACHE]");
         out = out.replace(&self.temp.path().display().to_string(), "[TMP]");
-        normalize_time(&out)
+        normalize_progress(&normalize_time(&out))
     }
 }
 
@@ -124,6 +124,27 @@ pub fn to_run(out: Output) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Progress lines (`[3/7] Mnemonic //label -> path`) come in the order actions start, which
+/// depends on scheduling: their counters become `[n/N]` and each run of them is sorted.
+pub fn normalize_progress(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    let is_progress = |l: &str| l.starts_with('[') && l.find("] ").is_some_and(|i| l[1..i].contains('/'));
+    for line in text.split_inclusive('\n') {
+        if is_progress(line) {
+            let rest = &line[line.find("] ").map(|i| i + 2).unwrap_or(0)..];
+            run.push(format!("[n/N] {rest}"));
+        } else {
+            run.sort();
+            out.append(&mut run);
+            out.push(line.to_owned());
+        }
+    }
+    run.sort();
+    out.append(&mut run);
+    out.concat()
 }
 
 /// `in 0.12s` -> `in [TIME]`.
