@@ -174,6 +174,18 @@ fn push(built: &Built, repository: &str, mut tags: Vec<String>, insecure: bool) 
         report.mounted_blobs,
         report.manifests
     );
+    if report.referrers > 0 {
+        eprintln!(
+            "attached {} SBOM{} as referrers of the image manifests{}",
+            report.referrers,
+            if report.referrers == 1 { "" } else { "s" },
+            if report.referrers_tag_schema {
+                " (the registry has no referrers API: listed under the tags `sha256-<manifest hex>`)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 

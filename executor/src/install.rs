@@ -145,6 +145,9 @@ pub struct InstalledSummary {
     pub provides: Vec<String>,
     /// Package paths of the files (not directories) the package owns in the final tree.
     pub files: Vec<String>,
+    /// sha256 of the `.apk` file, when the caller knows it (the lockfile pins it).
+    #[serde(default)]
+    pub sha256: Option<crate::digest::Digest>,
 }
 
 /// Who put an entry into the tree.
@@ -963,5 +966,6 @@ fn summary(meta: &PackageMeta, arch: &str, files: Vec<String>) -> InstalledSumma
         depends: info.depends.iter().map(ToString::to_string).collect(),
         provides: info.provides.iter().map(ToString::to_string).collect(),
         files,
+        sha256: None,
     }
 }

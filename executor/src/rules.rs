@@ -92,6 +92,8 @@ pub struct ApkFile {
     pub name: String,
     /// Package version.
     pub version: String,
+    /// sha256 of the `.apk`, as the lockfile pins it.
+    pub sha256: crate::digest::Digest,
 }
 
 /// A repository's keyring and the digests of its key files.

@@ -116,7 +116,7 @@ impl From<&InstalledSummary> for SbomPackage {
             version: s.version.clone(),
             arch: s.arch.clone(),
             identity: s.identity.clone(),
-            sha256: None,
+            sha256: s.sha256,
             license: s.license.clone(),
             origin: s.origin.clone(),
             description: s.description.clone(),
@@ -430,7 +430,7 @@ fn image_purl_parts(name: &str) -> Result<(String, Option<String>), SbomError> {
 }
 
 /// A purl namespace: lowercase letters, digits, `.` and `-`.
-fn valid_namespace(namespace: &str) -> bool {
+pub(crate) fn valid_namespace(namespace: &str) -> bool {
     !namespace.is_empty()
         && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
 }

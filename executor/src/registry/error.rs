@@ -195,6 +195,15 @@ pub enum RegistryError {
         got: String,
     },
 
+    /// An artifact attached to the image in the layout cannot be pushed as its referrer.
+    #[error("cannot push the SBOMs of `{}`: {detail}", dir.display())]
+    BadReferrer {
+        /// The layout.
+        dir: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
     /// The registry broke the upload protocol (no `Location`, a wrong `Range`, ...).
     #[error("unexpected answer to {method} `{url}`: {detail}")]
     Protocol {

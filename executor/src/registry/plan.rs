@@ -30,6 +30,22 @@ pub(crate) struct PushPlan {
     /// Manifests and indexes, each once, every one after everything it references. The
     /// bytes were checked against their digest when read.
     pub manifests: Vec<PlanManifest>,
+    /// Artifacts attached to pushed manifests (the SBOMs of the layout's `<tag>.sbom`
+    /// entry), pushed after the image; their blobs are in [`PushPlan::blobs`].
+    pub referrers: Vec<PlanReferrer>,
+}
+
+/// An artifact manifest whose `subject` is one of the pushed manifests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlanReferrer {
+    /// The artifact manifest.
+    pub manifest: PlanManifest,
+    /// Its `subject`'s digest.
+    pub subject: Digest,
+    /// Its `artifactType` (or its config's media type, as the referrers API says).
+    pub artifact_type: String,
+    /// Its annotations, which a referrers index repeats.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// A config or layer blob of the layout.
@@ -87,8 +103,56 @@ pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, Registry
     };
     let mut walk = Walk { dir, blobs: BTreeMap::new(), manifests: Vec::new(), seen: BTreeSet::new() };
     walk.visit(top, "index.json", 0)?;
+    let image_manifests = walk.manifests.len();
+    let pushed = walk.seen.clone();
+
+    // The SBOMs: `<tag>.sbom` lists artifact manifests whose subjects are pushed above. The
+    // list itself is a device of the layout, not pushed; a registry finds the artifacts
+    // through its referrers API (or the referrers tag).
+    let sbom_ref = crate::sbom::sbom_ref_name(ref_name);
+    let mut referrers = Vec::new();
+    if let Some(sboms) = entries.iter().find(|d| name_of(d).as_deref() == Some(sbom_ref.as_str())) {
+        let list = our_digest(sboms.digest(), "index.json")?;
+        let path = walk.blob(list, sboms.size(), "index.json")?;
+        let bytes = fs::read(&path).map_err(OciError::io("read", &path))?;
+        let actual = Digest::of(&bytes);
+        if actual != list {
+            return Err(OciError::DigestMismatch { what: path.display().to_string(), expected: list, actual }.into());
+        }
+        let index: ImageIndex = parse_bytes(&bytes, &path, "image index")?;
+        let me = format!("image index {list} (`{sbom_ref}`)");
+        for child in index.manifests() {
+            walk.visit(child, &me, 1)?;
+        }
+        for manifest in walk.manifests.drain(image_manifests..) {
+            let path = dir.join("blobs").join("sha256").join(manifest.digest.hex());
+            let parsed: ImageManifest = parse_bytes(&manifest.bytes, &path, "image manifest")?;
+            let what = format!("artifact manifest {}", manifest.digest);
+            let subject = match parsed.subject() {
+                Some(s) => our_digest(s.digest(), &what)?,
+                None => {
+                    return Err(RegistryError::BadReferrer {
+                        dir: dir.to_owned(),
+                        detail: format!("the {what} in `{sbom_ref}` has no `subject`"),
+                    })
+                }
+            };
+            if !pushed.contains(&subject) {
+                return Err(RegistryError::BadReferrer {
+                    dir: dir.to_owned(),
+                    detail: format!("the subject {subject} of the {what} is not part of the pushed image `{ref_name}`"),
+                });
+            }
+            let artifact_type = match parsed.artifact_type() {
+                Some(t) => t.to_string(),
+                None => parsed.config().media_type().to_string(),
+            };
+            let annotations = parsed.annotations().clone().unwrap_or_default().into_iter().collect();
+            referrers.push(PlanReferrer { manifest, subject, artifact_type, annotations });
+        }
+    }
     let blobs = walk.blobs.into_iter().map(|(digest, (size, path))| PlanBlob { digest, size, path }).collect();
-    Ok(PushPlan { blobs, manifests: walk.manifests })
+    Ok(PushPlan { blobs, manifests: walk.manifests, referrers })
 }
 
 struct Walk<'a> {

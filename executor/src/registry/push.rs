@@ -7,14 +7,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, ImageIndex, MediaType, SCHEMA_VERSION};
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::{hash_reader, Digest};
-use crate::oci::OciError;
+use crate::oci::{canonical_json, OciError};
 use crate::registry::auth::Credentials;
 use crate::registry::client::{percent_encode, Client, Response};
 use crate::registry::error::RegistryError;
-use crate::registry::plan::{read_plan, PlanBlob, PlanManifest};
+use crate::registry::plan::{read_plan, PlanBlob, PlanManifest, PlanReferrer};
 use crate::registry::reference::Reference;
 
 /// What a manifest request accepts: the OCI types first (distribution 2.8 answers 404 for
@@ -79,6 +83,11 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Manifests and indexes put (by digest), the image itself included.
     pub manifests: usize,
+    /// Artifacts (SBOMs) put with the image as its referrers.
+    pub referrers: usize,
+    /// Whether the registry lacks the referrers API, so that the referrers were listed
+    /// under the fallback tags `sha256-<subject hex>` instead.
+    pub referrers_tag_schema: bool,
 }
 
 /// What happened to one blob.
@@ -111,6 +120,8 @@ pub fn push_layout(
         mounted_blobs: 0,
         bytes_uploaded: 0,
         manifests: plan.manifests.len(),
+        referrers: plan.referrers.len(),
+        referrers_tag_schema: false,
     };
     for outcome in outcomes {
         match outcome {
@@ -129,7 +140,84 @@ pub fn push_layout(
     for tag in &target.tags {
         put_manifest(&client, plan.top(), tag)?;
     }
+    // Referrers last: a registry with the referrers API says so with `OCI-Subject`; for one
+    // without, the distribution spec's fallback lists them in an index tagged
+    // `sha256-<subject hex>`.
+    let mut unlisted: BTreeMap<Digest, Vec<&PlanReferrer>> = BTreeMap::new();
+    for referrer in &plan.referrers {
+        let listed = put_manifest(&client, &referrer.manifest, &referrer.manifest.digest.to_string())?;
+        if !listed {
+            unlisted.entry(referrer.subject).or_default().push(referrer);
+        }
+    }
+    report.referrers_tag_schema = !unlisted.is_empty();
+    for (subject, referrers) in unlisted {
+        update_referrers_tag(&client, subject, &referrers)?;
+    }
     Ok(report)
+}
+
+/// The referrers tag schema: adds `referrers` to the index tagged `sha256-<subject hex>`
+/// (created if missing), keeping what other clients listed there; puts it only if it
+/// changed, so a repeated push sends nothing.
+fn update_referrers_tag(client: &Client, subject: Digest, referrers: &[&PlanReferrer]) -> Result<(), RegistryError> {
+    let tag = format!("sha256-{}", subject.hex());
+    let url = client.repo_url(&format!("/manifests/{tag}"));
+    let current = client.with_retries(|| {
+        let resp = client.request("GET", &url, &[("Accept", "application/vnd.oci.image.index.v1+json")], None)?;
+        match resp.status {
+            200 => Ok(Some(resp.body)),
+            404 => Ok(None),
+            _ => Err(client.fail("GET", &url, &resp)),
+        }
+    })?;
+    let mut index: ImageIndex = match &current {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| RegistryError::Protocol {
+            method: "GET",
+            url: url.clone(),
+            detail: format!("the referrers tag `{tag}` is not an image index: {e}"),
+        })?,
+        None => {
+            let mut index = ImageIndex::default();
+            index.set_schema_version(SCHEMA_VERSION);
+            index.set_media_type(Some(MediaType::ImageIndex));
+            index.set_manifests(Vec::new());
+            index
+        }
+    };
+    let mut manifests = index.manifests().clone();
+    let mut changed = false;
+    for referrer in referrers {
+        let digest = referrer.manifest.digest.to_string();
+        if manifests.iter().any(|d| d.digest().to_string() == digest) {
+            continue;
+        }
+        let oci_digest = oci_spec::image::Digest::from_str(&digest).map_err(|e| RegistryError::Protocol {
+            method: "PUT",
+            url: url.clone(),
+            detail: format!("digest `{digest}`: {e}"),
+        })?;
+        let mut descriptor =
+            Descriptor::new(MediaType::ImageManifest, referrer.manifest.bytes.len() as u64, oci_digest);
+        descriptor.set_artifact_type(Some(MediaType::from(referrer.artifact_type.as_str())));
+        if !referrer.annotations.is_empty() {
+            descriptor.set_annotations(Some(referrer.annotations.clone().into_iter().collect()));
+        }
+        manifests.push(descriptor);
+        changed = true;
+    }
+    if !changed {
+        return Ok(());
+    }
+    index.set_manifests(manifests);
+    let bytes = canonical_json(&index).map_err(|e| RegistryError::Protocol {
+        method: "PUT",
+        url: url.clone(),
+        detail: format!("cannot serialize the referrers index: {e}"),
+    })?;
+    let manifest = PlanManifest { digest: Digest::of(&bytes), media_type: MediaType::ImageIndex.to_string(), bytes };
+    put_manifest(client, &manifest, &tag)?;
+    Ok(())
 }
 
 /// Runs `work` over `items` on up to `jobs` threads; the results in item order, or the
@@ -295,8 +383,9 @@ fn upload_chunked(
     Ok(BlobOutcome::Uploaded(offset))
 }
 
-/// Puts `manifest` under `reference` (its digest or a tag), with its media type.
-fn put_manifest(client: &Client, manifest: &PlanManifest, reference: &str) -> Result<(), RegistryError> {
+/// Puts `manifest` under `reference` (its digest or a tag), with its media type; whether
+/// the registry answered `OCI-Subject` (it indexed the manifest's `subject` as a referrer).
+fn put_manifest(client: &Client, manifest: &PlanManifest, reference: &str) -> Result<bool, RegistryError> {
     let url = client.repo_url(&format!("/manifests/{reference}"));
     let headers = [("Content-Type", manifest.media_type.as_str()), ("Accept", MANIFEST_ACCEPT)];
     client.with_retries(|| {
@@ -304,7 +393,8 @@ fn put_manifest(client: &Client, manifest: &PlanManifest, reference: &str) -> Re
         if !matches!(resp.status, 200 | 201) {
             return Err(client.fail("PUT", &url, &resp));
         }
-        check_digest_header(&resp, "PUT", &url, manifest.digest)
+        check_digest_header(&resp, "PUT", &url, manifest.digest)?;
+        Ok(resp.header("oci-subject").is_some())
     })
 }
 

@@ -159,6 +159,7 @@ impl Rule for ApkFetch {
                     artifact,
                     name: name.to_owned(),
                     version: version.to_owned(),
+                    sha256: pinned.sha256,
                 }));
             }
             apks.insert(arch, list);

@@ -7,15 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::apk::Package;
+use crate::digest::Digest;
 use crate::install::{InstalledSummary, Installer};
-use crate::layer::{Content, LayerOptions, LayerWriter};
+use crate::layer::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
 use crate::platform::Arch;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, LayerOutput, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, AttrValue, Target};
@@ -178,6 +179,8 @@ struct LayerSpec {
     key_names: Vec<String>,
     /// Number of `.apk` inputs (first), then keys, then files in `extras` order.
     apks: usize,
+    /// The pinned sha256 of each `.apk` input, in input order (for the SBOM).
+    apk_sha256: Vec<Digest>,
     extras: Vec<Extra>,
     users: Vec<UserSpec>,
     groups: Vec<GroupSpec>,
@@ -216,6 +219,9 @@ pub struct LayerMeta {
     pub packages: Vec<InstalledSummary>,
     /// The history entry's `created_by`.
     pub created_by: String,
+    /// The `ID` of the layer's `os-release`, if it has one: the SBOM's purl namespace.
+    #[serde(default)]
+    pub os_release_id: Option<String>,
 }
 
 impl Rule for LayerRule {
@@ -255,6 +261,7 @@ impl Rule for LayerRule {
             repositories: Vec::new(),
             key_names: Vec::new(),
             apks: 0,
+            apk_sha256: Vec::new(),
             extras: Vec::new(),
             users: target.string_list("users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
             groups: target
@@ -294,6 +301,7 @@ impl Rule for LayerRule {
             spec.world = meta.world.clone();
             spec.repositories = vec![meta.repository_url.clone()];
             spec.apks = apks.len();
+            spec.apk_sha256 = apks.iter().map(|a| a.sha256).collect();
             inputs.extend(apks.iter().map(|a| a.artifact.clone()));
             for (name, artifact) in &meta.keys {
                 spec.key_names.push(name.clone());
@@ -435,7 +443,12 @@ impl ActionExec for LayerExec {
             installer.add_user(&u.name, u.uid, u.gid, &u.name, &u.home, &u.shell).map_err(|e| fail(e.to_string()))?;
         }
         let users = installer.users();
-        let (tree, packages) = installer.finish().map_err(|e| fail(e.to_string()))?;
+        let (mut tree, mut packages) = installer.finish().map_err(|e| fail(e.to_string()))?;
+        // Installed in input order, one summary per package.
+        for (summary, sha256) in packages.iter_mut().zip(&spec.apk_sha256) {
+            summary.sha256 = Some(*sha256);
+        }
+        let os_release_id = os_release_id(&mut tree)?;
         let epoch = spec.epoch.unwrap_or(newest);
         let out = File::create(&ctx.outputs[0])?;
         let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -455,6 +468,7 @@ impl ActionExec for LayerExec {
             users,
             packages,
             created_by,
+            os_release_id,
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?;
         std::fs::write(&ctx.outputs[1], json)?;
@@ -462,9 +476,53 @@ impl ActionExec for LayerExec {
     }
 }
 
+/// The `ID` of the tree's `etc/os-release` (else `usr/lib/os-release`), as apko takes an
+/// SBOM's purl namespace from it, in purl form: lowercase, `_` as `-`. A symlinked or large
+/// file is not followed; the small file read is put back as bytes.
+fn os_release_id(tree: &mut LayerTree) -> Result<Option<String>, ActionError> {
+    const MAX: u64 = 64 * 1024;
+    for name in ["etc/os-release", "usr/lib/os-release"] {
+        let path = LayerPath::new(name).map_err(|e| ActionError(e.to_string()))?;
+        let small_file = matches!(tree.get(&path), Some(e) if matches!(&e.kind, EntryKind::File(c) if c.size() <= MAX));
+        if !small_file {
+            continue;
+        }
+        let Some(mut entry) = tree.remove(&path) else { continue };
+        let EntryKind::File(content) = std::mem::replace(&mut entry.kind, EntryKind::Directory) else { continue };
+        let mut bytes = Vec::new();
+        content.open()?.read_to_end(&mut bytes)?;
+        entry.kind = EntryKind::File(Content::from_bytes(bytes.clone()));
+        tree.insert(path, entry).map_err(|e| ActionError(e.to_string()))?;
+        return Ok(parse_os_release_id(&String::from_utf8_lossy(&bytes)));
+    }
+    Ok(None)
+}
+
+/// `ID=` of an os-release text (quotes removed), in purl namespace form; `None` without
+/// one.
+fn parse_os_release_id(text: &str) -> Option<String> {
+    let value = text.lines().find_map(|l| l.trim().strip_prefix("ID="))?;
+    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let id: String = value
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .collect();
+    (!id.is_empty()).then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_release_ids() {
+        assert_eq!(parse_os_release_id("NAME=\"Alpine Linux\"\nID=alpine\n").as_deref(), Some("alpine"));
+        assert_eq!(parse_os_release_id("ID=\"wolfi\"\nID_LIKE=x\n").as_deref(), Some("wolfi"));
+        assert_eq!(parse_os_release_id("ID='Open_WRT'").as_deref(), Some("open-wrt"));
+        assert_eq!(parse_os_release_id("NAME=x\nID_LIKE=alpine\n"), None);
+        assert_eq!(parse_os_release_id("ID=\n"), None);
+    }
 
     #[test]
     fn account_lines() {

@@ -14,6 +14,7 @@ use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
 use crate::platform::Arch;
 use crate::rules::layer::LayerMeta;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ImageOutput, Provided, Rule};
+use crate::sbom::{attach_sbom, spdx_document, SbomInput, SbomPackage};
 use crate::target::{AttrSpec, AttrType, AttrValue, Target};
 
 /// The `oci_image` rule.
@@ -51,7 +52,22 @@ const ATTRS: &[AttrSpec] = &[
         mandatory: false,
         doc: "`created`, in unix seconds (default: the newest epoch of the layers and the base).",
     },
+    AttrSpec {
+        name: "sbom",
+        ty: AttrType::Bool,
+        mandatory: false,
+        doc: "Write `<name>.spdx.json` (SPDX 2.3, every installed package) and attach it to the layout as an OCI artifact whose subject is the image (default True).",
+    },
+    AttrSpec {
+        name: "distro",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "The SBOM's purl namespace (`pkg:apk/<distro>/...`); default: the `ID` of the image's os-release, else `unknown`.",
+    },
 ];
+
+/// The ref name of the image in an `oci_image` layout's `index.json`.
+pub const IMAGE_TAG: &str = "latest";
 
 /// What an image action reports about itself (`<name>.image.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +86,23 @@ pub struct ImageMeta {
     pub users: BTreeMap<String, (u32, u32)>,
     /// Installed packages of every layer, base first.
     pub packages: Vec<InstalledSummary>,
+    /// The `ID` of the image's os-release (the topmost layer that has one wins).
+    #[serde(default)]
+    pub os_release_id: Option<String>,
+    /// The SBOM attached to the image in its layout (`<tag>.sbom`), if any.
+    #[serde(default)]
+    pub sbom: Option<SbomMeta>,
+}
+
+/// An image's SBOM: the SPDX document's blob, attached with `epoch` as its `created`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomMeta {
+    /// sha256 of the SPDX JSON document (`blobs/sha256/<hex>` of the layout).
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// The SBOM's purl namespace.
+    pub distro: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +119,10 @@ struct ImageSpec {
     annotations: BTreeMap<String, String>,
     epoch: Option<u64>,
     tag: String,
+    /// The image name in the SBOM; `None`: no SBOM.
+    sbom_name: Option<String>,
+    /// `distro`, if set.
+    distro: Option<String>,
 }
 
 impl Rule for OciImage {
@@ -101,6 +138,13 @@ impl Rule for OciImage {
     fn check(&self, target: &Target) -> Result<(), String> {
         if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
             Arch::parse(a).map_err(|e| format!("rule `oci_image`: {e}"))?;
+        }
+        if let Some(AttrValue::String(d)) = target.attrs.get("distro") {
+            if !crate::sbom::valid_namespace(d) {
+                return Err(format!(
+                    "attribute `distro` of rule `oci_image` must be lowercase letters, digits, `.` and `-` (like `wolfi`), got `{d}`"
+                ));
+            }
         }
         if let Some(AttrValue::String(w)) = target.attrs.get("workdir") {
             if !w.starts_with('/') {
@@ -176,24 +220,36 @@ impl Rule for OciImage {
             labels: target.string_dict("labels"),
             annotations: target.string_dict("annotations"),
             epoch: target.unsigned("epoch"),
-            tag: "latest".into(),
+            tag: IMAGE_TAG.into(),
+            sbom_name: target.bool_or("sbom", true).then(|| sbom_image_name(name_of(target))),
+            distro: target.string("distro").map(str::to_owned),
         };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
             output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
         };
-        let outs = ctx.graph.add(Action {
-            owner: target.label.clone(),
-            inputs,
-            outputs: vec![
-                OutputSpec { path: path(""), kind: OutputKind::Dir },
-                OutputSpec { path: path(".image.json"), kind: OutputKind::File { executable: false } },
-            ],
-            exec: Arc::new(ImageExec { spec }),
-        });
+        let mut outputs = vec![
+            OutputSpec { path: path(""), kind: OutputKind::Dir },
+            OutputSpec { path: path(".image.json"), kind: OutputKind::File { executable: false } },
+        ];
+        if spec.sbom_name.is_some() {
+            outputs.push(OutputSpec { path: path(".spdx.json"), kind: OutputKind::File { executable: false } });
+        }
+        let outs =
+            ctx.graph.add(Action { owner: target.label.clone(), inputs, outputs, exec: Arc::new(ImageExec { spec }) });
         let image = ImageOutput { layout: outs[0].clone(), meta: outs[1].clone(), arch };
         Ok(Provided { files: outs, image: Some(image), ..Default::default() })
     }
+}
+
+fn name_of(target: &Target) -> &str {
+    target.label.name.as_str()
+}
+
+/// The image's name in its SBOM (`pkg:oci/<name>@...`): the target's name, with characters
+/// an image name may not hold as `-`.
+fn sbom_image_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect()
 }
 
 /// Reads a JSON file an earlier action wrote.
@@ -226,7 +282,7 @@ impl ActionExec for ImageExec {
         "OciImage"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
@@ -239,13 +295,15 @@ impl ActionExec for ImageExec {
         let mut users = BTreeMap::new();
         let mut packages = Vec::new();
         let mut epoch = 0u64;
+        let mut os_release_id = None;
         let base = if spec.has_base {
             let (layout, meta) = (next()?, next()?);
             let meta: ImageMeta = read_json(meta)?;
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
-            Some(oci::read_layout_image(layout, None, spec.arch).map_err(|e| fail(e.to_string()))?)
+            os_release_id = meta.os_release_id.clone();
+            Some(oci::read_layout_image(layout, Some(&spec.tag), spec.arch).map_err(|e| fail(e.to_string()))?)
         } else {
             None
         };
@@ -256,6 +314,9 @@ impl ActionExec for ImageExec {
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
+            if meta.os_release_id.is_some() {
+                os_release_id = meta.os_release_id.clone();
+            }
             let info = LayerInfo {
                 diff_id: meta.diff_id,
                 digest: meta.digest,
@@ -292,6 +353,25 @@ impl ActionExec for ImageExec {
         blobs.extend(layers.iter().map(|(i, p)| (i.digest, BlobSource::File(p))));
         oci::write_image_layout(&ctx.outputs[0], &manifest, spec.arch, blobs, &spec.tag)
             .map_err(|e| fail(e.to_string()))?;
+        let sbom = match &spec.sbom_name {
+            Some(image_name) => {
+                let distro = spec.distro.clone().or_else(|| os_release_id.clone()).unwrap_or_else(|| "unknown".into());
+                let input = SbomInput {
+                    image_name: image_name.clone(),
+                    arch: spec.arch,
+                    manifest_digest: manifest.digest,
+                    epoch,
+                    distro_namespace: distro.clone(),
+                    packages: packages.iter().map(SbomPackage::from).collect(),
+                };
+                let document = spdx_document(&input).map_err(|e| fail(e.to_string()))?;
+                attach_sbom(&ctx.outputs[0], &spec.tag, spec.arch, &document, epoch)
+                    .map_err(|e| fail(e.to_string()))?;
+                std::fs::write(&ctx.outputs[2], &document.bytes)?;
+                Some(SbomMeta { digest: document.digest, size: document.size(), distro })
+            }
+            None => None,
+        };
         let meta = ImageMeta {
             arch: spec.arch,
             digest: manifest.digest,
@@ -300,6 +380,8 @@ impl ActionExec for ImageExec {
             epoch,
             users,
             packages,
+            os_release_id,
+            sbom,
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
         Ok(())

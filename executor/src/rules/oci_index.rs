@@ -10,8 +10,9 @@ use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, Ou
 use crate::digest::Digest;
 use crate::oci::{self, BlobSource, IndexEntry};
 use crate::platform::Arch;
-use crate::rules::oci_image::{read_json, ImageMeta};
+use crate::rules::oci_image::{read_json, ImageMeta, IMAGE_TAG};
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, IndexOutput, Provided, Rule};
+use crate::sbom::attach_sbom;
 use crate::target::{AttrSpec, AttrType, AttrValue, Target};
 
 /// The `oci_index` rule.
@@ -50,6 +51,9 @@ pub struct IndexMeta {
     pub tag: String,
     /// Per platform, the image's manifest digest.
     pub images: BTreeMap<String, Digest>,
+    /// Per platform, the digest of the image's SPDX SBOM, where it has one.
+    #[serde(default)]
+    pub sboms: BTreeMap<String, Digest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,7 +138,7 @@ impl ActionExec for IndexExec {
         "OciIndex"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
@@ -148,26 +152,54 @@ impl ActionExec for IndexExec {
             let [layout, meta] = pair else { return Err(fail("internal error: odd inputs".into())) };
             let meta: ImageMeta = read_json(meta)?;
             epoch = epoch.max(meta.epoch);
-            let image = oci::read_layout_image(layout, None, *arch).map_err(|e| fail(e.to_string()))?;
+            let image = oci::read_layout_image(layout, Some(IMAGE_TAG), *arch).map_err(|e| fail(e.to_string()))?;
             let manifest_path = layout.join("blobs/sha256").join(image.manifest_digest.hex());
             let config_path = layout.join("blobs/sha256").join(meta.config.hex());
             entries.push(IndexEntry { arch: *arch, digest: meta.digest, size: meta.size });
-            images.push((image, manifest_path, config_path, meta));
+            let sbom = match &meta.sbom {
+                Some(sbom) => {
+                    let path = layout.join("blobs/sha256").join(sbom.digest.hex());
+                    let bytes = std::fs::read(&path)?;
+                    let digest = Digest::of(&bytes);
+                    if digest != sbom.digest {
+                        return Err(fail(format!(
+                            "the SBOM `{}` has sha256 {digest}, but its image says {}",
+                            path.display(),
+                            sbom.digest
+                        )));
+                    }
+                    Some(oci::JsonBlob { bytes, digest })
+                }
+                None => None,
+            };
+            images.push((image, manifest_path, config_path, meta, sbom));
         }
         let created = self.spec.epoch.unwrap_or(epoch);
         let index = oci::image_index(&entries, created, &self.spec.annotations).map_err(|e| fail(e.to_string()))?;
         let mut blobs: Vec<(Digest, BlobSource<'_>)> = Vec::new();
-        for (image, manifest, config, meta) in &images {
+        for (image, manifest, config, meta, _) in &images {
             blobs.push((meta.digest, BlobSource::File(manifest)));
             blobs.push((meta.config, BlobSource::File(config)));
             blobs.extend(image.layer_blobs());
         }
         oci::write_layout(&ctx.outputs[0], &index, blobs, &self.spec.tag).map_err(|e| fail(e.to_string()))?;
+        // Each image's SBOM, attached again in this layout: the same artifact manifest, now
+        // listed under `<tag>.sbom`.
+        for (_, _, _, meta, sbom) in &images {
+            if let Some(sbom) = sbom {
+                attach_sbom(&ctx.outputs[0], &self.spec.tag, meta.arch, sbom, meta.epoch)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
         let meta = IndexMeta {
             digest: index.digest,
             size: index.size(),
             tag: self.spec.tag.clone(),
-            images: images.iter().map(|(_, _, _, m)| (m.arch.oci_platform(), m.digest)).collect(),
+            images: images.iter().map(|(_, _, _, m, _)| (m.arch.oci_platform(), m.digest)).collect(),
+            sboms: images
+                .iter()
+                .filter_map(|(_, _, _, m, _)| m.sbom.as_ref().map(|s| (m.arch.oci_platform(), s.digest)))
+                .collect(),
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
         Ok(())
