@@ -8,11 +8,12 @@ Rules:
 - `layer(name, packages, arch, files, directories, symlinks, modes, owners, users, groups, epoch)`.
 - `oci_image(name, base, layers, arch, entrypoint, cmd, env, user, workdir, labels, annotations, epoch)`.
 - `oci_index(name, images, annotations, tag, epoch)`.
+- `oci_load(name, image, platform, repo_tags)`: a docker-archive tarball of one platform.
 - `filegroup(name, srcs)`, `write_file(name, out, content, is_executable)`.
 
 Macros:
 - `distroless_image(name, repository, packages, archs, ...)`: per-arch apk_fetch + layer +
-  oci_image and one oci_index.
+  oci_image (with an SBOM), one oci_index, and oci_load tarballs when `repo_tags` is set.
 - `text_files(name, files)`: one `write_file` per entry of `files`, grouped under `name`.
 """
 
@@ -23,6 +24,7 @@ apk_fetch = native.apk_fetch
 layer = native.layer
 oci_image = native.oci_image
 oci_index = native.oci_index
+oci_load = native.oci_load
 filegroup = native.filegroup
 write_file = native.write_file
 

@@ -272,6 +272,15 @@ fn rule_functions(builder: &mut GlobalsBuilder) {
         declare(&crate::rules::oci_index::OciIndex, args, kwargs, eval)
     }
 
+    /// One platform's image as a docker-archive; see `executor/src/rules/oci_load.rs`.
+    fn oci_load<'v>(
+        #[starlark(args)] args: UnpackTuple<Value<'v>>,
+        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<NoneType> {
+        declare(&crate::rules::oci_load::OciLoad, args, kwargs, eval)
+    }
+
     /// Writes a string to a file; see `executor/src/rules/write_file.rs`.
     fn write_file<'v>(
         #[starlark(args)] args: UnpackTuple<Value<'v>>,

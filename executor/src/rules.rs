@@ -22,6 +22,7 @@ pub mod filegroup;
 pub mod layer;
 pub mod oci_image;
 pub mod oci_index;
+pub mod oci_load;
 pub mod write_file;
 
 /// What a target provides to its dependents and to `executor build`.
@@ -81,6 +82,8 @@ pub struct IndexOutput {
     pub layout: Artifact,
     /// `<name>.index.json` ([`oci_index::IndexMeta`]).
     pub meta: Artifact,
+    /// The platforms of its images, in index order.
+    pub archs: Vec<Arch>,
 }
 
 /// One fetched, verified package file.
@@ -178,6 +181,7 @@ pub fn all_rules() -> &'static [&'static dyn Rule] {
         &layer::LayerRule,
         &oci_image::OciImage,
         &oci_index::OciIndex,
+        &oci_load::OciLoad,
         &write_file::WriteFile,
     ]
 }

@@ -23,7 +23,8 @@ def distroless_image(
         labels = {},
         annotations = {},
         epoch = None,
-        tag = "latest"):
+        tag = "latest",
+        repo_tags = []):
     """A multi-arch image: one package list, accounts and config, expanded per arch.
 
     Targets (with `<arch>` each of `archs`, as APK names such as `x86_64`):
@@ -34,6 +35,9 @@ def distroless_image(
       <name>_<arch>         oci_image with `entrypoint`, `cmd`, `env`, `user`, `workdir`,
                             `labels`, `annotations`
       <name>                oci_index over the images, tagged `tag`
+      <name>_<arch>_tarball oci_load of each image, tagged `repo_tags` (only when
+                            `repo_tags` is set): `<name>_<arch>_tarball.tar` for
+                            `docker load` / `podman load`
 
     Args:
       name: the index's name.
@@ -56,6 +60,7 @@ def distroless_image(
       annotations: manifest and index annotations.
       epoch: unix seconds for `created` and every mtime (default: newest package build time).
       tag: the index's ref name in the layout's index.json.
+      repo_tags: `name:tag` references for the docker-archive tarballs.
     """
     if not archs:
         fail("distroless_image `%s`: `archs` must not be empty" % name)
@@ -96,6 +101,12 @@ def distroless_image(
             epoch = epoch,
         )
         images.append(":" + image)
+        if repo_tags:
+            native.oci_load(
+                name = image + "_tarball",
+                image = ":" + image,
+                repo_tags = repo_tags,
+            )
     native.oci_index(
         name = name,
         images = images,

@@ -109,7 +109,7 @@ impl Rule for OciIndex {
         }
         let tag = target.string("tag").unwrap_or("latest").to_owned();
         let spec =
-            IndexSpec { archs, annotations: target.string_dict("annotations"), tag, epoch: target.unsigned("epoch") };
+            IndexSpec { archs: archs.clone(), annotations: target.string_dict("annotations"), tag, epoch: target.unsigned("epoch") };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
             output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
@@ -123,7 +123,7 @@ impl Rule for OciIndex {
             ],
             exec: Arc::new(IndexExec { spec }),
         });
-        let index = IndexOutput { layout: outs[0].clone(), meta: outs[1].clone() };
+        let index = IndexOutput { layout: outs[0].clone(), meta: outs[1].clone(), archs };
         Ok(Provided { files: outs, index: Some(index), ..Default::default() })
     }
 }

@@ -1,0 +1,164 @@
+//! `oci_load`: one platform's image as a docker-archive tarball (`<name>.tar`), for
+//! `docker load`, `podman load` and `skopeo copy docker-archive:...`, tagged `repo_tags`.
+//! See [`crate::docker_archive`] for the format.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
+use crate::docker_archive::{valid_repo_tag, write_docker_archive};
+use crate::platform::Arch;
+use crate::rules::oci_image::IMAGE_TAG;
+use crate::rules::oci_index::IndexMeta;
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+
+/// The `oci_load` rule.
+pub struct OciLoad;
+
+const ATTRS: &[AttrSpec] = &[
+    AttrSpec {
+        name: "image",
+        ty: AttrType::Label,
+        mandatory: true,
+        doc: "An `oci_image`, or an `oci_index` together with `platform`.",
+    },
+    AttrSpec {
+        name: "platform",
+        ty: AttrType::String,
+        mandatory: false,
+        doc: "Which image of an `oci_index` (`linux/amd64`, `linux/arm/v7` or an APK arch like `x86_64`).",
+    },
+    AttrSpec {
+        name: "repo_tags",
+        ty: AttrType::StringList,
+        mandatory: false,
+        doc: "`name:tag` references the loaded image gets (`example.com/team/app:1.0`); none: untagged.",
+    },
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoadSpec {
+    arch: Arch,
+    /// Whether the input is an index (its tag is read from its description).
+    from_index: bool,
+    repo_tags: Vec<String>,
+}
+
+impl Rule for OciLoad {
+    fn kind(&self) -> &'static str {
+        "oci_load"
+    }
+    fn doc(&self) -> &'static str {
+        "One platform's image as a docker-archive tarball for `docker load` / `podman load`."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        ATTRS
+    }
+    fn check(&self, target: &Target) -> Result<(), String> {
+        if let Some(AttrValue::String(p)) = target.attrs.get("platform") {
+            Arch::parse(p).map_err(|e| format!("attribute `platform` of rule `oci_load`: {e}"))?;
+        }
+        for tag in target.string_list("repo_tags") {
+            if !valid_repo_tag(&tag) {
+                return Err(format!(
+                    "attribute `repo_tags` of rule `oci_load`: `{tag}` is not `name:tag` like `example.com/team/app:1.0` (lowercase name, and a tag)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let err = |m: String| AnalysisError(m);
+        let Some(AttrValue::Label(label)) = target.attrs.get("image") else {
+            return Err(err("attribute `image` is mandatory".into()));
+        };
+        let platform = match target.attrs.get("platform") {
+            Some(AttrValue::String(p)) => Some(Arch::parse(p).map_err(|e| err(e.to_string()))?),
+            _ => None,
+        };
+        let provided = ctx.provided(label)?;
+        let (inputs, arch, from_index) = match (&provided.image, &provided.index) {
+            (Some(image), _) => {
+                if let Some(p) = platform.filter(|p| *p != image.arch) {
+                    return Err(err(format!(
+                        "attribute `platform`: `{label}` is the `{}` image, not `{}`",
+                        image.arch.oci_platform(),
+                        p.oci_platform()
+                    )));
+                }
+                (vec![image.layout.clone(), image.meta.clone()], image.arch, false)
+            }
+            (None, Some(index)) => {
+                let Some(arch) = platform else {
+                    return Err(err(format!(
+                        "`{label}` is a multi-platform `oci_index`: set `platform` (like `linux/amd64`) to the image to export"
+                    )));
+                };
+                if !index.archs.contains(&arch) {
+                    let have: Vec<String> = index.archs.iter().map(|a| format!("`{}`", a.oci_platform())).collect();
+                    return Err(err(format!(
+                        "attribute `platform`: `{label}` has no `{}` image (it has {})",
+                        arch.oci_platform(),
+                        have.join(", ")
+                    )));
+                }
+                (vec![index.layout.clone(), index.meta.clone()], arch, true)
+            }
+            (None, None) => {
+                return Err(err(format!("attribute `image`: `{label}` is not an `oci_image` or `oci_index` target")))
+            }
+        };
+        let spec = LoadSpec { arch, from_index, repo_tags: target.string_list("repo_tags") };
+        let name = target.label.name.as_str();
+        let out = output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}.tar")));
+        let outs = ctx.graph.add(Action {
+            owner: target.label.clone(),
+            inputs,
+            outputs: vec![OutputSpec { path: out, kind: OutputKind::File { executable: false } }],
+            exec: Arc::new(LoadExec { spec }),
+        });
+        Ok(Provided { files: outs, ..Default::default() })
+    }
+}
+
+#[derive(Debug)]
+struct LoadExec {
+    spec: LoadSpec,
+}
+
+impl ActionExec for LoadExec {
+    fn mnemonic(&self) -> &'static str {
+        "OciLoad"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn key_data(&self) -> serde_json::Value {
+        serde_json::to_value(&self.spec).unwrap_or_default()
+    }
+    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+        let [layout, meta] = ctx.inputs.as_slice() else {
+            return Err(ActionError("internal error: oci_load takes a layout and its description".into()));
+        };
+        let tag = if self.spec.from_index {
+            let meta: IndexMeta = crate::rules::oci_image::read_json(meta)?;
+            if !meta.images.contains_key(&self.spec.arch.oci_platform()) {
+                let have: Vec<&str> = meta.images.keys().map(String::as_str).collect();
+                return Err(ActionError(format!(
+                    "the index has no `{}` image (it has: {})",
+                    self.spec.arch.oci_platform(),
+                    have.join(", ")
+                )));
+            }
+            meta.tag
+        } else {
+            IMAGE_TAG.to_owned()
+        };
+        write_docker_archive(layout, Some(&tag), self.spec.arch, &self.spec.repo_tags, &ctx.outputs[0])
+            .map_err(|e| ActionError(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+//! Releases of `//images:static` beyond the push: the SBOM of every platform image, the
+//! docker-archive tarballs, and the release check.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use executor::digest::Digest;
+
+use crate::harness::{executor_bin, have, to_run, Run};
+
+/// The eight archs of `//images:static`, as the target names spell them.
+const ARCHS: [&str; 8] = ["x86_64", "aarch64", "armhf", "armv7", "ppc64le", "riscv64", "s390x", "x86"];
+
+/// Runs `executor ARGS` in `ws` with the cache `cache`.
+fn executor(ws: &Path, cache: &Path, args: &[&str]) -> Run {
+    let out = Command::new(executor_bin())
+        .args(args)
+        .current_dir(ws)
+        .env("EXECUTOR_CACHE_DIR", cache)
+        .output()
+        .expect("run executor");
+    to_run(out)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("json")
+}
+
+/// A fresh copy of the repository's workspace with `//images:static` built in it.
+fn built_static() -> (tempfile::TempDir, std::path::PathBuf) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    crate::images::copy_repository(&ws);
+    let run = executor(&ws, &temp.path().join("cache"), &["build", "//images:static"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    (temp, ws)
+}
+
+/// Whether pyspdxtools (the SPDX validator of the `spdx-tools` package) is there: required
+/// in CI, else the check is skipped with a reason.
+fn have_pyspdxtools() -> bool {
+    if have("pyspdxtools") {
+        return true;
+    }
+    let reason = "pyspdxtools missing (.ci/run installs it: pip install spdx-tools)";
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipping the SPDX validator: {reason}");
+    false
+}
+
+#[test]
+fn every_platform_image_has_a_valid_attached_sbom() {
+    let (_temp, ws) = built_static();
+    let out = ws.join("executor-out/images");
+    // The lockfile's sha256 of each package, by (arch, name).
+    let lock: toml::Value = toml::from_str(&fs::read_to_string(ws.join("executor.lock")).expect("lock")).expect("toml");
+    let pinned: BTreeMap<(String, String), String> = lock["package"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            let s = |k: &str| p[k].as_str().expect(k).to_owned();
+            ((s("arch"), s("name")), s("sha256"))
+        })
+        .collect();
+    let validate = have_pyspdxtools();
+    let index_layout = out.join("static");
+    let index_json = json(&index_layout.join("index.json"));
+    let sboms = index_json["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "latest.sbom")
+        .expect("index.json names the SBOMs `latest.sbom`")
+        .clone();
+    assert_eq!(sboms["artifactType"], "application/spdx+json");
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().expect("digest").strip_prefix("sha256:").expect("sha256");
+        fs::read(index_layout.join("blobs/sha256").join(hex)).expect("blob")
+    };
+    let sbom_index: serde_json::Value = serde_json::from_slice(&blob(&sboms["digest"])).expect("json");
+    let attached = sbom_index["manifests"].as_array().expect("manifests");
+    assert_eq!(attached.len(), ARCHS.len());
+
+    for arch in ARCHS {
+        let meta = json(&out.join(format!("static_{arch}.image.json")));
+        let manifest = meta["digest"].as_str().expect("digest");
+        let path = out.join(format!("static_{arch}.spdx.json"));
+        let bytes = fs::read(&path).expect("the SBOM file");
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+
+        // The image and every installed package, with the lockfile's sha256.
+        let packages = doc["packages"].as_array().expect("packages");
+        let image = &packages[0];
+        assert_eq!(image["primaryPackagePurpose"], "CONTAINER");
+        assert_eq!(image["checksums"][0]["checksumValue"].as_str(), manifest.strip_prefix("sha256:"));
+        let mut names = Vec::new();
+        for p in &packages[1..] {
+            let name = p["name"].as_str().expect("name");
+            names.push(name.to_owned());
+            let version = p["versionInfo"].as_str().expect("version");
+            let purl = p["externalRefs"][0]["referenceLocator"].as_str().expect("purl");
+            assert_eq!(purl, format!("pkg:apk/executor/{name}@{version}?arch=noarch"));
+            let sha = &pinned[&(arch.to_owned(), name.to_owned())];
+            assert_eq!(p["checksums"][0]["algorithm"], "SHA256");
+            assert_eq!(Some(p["checksums"][0]["checksumValue"].as_str().expect("sha")), sha.strip_prefix("sha256:"));
+            assert_ne!(p["licenseDeclared"], "NOASSERTION", "{name}");
+        }
+        assert_eq!(names, ["baselayout-data", "ca-certificates-bundle", "tzdata"], "{arch}");
+        let relationships = doc["relationships"].as_array().expect("relationships");
+        let contains = relationships.iter().filter(|r| r["relationshipType"] == "CONTAINS").count();
+        assert_eq!(contains, 3, "{arch}");
+
+        // Attached in both layouts as an artifact whose subject is the image manifest.
+        let single = out.join(format!("static_{arch}"));
+        for layout in [&single, &index_layout] {
+            let index = json(&layout.join("index.json"));
+            let list = index["manifests"]
+                .as_array()
+                .expect("manifests")
+                .iter()
+                .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "latest.sbom")
+                .cloned()
+                .expect("latest.sbom");
+            let read = |d: &serde_json::Value| {
+                let hex = d.as_str().expect("digest").strip_prefix("sha256:").expect("sha256").to_owned();
+                fs::read(layout.join("blobs/sha256").join(hex)).expect("blob")
+            };
+            let list: serde_json::Value = serde_json::from_slice(&read(&list["digest"])).expect("json");
+            let artifact = list["manifests"]
+                .as_array()
+                .expect("manifests")
+                .iter()
+                .find(|d| {
+                    let (architecture, variant) = image_platform(arch);
+                    d["platform"]["architecture"] == architecture && d["platform"]["variant"].as_str() == variant
+                })
+                .cloned()
+                .expect("this platform's SBOM");
+            let artifact: serde_json::Value = serde_json::from_slice(&read(&artifact["digest"])).expect("json");
+            assert_eq!(artifact["artifactType"], "application/spdx+json");
+            assert_eq!(artifact["subject"]["digest"].as_str(), Some(manifest));
+            assert_eq!(artifact["layers"][0]["digest"].as_str(), Some(Digest::of(&bytes).to_string().as_str()));
+            assert_eq!(read(&artifact["layers"][0]["digest"]), bytes);
+        }
+
+        if validate {
+            let out = Command::new("pyspdxtools").arg("-i").arg(&path).output().expect("pyspdxtools");
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success() && text.trim().is_empty(), "pyspdxtools on {arch}:\n{text}");
+        }
+    }
+    // The whole amd64 document, pinned.
+    let doc = json(&out.join("static_x86_64.spdx.json"));
+    insta::assert_snapshot!("static_x86_64_spdx", serde_json::to_string_pretty(&doc).expect("pretty"));
+}
+
+/// The OCI `architecture` and `variant` of an arch as the target names spell it.
+fn image_platform(arch: &str) -> (&'static str, Option<&'static str>) {
+    match arch {
+        "x86_64" => ("amd64", None),
+        "aarch64" => ("arm64", None),
+        "armhf" => ("arm", Some("v6")),
+        "armv7" => ("arm", Some("v7")),
+        "ppc64le" => ("ppc64le", None),
+        "riscv64" => ("riscv64", None),
+        "s390x" => ("s390x", None),
+        "x86" => ("386", None),
+        other => panic!("unknown arch {other}"),
+    }
+}
+
+#[test]
+fn docker_archive_tarballs_load_into_podman_and_skopeo() {
+    let (temp, ws) = built_static();
+    let cache = temp.path().join("cache");
+    let run = executor(&ws, &cache, &["build", "//images:static_x86_64_tarball", "//images:static_aarch64_tarball"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = ws.join("executor-out/images");
+    let tarball = out.join("static_x86_64_tarball.tar");
+    let meta = json(&out.join("static_x86_64.image.json"));
+    let config = meta["config"].as_str().expect("config").to_owned();
+
+    // The archive: the config blob byte for byte, the layer uncompressed, the repo tag.
+    let mut archive = tar::Archive::new(fs::File::open(&tarball).expect("tarball"));
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        entries.insert(name, bytes);
+    }
+    let hex = config.strip_prefix("sha256:").expect("sha256");
+    let config_bytes = &entries[&format!("{hex}.json")];
+    assert_eq!(Digest::of(config_bytes).to_string(), config);
+    let manifest: serde_json::Value = serde_json::from_slice(&entries["manifest.json"]).expect("manifest.json");
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["executor/static:latest"]));
+    let diff_id = serde_json::from_slice::<serde_json::Value>(config_bytes).expect("config")["rootfs"]["diff_ids"][0]
+        .as_str()
+        .expect("diff_id")
+        .to_owned();
+    let layer = &entries[&format!("{}.tar", diff_id.strip_prefix("sha256:").expect("sha256"))];
+    assert_eq!(Digest::of(layer).to_string(), diff_id);
+
+    // Reproducible: a second workspace and cache give the same bytes.
+    let (temp2, ws2) = built_static();
+    let again = executor(&ws2, &temp2.path().join("cache"), &["build", "//images:static_x86_64_tarball"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        fs::read(ws2.join("executor-out/images/static_x86_64_tarball.tar")).expect("tarball"),
+        fs::read(&tarball).expect("tarball")
+    );
+
+    // skopeo reads it back as the same image.
+    if crate::harness::shared_tools(&[], &["skopeo"]).is_some() {
+        let copy = temp.path().join("skopeo-copy");
+        let status = Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("docker-archive:{}", tarball.display()))
+            .arg(format!("oci:{}:copied", copy.display()))
+            .status()
+            .expect("skopeo");
+        assert!(status.success());
+        let index = json(&copy.join("index.json"));
+        let manifest_hex = index["manifests"][0]["digest"].as_str().expect("digest")["sha256:".len()..].to_owned();
+        let copied = json(&copy.join("blobs/sha256").join(manifest_hex));
+        // skopeo rewrites the config as it converts to OCI; the filesystem and settings stay.
+        let config_hex = copied["config"]["digest"].as_str().expect("digest")["sha256:".len()..].to_owned();
+        let copied_config = json(&copy.join("blobs/sha256").join(config_hex));
+        assert_eq!(copied_config["rootfs"]["diff_ids"], serde_json::json!([diff_id]));
+        assert_eq!(copied_config["architecture"], "amd64");
+        assert_eq!(copied_config["config"]["User"], "65532");
+    }
+
+    // podman loads it, in a private store: the image ID is the config digest.
+    if crate::harness::shared_tools(&[], &["podman"]).is_some() {
+        let store = temp.path().join("podman");
+        let podman = |args: &[&str]| {
+            let out = Command::new("podman")
+                .arg("--root")
+                .arg(store.join("root"))
+                .arg("--runroot")
+                .arg(store.join("run"))
+                .args(["--storage-driver", "vfs"])
+                .args(args)
+                .output()
+                .expect("podman");
+            let run = to_run(out);
+            assert_eq!(run.code, 0, "podman {args:?}: {}", run.stderr);
+            run.stdout
+        };
+        let loaded = podman(&["load", "-i", tarball.to_str().expect("utf-8")]);
+        assert!(loaded.contains("Loaded image: localhost/executor/static:latest"), "{loaded}");
+        let inspected = podman(&["inspect", "executor/static:latest", "--format", "{{.Id}} {{.Os}}/{{.Architecture}} {{.Config.User}}"]);
+        assert_eq!(inspected.trim(), format!("{hex} linux/amd64 65532"));
+    }
+}
+
+#[test]
+fn oci_load_errors() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    crate::images::copy_repository(&ws);
+    let cases = [
+        ("no_platform", "oci_load(name = \"t\", image = \"//images:static\")"),
+        ("wrong_platform", "oci_load(name = \"t\", image = \"//images:static_x86_64\", platform = \"linux/arm64\")"),
+        ("bad_tag", "oci_load(name = \"t\", image = \"//images:static_x86_64\", repo_tags = [\"Executor/Static\"])"),
+        ("not_an_image", "oci_load(name = \"t\", image = \"//images:static_apks\")"),
+    ];
+    let mut report = String::new();
+    for (name, rule) in cases {
+        fs::create_dir_all(ws.join(name)).expect("mkdir");
+        fs::write(ws.join(name).join("BUILD"), format!("{rule}\n")).expect("BUILD");
+        let run = executor(&ws, &temp.path().join("cache"), &["build", &format!("//{name}:t")]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(!ws.join("executor-out").join(name).join("t.tar").exists(), "{name}");
+        let text = run.stderr.replace(&ws.display().to_string(), "[WS]");
+        report.push_str(&format!("== {name}\n{}\n", crate::harness::normalize_time(&text)));
+    }
+    insta::assert_snapshot!("oci_load_errors", report);
+}
