@@ -71,6 +71,20 @@ pub enum Command {
         #[arg(long)]
         locked: bool,
     },
+    /// Check a release: rebuild TARGET from the lockfile in a fresh, empty cache (never a
+    /// remote one) and fail unless its digest is the expected one.
+    Verify {
+        /// The `oci_index` or `oci_image` target the release was built from.
+        #[arg(value_name = "TARGET")]
+        target: String,
+        /// What the release should be: `sha256:<hex>`, `HOST/REPO@sha256:<hex>`, or
+        /// `HOST/REPO:TAG` (the digest the registry serves for the tag now).
+        #[arg(long = "digest", value_name = "DIGEST|REFERENCE")]
+        expected: String,
+        /// Use plain HTTP for a registry that is not on loopback (loopback always is).
+        #[arg(long)]
+        insecure: bool,
+    },
     /// Resolve every `apk_fetch` target against the repositories' indexes and write
     /// `executor.lock`, the only input `executor build` trusts for packages.
     Lock {

@@ -82,35 +82,36 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Push { target, repository, tags, insecure, locked } => {
-            let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let options = BuildOptions {
-                jobs,
+                jobs: default_jobs(),
                 keep_going: false,
                 progress_bar: stderr_is_terminal(),
                 remote_cache: cli.remote_cache.clone(),
             };
-            let built = build(
-                &cwd,
-                cli.workspace.as_deref(),
-                cli.cache_dir.as_deref(),
-                &[target],
-                options,
-                locked,
-                fetch_options,
-            )?;
+            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
+            let built = build(args, &[target], options, fetch_options)?;
             push(&built, &repository, tags, insecure)
         }
         Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
-                None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                None => default_jobs(),
             };
             let options =
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: cli.remote_cache };
-            build(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), &patterns, options, locked, fetch_options)
-                .map(|_| ())
+            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
+            build(args, &patterns, options, fetch_options).map(|_| ())
         }
+        Command::Verify { target, expected, insecure } => verify(
+            &cwd,
+            cli.workspace.as_deref(),
+            cli.remote_cache.is_some(),
+            &target,
+            &expected,
+            insecure,
+            fetch_options,
+        ),
     }
 }
 
@@ -189,6 +190,133 @@ fn push(built: &Built, repository: &str, mut tags: Vec<String>, insecure: bool) 
     Ok(())
 }
 
+/// `executor verify`: rebuilds `target` with `--locked` in a fresh cache and output
+/// directory (removed afterwards), without any remote cache, and compares its digest with
+/// `expected`.
+fn verify(
+    cwd: &Path,
+    workspace: Option<&Path>,
+    remote_given: bool,
+    target: &str,
+    expected: &str,
+    insecure: bool,
+    fetch_options: FetchOptions,
+) -> Result<(), Error> {
+    use crate::registry::{load_credentials, resolve_digest, AuthEnv, PushOptions, Reference};
+    let expected_digest = match expected.rsplit_once('@') {
+        _ if expected.starts_with("sha256:") => parse_digest(expected)?,
+        Some((_, digest)) => parse_digest(digest)?,
+        None => {
+            let reference = Reference::parse(expected).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
+            let creds =
+                load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
+            let options = PushOptions { insecure, ..PushOptions::default() };
+            let digest = resolve_digest(&reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
+            eprintln!("`{expected}` is {digest}");
+            digest
+        }
+    };
+    if remote_given {
+        eprintln!("note: `verify` ignores --remote-cache: a release check rebuilds everything itself");
+    }
+    let scratch = Scratch::new()?;
+    let options = BuildOptions {
+        jobs: default_jobs(),
+        keep_going: false,
+        progress_bar: stderr_is_terminal(),
+        remote_cache: None,
+    };
+    let (cache, out) = (scratch.0.join("cache"), scratch.0.join("out"));
+    let args =
+        BuildArgs { out_dir: Some(&out), list_outputs: false, ..BuildArgs::new(cwd, workspace, Some(&cache), true) };
+    let built = build(args, &[target.to_owned()], options, fetch_options)?;
+    let [label] = &built.requested[..] else {
+        return Err(Error::Usage(format!("`verify` takes one target; `{target}` matched {}", built.requested.len())));
+    };
+    let provided = &built.provided[label];
+    let meta = match (&provided.index, &provided.image) {
+        (Some(index), _) => &index.meta,
+        (None, Some(image)) => &image.meta,
+        _ => {
+            return Err(Error::Usage(format!(
+                "`{label}` is not an `oci_index` or `oci_image` target; only images can be verified"
+            )))
+        }
+    };
+    let Artifact::Derived { path, .. } = meta else {
+        return Err(Error::Verify(format!("internal error: `{label}` has no image description")));
+    };
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(built.out_root.join(path)).unwrap_or_default())
+        .map_err(|e| Error::Verify(format!("cannot read the rebuilt image's description: {e}")))?;
+    let rebuilt = meta.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
+    if rebuilt == expected_digest.to_string() {
+        println!("verified {label}: {rebuilt}");
+        eprintln!("`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected", crate::lockfile::LOCKFILE);
+        return Ok(());
+    }
+    let mut message = format!(
+        "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
+        crate::lockfile::LOCKFILE
+    );
+    if let Some(images) = meta.get("images").and_then(|i| i.as_object()) {
+        message.push_str(
+            "
+  rebuilt platform images:",
+        );
+        for (platform, digest) in images {
+            message.push_str(&format!(
+                "
+    {platform}  {}",
+                digest.as_str().unwrap_or_default()
+            ));
+        }
+    }
+    message.push_str(&format!(
+        "
+  fix: check out the commit the release was built from (its BUILD files, rules and {}) and use executor {}; \
+         if they match, the release was not built from them",
+        crate::lockfile::LOCKFILE,
+        crate::action::EXECUTOR_VERSION
+    ));
+    Err(Error::Verify(message))
+}
+
+fn parse_digest(text: &str) -> Result<crate::digest::Digest, Error> {
+    text.parse().map_err(|_| Error::Usage(format!("--digest: `{text}` is not `sha256:` and 64 lowercase hex digits")))
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// A private directory under the system's temporary directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, Error> {
+        let base = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let dir = base.join(format!("executor-verify-{}-{nanos:x}-{attempt}", std::process::id()));
+            match fs::create_dir(&dir) {
+                Ok(()) => return Ok(Scratch(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(Error::Store(StoreError::Io { what: "cannot create", path: dir, source })),
+            }
+        }
+        Err(Error::Usage(format!("cannot create a fresh directory under {}", base.display())))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 fn load(cwd: &Path, workspace: Option<&Path>) -> Result<Loader, Error> {
     let (root, file) = find_root(cwd, workspace)?;
     Ok(Loader::new(root, file)?)
@@ -244,15 +372,34 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// Where and how a build runs, besides what it builds.
+struct BuildArgs<'a> {
+    cwd: &'a Path,
+    /// `--workspace`.
+    workspace: Option<&'a Path>,
+    /// `--cache-dir`.
+    cache: Option<&'a Path>,
+    /// Instead of the workspace's `executor-out/`.
+    out_dir: Option<&'a Path>,
+    /// Print each requested target's outputs and digests on stdout.
+    list_outputs: bool,
+    /// `--locked`.
+    locked: bool,
+}
+
+impl<'a> BuildArgs<'a> {
+    fn new(cwd: &'a Path, workspace: Option<&'a Path>, cache: Option<&'a Path>, locked: bool) -> Self {
+        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked }
+    }
+}
+
 fn build(
-    cwd: &Path,
-    workspace: Option<&Path>,
-    cache: Option<&Path>,
+    args: BuildArgs<'_>,
     patterns: &[String],
     options: BuildOptions,
-    locked: bool,
     fetch_options: FetchOptions,
 ) -> Result<Built, Error> {
+    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked } = args;
     let start = Instant::now();
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
@@ -273,7 +420,7 @@ fn build(
     let env = AnalysisEnv::new(loader.workspace.clone(), lock, fetcher);
     let analysis = analyze(&graph, &env)?;
     let store = Store::open(&cache_dir(cache, cwd)?)?;
-    let out_root = loader.workspace.root.join(OUT_DIR);
+    let out_root = out_dir.map(Path::to_owned).unwrap_or_else(|| loader.workspace.root.join(OUT_DIR));
     let _lock = lock_workspace(&out_root)?;
     let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
     let builder =
@@ -283,7 +430,7 @@ fn build(
     // Digests of source files that targets provide directly (filegroups of sources).
     let sources = std::sync::Mutex::new(Vec::new());
     let mut stdout = std::io::stdout().lock();
-    for label in &graph.requested {
+    for label in graph.requested.iter().filter(|_| list_outputs) {
         let provided = &analysis.provided[label];
         // Images and indexes are named by their manifest or index digest, which is what a
         // registry will serve, rather than by the digest of their directory tree.

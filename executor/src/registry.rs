@@ -28,6 +28,7 @@ mod error;
 mod plan;
 mod push;
 pub(crate) mod reference;
+mod resolve;
 
 pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,
@@ -35,3 +36,4 @@ pub use crate::registry::auth::{
 pub use crate::registry::error::RegistryError;
 pub use crate::registry::push::{push_layout, PushOptions, PushReport};
 pub use crate::registry::reference::{Reference, ReferenceError};
+pub use crate::registry::resolve::resolve_digest;

@@ -255,7 +255,12 @@ fn docker_archive_tarballs_load_into_podman_and_skopeo() {
         };
         let loaded = podman(&["load", "-i", tarball.to_str().expect("utf-8")]);
         assert!(loaded.contains("Loaded image: localhost/executor/static:latest"), "{loaded}");
-        let inspected = podman(&["inspect", "executor/static:latest", "--format", "{{.Id}} {{.Os}}/{{.Architecture}} {{.Config.User}}"]);
+        let inspected = podman(&[
+            "inspect",
+            "executor/static:latest",
+            "--format",
+            "{{.Id}} {{.Os}}/{{.Architecture}} {{.Config.User}}",
+        ]);
         assert_eq!(inspected.trim(), format!("{hex} linux/amd64 65532"));
     }
 }
@@ -282,4 +287,57 @@ fn oci_load_errors() {
         report.push_str(&format!("== {name}\n{}\n", crate::harness::normalize_time(&text)));
     }
     insta::assert_snapshot!("oci_load_errors", report);
+}
+
+#[test]
+fn verify_rebuilds_in_an_empty_cache_and_compares_digests() {
+    let (temp, ws) = built_static();
+    let index = json(&ws.join("executor-out/images/static.index.json"));
+    let digest = index["digest"].as_str().expect("digest").to_owned();
+
+    // A verifier's checkout: no executor-out, no cache of its own.
+    let checkout = temp.path().join("checkout");
+    crate::images::copy_repository(&checkout);
+    let cache = temp.path().join("verifier-cache");
+    let ok = executor(&checkout, &cache, &["verify", "//images:static", "--digest", &digest]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.stdout, format!("verified //images:static: {digest}\n"));
+    // Everything is rebuilt (nothing of the workspace's own build is reused).
+    for action in ["Layer //images:static_s390x_layer", "OciImage //images:static_x86_64", "OciIndex //images:static"] {
+        assert!(ok.stderr.contains(action), "{action} did not run: {}", ok.stderr);
+    }
+    // Nothing is left behind: not in the workspace, not in the user's cache.
+    assert!(!checkout.join("executor-out").exists());
+    assert!(!cache.exists());
+    // `HOST/REPO@sha256:...` (what `push` prints) works too.
+    let pushed = format!("registry.example.com/base/static@{digest}");
+    assert_eq!(executor(&checkout, &cache, &["verify", "//images:static", "--digest", &pushed]).code, 0);
+
+    // A release that was not built from these sources.
+    let wrong = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let failed = executor(&checkout, &cache, &["verify", "//images:static", "--digest", wrong]);
+    assert_eq!(failed.code, 1);
+    assert!(failed.stdout.is_empty(), "{}", failed.stdout);
+    let error = failed.stderr.lines().skip_while(|l| !l.starts_with("error:")).collect::<Vec<_>>().join("\n");
+    insta::assert_snapshot!("verify_mismatch", error);
+
+    // Sources that changed since the release: the same check fails.
+    let build = checkout.join("images/BUILD");
+    let text = fs::read_to_string(&build).expect("BUILD").replace("executor static", "executor static (edited)");
+    fs::write(&build, text).expect("BUILD");
+    let edited = executor(&checkout, &cache, &["verify", "//images:static", "--digest", &digest]);
+    assert_eq!(edited.code, 1, "{}", edited.stderr);
+    assert!(edited.stderr.contains("release check failed: `//images:static` rebuilt from executor.lock"));
+
+    // A stale lockfile is refused before anything is built, as with `build --locked`.
+    let text = fs::read_to_string(&build).expect("BUILD").replace("\"tzdata\",", "");
+    fs::write(&build, text).expect("BUILD");
+    let stale = executor(&checkout, &cache, &["verify", "//images:static", "--digest", &digest]);
+    assert_eq!(stale.code, 1, "{}", stale.stderr);
+    assert!(stale.stderr.contains("executor lock"), "{}", stale.stderr);
+
+    // A digest that is not one is a usage error.
+    let usage = executor(&checkout, &cache, &["verify", "//images:static", "--digest", "sha256:abc"]);
+    assert_eq!(usage.code, 2);
+    assert_eq!(usage.stderr, "error: --digest: `sha256:abc` is not `sha256:` and 64 lowercase hex digits\n");
 }

@@ -99,6 +99,12 @@ impl Client {
         }
     }
 
+    /// The same client asking tokens for pull access only (reading, not pushing).
+    pub fn pull_only(mut self) -> Self {
+        self.scopes = BTreeSet::from([format!("repository:{}:pull", self.repository)]);
+        self
+    }
+
     /// `base` + `/v2/<repository>` + `rest`.
     pub fn repo_url(&self, rest: &str) -> String {
         format!("{}/v2/{}{rest}", self.base, self.repository)

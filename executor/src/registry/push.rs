@@ -23,7 +23,8 @@ use crate::registry::reference::Reference;
 
 /// What a manifest request accepts: the OCI types first (distribution 2.8 answers 404 for
 /// an OCI manifest unless they are named), then Docker's.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+pub(crate) const MANIFEST_ACCEPT: &str =
+    "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// How a push talks to the registry.

@@ -108,8 +108,12 @@ impl Rule for OciIndex {
             inputs.push(image.meta);
         }
         let tag = target.string("tag").unwrap_or("latest").to_owned();
-        let spec =
-            IndexSpec { archs: archs.clone(), annotations: target.string_dict("annotations"), tag, epoch: target.unsigned("epoch") };
+        let spec = IndexSpec {
+            archs: archs.clone(),
+            annotations: target.string_dict("annotations"),
+            tag,
+            epoch: target.unsigned("epoch"),
+        };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
             output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
