@@ -17,10 +17,11 @@ pub struct Cli {
     /// `$XDG_CACHE_HOME/executor`, else `~/.cache/executor`).
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Seconds without progress before a download fails (per attempt).
+    /// Seconds without progress before a download or a registry request fails (per attempt).
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub fetch_timeout: u64,
-    /// Further attempts after a download fails with a 5xx, a timeout or a broken connection.
+    /// Further attempts after a download or a registry request fails with a 5xx, a 429, a
+    /// timeout or a broken connection.
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     pub fetch_retries: u32,
     /// A Bazel-protocol HTTP remote cache (`http://HOST[:PORT][/PREFIX]`): `build` looks up

@@ -89,8 +89,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 remote_cache: cli.remote_cache.clone(),
             };
             let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
+            let push_options = push_options(&fetch_options, insecure);
             let built = build(args, &[target], options, fetch_options)?;
-            push(&built, &repository, tags, insecure)
+            push(&built, &repository, tags, push_options)
         }
         Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
@@ -126,8 +127,13 @@ struct Built {
 }
 
 /// Pushes the one image or index target of `built` to `repository`.
-fn push(built: &Built, repository: &str, mut tags: Vec<String>, insecure: bool) -> Result<(), Error> {
-    use crate::registry::{load_credentials, push_layout, AuthEnv, PushOptions, Reference};
+fn push(
+    built: &Built,
+    repository: &str,
+    mut tags: Vec<String>,
+    options: crate::registry::PushOptions,
+) -> Result<(), Error> {
+    use crate::registry::{load_credentials, push_layout, AuthEnv, Reference};
     let [label] = &built.requested[..] else {
         return Err(Error::Usage(format!("`push` takes one target; the pattern matched {}", built.requested.len())));
     };
@@ -160,7 +166,6 @@ fn push(built: &Built, repository: &str, mut tags: Vec<String>, insecure: bool) 
         reference.tags.dedup();
     }
     let creds = load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
-    let options = PushOptions { insecure, ..PushOptions::default() };
     let report =
         push_layout(&path(layout), &ref_name, &reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
@@ -202,7 +207,7 @@ fn verify(
     insecure: bool,
     fetch_options: FetchOptions,
 ) -> Result<(), Error> {
-    use crate::registry::{load_credentials, resolve_digest, AuthEnv, PushOptions, Reference};
+    use crate::registry::{load_credentials, resolve_digest, AuthEnv, Reference};
     let expected_digest = match expected.rsplit_once('@') {
         _ if expected.starts_with("sha256:") => parse_digest(expected)?,
         Some((_, digest)) => parse_digest(digest)?,
@@ -210,7 +215,7 @@ fn verify(
             let reference = Reference::parse(expected).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
             let creds =
                 load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
-            let options = PushOptions { insecure, ..PushOptions::default() };
+            let options = push_options(&fetch_options, insecure);
             let digest = resolve_digest(&reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
             eprintln!("`{expected}` is {digest}");
             digest
@@ -279,6 +284,18 @@ fn verify(
         crate::action::EXECUTOR_VERSION
     ));
     Err(Error::Verify(message))
+}
+
+/// How registry requests behave: `--fetch-timeout` and `--fetch-retries` apply to them as
+/// to downloads.
+fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::PushOptions {
+    crate::registry::PushOptions {
+        insecure,
+        connect_timeout: fetch.connect_timeout,
+        read_timeout: fetch.read_timeout,
+        retries: fetch.retries,
+        ..crate::registry::PushOptions::default()
+    }
 }
 
 fn parse_digest(text: &str) -> Result<crate::digest::Digest, Error> {
