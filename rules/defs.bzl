@@ -6,7 +6,7 @@ macros live in private files behind this one.
 Rules:
 - `apk_fetch(name, repository, packages, arch | archs)`: locked APK packages.
 - `layer(name, packages, arch, files, directories, symlinks, modes, owners, users, groups, epoch)`.
-- `oci_image(name, base, layers, arch, entrypoint, cmd, env, user, workdir, labels, annotations, epoch)`.
+- `oci_image(name, base, layers, arch, entrypoint, cmd, env, user, workdir, labels, annotations, epoch, sbom, distro)`.
 - `oci_index(name, images, annotations, tag, epoch)`.
 - `oci_load(name, image, platform, repo_tags)`: a docker-archive tarball of one platform.
 - `filegroup(name, srcs)`, `write_file(name, out, content, is_executable)`.

@@ -189,6 +189,38 @@ pub fn tree_contents(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
     out
 }
 
+/// A loopback port that was free a moment ago: bind, read it, release it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Whether `bin` is on `PATH`.
+pub fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// `../shared/tools` when it holds `scripts` and every one of `bins` is on `PATH`. In CI a
+/// missing tool is a failure; elsewhere the test is skipped with a printed reason.
+pub fn shared_tools(scripts: &[&str], bins: &[&str]) -> Option<PathBuf> {
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools");
+    let mut missing: Vec<String> =
+        scripts.iter().filter(|s| !tools.join(s).is_file()).map(|s| tools.join(s).display().to_string()).collect();
+    missing.extend(bins.iter().filter(|b| !have(b)).map(|b| b.to_string()));
+    if missing.is_empty() {
+        return Some(tools);
+    }
+    let reason = format!("missing {} (.ci/run installs them)", missing.join(", "));
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipping: {reason}");
+    None
+}
+
 /// `../shared/fixtures/apk` (real signed APK data). In CI a missing fixture is a failure;
 /// elsewhere the test is skipped with a printed reason.
 pub fn fixtures() -> Option<PathBuf> {

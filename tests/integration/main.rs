@@ -12,3 +12,5 @@ mod examples;
 mod image_errors;
 mod images;
 mod push;
+mod release;
+mod remote_cache;

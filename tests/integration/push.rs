@@ -1,51 +1,124 @@
-//! `executor push` against a real registry (Debian's docker-registry on 127.0.0.1).
+//! `executor push` against a real registry (Debian's docker-registry on 127.0.0.1), without
+//! and with Basic authentication.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::harness::{executor_bin, to_run};
+use base64::Engine as _;
 
-/// A registry started with ../shared/tools/registry_up.sh, stopped when dropped.
+use crate::harness::{executor_bin, free_port, have, to_run, Run};
+
+/// A docker-registry serving plain HTTP on 127.0.0.1 from a throw-away directory, as
+/// ../shared/tools/registry_up.sh starts it; killed when dropped.
 struct Registry {
     port: u16,
+    /// `config.yml`, `htpasswd`, `registry.log` and `storage/`.
     state: tempfile::TempDir,
-    tools: PathBuf,
+    /// The `docker-registry serve` process, started here.
+    child: Child,
 }
 
 impl Registry {
+    /// A registry that lets anyone push.
     fn start() -> Option<Registry> {
-        let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools");
-        let have = |bin: &str| {
-            Command::new("sh").arg("-c").arg(format!("command -v {bin}")).status().map(|s| s.success()).unwrap_or(false)
-        };
-        if !(tools.join("registry_up.sh").is_file() && have("docker-registry") && have("skopeo")) {
-            let reason = "registry_up.sh, docker-registry or skopeo missing (.ci/run installs them)";
+        Registry::start_with(None)
+    }
+
+    /// A registry that lets anyone push, or with `htpasswd = Some((user, password))` only
+    /// that user, authenticated with HTTP Basic. `None` (and a printed reason) when a tool is
+    /// missing outside CI.
+    fn start_with(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
+        let mut needs = vec!["docker-registry", "skopeo"];
+        if htpasswd.is_some() {
+            needs.push("htpasswd");
+        }
+        let missing: Vec<&str> = needs.into_iter().filter(|b| !have(b)).collect();
+        if !missing.is_empty() {
+            let reason = format!("{} missing (.ci/run installs them)", missing.join(", "));
             assert!(std::env::var_os("CI").is_none(), "{reason}");
             eprintln!("skipping: {reason}");
             return None;
         }
-        // A free port: bind, read it, release it.
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+        let port = free_port();
         let state = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("bash")
-            .arg(tools.join("registry_up.sh"))
-            .arg(port.to_string())
-            .arg(state.path())
-            .status()
-            .expect("registry_up.sh");
-        assert!(status.success(), "registry_up.sh failed");
-        Some(Registry { port, state, tools })
+        let dir = state.path();
+        // docker-registry accepts only bcrypt entries (`-B`).
+        let auth = match htpasswd {
+            None => String::new(),
+            Some((user, password)) => {
+                let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd");
+                assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
+                std::fs::write(dir.join("htpasswd"), &out.stdout).expect("write htpasswd");
+                format!("auth:\n  htpasswd:\n    realm: executor-test\n    path: {}\n", dir.join("htpasswd").display())
+            }
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+             cache:\n    blobdescriptor: inmemory\n{auth}http:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("storage").display()
+        );
+        std::fs::write(dir.join("config.yml"), config).expect("write config.yml");
+        let log = std::fs::File::create(dir.join("registry.log")).expect("registry.log");
+        let mut cmd = Command::new("docker-registry");
+        // It reads every `REGISTRY_*` variable as a configuration override, so the
+        // `$REGISTRY_AUTH_FILE` of a client would break its `auth` section.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("REGISTRY_") {
+                cmd.env_remove(name);
+            }
+        }
+        let child = cmd
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry");
+        let mut registry = Registry { port, state, child };
+        registry.wait_until_up();
+        Some(registry)
+    }
+
+    /// Waits until `GET /v2/` answers 200, or 401 when it wants credentials.
+    fn wait_until_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.v2_status() {
+                Some(200 | 401) => return,
+                status => {
+                    let log = std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default();
+                    if let Ok(Some(exit)) = self.child.try_wait() {
+                        panic!("docker-registry exited ({exit}):\n{log}");
+                    }
+                    assert!(Instant::now() < deadline, "no answer from the registry (last: {status:?}):\n{log}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// The status of an anonymous `GET /v2/`, or `None` if nothing answers yet.
+    fn v2_status(&self) -> Option<u16> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let host = format!("127.0.0.1:{}", self.port);
+        write!(stream, "GET /v2/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).ok()?;
+        // `HTTP/1.1 401`
+        std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
     }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(self.tools.join("registry_down.sh"))
-            .arg(self.port.to_string())
-            .arg(self.state.path())
-            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -76,7 +149,9 @@ fn push_static_image_and_read_it_back() {
     let digest = local["manifests"][0]["digest"].as_str().expect("digest").to_owned();
     // The last line of stdout is the pushed reference, for scripts.
     assert_eq!(first.stdout.lines().last(), Some(format!("{repo}@{digest}").as_str()), "{}", first.stdout);
-    assert!(first.stderr.contains("(tags: v1): 16 blobs uploaded"), "{}", first.stderr);
+    // 8 layers, 8 configs, 8 SBOMs and the empty `{}` config of the SBOM artifacts.
+    assert!(first.stderr.contains("(tags: v1): 25 blobs uploaded"), "{}", first.stderr);
+    assert!(first.stderr.contains("attached 8 SBOMs as referrers"), "{}", first.stderr);
 
     // The registry serves the same bytes.
     let raw = Command::new("skopeo")
@@ -101,10 +176,55 @@ fn push_static_image_and_read_it_back() {
         serde_json::from_slice(&std::fs::read(copy.join("index.json")).expect("index.json")).expect("json");
     assert_eq!(copied["manifests"][0]["digest"].as_str(), Some(digest.as_str()));
 
-    // A second push uploads nothing.
+    // Each platform's SBOM is a referrer of its manifest: distribution 2.8 has no referrers
+    // API, so the referrers tag `sha256-<hex>` lists it; the SBOM blob is the local file.
+    let agent = ureq::Agent::new_with_defaults();
+    let get = |path: &str, accept: &str| -> Vec<u8> {
+        let url = format!("http://127.0.0.1:{}/v2/executor/static/{path}", registry.port);
+        let mut resp = agent.get(&url).header("Accept", accept).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.body_mut().with_config().limit(16 << 20).read_to_vec().expect("body")
+    };
+    let out = ws.join("executor-out/images");
+    for arch in ["x86_64", "aarch64", "armhf", "armv7", "ppc64le", "riscv64", "s390x", "x86"] {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("static_{arch}.image.json"))).expect("meta"))
+                .expect("json");
+        let manifest = meta["digest"].as_str().expect("digest");
+        let referrers: serde_json::Value = serde_json::from_slice(&get(
+            &format!("manifests/sha256-{}", &manifest["sha256:".len()..]),
+            "application/vnd.oci.image.index.v1+json",
+        ))
+        .expect("referrers index");
+        let [artifact] = referrers["manifests"].as_array().expect("manifests").as_slice() else {
+            panic!("{arch}: one referrer expected: {referrers}")
+        };
+        assert_eq!(artifact["artifactType"], "application/spdx+json");
+        let artifact: serde_json::Value = serde_json::from_slice(&get(
+            &format!("manifests/{}", artifact["digest"].as_str().expect("digest")),
+            "application/vnd.oci.image.manifest.v1+json",
+        ))
+        .expect("artifact manifest");
+        assert_eq!(artifact["subject"]["digest"].as_str(), Some(manifest), "{arch}");
+        let sbom = get(&format!("blobs/{}", artifact["layers"][0]["digest"].as_str().expect("digest")), "*/*");
+        assert_eq!(sbom, std::fs::read(out.join(format!("static_{arch}.spdx.json"))).expect("sbom"), "{arch}");
+    }
+
+    // Anyone can check the release against the tag: a rebuild in an empty cache.
+    let verify = Command::new(executor_bin())
+        .args(["verify", "//images:static", "--digest", &format!("{repo}:v1")])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("verifier-cache"))
+        .env("REGISTRY_AUTH_FILE", temp.path().join("no-auth.json"))
+        .output()
+        .expect("verify");
+    let verify = to_run(verify);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert_eq!(verify.stdout, format!("verified //images:static: {digest}\n"));
+
+    // A second push uploads nothing, and leaves the referrers tags as they were.
     let second = push("v2");
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(second.stderr.contains("(tags: v2): 0 blobs uploaded (0 bytes), 16 already there"), "{}", second.stderr);
+    assert!(second.stderr.contains("(tags: v2): 0 blobs uploaded (0 bytes), 25 already there"), "{}", second.stderr);
 }
 
 #[test]
@@ -115,4 +235,159 @@ fn push_needs_an_image_target() {
         run.stderr.lines().last(),
         Some("error: `//p:a` is not an `oci_index` or `oci_image` target; only images can be pushed")
     );
+}
+
+/// The user the Basic-auth registry accepts, and its password (never to be printed).
+const USER: &str = "executor-ci";
+const PASSWORD: &str = "correct-Horse-7f3a";
+
+/// A registry that wants [`USER`] and [`PASSWORD`], a copy of this repository's workspace,
+/// and an empty home (no `~/.docker/config.json`) for `executor push`.
+struct AuthFixture {
+    registry: Registry,
+    /// Holds `ws/`, `cache/`, `home/` and the auth files.
+    temp: tempfile::TempDir,
+}
+
+impl AuthFixture {
+    fn new() -> Option<Self> {
+        let registry = Registry::start_with(Some((USER, PASSWORD)))?;
+        let temp = tempfile::tempdir().expect("tempdir");
+        crate::images::copy_repository(&temp.path().join("ws"));
+        std::fs::create_dir_all(temp.path().join("home")).expect("mkdir home");
+        Some(AuthFixture { registry, temp })
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.registry.port)
+    }
+
+    fn repo(&self) -> String {
+        format!("{}/executor/static", self.host())
+    }
+
+    fn home(&self) -> PathBuf {
+        self.temp.path().join("home")
+    }
+
+    /// Writes a docker-style auth file naming `user:password` for the registry.
+    fn auth_file(&self, name: &str, user: &str, password: &str) -> PathBuf {
+        let path = self.temp.path().join(name);
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let json = serde_json::json!({ "auths": { self.host(): { "auth": auth } } });
+        std::fs::write(&path, serde_json::to_vec_pretty(&json).expect("json")).expect("write auth file");
+        path
+    }
+
+    /// `executor push //images:static --repository REPO --tag v1`, with `$REGISTRY_AUTH_FILE`
+    /// set to `auth_file` if given, and otherwise only the fixture's home to look in.
+    fn push(&self, auth_file: Option<&Path>) -> Run {
+        let mut cmd = Command::new(executor_bin());
+        cmd.args(["push", "//images:static", "--repository", &self.repo(), "--tag", "v1"])
+            .current_dir(self.temp.path().join("ws"))
+            .env("EXECUTOR_CACHE_DIR", self.temp.path().join("cache"))
+            .env("HOME", self.home())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_CACHE_HOME")
+            .stdin(Stdio::null());
+        if let Some(file) = auth_file {
+            cmd.env("REGISTRY_AUTH_FILE", file);
+        }
+        to_run(cmd.output().expect("push"))
+    }
+
+    /// The `error:` lines of a run, with the port and temporary paths replaced.
+    fn errors(&self, run: &Run) -> String {
+        let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        lines
+            .join("\n")
+            .replace(&self.host(), "127.0.0.1:[PORT]")
+            .replace(&self.temp.path().display().to_string(), "[TMP]")
+    }
+}
+
+/// Neither `password` nor any Basic credential built from it appears in the output.
+#[track_caller]
+fn assert_not_shown(run: &Run, password: &str) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
+    for secret in [password, encoded.as_str()] {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "secret shown:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn push_with_basic_auth_credentials() {
+    let Some(fx) = AuthFixture::new() else { return };
+    let auth = fx.auth_file("auth.json", USER, PASSWORD);
+    let run = fx.push(Some(&auth)).success();
+    assert_not_shown(&run, PASSWORD);
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.temp.path().join("ws/executor-out/images/static/index.json")).expect("index.json"),
+    )
+    .expect("json");
+    let digest = index["manifests"][0]["digest"].as_str().expect("digest").to_owned();
+    assert_eq!(run.stdout.lines().last(), Some(format!("{}@{digest}", fx.repo()).as_str()), "{}", run.stdout);
+    let pushed = format!("pushed index `//images:static` to {} (tags: v1): ", fx.repo());
+    assert!(run.stderr.contains(&pushed), "{}", run.stderr);
+
+    // The registry serves the pushed bytes to the same user, and to nobody else.
+    let inspect = |creds: Option<&str>| {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+        if let Some(creds) = creds {
+            cmd.args(["--creds", creds]);
+        }
+        // No credentials from this machine's own auth files.
+        cmd.arg(format!("docker://{}:v1", fx.repo()))
+            .env("HOME", fx.home())
+            .env("REGISTRY_AUTH_FILE", fx.temp.path().join("no-auth.json"))
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR");
+        cmd.output().expect("skopeo")
+    };
+    std::fs::write(fx.temp.path().join("no-auth.json"), "{\"auths\": {}}").expect("write");
+    let raw = inspect(Some(&format!("{USER}:{PASSWORD}")));
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    assert_eq!(executor::digest::Digest::of(&raw.stdout).to_string(), digest);
+    let anonymous = inspect(None);
+    assert!(!anonymous.status.success(), "the registry served an anonymous client");
+}
+
+#[test]
+fn push_with_a_wrong_password_fails_without_showing_it() {
+    let Some(fx) = AuthFixture::new() else { return };
+    let wrong = "wrong-Battery-9c1e";
+    let auth = fx.auth_file("wrong-auth.json", USER, wrong);
+    let run = fx.push(Some(&auth)).failure(1);
+    assert_not_shown(&run, wrong);
+    assert_not_shown(&run, PASSWORD);
+    insta::assert_snapshot!("push_wrong_password", fx.errors(&run));
+}
+
+#[test]
+fn push_without_credentials_says_how_to_add_them() {
+    let Some(fx) = AuthFixture::new() else { return };
+    // No `$REGISTRY_AUTH_FILE` and no `~/.docker/config.json`.
+    let run = fx.push(None).failure(1);
+    insta::assert_snapshot!("push_without_credentials", fx.errors(&run));
+}
+
+#[test]
+fn push_with_a_malformed_docker_config_names_the_file() {
+    let Some(fx) = AuthFixture::new() else { return };
+    // `~/.docker/config.json` with the right credentials, cut off mid-object.
+    let good = std::fs::read_to_string(fx.auth_file("auth.json", USER, PASSWORD)).expect("read");
+    let config = fx.home().join(".docker/config.json");
+    std::fs::create_dir_all(config.parent().expect("parent")).expect("mkdir .docker");
+    std::fs::write(&config, &good[..good.len() - 3]).expect("write config.json");
+    let run = fx.push(None).failure(1);
+    assert_not_shown(&run, PASSWORD);
+    assert!(run.stderr.contains(&config.display().to_string()), "{}", run.stderr);
+    insta::assert_snapshot!("push_malformed_docker_config", fx.errors(&run));
 }
