@@ -95,4 +95,22 @@ fn hello_runs_under_runc_as_nonroot() {
     let run = to_run(out);
     assert_eq!(run.code, 0, "run_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.stdout, "hello from executor's static base\nuid=65532 gid=65532\n", "{}", run.stderr);
+
+    // The image's SBOM lists the base image's packages (its own layer has none).
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("executor-out/hello.spdx.json")).expect("sbom")).expect("json");
+    let names: Vec<&str> =
+        sbom["packages"].as_array().expect("packages").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["hello", "baselayout-data", "ca-certificates-bundle", "tzdata"]);
+
+    // And the docker-archive for `docker load`.
+    let out = Command::new(executor_bin())
+        .args(["build", "//:hello_tarball"])
+        .current_dir(&dir)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .output()
+        .expect("build");
+    let run = to_run(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("executor-out/hello_tarball.tar  sha256:"), "{}", run.stdout);
 }
