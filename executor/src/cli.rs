@@ -71,6 +71,10 @@ pub enum Command {
         /// Fail unless the lockfile pins exactly what the BUILD files ask for.
         #[arg(long)]
         locked: bool,
+        /// Upload blobs larger than BYTES in chunks of BYTES (default: chunks of 8 MiB above
+        /// 16 MiB), for registries or proxies that limit the size of a request.
+        #[arg(long, value_name = "BYTES")]
+        chunk_size: Option<u64>,
     },
     /// Check a release: rebuild TARGET from the lockfile in a fresh, empty cache (never a
     /// remote one) and fail unless its digest is the expected one.

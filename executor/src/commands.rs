@@ -81,7 +81,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked } => {
+        Command::Push { target, repository, tags, insecure, locked, chunk_size } => {
+            // Everything about the destination is checked before anything is built.
+            let (reference, creds) = push_destination(&repository, tags)?;
+            let mut push_options = push_options(&fetch_options, insecure);
+            if let Some(size) = chunk_size {
+                if size == 0 {
+                    return Err(Error::Usage("`--chunk-size` must be at least 1 byte".into()));
+                }
+                push_options.chunk_threshold = size;
+                push_options.chunk_size = size;
+            }
             let options = BuildOptions {
                 jobs: default_jobs(),
                 keep_going: false,
@@ -89,9 +99,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 remote_cache: cli.remote_cache.clone(),
             };
             let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
-            let push_options = push_options(&fetch_options, insecure);
             let built = build(args, &[target], options, fetch_options)?;
-            push(&built, &repository, tags, push_options)
+            push(&built, &reference, creds, push_options)
         }
         Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
@@ -126,14 +135,39 @@ struct Built {
     out_root: PathBuf,
 }
 
-/// Pushes the one image or index target of `built` to `repository`.
-fn push(
-    built: &Built,
+/// The push target `repository` with `--tag`s, checked, and the credentials for its host.
+fn push_destination(
     repository: &str,
     mut tags: Vec<String>,
+) -> Result<(crate::registry::Reference, Option<crate::registry::Credentials>), Error> {
+    use crate::registry::{load_credentials, AuthEnv, Reference};
+    let mut reference = Reference::parse(repository).map_err(|e| Error::Usage(format!("--repository: {e}")))?;
+    for tag in &tags {
+        crate::registry::reference::check_tag(tag)
+            .map_err(|reason| Error::Usage(format!("--tag `{tag}`: {reason}")))?;
+    }
+    if !tags.is_empty() {
+        // `--tag` replaces the default `latest`, unless the repository named a tag itself.
+        let explicit = repository.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        if !explicit {
+            reference.tags.clear();
+        }
+        reference.tags.append(&mut tags);
+        reference.tags.sort();
+        reference.tags.dedup();
+    }
+    let creds = load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
+    Ok((reference, creds))
+}
+
+/// Pushes the one image or index target of `built` to `reference`.
+fn push(
+    built: &Built,
+    reference: &crate::registry::Reference,
+    creds: Option<crate::registry::Credentials>,
     options: crate::registry::PushOptions,
 ) -> Result<(), Error> {
-    use crate::registry::{load_credentials, push_layout, AuthEnv, Reference};
+    use crate::registry::push_layout;
     let [label] = &built.requested[..] else {
         return Err(Error::Usage(format!("`push` takes one target; the pattern matched {}", built.requested.len())));
     };
@@ -154,18 +188,6 @@ fn push(
     // The layout's own tag: an index's `tag` attribute, `latest` for an image.
     let meta: serde_json::Value = serde_json::from_slice(&fs::read(path(meta)).unwrap_or_default()).unwrap_or_default();
     let ref_name = meta.get("tag").and_then(|t| t.as_str()).unwrap_or("latest").to_owned();
-    let mut reference = Reference::parse(repository).map_err(|e| Error::Usage(format!("--repository: {e}")))?;
-    if !tags.is_empty() {
-        // `--tag` replaces the default `latest`, unless the repository named a tag itself.
-        let explicit = repository.rsplit('/').next().is_some_and(|last| last.contains(':'));
-        if !explicit {
-            reference.tags.clear();
-        }
-        reference.tags.append(&mut tags);
-        reference.tags.sort();
-        reference.tags.dedup();
-    }
-    let creds = load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
     let report =
         push_layout(&path(layout), &ref_name, &reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
@@ -294,6 +316,7 @@ fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::PushOp
         connect_timeout: fetch.connect_timeout,
         read_timeout: fetch.read_timeout,
         retries: fetch.retries,
+        auth_file: crate::registry::AuthEnv::from_process().auth_file().map(|(path, _)| path),
         ..crate::registry::PushOptions::default()
     }
 }

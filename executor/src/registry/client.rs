@@ -263,7 +263,10 @@ impl Client {
             Some(creds) => {
                 RegistryError::AuthFailed { host: self.host.clone(), source_name: format!("`{}`", creds.source) }
             }
-            None => RegistryError::AuthRequired { host: self.host.clone(), searched: String::new() },
+            None => RegistryError::AuthRequired {
+                host: self.host.clone(),
+                searched: self.opts.auth_file.as_ref().map(|p| format!(" in `{}`", p.display())).unwrap_or_default(),
+            },
         }
     }
 

@@ -144,7 +144,10 @@ pub enum RegistryError {
     },
 
     /// No progress within the configured timeout.
-    #[error("timed out {during} `{url}` ({method}) after {limit:?} without progress")]
+    #[error(
+        "timed out {during} `{url}` ({method}) after {limit:?} without progress; a slow registry may need a \
+         longer `--fetch-timeout SECONDS`"
+    )]
     Timeout {
         /// The request method.
         method: &'static str,
@@ -183,7 +186,10 @@ pub enum RegistryError {
     },
 
     /// The registry named a different digest than the bytes sent.
-    #[error("the registry answered {method} `{url}` with digest `{got}`, expected {expected}")]
+    #[error(
+        "the registry answered {method} `{url}` with digest `{got}`, expected `{expected}`: the registry (or a \
+         proxy in between) does not hold the bytes that were sent; nothing was tagged"
+    )]
     WrongDigest {
         /// The request method.
         method: &'static str,

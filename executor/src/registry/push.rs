@@ -51,6 +51,9 @@ pub struct PushOptions {
     pub retries: u32,
     /// The pause before the first retry; it doubles for each further one.
     pub backoff_initial: Duration,
+    /// The auth file that was searched for credentials, named when the registry wants some
+    /// and there are none.
+    pub auth_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PushOptions {
@@ -65,6 +68,7 @@ impl Default for PushOptions {
             read_timeout: Duration::from_secs(60),
             retries: 3,
             backoff_initial: Duration::from_millis(200),
+            auth_file: None,
         }
     }
 }
@@ -326,7 +330,9 @@ fn upload_monolithic(client: &Client, blob: &PlanBlob, location: &str) -> Result
     let url = with_digest(location, blob.digest);
     let resp = client.request("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes.as_slice()))?;
     if resp.status != 201 {
-        return Err(client.fail("PUT", &url, &resp));
+        let err = client.fail("PUT", &url, &resp);
+        cancel(client, location);
+        return Err(err);
     }
     check_digest_header(&resp, "PUT", &url, blob.digest)?;
     Ok(BlobOutcome::Uploaded(bytes.len() as u64))
@@ -378,7 +384,9 @@ fn upload_chunked(
     let url = with_digest(&location, blob.digest);
     let resp = client.request("PUT", &url, &[], Some(&[]))?;
     if resp.status != 201 {
-        return Err(client.fail("PUT", &url, &resp));
+        let err = client.fail("PUT", &url, &resp);
+        cancel(client, &location);
+        return Err(err);
     }
     check_digest_header(&resp, "PUT", &url, blob.digest)?;
     Ok(BlobOutcome::Uploaded(offset))

@@ -189,7 +189,7 @@ pub(crate) fn valid_component(component: &str) -> bool {
     }
 }
 
-fn check_tag(tag: &str) -> Result<(), String> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let ok = tag.len() <= MAX_TAG_LEN && tag.starts_with(word) && tag.chars().all(|c| word(c) || c == '.' || c == '-');
     if ok {
