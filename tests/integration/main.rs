@@ -1,5 +1,6 @@
 //! Integration tests: whole workspaces built by the real `executor` binary.
 
+mod fake_registry;
 mod harness;
 mod http_server;
 
@@ -12,5 +13,6 @@ mod examples;
 mod image_errors;
 mod images;
 mod push;
+mod push_faults;
 mod release;
 mod remote_cache;

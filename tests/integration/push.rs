@@ -376,6 +376,11 @@ fn push_without_credentials_says_how_to_add_them() {
     // No `$REGISTRY_AUTH_FILE` and no `~/.docker/config.json`.
     let run = fx.push(None).failure(1);
     insta::assert_snapshot!("push_without_credentials", fx.errors(&run));
+    // An auth file with credentials for another registry only: the message names it.
+    let other = fx.temp.path().join("other-auth.json");
+    std::fs::write(&other, r#"{"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}}"#).expect("write");
+    let run = fx.push(Some(&other)).failure(1);
+    insta::assert_snapshot!("push_without_credentials_for_this_registry", fx.errors(&run));
 }
 
 #[test]
