@@ -189,7 +189,7 @@ fn push(
     let meta: serde_json::Value = serde_json::from_slice(&fs::read(path(meta)).unwrap_or_default()).unwrap_or_default();
     let ref_name = meta.get("tag").and_then(|t| t.as_str()).unwrap_or("latest").to_owned();
     let report =
-        push_layout(&path(layout), &ref_name, &reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
+        push_layout(&path(layout), &ref_name, reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
     eprintln!(
         "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
@@ -316,7 +316,9 @@ fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::PushOp
         connect_timeout: fetch.connect_timeout,
         read_timeout: fetch.read_timeout,
         retries: fetch.retries,
-        auth_file: crate::registry::AuthEnv::from_process().auth_file().map(|(path, _)| path),
+        // Named in "no credentials" errors only if it exists (else the error says where to
+        // create one).
+        auth_file: crate::registry::AuthEnv::from_process().auth_file().map(|(path, _)| path).filter(|p| p.is_file()),
         ..crate::registry::PushOptions::default()
     }
 }

@@ -541,7 +541,10 @@ impl RemoteCache {
                 source: io::Error::other(format!("its bytes hash to {got}; evicted")),
             }));
         }
-        if self.try_has_blob(digest, Some(size))? {
+        // A blob this command found corrupt on the server is overwritten without asking: its
+        // size may be right, so `HEAD` would call it present and the server would stay wrong.
+        let corrupt_there = self.reported.lock().map(|set| set.contains(digest)).unwrap_or(false);
+        if !corrupt_there && self.try_has_blob(digest, Some(size))? {
             return Ok(());
         }
         let path = format!("/cas/{}", digest.hex());

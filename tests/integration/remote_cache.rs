@@ -321,6 +321,13 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
     assert!(!again.stderr.contains("warning"), "{}", again.stderr);
     assert!(again.stderr.contains(" 0 actions run, "), "{}", again.stderr);
     assert!(fresh.layout() == expected, "the layout from the local cache differs from the reference build");
+
+    // The rebuild repaired the server: the next newcomer is served everything, no warning.
+    let third = StaticWorkspace::new("third");
+    let run = third.build(Some(&url)).success();
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+    assert_eq!(Summary::of(&run).actions_run, 0, "{}", run.stderr);
+    assert!(third.layout() == expected, "the layout served after the repair differs from the reference build");
 }
 
 #[test]
