@@ -523,6 +523,38 @@ fn is_transient_io(kind: io::ErrorKind) -> bool {
     )
 }
 
+/// The resolve timeout for a client of `host` (`name[:port]`, `[v6]:port`): none for an IP
+/// literal, which needs no lookup (with a timeout, ureq resolves on a new thread each time).
+pub(crate) fn resolve_timeout(host: &str, timeout: std::time::Duration) -> Option<std::time::Duration> {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }),
+    };
+    match name.parse::<std::net::IpAddr>() {
+        Ok(_) => None,
+        Err(_) => Some(timeout),
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::resolve_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn ip_literals_need_no_resolve_timeout() {
+        let t = Duration::from_secs(5);
+        for ip in ["127.0.0.1", "127.0.0.1:8090", "[::1]:5000", "[::1]", "10.0.0.7:443"] {
+            assert_eq!(resolve_timeout(ip, t), None, "{ip}");
+        }
+        for name in ["localhost", "localhost:5000", "cache.example.com", "registry.example.com:443"] {
+            assert_eq!(resolve_timeout(name, t), Some(t), "{name}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

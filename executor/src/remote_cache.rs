@@ -152,6 +152,12 @@ enum Failure {
     Local(StoreError),
 }
 
+/// `host[:port]` of `url` (`scheme://host[:port][/path]`).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or_default()
+}
+
 impl RemoteCache {
     /// A client for the cache at `base_url` (`http(s)://host[:port][/prefix]`). Nothing is
     /// sent until the first lookup.
@@ -160,7 +166,7 @@ impl RemoteCache {
         let config = ureq::Agent::config_builder()
             // Statuses are classified here (miss, refused, failure), not turned into errors.
             .http_status_as_error(false)
-            .timeout_resolve(Some(opts.connect_timeout))
+            .timeout_resolve(crate::fetch::resolve_timeout(host_of(&base), opts.connect_timeout))
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_per_read(Some(opts.read_timeout))
             .timeout_per_write(Some(opts.read_timeout))

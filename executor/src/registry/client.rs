@@ -73,7 +73,7 @@ impl Client {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_resolve(Some(opts.connect_timeout))
+            .timeout_resolve(crate::fetch::resolve_timeout(&target.host, opts.connect_timeout))
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_per_read(Some(opts.read_timeout))
             .timeout_per_write(Some(opts.read_timeout))
