@@ -71,6 +71,10 @@ pub enum Command {
         /// Fail unless the lockfile pins exactly what the BUILD files ask for.
         #[arg(long)]
         locked: bool,
+        /// A repository on the same registry that may hold the blobs already (an earlier push
+        /// of this image or its base): the registry links them instead of receiving them again.
+        #[arg(long, value_name = "REPO")]
+        mount_from: Option<String>,
         /// Upload blobs larger than BYTES in chunks of BYTES (default: chunks of 8 MiB above
         /// 16 MiB), for registries or proxies that limit the size of a request.
         #[arg(long, value_name = "BYTES")]

@@ -81,10 +81,16 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked, chunk_size } => {
+        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size } => {
             // Everything about the destination is checked before anything is built.
             let (reference, creds) = push_destination(&repository, tags)?;
             let mut push_options = push_options(&fetch_options, insecure);
+            if let Some(from) = mount_from {
+                let from = from.strip_prefix(&format!("{}/", reference.host)).unwrap_or(&from).to_owned();
+                crate::registry::reference::check_repository(&from)
+                    .map_err(|reason| Error::Usage(format!("--mount-from `{from}`: {reason}")))?;
+                push_options.mount_from = Some(from);
+            }
             if let Some(size) = chunk_size {
                 if size == 0 {
                     return Err(Error::Usage("`--chunk-size` must be at least 1 byte".into()));

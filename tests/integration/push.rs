@@ -225,6 +225,23 @@ fn push_static_image_and_read_it_back() {
     let second = push("v2");
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(second.stderr.contains("(tags: v2): 0 blobs uploaded (0 bytes), 25 already there"), "{}", second.stderr);
+
+    // To another repository of the same registry, every blob is mounted, none sent again.
+    let other = format!("127.0.0.1:{}/executor/static-copy", registry.port);
+    let mounted = Command::new(executor_bin())
+        .args(["push", "//images:static", "--repository", &other, "--mount-from", "executor/static"])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .env("REGISTRY_AUTH_FILE", temp.path().join("no-auth.json"))
+        .output()
+        .expect("push");
+    let mounted = to_run(mounted);
+    assert_eq!(mounted.code, 0, "{}", mounted.stderr);
+    assert!(
+        mounted.stderr.contains("(tags: latest): 0 blobs uploaded (0 bytes), 0 already there, 25 mounted"),
+        "{}",
+        mounted.stderr
+    );
 }
 
 #[test]

@@ -143,7 +143,7 @@ fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_repository(repository: &str) -> Result<(), String> {
+pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
     if repository.is_empty() {
         return Err("the repository is empty; expected `HOST[:PORT]/REPOSITORY[:TAG]`".into());
     }
