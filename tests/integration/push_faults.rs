@@ -596,3 +596,54 @@ fn a_bad_destination_is_refused_before_building() {
     );
     assert_eq!(fx.registry.requests().len(), 0);
 }
+
+#[test]
+fn push_with_a_docker_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new(Auth::Bearer { user: USER.into(), password: PASSWORD.into() });
+    // docker's protocol: `docker-credential-<name> get`, the host on stdin, JSON out.
+    let bin = fx.temp.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let helper = bin.join("docker-credential-fake");
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nhost=$(cat)\n[ \"$host\" = \"{host}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+         printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$host\"\n",
+        host = fx.registry.host()
+    );
+    std::fs::write(&helper, script).expect("helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // docker writes an empty entry under `auths` and names the store.
+    let auth_file = fx.auth_file(
+        "helper.json",
+        &format!("{{\"auths\": {{\"{}\": {{}}}}, \"credsStore\": \"fake\"}}", fx.registry.host()),
+    );
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .expect("PATH");
+    let out = Command::new(executor_bin())
+        .args(["push", "//images:static", "--repository", &fx.repo(), "--tag", "v1"])
+        .current_dir(fx.ws())
+        .env("EXECUTOR_CACHE_DIR", fx.temp.path().join("cache"))
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .env("HOME", fx.temp.path().join("home"))
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run executor");
+    let run = to_run(out).success();
+    assert_not_shown(&run, PASSWORD);
+    assert_eq!(fx.registry.manifest(REPO, "v1").expect("tag v1").bytes, fx.local_index().1);
+    fx.registry.assert_consistent();
+
+    // A helper that is not installed is named, with the fix, before anything is built.
+    let missing = fx.auth_file("missing.json", "{\"credsStore\": \"nowhere\"}");
+    let run = fx.run(&["push", "//images:static", "--repository", &fx.repo()], &missing);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        fx.normalize(&run.stderr),
+        "error: `[TMP]/missing.json` names the credential helper `docker-credential-nowhere` for `127.0.0.1:[PORT]`, \
+         but it is not on PATH: install it, or point `$REGISTRY_AUTH_FILE` at an auth file with credentials for \
+         `127.0.0.1:[PORT]`\n"
+    );
+}

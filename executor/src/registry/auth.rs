@@ -1,15 +1,21 @@
 //! Registry credentials and `WWW-Authenticate` challenges.
 //!
 //! Credentials come from a docker-style auth file: `$REGISTRY_AUTH_FILE` when set, else
-//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. [`load_credentials`] takes
-//! those environment values as parameters ([`AuthEnv`]) so tests need no process state.
+//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`. For a host, the file's
+//! `credHelpers` entry wins, then an `auths` entry with credentials, then `credsStore`: a
+//! credential helper is docker's protocol, `docker-credential-<name> get` with the host on
+//! stdin answering `{"Username": ..., "Secret": ...}` (identity tokens, user `<token>`, are
+//! not supported). [`load_credentials`] takes the environment values as parameters
+//! ([`AuthEnv`]) so tests need no process state.
 //!
 //! Secrets (passwords, tokens) live in [`Secret`], whose `Debug` prints `<redacted>` and
 //! which has no `Display`: no message, log or `{:?}` can show one.
 
+use std::ffi::OsString;
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
@@ -77,6 +83,8 @@ pub struct AuthEnv {
     pub docker_config: Option<PathBuf>,
     /// `$HOME`, for `~/.docker/config.json`.
     pub home: Option<PathBuf>,
+    /// `$PATH`, where credential helpers are looked for.
+    pub path: Option<OsString>,
 }
 
 impl AuthEnv {
@@ -87,6 +95,7 @@ impl AuthEnv {
             registry_auth_file: var("REGISTRY_AUTH_FILE"),
             docker_config: var("DOCKER_CONFIG"),
             home: var("HOME"),
+            path: std::env::var_os("PATH"),
         }
     }
 
@@ -122,18 +131,71 @@ pub fn load_credentials(host: &str, env: &AuthEnv) -> Result<Option<Credentials>
         }
         Err(source) => return Err(RegistryError::AuthFileRead { path, source }),
     };
-    parse_auth_file(&bytes, host, &path)
+    match read_entry(&bytes, host, &path)? {
+        Entry::Credentials(creds) => Ok(Some(creds)),
+        Entry::Helper(name) => run_helper(&name, host, &path, env.path.as_deref()),
+        Entry::Nothing => Ok(None),
+    }
 }
 
-/// [`load_credentials`] on the bytes of `path`.
+/// What an auth file says about one host.
+enum Entry {
+    Credentials(Credentials),
+    /// Ask the credential helper `docker-credential-<name>`.
+    Helper(String),
+    Nothing,
+}
+
+/// [`load_credentials`] on the bytes of `path`, without running a credential helper (a host
+/// that has one gets `None`).
 pub fn parse_auth_file(bytes: &[u8], host: &str, path: &Path) -> Result<Option<Credentials>, RegistryError> {
+    match read_entry(bytes, host, path)? {
+        Entry::Credentials(creds) => Ok(Some(creds)),
+        Entry::Helper(_) | Entry::Nothing => Ok(None),
+    }
+}
+
+fn read_entry(bytes: &[u8], host: &str, path: &Path) -> Result<Entry, RegistryError> {
     let bad = |detail: String| RegistryError::AuthFileInvalid { path: path.to_owned(), detail };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let Some(root) = value.as_object() else {
         return Err(bad("expected a JSON object with an `auths` object".into()));
     };
+    let helper = |field: &str| -> Result<Option<String>, RegistryError> {
+        match root.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(name)) if name.is_empty() => Ok(None),
+            Some(serde_json::Value::String(name)) => {
+                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                    return Err(bad(format!("`{field}` names `{name}`, which is not a credential helper name")));
+                }
+                Ok(Some(name.clone()))
+            }
+            Some(_) => Err(bad(format!("`{field}` is not a string"))),
+        }
+    };
+    match root.get("credHelpers") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(helpers)) => {
+            let mut keys: Vec<&String> = helpers.keys().filter(|k| auth_key_host(k) == host).collect();
+            keys.sort_by_key(|k| (k.as_str() != host, k.as_str()));
+            if let Some(key) = keys.first() {
+                match helpers[key.as_str()].as_str() {
+                    Some(name)
+                        if !name.is_empty()
+                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+                    {
+                        return Ok(Entry::Helper(name.to_owned()))
+                    }
+                    _ => return Err(bad(format!("`credHelpers.\"{key}\"` is not a credential helper name"))),
+                }
+            }
+        }
+        Some(_) => return Err(bad("`credHelpers` is not an object".into())),
+    }
+    let store = helper("credsStore")?;
     let auths = match root.get("auths") {
-        None | Some(serde_json::Value::Null) => return Ok(None),
+        None | Some(serde_json::Value::Null) => return Ok(store.map_or(Entry::Nothing, Entry::Helper)),
         Some(serde_json::Value::Object(auths)) => auths,
         Some(_) => return Err(bad("`auths` is not an object".into())),
     };
@@ -141,11 +203,20 @@ pub fn parse_auth_file(bytes: &[u8], host: &str, path: &Path) -> Result<Option<C
     let mut keys: Vec<&String> = auths.keys().filter(|k| auth_key_host(k) == host).collect();
     keys.sort_by_key(|k| (k.as_str() != host, k.as_str()));
     let Some(key) = keys.first() else {
-        return Ok(None);
+        return Ok(store.map_or(Entry::Nothing, Entry::Helper));
     };
     let Some(entry) = auths[key.as_str()].as_object() else {
         return Err(bad(format!("`auths.{key}` is not an object")));
     };
+    let has_credentials = ["auth", "username", "password"]
+        .iter()
+        .any(|f| entry.get(*f).is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())));
+    if !has_credentials {
+        // docker writes `{}` here when the credentials are in its `credsStore`.
+        if let Some(name) = store {
+            return Ok(Entry::Helper(name));
+        }
+    }
     let text = |field: &str| entry.get(field).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
     let source = path.display().to_string();
     if let Some(auth) = text("auth") {
@@ -156,14 +227,91 @@ pub fn parse_auth_file(bytes: &[u8], host: &str, path: &Path) -> Result<Option<C
         let Some((username, password)) = decoded.split_once(':') else {
             return Err(bad(format!("`auths.{key}.auth` does not decode to `user:password`")));
         };
-        return Ok(Some(Credentials { username: username.to_owned(), password: Secret::new(password), source }));
+        return Ok(Entry::Credentials(Credentials {
+            username: username.to_owned(),
+            password: Secret::new(password),
+            source,
+        }));
     }
     match (text("username"), text("password")) {
-        (Some(username), Some(password)) => {
-            Ok(Some(Credentials { username: username.to_owned(), password: Secret::new(password), source }))
-        }
+        (Some(username), Some(password)) => Ok(Entry::Credentials(Credentials {
+            username: username.to_owned(),
+            password: Secret::new(password),
+            source,
+        })),
         _ => Err(bad(format!("`auths.{key}` has neither `auth` nor `username` and `password`"))),
     }
+}
+
+/// Runs `docker-credential-<name> get` (found on `search_path`) for `host`: its
+/// credentials, or `None` when it has none for the host.
+fn run_helper(
+    name: &str,
+    host: &str,
+    file: &Path,
+    search_path: Option<&std::ffi::OsStr>,
+) -> Result<Option<Credentials>, RegistryError> {
+    let helper = format!("docker-credential-{name}");
+    let fail = |detail: String| RegistryError::CredentialHelper {
+        file: file.to_owned(),
+        helper: helper.clone(),
+        host: host.to_owned(),
+        detail,
+    };
+    let program = search_path
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&helper))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            fail(format!(
+                "it is not on PATH: install it, or point `$REGISTRY_AUTH_FILE` at an auth file with credentials for `{host}`"
+            ))
+        })?;
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("it cannot be run: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is judged by its exit status below.
+        let _ = stdin.write_all(host.as_bytes());
+    }
+    let out = child.wait_with_output().map_err(|e| fail(format!("it cannot be run: {e}")))?;
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().lines().next().unwrap_or_default().to_owned();
+    if !out.status.success() {
+        let message = if out.stdout.is_empty() { said(&out.stderr) } else { said(&out.stdout) };
+        // docker-credential-helpers' answer for an unknown host.
+        if message.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(fail(format!("it failed ({}): {message}", out.status)));
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "Username", default)]
+        username: String,
+        #[serde(rename = "Secret", default)]
+        secret: String,
+    }
+    let answer: Answer = serde_json::from_slice(&out.stdout)
+        .map_err(|e| fail(format!("its answer is not `{{\"Username\": ..., \"Secret\": ...}}`: {e}")))?;
+    if answer.username == "<token>" {
+        return Err(fail(
+            "it gave an identity token, which executor does not support; log in with a user name and password or token"
+                .into(),
+        ));
+    }
+    if answer.username.is_empty() && answer.secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: answer.username,
+        password: Secret::new(answer.secret),
+        source: format!("{helper} (named by {})", file.display()),
+    }))
 }
 
 /// `https://host:5000/v1/` -> `host:5000`.
@@ -367,6 +515,80 @@ mod tests {
         assert_eq!(
             err.replace(&dir.path().display().to_string(), "<dir>"),
             "auth file `<dir>/nope.json` (from `$REGISTRY_AUTH_FILE`) does not exist"
+        );
+    }
+
+    /// A `docker-credential-<name>` script in `dir` that knows `h` (and prints what it was
+    /// asked to stderr), says "not found" for other hosts, or prints `answer` for `h`.
+    fn helper_script(dir: &Path, name: &str, answer: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(format!("docker-credential-{name}"));
+        let script = format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nhost=$(cat)\nif [ \"$host\" = h ]; then echo '{answer}'; exit 0; fi\necho 'credentials not found in native keychain'; exit 1\n"
+        );
+        std::fs::write(&path, script).expect("write helper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    #[test]
+    fn credential_helpers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        helper_script(&bin, "store", r#"{"ServerURL":"h","Username":"from-store","Secret":"s1"}"#);
+        helper_script(&bin, "special", r#"{"ServerURL":"h","Username":"from-helper","Secret":"s2"}"#);
+        helper_script(&bin, "token", r#"{"ServerURL":"h","Username":"<token>","Secret":"t"}"#);
+        helper_script(&bin, "garbage", "not json");
+        let file = dir.path().join("auth.json");
+        let env = AuthEnv {
+            registry_auth_file: Some(file.clone()),
+            path: Some(std::env::join_paths([dir.path().join("empty"), bin.clone()]).expect("path")),
+            ..AuthEnv::default()
+        };
+        let load = |json: &str, host: &str| {
+            std::fs::write(&file, json).expect("write");
+            load_credentials(host, &env).map(|c| c.map(|c| (c.username, c.password.expose().to_owned())))
+        };
+        let user = |name: &str, secret: &str| Ok(Some((name.to_owned(), secret.to_owned())));
+        // docker's `{}` entry plus `credsStore`.
+        assert_eq!(
+            load(r#"{"auths":{"h":{}},"credsStore":"store"}"#, "h").map_err(|e| e.to_string()),
+            user("from-store", "s1")
+        );
+        assert_eq!(load(r#"{"credsStore":"store"}"#, "h").map_err(|e| e.to_string()), user("from-store", "s1"));
+        // `credHelpers` wins over everything; explicit `auths` credentials over `credsStore`.
+        let all = format!(
+            r#"{{"auths":{{"h":{{"auth":"{}"}}}},"credsStore":"store","credHelpers":{{"h":"special"}}}}"#,
+            b64("file:f")
+        );
+        assert_eq!(load(&all, "h").map_err(|e| e.to_string()), user("from-helper", "s2"));
+        let file_first = format!(r#"{{"auths":{{"h":{{"auth":"{}"}}}},"credsStore":"store"}}"#, b64("file:f"));
+        assert_eq!(load(&file_first, "h").map_err(|e| e.to_string()), user("file", "f"));
+        // A host the helper does not know: anonymous.
+        assert_eq!(load(r#"{"credsStore":"store"}"#, "other").map_err(|e| e.to_string()), Ok(None));
+        // The source names the helper and the file.
+        std::fs::write(&file, r#"{"credsStore":"store"}"#).expect("write");
+        let creds = load_credentials("h", &env).expect("ok").expect("found");
+        assert_eq!(creds.source, format!("docker-credential-store (named by {})", file.display()));
+
+        let err = |json: &str| {
+            load(json, "h").expect_err(json).to_string().replace(&dir.path().display().to_string(), "<dir>")
+        };
+        assert_eq!(
+            err(r#"{"credsStore":"desktop"}"#),
+            "`<dir>/auth.json` names the credential helper `docker-credential-desktop` for `h`, but it is not on PATH: \
+             install it, or point `$REGISTRY_AUTH_FILE` at an auth file with credentials for `h`"
+        );
+        assert_eq!(
+            err(r#"{"credHelpers":{"h":"token"}}"#),
+            "`<dir>/auth.json` names the credential helper `docker-credential-token` for `h`, but it gave an identity \
+             token, which executor does not support; log in with a user name and password or token"
+        );
+        assert!(err(r#"{"credHelpers":{"h":"garbage"}}"#)
+            .contains("its answer is not `{\"Username\": ..., \"Secret\": ...}`"));
+        assert_eq!(
+            err(r#"{"credHelpers":{"h":"../x"}}"#),
+            "invalid auth file `<dir>/auth.json`: `credHelpers.\"h\"` is not a credential helper name"
         );
     }
 

@@ -70,6 +70,19 @@ pub enum RegistryError {
         source_name: String,
     },
 
+    /// A credential helper named by the auth file cannot give the credentials.
+    #[error("`{}` names the credential helper `{helper}` for `{host}`, but {detail}", file.display())]
+    CredentialHelper {
+        /// The auth file naming the helper.
+        file: PathBuf,
+        /// `docker-credential-<name>`.
+        helper: String,
+        /// The registry host.
+        host: String,
+        /// What went wrong, and the fix.
+        detail: String,
+    },
+
     /// The registry wants credentials and there are none for it.
     #[error(
         "`{host}` requires authentication and there are no credentials for it{searched}; add \
