@@ -280,9 +280,13 @@ impl Client {
                 method,
                 url: url.to_owned(),
                 registry_says,
-                hint: match &self.creds {
-                    Some(c) => format!("the credentials in `{}` may not allow pushing to this repository", c.source),
-                    None => "the registry may need credentials that allow pushing to this repository".into(),
+                hint: {
+                    let access =
+                        if self.scopes.iter().any(|s| s.ends_with(",push")) { "pushing to" } else { "reading" };
+                    match &self.creds {
+                        Some(c) => format!("the credentials in `{}` may not allow {access} this repository", c.source),
+                        None => format!("the registry may need credentials that allow {access} this repository"),
+                    }
                 },
             },
             404 => RegistryError::NotFound {
