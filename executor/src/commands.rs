@@ -209,10 +209,13 @@ fn push(
         report.manifests
     );
     if report.referrers > 0 {
+        let (what, of) = if report.referrers == 1 {
+            ("1 SBOM".to_owned(), "a referrer of the image manifest")
+        } else {
+            (format!("{} SBOMs", report.referrers), "referrers of the image manifests")
+        };
         eprintln!(
-            "attached {} SBOM{} as referrers of the image manifests{}",
-            report.referrers,
-            if report.referrers == 1 { "" } else { "s" },
+            "attached {what} as {of}{}",
             if report.referrers_tag_schema {
                 " (the registry has no referrers API: listed under the tags `sha256-<manifest hex>`)"
             } else {

@@ -647,3 +647,29 @@ fn push_with_a_docker_credential_helper() {
          `127.0.0.1:[PORT]`\n"
     );
 }
+
+#[test]
+fn push_one_platform_image_with_its_sbom() {
+    let fx = Fixture::anonymous();
+    let no_auth = fx.no_auth();
+    let run = fx.run(&["push", "//images:static_x86_64", "--repository", &fx.repo()], &no_auth).success();
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.ws().join("executor-out/images/static_x86_64.image.json")).expect("meta"),
+    )
+    .expect("json");
+    let manifest = meta["digest"].as_str().expect("digest");
+    assert_eq!(run.stdout.lines().last(), Some(format!("{}@{manifest}", fx.repo()).as_str()));
+    assert!(
+        run.stderr.contains("4 blobs uploaded")
+            && run.stderr.contains("attached 1 SBOM as a referrer of the image manifest"),
+        "{}",
+        run.stderr
+    );
+    // The manifest under `latest`, its SBOM listed under `sha256-<hex>`.
+    assert_eq!(fx.registry.tags(REPO)["latest"], manifest);
+    let referrers =
+        fx.registry.manifest(REPO, &format!("sha256-{}", &manifest["sha256:".len()..])).expect("referrers tag");
+    let index: serde_json::Value = serde_json::from_slice(&referrers.bytes).expect("json");
+    assert_eq!(index["manifests"][0]["artifactType"], "application/spdx+json");
+    fx.registry.assert_consistent();
+}
