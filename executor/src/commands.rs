@@ -166,6 +166,50 @@ fn push_destination(
     Ok((reference, creds))
 }
 
+/// The one image or index target a command built.
+struct BuiltImage<'a> {
+    label: &'a Label,
+    /// Its OCI layout directory.
+    layout: PathBuf,
+    /// Its description (`*.index.json` or `*.image.json`).
+    meta: serde_json::Value,
+    /// `index` or `image`.
+    kind: &'static str,
+}
+
+impl Built {
+    /// The single requested target, which must be an `oci_index` or `oci_image`, for
+    /// `command` (whose outputs are `done`, as in "only images can be pushed").
+    fn image(&self, command: &str, done: &str) -> Result<BuiltImage<'_>, Error> {
+        let [label] = &self.requested[..] else {
+            return Err(Error::Usage(format!(
+                "`{command}` takes one target; the pattern matched {}",
+                self.requested.len()
+            )));
+        };
+        let provided = &self.provided[label];
+        let (layout, meta, kind) = match (&provided.index, &provided.image) {
+            (Some(index), _) => (&index.layout, &index.meta, "index"),
+            (None, Some(image)) => (&image.layout, &image.meta, "image"),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "`{label}` is not an `oci_index` or `oci_image` target; only images can be {done}"
+                )))
+            }
+        };
+        let path = |a: &Artifact| match a {
+            Artifact::Derived { path, .. } => self.out_root.join(path),
+            Artifact::Source { file, .. } => file.clone(),
+        };
+        let meta_path = path(meta);
+        let meta = fs::read(&meta_path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+            .map_err(|e| Error::Build(format!("cannot read `{}`: {e}", meta_path.display())))?;
+        Ok(BuiltImage { label, layout: path(layout), meta, kind })
+    }
+}
+
 /// Pushes the one image or index target of `built` to `reference`.
 fn push(
     built: &Built,
@@ -174,28 +218,10 @@ fn push(
     options: crate::registry::PushOptions,
 ) -> Result<(), Error> {
     use crate::registry::push_layout;
-    let [label] = &built.requested[..] else {
-        return Err(Error::Usage(format!("`push` takes one target; the pattern matched {}", built.requested.len())));
-    };
-    let provided = &built.provided[label];
-    let (layout, meta, kind) = match (&provided.index, &provided.image) {
-        (Some(index), _) => (&index.layout, &index.meta, "index"),
-        (None, Some(image)) => (&image.layout, &image.meta, "image"),
-        _ => {
-            return Err(Error::Usage(format!(
-                "`{label}` is not an `oci_index` or `oci_image` target; only images can be pushed"
-            )))
-        }
-    };
-    let path = |a: &Artifact| match a {
-        Artifact::Derived { path, .. } => built.out_root.join(path),
-        Artifact::Source { file, .. } => file.clone(),
-    };
+    let BuiltImage { label, layout, meta, kind } = built.image("push", "pushed")?;
     // The layout's own tag: an index's `tag` attribute, `latest` for an image.
-    let meta: serde_json::Value = serde_json::from_slice(&fs::read(path(meta)).unwrap_or_default()).unwrap_or_default();
     let ref_name = meta.get("tag").and_then(|t| t.as_str()).unwrap_or("latest").to_owned();
-    let report =
-        push_layout(&path(layout), &ref_name, reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
+    let report = push_layout(&layout, &ref_name, reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
     eprintln!(
         "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
@@ -266,24 +292,7 @@ fn verify(
     let args =
         BuildArgs { out_dir: Some(&out), list_outputs: false, ..BuildArgs::new(cwd, workspace, Some(&cache), true) };
     let built = build(args, &[target.to_owned()], options, fetch_options)?;
-    let [label] = &built.requested[..] else {
-        return Err(Error::Usage(format!("`verify` takes one target; `{target}` matched {}", built.requested.len())));
-    };
-    let provided = &built.provided[label];
-    let meta = match (&provided.index, &provided.image) {
-        (Some(index), _) => &index.meta,
-        (None, Some(image)) => &image.meta,
-        _ => {
-            return Err(Error::Usage(format!(
-                "`{label}` is not an `oci_index` or `oci_image` target; only images can be verified"
-            )))
-        }
-    };
-    let Artifact::Derived { path, .. } = meta else {
-        return Err(Error::Verify(format!("internal error: `{label}` has no image description")));
-    };
-    let meta: serde_json::Value = serde_json::from_slice(&fs::read(built.out_root.join(path)).unwrap_or_default())
-        .map_err(|e| Error::Verify(format!("cannot read the rebuilt image's description: {e}")))?;
+    let BuiltImage { label, meta, .. } = built.image("verify", "verified")?;
     let rebuilt = meta.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
     if rebuilt == expected_digest.to_string() {
         println!("verified {label}: {rebuilt}");

@@ -495,7 +495,7 @@ fn copy_stream<R: Read + ?Sized, W: Write>(
 }
 
 /// OS error texts start with a capital ("Connection refused"); messages here are lowercase.
-fn lowercase_first(text: &str) -> String {
+pub(crate) fn lowercase_first(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -504,7 +504,7 @@ fn lowercase_first(text: &str) -> String {
 }
 
 /// I/O failures worth another attempt: the network or the peer, not the request.
-fn is_transient_io(kind: io::ErrorKind) -> bool {
+pub(crate) fn is_transient_io(kind: io::ErrorKind) -> bool {
     use io::ErrorKind as K;
     matches!(
         kind,

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use crate::action::OutputKind;
 use crate::digest::{hash_reader, Digest, HashingWriter};
+use crate::fetch::lowercase_first;
 use crate::store::{ActionResult, OutputRecord, Store, StoreError};
 
 /// Bytes moved per read; as in [`crate::fetch`].
@@ -739,15 +740,6 @@ fn validate_url(url: &str) -> Result<String, RemoteCacheError> {
         return Err(invalid());
     }
     Ok(url.trim_end_matches('/').to_owned())
-}
-
-/// OS error texts start with a capital ("Connection refused"); messages here are lowercase.
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ use crate::platform::Arch;
 use crate::sbom::license::Declared;
 
 pub use crate::sbom::artifact::{
-    attach_sbom, sbom_artifact_manifest, sbom_ref_name, AttachedSbom, EMPTY_JSON, EMPTY_JSON_MEDIA_TYPE,
+    attach_sbom, attach_sboms, sbom_artifact_manifest, sbom_ref_name, AttachedSbom, EMPTY_JSON, EMPTY_JSON_MEDIA_TYPE,
 };
 pub use crate::sbom::error::SbomError;
 

@@ -262,3 +262,19 @@ impl Workspace {
         self.normalize(&text.replace(&fixtures.display().to_string(), "[FIXTURES]"))
     }
 }
+
+/// Neither `password` nor the Basic credential `user:password` (base64) appears in what
+/// `run` printed.
+#[track_caller]
+pub fn assert_secret_not_shown(run: &Run, user: &str, password: &str) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    for secret in [password, encoded.as_str()] {
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "secret shown:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}

@@ -147,18 +147,10 @@ fn normalize_upload_ids(text: &str) -> String {
     out
 }
 
-/// Neither `password` nor a Basic credential built from it appears in the output.
+/// Neither `password` nor a Basic credential of [`USER`] with it appears in the output.
 #[track_caller]
 fn assert_not_shown(run: &Run, password: &str) {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"));
-    for secret in [password, encoded.as_str()] {
-        assert!(
-            !run.stdout.contains(secret) && !run.stderr.contains(secret),
-            "secret shown:\n{}\n{}",
-            run.stdout,
-            run.stderr
-        );
-    }
+    crate::harness::assert_secret_not_shown(run, USER, password);
 }
 
 /// Panics unless `run` failed with exit code 1 within `limit`.

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use executor::digest::Digest;
+use executor::platform::Arch;
 
 use crate::harness::{executor_bin, have, to_run, Run};
 
@@ -135,8 +136,10 @@ fn every_platform_image_has_a_valid_attached_sbom() {
                 .expect("manifests")
                 .iter()
                 .find(|d| {
-                    let (architecture, variant) = image_platform(arch);
-                    d["platform"]["architecture"] == architecture && d["platform"]["variant"].as_str() == variant
+                    let p = &d["platform"];
+                    let variant = p["variant"].as_str().map(|v| format!("/{v}")).unwrap_or_default();
+                    format!("{}/{}{variant}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""))
+                        == Arch::parse(arch).expect("arch").oci_platform()
                 })
                 .cloned()
                 .expect("this platform's SBOM");
@@ -156,21 +159,6 @@ fn every_platform_image_has_a_valid_attached_sbom() {
     // The whole amd64 document, pinned.
     let doc = json(&out.join("static_x86_64.spdx.json"));
     insta::assert_snapshot!("static_x86_64_spdx", serde_json::to_string_pretty(&doc).expect("pretty"));
-}
-
-/// The OCI `architecture` and `variant` of an arch as the target names spell it.
-fn image_platform(arch: &str) -> (&'static str, Option<&'static str>) {
-    match arch {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", None),
-        "armhf" => ("arm", Some("v6")),
-        "armv7" => ("arm", Some("v7")),
-        "ppc64le" => ("ppc64le", None),
-        "riscv64" => ("riscv64", None),
-        "s390x" => ("s390x", None),
-        "x86" => ("386", None),
-        other => panic!("unknown arch {other}"),
-    }
 }
 
 #[test]

@@ -161,51 +161,36 @@ fn read_entry(bytes: &[u8], host: &str, path: &Path) -> Result<Entry, RegistryEr
     let Some(root) = value.as_object() else {
         return Err(bad("expected a JSON object with an `auths` object".into()));
     };
-    let helper = |field: &str| -> Result<Option<String>, RegistryError> {
-        match root.get(field) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(name)) if name.is_empty() => Ok(None),
-            Some(serde_json::Value::String(name)) => {
-                if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-                    return Err(bad(format!("`{field}` names `{name}`, which is not a credential helper name")));
-                }
-                Ok(Some(name.clone()))
-            }
-            Some(_) => Err(bad(format!("`{field}` is not a string"))),
-        }
-    };
     match root.get("credHelpers") {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Object(helpers)) => {
-            let mut keys: Vec<&String> = helpers.keys().filter(|k| auth_key_host(k) == host).collect();
-            keys.sort_by_key(|k| (k.as_str() != host, k.as_str()));
-            if let Some(key) = keys.first() {
-                match helpers[key.as_str()].as_str() {
-                    Some(name)
-                        if !name.is_empty()
-                            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
-                    {
-                        return Ok(Entry::Helper(name.to_owned()))
-                    }
-                    _ => return Err(bad(format!("`credHelpers.\"{key}\"` is not a credential helper name"))),
-                }
+            if let Some(key) = key_for_host(helpers, host) {
+                return match helpers[key].as_str() {
+                    Some(name) if is_helper_name(name) => Ok(Entry::Helper(name.to_owned())),
+                    _ => Err(bad(format!("`credHelpers.\"{key}\"` is not a credential helper name"))),
+                };
             }
         }
         Some(_) => return Err(bad("`credHelpers` is not an object".into())),
     }
-    let store = helper("credsStore")?;
+    let store = match root.get("credsStore") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(name)) if name.is_empty() => None,
+        Some(serde_json::Value::String(name)) if is_helper_name(name) => Some(name.clone()),
+        Some(serde_json::Value::String(name)) => {
+            return Err(bad(format!("`credsStore` names `{name}`, which is not a credential helper name")))
+        }
+        Some(_) => return Err(bad("`credsStore` is not a string".into())),
+    };
     let auths = match root.get("auths") {
         None | Some(serde_json::Value::Null) => return Ok(store.map_or(Entry::Nothing, Entry::Helper)),
         Some(serde_json::Value::Object(auths)) => auths,
         Some(_) => return Err(bad("`auths` is not an object".into())),
     };
-    // Exact keys first, so `host` beats `https://host/v1/` when both are present.
-    let mut keys: Vec<&String> = auths.keys().filter(|k| auth_key_host(k) == host).collect();
-    keys.sort_by_key(|k| (k.as_str() != host, k.as_str()));
-    let Some(key) = keys.first() else {
+    let Some(key) = key_for_host(auths, host) else {
         return Ok(store.map_or(Entry::Nothing, Entry::Helper));
     };
-    let Some(entry) = auths[key.as_str()].as_object() else {
+    let Some(entry) = auths[key].as_object() else {
         return Err(bad(format!("`auths.{key}` is not an object")));
     };
     let has_credentials = ["auth", "username", "password"]
@@ -312,6 +297,17 @@ fn run_helper(
         password: Secret::new(answer.secret),
         source: format!("{helper} (named by {})", file.display()),
     }))
+}
+
+/// The key of `map` for `host`: exact keys first, so `host` beats `https://host/v1/` when
+/// both are present.
+fn key_for_host<'a>(map: &'a serde_json::Map<String, serde_json::Value>, host: &str) -> Option<&'a str> {
+    map.keys().filter(|k| auth_key_host(k) == host).min_by_key(|k| (k.as_str() != host, k.as_str())).map(String::as_str)
+}
+
+/// Whether `name` can be the `<name>` of `docker-credential-<name>` (no path, no space).
+fn is_helper_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// `https://host:5000/v1/` -> `host:5000`.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::sync::Mutex;
 
+use crate::fetch::{is_transient_io, lowercase_first};
 use crate::registry::auth::{parse_challenge, Challenge, Credentials, Secret};
 use crate::registry::error::RegistryError;
 use crate::registry::reference::Reference;
@@ -434,30 +435,6 @@ pub(crate) fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-fn is_transient_io(kind: io::ErrorKind) -> bool {
-    use io::ErrorKind as K;
-    matches!(
-        kind,
-        K::ConnectionRefused
-            | K::ConnectionReset
-            | K::ConnectionAborted
-            | K::NotConnected
-            | K::BrokenPipe
-            | K::TimedOut
-            | K::WouldBlock
-            | K::UnexpectedEof
-            | K::Interrupted
-    )
 }
 
 #[cfg(test)]

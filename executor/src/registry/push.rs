@@ -432,7 +432,7 @@ fn with_digest(location: &str, digest: Digest) -> String {
 }
 
 /// Fails if the registry's `Docker-Content-Digest` names another digest than `expected`.
-fn check_digest_header(
+pub(crate) fn check_digest_header(
     resp: &Response,
     method: &'static str,
     url: &str,

@@ -5,7 +5,7 @@ use crate::digest::Digest;
 use crate::registry::auth::Credentials;
 use crate::registry::client::Client;
 use crate::registry::error::RegistryError;
-use crate::registry::push::{PushOptions, MANIFEST_ACCEPT};
+use crate::registry::push::{check_digest_header, PushOptions, MANIFEST_ACCEPT};
 use crate::registry::reference::Reference;
 
 /// The digest of what `target`'s first tag names, computed over the bytes served (a
@@ -23,15 +23,8 @@ pub fn resolve_digest(
         match resp.status {
             200 => {
                 let digest = Digest::of(&resp.body);
-                match resp.header("docker-content-digest") {
-                    Some(got) if got.trim() != digest.to_string() => Err(RegistryError::WrongDigest {
-                        method: "GET",
-                        url: url.clone(),
-                        expected: digest,
-                        got: got.trim().to_owned(),
-                    }),
-                    _ => Ok(digest),
-                }
+                check_digest_header(&resp, "GET", &url, digest)?;
+                Ok(digest)
             }
             404 => Err(RegistryError::NotFound {
                 host: target.host.clone(),

@@ -12,7 +12,7 @@ use crate::oci::{self, BlobSource, IndexEntry};
 use crate::platform::Arch;
 use crate::rules::oci_image::{read_json, ImageMeta, IMAGE_TAG};
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, IndexOutput, Provided, Rule};
-use crate::sbom::attach_sbom;
+use crate::sbom::attach_sboms;
 use crate::target::{AttrSpec, AttrType, AttrValue, Target};
 
 /// The `oci_index` rule.
@@ -142,7 +142,7 @@ impl ActionExec for IndexExec {
         "OciIndex"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
@@ -187,13 +187,12 @@ impl ActionExec for IndexExec {
             blobs.extend(image.layer_blobs());
         }
         oci::write_layout(&ctx.outputs[0], &index, blobs, &self.spec.tag).map_err(|e| fail(e.to_string()))?;
-        // Each image's SBOM, attached again in this layout: the same artifact manifest, now
+        // Each image's SBOM, attached again in this layout: the same artifact manifests, now
         // listed under `<tag>.sbom`.
-        for (_, _, _, meta, sbom) in &images {
-            if let Some(sbom) = sbom {
-                attach_sbom(&ctx.outputs[0], &self.spec.tag, meta.arch, sbom, meta.epoch)
-                    .map_err(|e| fail(e.to_string()))?;
-            }
+        let sboms: Vec<(Arch, &oci::JsonBlob, u64)> =
+            images.iter().filter_map(|(_, _, _, meta, sbom)| Some((meta.arch, sbom.as_ref()?, meta.epoch))).collect();
+        if !sboms.is_empty() {
+            attach_sboms(&ctx.outputs[0], &self.spec.tag, &sboms).map_err(|e| fail(e.to_string()))?;
         }
         let meta = IndexMeta {
             digest: index.digest,

@@ -101,13 +101,28 @@ pub fn attach_sbom(
     sbom: &JsonBlob,
     epoch: u64,
 ) -> Result<AttachedSbom, SbomError> {
-    let image = read_layout_image(dir, Some(image_ref), arch)?;
-    let subject = image.manifest_digest;
-    let subject_path = blob_path(dir, subject);
-    let subject_size = fs::metadata(&subject_path).map_err(SbomError::io("read", &subject_path))?.len();
-    let manifest = sbom_artifact_manifest(sbom, subject, subject_size, epoch)?;
+    let mut attached = attach_sboms(dir, image_ref, &[(arch, sbom, epoch)])?;
+    Ok(attached.remove(0))
+}
+
+/// [`attach_sbom`] for several platforms at once (`(arch, SBOM, epoch)`, a later entry for
+/// the same arch replacing an earlier one): one SBOM index and one `index.json` write for
+/// all of them, so no intermediate SBOM index is left in `blobs/`. What was attached, in
+/// the order given.
+pub fn attach_sboms(
+    dir: &Path,
+    image_ref: &str,
+    sboms: &[(Arch, &JsonBlob, u64)],
+) -> Result<Vec<AttachedSbom>, SbomError> {
     let ref_name = sbom_ref_name(image_ref);
     let spdx = MediaType::Other(SPDX_MEDIA_TYPE.to_owned());
+    let mut artifacts: Vec<(Arch, JsonBlob, Digest)> = Vec::with_capacity(sboms.len());
+    for &(arch, sbom, epoch) in sboms {
+        let subject = read_layout_image(dir, Some(image_ref), arch)?.manifest_digest;
+        let subject_path = blob_path(dir, subject);
+        let subject_size = fs::metadata(&subject_path).map_err(SbomError::io("read", &subject_path))?.len();
+        artifacts.push((arch, sbom_artifact_manifest(sbom, subject, subject_size, epoch)?, subject));
+    }
 
     let index_path = dir.join("index.json");
     let bytes = fs::read(&index_path).map_err(SbomError::io("read", &index_path))?;
@@ -116,7 +131,7 @@ pub fn attach_sbom(
     let named = |d: &Descriptor| d.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)) == Some(&ref_name);
     let existing = top.manifests().iter().find(|d| named(d)).cloned();
 
-    // The SBOM index: the previous one's other platforms, plus this one.
+    // The SBOM index: the previous one's other platforms, plus these.
     let mut entries: Vec<(Option<Arch>, Descriptor)> = Vec::new();
     if let Some(d) = existing {
         if d.artifact_type().as_ref() != Some(&spdx) || *d.media_type() != MediaType::ImageIndex {
@@ -132,15 +147,16 @@ pub fn attach_sbom(
             serde_json::from_slice(&bytes).map_err(|source| SbomError::Parse { path: path.clone(), source })?;
         for m in previous.manifests() {
             let of = m.platform().as_ref().and_then(|p| Arch::ALL.into_iter().find(|a| platform(*a) == *p));
-            if of != Some(arch) {
-                entries.push((of, m.clone()));
-            }
+            entries.push((of, m.clone()));
         }
     }
-    let mut descriptor = Descriptor::new(MediaType::ImageManifest, manifest.size(), oci_digest(manifest.digest)?);
-    descriptor.set_artifact_type(Some(spdx.clone()));
-    descriptor.set_platform(Some(platform(arch)));
-    entries.push((Some(arch), descriptor));
+    for (arch, manifest, _) in &artifacts {
+        entries.retain(|(of, _)| *of != Some(*arch));
+        let mut descriptor = Descriptor::new(MediaType::ImageManifest, manifest.size(), oci_digest(manifest.digest)?);
+        descriptor.set_artifact_type(Some(spdx.clone()));
+        descriptor.set_platform(Some(platform(*arch)));
+        entries.push((Some(*arch), descriptor));
+    }
     // Unknown platforms (`None`) sort first, keeping their order.
     entries.sort_by_key(|(a, _)| *a);
     let mut sbom_index = ImageIndex::default();
@@ -150,14 +166,12 @@ pub fn attach_sbom(
     sbom_index.set_manifests(entries.into_iter().map(|(_, d)| d).collect());
     let sbom_index = JsonBlob::of(&sbom_index).map_err(SbomError::serialize("SBOM index"))?;
 
-    for (digest, bytes) in [
-        (Digest::of(EMPTY_JSON), EMPTY_JSON),
-        (sbom.digest, &sbom.bytes[..]),
-        (manifest.digest, &manifest.bytes[..]),
-        (sbom_index.digest, &sbom_index.bytes[..]),
-    ] {
-        write_blob(dir, digest, bytes)?;
+    write_blob(dir, Digest::of(EMPTY_JSON), EMPTY_JSON)?;
+    for (&(_, sbom, _), (_, manifest, _)) in sboms.iter().zip(&artifacts) {
+        write_blob(dir, sbom.digest, &sbom.bytes)?;
+        write_blob(dir, manifest.digest, &manifest.bytes)?;
     }
+    write_blob(dir, sbom_index.digest, &sbom_index.bytes)?;
 
     let mut descriptor = Descriptor::new(MediaType::ImageIndex, sbom_index.size(), oci_digest(sbom_index.digest)?);
     descriptor.set_artifact_type(Some(spdx));
@@ -179,8 +193,17 @@ pub fn attach_sbom(
     top.set_manifests(manifests);
     let bytes = canonical_json(&top).map_err(SbomError::serialize("index.json"))?;
     write_atomically(&index_path, &bytes)?;
-    Ok(AttachedSbom { manifest, index: sbom_index, ref_name, subject })
+    Ok(artifacts
+        .into_iter()
+        .map(|(_, manifest, subject)| AttachedSbom {
+            manifest,
+            index: sbom_index.clone(),
+            ref_name: ref_name.clone(),
+            subject,
+        })
+        .collect())
 }
+
 fn oci_digest(digest: Digest) -> Result<oci_spec::image::Digest, SbomError> {
     oci_spec::image::Digest::from_str(&digest.to_string())
         .map_err(|source| SbomError::Oci(OciError::Spec { what: "digest", source }))
