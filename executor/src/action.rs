@@ -81,13 +81,20 @@ pub struct OutputSpec {
 }
 
 /// What an action sees while it runs: its inputs' bytes and where to put its outputs.
-#[derive(Debug)]
-pub struct ActionContext {
+pub struct ActionContext<'a> {
     /// Verified, read-only store paths of the declared inputs, in declaration order.
     pub inputs: Vec<PathBuf>,
     /// Paths the action must create, one per declared output, in declaration order. For a
     /// [`OutputKind::Dir`] output the path is an existing empty directory.
     pub outputs: Vec<PathBuf>,
+    /// Verdicts of package verification (the store's), so a package is verified once.
+    pub verdicts: &'a dyn crate::apk::VerdictCache,
+}
+
+impl fmt::Debug for ActionContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActionContext").field("inputs", &self.inputs).field("outputs", &self.outputs).finish()
+    }
 }
 
 /// Why an action failed; the builder adds the action's owner and mnemonic.
@@ -116,8 +123,15 @@ pub trait ActionExec: Send + Sync + fmt::Debug {
     fn pinned_outputs(&self) -> Option<Vec<(Digest, u64)>> {
         None
     }
+    /// For actions with [`pinned_outputs`](Self::pinned_outputs): checks files already in
+    /// the store (whose sha256 and size match) as completely as [`run`](Self::run) checks
+    /// what it fetches. Only then may the builder use them without running the action.
+    fn verify_pinned(&self, outputs: &[PathBuf], verdicts: &dyn crate::apk::VerdictCache) -> Result<(), String> {
+        let _ = (outputs, verdicts);
+        Err("its outputs cannot be checked without running it".into())
+    }
     /// Produces the outputs.
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError>;
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError>;
 }
 
 /// One node of the action graph.
@@ -200,7 +214,7 @@ mod tests {
         fn key_data(&self) -> serde_json::Value {
             serde_json::json!({ "b": self.0, "a": 1 })
         }
-        fn run(&self, _: &ActionContext) -> Result<(), ActionError> {
+        fn run(&self, _: &ActionContext<'_>) -> Result<(), ActionError> {
             Ok(())
         }
     }

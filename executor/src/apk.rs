@@ -40,7 +40,9 @@ pub use gzip::GzipError;
 pub use identity::{Identity, IdentityError};
 pub use index::{Index, IndexEntry, IndexError, SkippedEntry, TrustPolicy};
 pub use key::{KeyError, KeyName, Keyring, PublicKey};
-pub use package::{Package, PackageError, PackagePin, PkgInfo, SignaturePolicy, VerifiedPackage};
+pub use package::{
+    LockPin, NoVerdicts, Package, PackageError, PackagePin, PkgInfo, SignaturePolicy, VerdictCache, VerifiedPackage,
+};
 pub use resolve::{resolve, Providers, Resolution, ResolveError};
 pub use signature::{Signature, SignatureAlgorithm, SignatureError, Trust};
 pub use version::{Version, VersionError};

@@ -193,7 +193,7 @@ fn import_package(
         let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
         let verified =
             Package::verify(&bytes, &url, &pin, keyring, policy).map_err(|e| Error::Verify(e.to_string()))?;
-        let package = &verified.package;
+        let package = verified.package();
         match (&p.signature, package.signature_range()) {
             (Some(seg), Some(range)) => check_segment("the signature", seg, range, &bytes).map_err(context)?,
             (None, None) => {}

@@ -58,11 +58,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let loader = load(&cwd, cli.workspace.as_deref())?;
             if check {
                 crate::lock::check(&loader)?;
-                eprintln!("{} is up to date", crate::lockfile::LOCKFILE);
-                return Ok(());
             }
             let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
             let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
+            if check {
+                // Every pin against its package's bytes (from the cache, else fetched).
+                crate::lock::check_pins(&loader, &fetcher, &store)?;
+                eprintln!("{} is up to date", crate::lockfile::LOCKFILE);
+                return Ok(());
+            }
             let report = match (import_apko, target) {
                 (Some(file), Some(target)) => {
                     let label = parse_label(&loader, &cwd, &target)?;

@@ -57,7 +57,7 @@
 //!   scanner counts packages twice). No `scripts.tar` or `triggers`: scripts never run.
 
 mod accounts;
-mod database;
+pub(crate) mod database;
 mod error;
 mod resolve;
 mod spool;
@@ -70,7 +70,7 @@ use std::path::PathBuf;
 
 use sha1::{Digest as _, Sha1};
 
-use crate::apk::{Identity, Package, PkgInfo};
+use crate::apk::{Identity, Package, PkgInfo, VerifiedPackage};
 use crate::install::accounts::{Accounts, Group, User, GROUP, PASSWD};
 use crate::install::database::{Acl, DbFile};
 use crate::install::spool::{Spool, SpoolError};
@@ -298,15 +298,17 @@ impl Installer {
         }
     }
 
-    /// Installs a package the caller has verified, after those installed before it.
+    /// Installs a verified package after those installed before it: only a
+    /// [`VerifiedPackage`] can be installed, so unverified bytes never reach a layer.
     /// `repository` (tag or URL) is kept for the SBOM.
-    pub fn install(&mut self, package: &Package<'_>, repository: &str) -> Result<(), InstallError> {
+    pub fn install(&mut self, package: &VerifiedPackage<'_>, repository: &str) -> Result<(), InstallError> {
+        let package = package.package();
         self.install_archive(PackageMeta::of(package, repository), &mut package.data_archive())
     }
 
     /// Installs a package given as its metadata and its data tar. On error nothing of the
-    /// package stays in the tree.
-    pub fn install_archive<R: Read>(
+    /// package stays in the tree. Private: callers go through [`Installer::install`].
+    fn install_archive<R: Read>(
         &mut self,
         meta: PackageMeta,
         archive: &mut tar::Archive<R>,
@@ -866,7 +868,7 @@ impl Installer {
         }
         let mut db = String::new();
         for (package, files) in self.packages.iter().zip(&owned) {
-            database::render_package(&mut db, &package.meta, arch, &package.dirs, files);
+            database::render_package(&mut db, &package.meta, arch, &package.dirs, files)?;
             // apk-tools ends every record with a blank line.
             db.push('\n');
         }

@@ -250,13 +250,13 @@ fn pin_package(
         let policy = if state.repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
         let verified = Package::verify(&bytes, &url, &PackagePin::from_entry(entry), &state.keyring, policy)
             .map_err(|e| Error::Verify(e.to_string()))?;
-        let warning = verified.signed_by.is_none().then(|| {
+        let warning = verified.signed_by().is_none().then(|| {
             format!(
                 "warning: `{url}` is not signed by a trusted key; accepted because repository `{}` sets `allow_untrusted = True`",
                 state.repo.name
             )
         });
-        let datahash = verified.package.info().datahash.map(hex::encode).unwrap_or_default();
+        let datahash = verified.package().info().datahash.map(hex::encode).unwrap_or_default();
         store.commit_blob(&tmp, &fetched.sha256)?;
         let pinned = LockedPackage {
             repository: state.repo.name.clone(),
@@ -342,4 +342,92 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
         "`{LOCKFILE}` is out of date:\n  - {}\n  fix: run `executor lock`",
         problems.join("\n  - ")
     )))
+}
+
+/// Checks every package the lockfile pins for an `apk_fetch` target against its bytes:
+/// size, sha256, identity, name, version, arch, signature by the repository's keys and
+/// datahash, as a build would. Bytes come from the store, or are fetched (by the pinned
+/// URL) when the store lacks them. A verdict recorded by an earlier check or build is reused.
+/// This catches a lockfile whose entry points at another package's file.
+pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<(), Error> {
+    let Some(lock) = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))? else {
+        return Ok(());
+    };
+    let mut work = Vec::new();
+    let mut seen = BTreeSet::new();
+    for locked in &lock.targets {
+        let Some(repo) = loader.workspace.apk_repositories.get(&locked.repository) else { continue };
+        for (arch, entries) in &locked.install {
+            for entry in entries {
+                let Some(pinned) = crate::lockfile::split_install_entry(entry)
+                    .and_then(|(n, v)| lock.package(&locked.repository, arch, n, v))
+                else {
+                    continue;
+                };
+                if seen.insert((
+                    pinned.repository.clone(),
+                    pinned.arch.clone(),
+                    pinned.name.clone(),
+                    pinned.version.clone(),
+                )) {
+                    work.push((repo, pinned));
+                }
+            }
+        }
+    }
+    let mut keyrings = BTreeMap::new();
+    for (repo, _) in &work {
+        if !keyrings.contains_key(&repo.name) {
+            let (keyring, _) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            keyrings.insert(repo.name.clone(), keyring);
+        }
+    }
+    let mut problems: Vec<String> = work
+        .par_iter()
+        .filter_map(|(repo, pinned)| {
+            let keyring = keyrings.get(&repo.name)?;
+            let policy = crate::rules::apk_fetch::signature_policy(repo.allow_untrusted);
+            check_pin(fetcher, store, pinned, keyring, policy).err()
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort();
+    Err(Error::Verify(format!(
+        "`{LOCKFILE}` pins packages whose files do not match it:\n  - {}\n  fix: run `executor lock` (and review the \
+         lockfile's history: an entry that names another package's file was edited by hand or by an attacker)",
+        problems.join("\n  - ")
+    )))
+}
+
+fn check_pin(
+    fetcher: &dyn Fetcher,
+    store: &Store,
+    pinned: &LockedPackage,
+    keyring: &Keyring,
+    policy: SignaturePolicy,
+) -> Result<(), String> {
+    let id = format!("`{}-{}` ({})", pinned.name, pinned.version, pinned.arch);
+    let path = if store.has_blob(&pinned.sha256, pinned.size) {
+        store.blob_path(&pinned.sha256)
+    } else {
+        let tmp = store.temp_path("apk");
+        let fetched = fetcher.fetch_to_file(&pinned.url, &tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("{id}: {e}")
+        })?;
+        if fetched.sha256 != pinned.sha256 || fetched.size != pinned.size {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!(
+                "{id}: `{}` serves {} bytes with {}, the lockfile pins {} bytes with {}",
+                pinned.url, fetched.size, fetched.sha256, pinned.size, pinned.sha256
+            ));
+        }
+        store.commit_blob(&tmp, &fetched.sha256).map_err(|e| format!("{id}: {e}"))?
+    };
+    let bytes = std::fs::read(&path).map_err(|e| format!("{id}: cannot read `{}`: {e}", path.display()))?;
+    Package::verify_locked(&bytes, &pinned.url, &pinned.pin(), keyring, policy, store)
+        .map(|_| ())
+        .map_err(|e| format!("{id}: {e}"))
 }

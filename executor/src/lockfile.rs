@@ -128,6 +128,19 @@ pub struct LockedPackage {
 }
 
 impl LockedPackage {
+    /// What a package's bytes are checked against.
+    pub fn pin(&self) -> crate::apk::LockPin {
+        crate::apk::LockPin {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            arch: self.arch.clone(),
+            identity: self.identity.clone(),
+            size: self.size,
+            sha256: self.sha256.hex(),
+            datahash: self.datahash.clone(),
+        }
+    }
+
     /// The sort key: repository, arch, name, version.
     fn key(&self) -> (&str, &str, &str, &str) {
         (&self.repository, &self.arch, &self.name, &self.version)

@@ -51,6 +51,8 @@ pub struct ApkMeta {
     pub repository_url: String,
     /// Trusted keys: file name and the key file (`/etc/apk/keys/<name>`).
     pub keys: Vec<(String, Artifact)>,
+    /// The repository sets `allow_untrusted = True`: packages need no trusted signature.
+    pub allow_untrusted: bool,
 }
 
 /// A layer: the `.tar.gz` and its description ([`layer::LayerMeta`]).
@@ -97,6 +99,8 @@ pub struct ApkFile {
     pub version: String,
     /// sha256 of the `.apk`, as the lockfile pins it.
     pub sha256: crate::digest::Digest,
+    /// Every figure the lockfile pins: whoever reads the file verifies it against these.
+    pub pin: crate::apk::LockPin,
 }
 
 /// A repository's keyring and the digests of its key files.

@@ -100,7 +100,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root` and takes a shared lock on it.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let unusable = |source| StoreError::Unusable { path: root.to_owned(), source };
-        for sub in ["cas/sha256", "ac", "tmp"] {
+        for sub in ["cas/sha256", "ac", "tmp", "verdicts"] {
             fs::create_dir_all(root.join(sub)).map_err(unusable)?;
         }
         let lock =
@@ -126,7 +126,7 @@ impl Store {
             .open(&lock_path)
             .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
         lock.lock().map_err(io_err("cannot lock", &lock_path))?;
-        for sub in ["cas", "ac", "tmp"] {
+        for sub in ["cas", "ac", "tmp", "verdicts"] {
             let dir = root.join(sub);
             if dir.exists() {
                 fs::remove_dir_all(&dir).map_err(io_err("cannot remove", &dir))?;
@@ -296,6 +296,11 @@ impl Store {
         fs::rename(&tmp, &dest).map_err(io_err("cannot rename into", &dest))
     }
 
+    fn verdict_path(&self, key: &[u8; 32]) -> PathBuf {
+        let hex = hex::encode(key);
+        self.root.join("verdicts").join(&hex[..2]).join(hex)
+    }
+
     /// Forgets an action result whose outputs turned out to be missing or corrupt.
     pub fn remove_action(&self, key: &Digest) {
         let _ = fs::remove_file(self.ac_path(key));
@@ -358,6 +363,27 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
+/// Package verdicts: an empty file per verdict key, named by the key (which covers the
+/// package's sha256, every pinned figure, the keyring and the policy).
+impl crate::apk::VerdictCache for Store {
+    fn holds(&self, key: &[u8; 32]) -> bool {
+        self.verdict_path(key).is_file()
+    }
+    fn record(&self, key: &[u8; 32]) {
+        let dest = self.verdict_path(key);
+        if dest.is_file() {
+            return;
+        }
+        if let Some(parent) = dest.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let tmp = self.temp_path("verdict");
+        if File::create(&tmp).is_ok() && fs::rename(&tmp, &dest).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+}
+
 pub fn set_mode(file: &File, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))

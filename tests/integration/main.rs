@@ -16,3 +16,4 @@ mod push;
 mod push_faults;
 mod release;
 mod remote_cache;
+mod trust;

@@ -8,8 +8,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rsa::pkcs1::DecodeRsaPublicKey as _;
-use rsa::pkcs8::DecodePublicKey as _;
+use rsa::pkcs8::{DecodePublicKey as _, EncodePublicKey as _};
 use rsa::RsaPublicKey;
+use sha2::{Digest as _, Sha256};
 
 /// A key that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +104,22 @@ impl PublicKey {
     pub(crate) fn rsa(&self) -> &RsaPublicKey {
         &self.key
     }
+
+    /// SHA-256 of the key's DER `SubjectPublicKeyInfo`: the key material, whatever the PEM
+    /// flavour or whitespace of its file.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        match self.key.to_public_key_der() {
+            Ok(der) => Sha256::digest(der.as_bytes()).into(),
+            // Encoding a parsed RSA key cannot fail; hash the modulus and exponent if it does.
+            Err(_) => {
+                use rsa::traits::PublicKeyParts as _;
+                let mut h = Sha256::new();
+                h.update(self.key.n().to_bytes_be());
+                h.update(self.key.e().to_bytes_be());
+                h.finalize().into()
+            }
+        }
+    }
 }
 
 impl fmt::Debug for PublicKey {
@@ -151,6 +168,18 @@ impl Keyring {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// SHA-256 over every key's name and [`PublicKey::fingerprint`], in name order: what a
+    /// verdict made with this keyring depends on.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for (name, key) in &self.keys {
+            h.update((name.as_str().len() as u64).to_be_bytes());
+            h.update(name.as_str().as_bytes());
+            h.update(key.fingerprint());
+        }
+        h.finalize().into()
     }
 }
 

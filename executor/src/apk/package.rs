@@ -142,6 +142,14 @@ pub enum PackageError {
          altered or corrupted; fetch the file again"
     )]
     BadSignature { subject: Subject, key: KeyName, algorithm: SignatureAlgorithm },
+    #[error(
+        "{subject}: `.PKGINFO` says arch `{actual}`, but the lockfile pins it for `{expected}`; run `executor lock`"
+    )]
+    WrongArch { subject: Subject, expected: String, actual: String },
+    #[error("{subject}: `.PKGINFO` records datahash {actual}, but the lockfile pins {expected}; run `executor lock`")]
+    DatahashNotPinned { subject: Subject, expected: String, actual: String },
+    #[error("{subject}: the lockfile's pin is unusable: {message}; run `executor lock`")]
+    BadPin { subject: Subject, message: String },
     #[error("{subject}: `.PKGINFO` has no `datahash`, so the data cannot be verified")]
     MissingDatahash { subject: Subject },
     #[error(
@@ -291,13 +299,90 @@ pub struct Package<'a> {
     control_files: BTreeMap<String, Vec<u8>>,
 }
 
-/// A package that passed [`Package::verify`].
+/// A package that passed [`Package::verify`] or [`Package::verify_locked`]: the only way to
+/// get one, and the only thing the installer accepts, so no unverified byte reaches a layer.
 #[derive(Debug, Clone)]
 pub struct VerifiedPackage<'a> {
-    pub package: Package<'a>,
+    package: Package<'a>,
     /// The trusted key whose signature verified; `None` for an unsigned
     /// package accepted under [`SignaturePolicy::IfPresent`].
-    pub signed_by: Option<KeyName>,
+    signed_by: Option<KeyName>,
+}
+
+impl<'a> VerifiedPackage<'a> {
+    /// The verified package.
+    pub fn package(&self) -> &Package<'a> {
+        &self.package
+    }
+
+    /// The trusted key whose signature verified; `None` for an unsigned package accepted
+    /// by policy.
+    pub fn signed_by(&self) -> Option<&KeyName> {
+        self.signed_by.as_ref()
+    }
+
+    /// For the crate's own unit tests of the installer, which feed it crafted packages.
+    #[cfg(test)]
+    pub(crate) fn assume_verified(package: Package<'a>) -> Self {
+        VerifiedPackage { package, signed_by: None }
+    }
+}
+
+/// Everything a lockfile pins about one `.apk`: a package is used only if its bytes match
+/// every field. Plain data, so that it can travel in an action's key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockPin {
+    pub name: String,
+    pub version: String,
+    /// APK arch the lockfile pinned it for (`.PKGINFO` must say it, or `noarch`).
+    pub arch: String,
+    /// `Q1...`
+    pub identity: String,
+    pub size: u64,
+    /// Hex sha256 of the whole file.
+    pub sha256: String,
+    /// Hex sha256 of the data, as `.PKGINFO` records it.
+    pub datahash: String,
+}
+
+impl LockPin {
+    /// The key of a verdict on this pin under `keyring` and `policy`: equal keys mean the
+    /// same bytes (by sha256) checked against the same figures with the same keys.
+    pub fn verdict_key(&self, keyring: &Keyring, policy: SignaturePolicy) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"executor apk verdict v1\0");
+        for field in [&self.name, &self.version, &self.arch, &self.identity, &self.sha256, &self.datahash] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        }
+        h.update(self.size.to_be_bytes());
+        h.update(keyring.fingerprint());
+        h.update([match policy {
+            SignaturePolicy::Required => 0u8,
+            SignaturePolicy::IfPresent => 1,
+            SignaturePolicy::Untrusted => 2,
+        }]);
+        h.finalize().into()
+    }
+}
+
+/// Where verdicts of [`Package::verify_locked`] are remembered (the store), so a package is
+/// fully verified once per (bytes, pin, keys) rather than on every use.
+pub trait VerdictCache: Sync {
+    /// Whether a verdict with this key was recorded.
+    fn holds(&self, key: &[u8; 32]) -> bool;
+    /// Records a verdict (best effort: a failure only costs a later re-verification).
+    fn record(&self, key: &[u8; 32]);
+}
+
+/// No cache: verify every time.
+pub struct NoVerdicts;
+
+impl VerdictCache for NoVerdicts {
+    fn holds(&self, _: &[u8; 32]) -> bool {
+        false
+    }
+    fn record(&self, _: &[u8; 32]) {}
 }
 
 impl<'a> Package<'a> {
@@ -448,6 +533,84 @@ impl<'a> Package<'a> {
         Ok(VerifiedPackage { package, signed_by })
     }
 
+    /// Reads `bytes` and checks it against every figure of a lockfile pin: size, sha256,
+    /// identity, name, version, arch, signature (per `policy`, against `keyring`) and
+    /// datahash. A verdict already in `verdicts` for the same pin, keys and policy skips
+    /// the signature and datahash checks, never the size, sha256, identity, name, version
+    /// and arch: those are cheap and tie the verdict to these bytes.
+    pub fn verify_locked(
+        bytes: &'a [u8],
+        origin: &str,
+        pin: &LockPin,
+        keyring: &Keyring,
+        policy: SignaturePolicy,
+        verdicts: &dyn VerdictCache,
+    ) -> Result<VerifiedPackage<'a>, PackageError> {
+        let expected_id = format!("{}-{}", pin.name, pin.version);
+        let subject = Subject { package: Some(expected_id.clone()), origin: origin.to_owned() };
+        let bad_pin = |what: &str, e: String| PackageError::BadPin {
+            subject: subject.clone(),
+            message: format!("its {what} is invalid: {e}"),
+        };
+        let name = PackageName::new(&pin.name).map_err(|e| bad_pin("name", e.to_string()))?;
+        let version = Version::parse(&pin.version).map_err(|e| bad_pin("version", e.to_string()))?;
+        let identity = Identity::parse(&pin.identity).map_err(|e| bad_pin("identity", e.to_string()))?;
+        let sha256: [u8; 32] = hex::decode(&pin.sha256)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad_pin("sha256", format!("`{}` is not 64 hex digits", pin.sha256)))?;
+        let datahash: [u8; 32] = hex::decode(&pin.datahash)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad_pin("datahash", format!("`{}` is not 64 hex digits", pin.datahash)))?;
+        let package_pin = PackagePin { name, version, identity, size: Some(pin.size), sha256: Some(sha256) };
+        let key = pin.verdict_key(keyring, policy);
+        let verified = if verdicts.holds(&key) {
+            // Size and sha256 tie these bytes to the pin the verdict was made for.
+            let actual = bytes.len() as u64;
+            if actual != pin.size {
+                return Err(PackageError::WrongSize { subject, expected: pin.size, actual });
+            }
+            let actual: [u8; 32] = Sha256::digest(bytes).into();
+            if actual != sha256 {
+                return Err(PackageError::WrongSha256 {
+                    subject,
+                    expected: format!("sha256:{}", pin.sha256),
+                    actual: format!("sha256:{}", hex::encode(actual)),
+                });
+            }
+            let package = Package::read_as(bytes, &subject)?;
+            if package.identity != package_pin.identity {
+                return Err(PackageError::WrongIdentity {
+                    subject,
+                    expected: package_pin.identity,
+                    actual: package.identity,
+                });
+            }
+            if package.info.name != package_pin.name || package.info.version.as_str() != pin.version {
+                let actual = format!("{}-{}", package.info.name, package.info.version);
+                return Err(PackageError::WrongPackage { subject, expected: expected_id, actual });
+            }
+            VerifiedPackage { package, signed_by: None }
+        } else {
+            Package::verify(bytes, origin, &package_pin, keyring, policy)?
+        };
+        if let Some(arch) = verified.package.info.arch.as_deref() {
+            if arch != pin.arch && arch != "noarch" {
+                return Err(PackageError::WrongArch { subject, expected: pin.arch.clone(), actual: arch.to_owned() });
+            }
+        }
+        if verified.package.info.datahash != Some(datahash) {
+            return Err(PackageError::DatahashNotPinned {
+                subject,
+                expected: pin.datahash.clone(),
+                actual: verified.package.info.datahash.map(hex::encode).unwrap_or_else(|| "nothing".to_owned()),
+            });
+        }
+        verdicts.record(&key);
+        Ok(verified)
+    }
+
     /// The identity computed from the control member.
     pub fn identity(&self) -> Identity {
         self.identity
@@ -552,10 +715,10 @@ mod tests {
         let verified = Package::verify(&bytes, BASELAYOUT, &p, &keyring(&[ALPINE_KEY]), SignaturePolicy::Required)
             .expect("real package verifies");
         assert_eq!(
-            verified.signed_by.as_ref().map(KeyName::as_str),
+            verified.signed_by().map(KeyName::as_str),
             Some("alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub")
         );
-        let pkg = &verified.package;
+        let pkg = verified.package();
         assert_eq!(pkg.signature_range(), Some(0..666));
         assert_eq!(pkg.control_range(), 666..2229);
         assert_eq!(pkg.data_range(), 2229..11012);
@@ -626,7 +789,7 @@ mod tests {
                 let verified =
                     Package::verify(&bytes, &path, &PackagePin::from_entry(entry), &keys, SignaturePolicy::Required)
                         .unwrap_or_else(|e| panic!("{e}"));
-                assert!(verified.signed_by.is_some(), "{path}");
+                assert!(verified.signed_by().is_some(), "{path}");
             }
         }
     }
@@ -665,7 +828,7 @@ mod tests {
         );
         let verified =
             Package::verify(&bytes, UNSIGNED, &p, &keys, SignaturePolicy::IfPresent).expect("identity pin suffices");
-        assert_eq!(verified.signed_by, None);
+        assert_eq!(verified.signed_by(), None);
         let names: Vec<String> = verified
             .package
             .data_archive()
@@ -690,7 +853,7 @@ mod tests {
             SignaturePolicy::Required,
         )
         .expect("verifies");
-        assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some("wolfi-signing.rsa.pub"));
+        assert_eq!(verified.signed_by().map(KeyName::as_str), Some("wolfi-signing.rsa.pub"));
         let err = Package::verify(&bytes, path, &p, &keyring(&[ALPINE_KEY]), SignaturePolicy::IfPresent)
             .expect_err("unknown key");
         assert_eq!(
@@ -843,7 +1006,7 @@ mod tests {
         let p = pin("blob", "1.0-r0", &Identity::of_control_member(&control).to_string(), Some(apk.len() as u64));
         let verified =
             Package::verify(&apk, "blob.apk", &p, &Keyring::new(), SignaturePolicy::IfPresent).expect("verifies");
-        let pkg = verified.package;
+        let pkg = verified.package().clone();
         assert_eq!(pkg.info().triggers, ["/usr/share/blob/*"]);
         assert_eq!(gzip::member_ranges(pkg.data()).expect("members").len(), 2);
         let mut archive = pkg.data_archive();

@@ -1474,8 +1474,8 @@ mod tests {
         let pin = PackagePin::from_entry(&entry);
         let verified = Package::verify(&apk, "demo.apk", &pin, &keyring(), SignaturePolicy::Required)
             .expect("the reader verifies identity, signature and datahash");
-        assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some(KEY_NAME));
-        let package = &verified.package;
+        assert_eq!(verified.signed_by().map(KeyName::as_str), Some(KEY_NAME));
+        let package = verified.package();
         let signatures = package.signatures();
         assert_eq!(signatures.len(), 1);
         assert_eq!(signatures[0].algorithm, SignatureAlgorithm::RsaSha256);
@@ -1535,13 +1535,13 @@ mod tests {
         let pin = PackagePin::from_entry(&index_entry(&apk, "demo.apk").expect("entry"));
         let verified =
             Package::verify(&apk, "demo.apk", &pin, &keyring(), SignaturePolicy::Required).expect("verifies");
-        assert_eq!(verified.package.signatures()[0].algorithm, SignatureAlgorithm::RsaSha1);
-        assert_eq!(format!("{:?}", verified.package.signatures()[0]), format!("Signature(.SIGN.RSA.{KEY_NAME})"));
+        assert_eq!(verified.package().signatures()[0].algorithm, SignatureAlgorithm::RsaSha1);
+        assert_eq!(format!("{:?}", verified.package().signatures()[0]), format!("Signature(.SIGN.RSA.{KEY_NAME})"));
 
         let unsigned = write_package(&spec, None).expect("writes");
         assert_eq!(gzip::member_ranges(&unsigned).expect("members").len(), 2);
         let pin = PackagePin::from_entry(&index_entry(&unsigned, "u.apk").expect("entry"));
-        assert_eq!(pin.identity, verified.package.identity(), "the signature does not change the identity");
+        assert_eq!(pin.identity, verified.package().identity(), "the signature does not change the identity");
         let err = Package::verify(&unsigned, "u.apk", &pin, &keyring(), SignaturePolicy::Required)
             .expect_err("signature required");
         assert!(matches!(err, PackageError::MissingSignature { .. }), "{err}");
@@ -1722,7 +1722,7 @@ mod tests {
         let pin = PackagePin::from_entry(&index_entry(&apk, "hostile.apk").expect("entry"));
         let verified =
             Package::verify(&apk, "hostile.apk", &pin, &keyring(), SignaturePolicy::Required).expect("verifies");
-        let mut archive = verified.package.data_archive();
+        let mut archive = verified.package().data_archive();
         let names: Vec<String> = archive
             .entries()
             .expect("entries")
@@ -1824,7 +1824,7 @@ mod tests {
                     SignaturePolicy::Required,
                 )
                 .unwrap_or_else(|e| panic!("{e}"));
-                assert_eq!(verified.signed_by.as_ref().map(KeyName::as_str), Some(KEY_NAME));
+                assert_eq!(verified.signed_by().map(KeyName::as_str), Some(KEY_NAME));
                 seen += 1;
             }
         }

@@ -12,7 +12,6 @@
 //! empty `F:` line, as apk-tools writes its root directory.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use base64::Engine as _;
 
@@ -64,34 +63,30 @@ pub(crate) fn render_package(
     arch: &str,
     dirs: &BTreeMap<LayerPath, Acl>,
     files: &BTreeMap<LayerPath, DbFile>,
-) {
+) -> Result<(), FieldError> {
+    let mut out = Record { out, package: format!("{}-{}", meta.info.name, meta.info.version) };
     let info = &meta.info;
-    let mut line = |key: char, value: &str| {
-        if !value.is_empty() {
-            // Writing to a String cannot fail.
-            let _ = writeln!(out, "{key}:{value}");
-        }
-    };
+    let mut line = |key: char, value: &str| if value.is_empty() { Ok(()) } else { out.field(key, value) };
     let join = |items: Vec<String>| items.join(" ");
-    line('C', &meta.identity.map(|id| id.to_string()).unwrap_or_default());
-    line('P', info.name.as_str());
-    line('V', info.version.as_str());
-    line('A', info.arch.as_deref().unwrap_or(arch));
-    line('S', &meta.file_size.map(|s| s.to_string()).unwrap_or_default());
-    line('I', &info.size.map(|s| s.to_string()).unwrap_or_default());
-    line('T', info.description.as_deref().unwrap_or_default());
-    line('U', info.url.as_deref().unwrap_or_default());
-    line('L', info.license.as_deref().unwrap_or_default());
-    line('o', info.origin.as_deref().unwrap_or_default());
-    line('m', info.maintainer.as_deref().unwrap_or_default());
-    line('t', &info.build_date.map(|t| t.to_string()).unwrap_or_default());
-    line('c', info.commit.as_deref().unwrap_or_default());
-    line('k', &info.provider_priority.map(|k| k.to_string()).unwrap_or_default());
-    line('D', &join(info.depends.iter().map(ToString::to_string).collect()));
-    line('p', &join(info.provides.iter().map(ToString::to_string).collect()));
-    line('i', &join(info.install_if.iter().map(ToString::to_string).collect()));
-    line('r', &join(info.replaces.iter().map(ToString::to_string).collect()));
-    line('q', &info.replaces_priority.map(|q| q.to_string()).unwrap_or_default());
+    line('C', &meta.identity.map(|id| id.to_string()).unwrap_or_default())?;
+    line('P', info.name.as_str())?;
+    line('V', info.version.as_str())?;
+    line('A', info.arch.as_deref().unwrap_or(arch))?;
+    line('S', &meta.file_size.map(|s| s.to_string()).unwrap_or_default())?;
+    line('I', &info.size.map(|s| s.to_string()).unwrap_or_default())?;
+    line('T', info.description.as_deref().unwrap_or_default())?;
+    line('U', info.url.as_deref().unwrap_or_default())?;
+    line('L', info.license.as_deref().unwrap_or_default())?;
+    line('o', info.origin.as_deref().unwrap_or_default())?;
+    line('m', info.maintainer.as_deref().unwrap_or_default())?;
+    line('t', &info.build_date.map(|t| t.to_string()).unwrap_or_default())?;
+    line('c', info.commit.as_deref().unwrap_or_default())?;
+    line('k', &info.provider_priority.map(|k| k.to_string()).unwrap_or_default())?;
+    line('D', &join(info.depends.iter().map(ToString::to_string).collect()))?;
+    line('p', &join(info.provides.iter().map(ToString::to_string).collect()))?;
+    line('i', &join(info.install_if.iter().map(ToString::to_string).collect()))?;
+    line('r', &join(info.replaces.iter().map(ToString::to_string).collect()))?;
+    line('q', &info.replaces_priority.map(|q| q.to_string()).unwrap_or_default())?;
 
     // Per directory (`None` is the root; it sorts first): its metadata if the package ships
     // it, and the names of its files.
@@ -103,19 +98,54 @@ pub(crate) fn render_package(
         layout.entry(path.parent()).or_default().1.push((path.file_name(), file));
     }
     for (dir, (acl, mut names)) in layout {
-        let _ = writeln!(out, "F:{}", dir.as_ref().map(LayerPath::as_str).unwrap_or_default());
+        out.field('F', dir.as_ref().map(LayerPath::as_str).unwrap_or_default())?;
         if let Some(acl) = acl.filter(|acl| *acl != Acl::DIRECTORY) {
-            let _ = writeln!(out, "M:{}:{}:{:o}", acl.uid, acl.gid, acl.mode);
+            out.field('M', &format!("{}:{}:{:o}", acl.uid, acl.gid, acl.mode))?;
         }
         names.sort_by(|a, b| a.0.cmp(b.0));
         for (name, file) in names {
-            let _ = writeln!(out, "R:{name}");
+            out.field('R', name)?;
             if file.acl != Acl::FILE {
-                let _ = writeln!(out, "a:{}:{}:{:o}", file.acl.uid, file.acl.gid, file.acl.mode);
+                out.field('a', &format!("{}:{}:{:o}", file.acl.uid, file.acl.gid, file.acl.mode))?;
             }
             if let Some(sha1) = &file.checksum {
-                let _ = writeln!(out, "Z:{}", q1(sha1));
+                out.field('Z', &q1(sha1))?;
             }
         }
+    }
+    Ok(())
+}
+
+/// A value the database cannot hold: it would end its line early and forge the next record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "package `{package}`: its `{key}:` field `{value}` contains a line break, which would forge records in \
+     the apk database that scanners read; fix the package"
+)]
+pub struct FieldError {
+    pub package: String,
+    pub key: char,
+    /// The value, escaped.
+    pub value: String,
+}
+
+/// The only writer of database lines: `K:value`, with the value refused if it holds a line
+/// break (`\n`, `\r`) or a NUL, so no input can end a field early. (Paths cannot even hold
+/// other control characters: [`LayerPath`] refuses them.)
+struct Record<'a> {
+    out: &'a mut String,
+    package: String,
+}
+
+impl Record<'_> {
+    fn field(&mut self, key: char, value: &str) -> Result<(), FieldError> {
+        if value.contains(['\n', '\r', '\0']) {
+            return Err(FieldError { package: self.package.clone(), key, value: value.escape_debug().to_string() });
+        }
+        self.out.push(key);
+        self.out.push(':');
+        self.out.push_str(value);
+        self.out.push('\n');
+        Ok(())
     }
 }

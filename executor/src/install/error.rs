@@ -131,6 +131,10 @@ pub enum InstallError {
         source: io::Error,
     },
 
+    /// A package field the apk database cannot hold.
+    #[error(transparent)]
+    DatabaseField(#[from] crate::install::database::FieldError),
+
     /// The layer tree refused an entry (a path below a regular file, a mode out of range...).
     #[error("{subject}: {source}")]
     Layer {

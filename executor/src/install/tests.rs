@@ -19,7 +19,7 @@ fn fixture(path: &str) -> Vec<u8> {
 fn install_fixture(installer: &mut Installer, path: &str) -> Result<(), InstallError> {
     let bytes = fixture(path);
     let package = Package::read(&bytes, path).unwrap_or_else(|e| panic!("{e}"));
-    installer.install(&package, "https://example.test/repo")
+    installer.install(&VerifiedPackage::assume_verified(package), "https://example.test/repo")
 }
 
 fn path(s: &str) -> LayerPath {
@@ -458,7 +458,7 @@ fn hostile_apk_from_the_package_writer() {
     let bytes = write_package_unchecked(&spec, None).expect("write");
     let package = Package::read(&bytes, "evil-1.0-r0.apk").expect("read");
     let mut installer = Installer::new(Arch::X86_64);
-    let error = installer.install(&package, "test").expect_err("hostile");
+    let error = installer.install(&VerifiedPackage::assume_verified(package), "test").expect_err("hostile");
     assert_eq!(
         error.to_string(),
         "package `evil-1.0-r0`: refusing `../../etc/cron.d/x`: `..` components would leave the image root"
@@ -858,4 +858,63 @@ fn large_contents_are_spooled_and_read_back_unchanged() {
     assert_eq!(std::fs::read_dir(scratch.path()).expect("list").count(), 0);
     assert_eq!(text_of(&mut tree, "usr/big.txt"), big);
     assert_eq!(text_of(&mut tree, "usr/small.txt"), "small\n");
+}
+
+/// The `P:`/`V:` pairs of every record of an installed database, in order.
+fn db_packages(db: &str) -> Vec<(String, String)> {
+    db.split("\n\n")
+        .filter(|record| !record.trim().is_empty())
+        .map(|record| {
+            let field = |key: &str| {
+                let found: Vec<&str> = record.lines().filter_map(|l| l.strip_prefix(key)).collect();
+                assert_eq!(found.len(), 1, "record has {} `{key}` lines:\n{record}", found.len());
+                found[0].to_owned()
+            };
+            (field("P:"), field("V:"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_path_with_a_line_break_cannot_forge_a_database_record() {
+    let forged = "usr/share/x\n\nC:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:openssl\nV:3.9.9-r0";
+    let mut installer = Installer::new(Arch::X86_64);
+    let evil = Tar::default().dir("usr").dir("usr/share").file(forged, "x");
+    let error = install_tar(&mut installer, simple("evil"), evil).expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "package `evil-1.0-r0`: refusing `usr/share/x\\n\\nC:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\\nP:openssl\\nV:3.9.9-r0`: \
+         invalid layer path `usr/share/x\\n\\nC:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\\nP:openssl\\nV:3.9.9-r0`: \
+         it contains a control character (a line break, a tab, an escape...)"
+    );
+    // Nothing of the refused package stays; the database lists exactly what was installed.
+    install_tar(&mut installer, simple("good"), Tar::default().dir("usr").file("usr/good", "ok")).expect("good");
+    let (mut tree, summaries) = installer.finish().expect("finish");
+    let db = text_of(&mut tree, INSTALLED_DB);
+    assert_eq!(db_packages(&db), [("good".to_owned(), "1.0-r0".to_owned())]);
+    assert_eq!(summaries.len(), 1);
+}
+
+#[test]
+fn the_database_writer_refuses_a_field_with_a_line_break() {
+    // `.PKGINFO` is line-based, so its values cannot hold a `\n`; a `\r` can.
+    let mut installer = Installer::new(Arch::X86_64);
+    let meta = meta("pkgname = crlf\npkgver = 1.0-r0\narch = x86_64\npkgdesc = a\rP:openssl\n");
+    install_tar(&mut installer, meta, Tar::default().dir("usr")).expect("installs");
+    let error = installer.finish().expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "package `crlf-1.0-r0`: its `T:` field `a\\rP:openssl` contains a line break, which would forge records \
+         in the apk database that scanners read; fix the package"
+    );
+}
+
+#[test]
+fn extra_files_and_accounts_with_control_characters_are_refused() {
+    let mut installer = Installer::new(Arch::X86_64);
+    let error =
+        installer.add_file("/etc/x\nP:openssl", Content::from_bytes(b"x".to_vec()), 0o644, 0, 0).expect_err("refused");
+    assert!(error.to_string().contains("control character"), "{error}");
+    let error = installer.add_user("evil\nroot", 1, 1, "evil", "/home/evil", "/bin/sh").expect_err("refused");
+    assert!(error.to_string().contains("evil\\nroot"), "{error}");
 }

@@ -9,7 +9,9 @@ use crate::layer::error::LayerError;
 /// A path inside a layer, relative to the image root: `usr/bin/env`, never `/usr/bin/env`.
 ///
 /// Invariants (checked by [`LayerPath::new`]): not empty, no leading `/`, no empty, `.` or
-/// `..` components (so no `//` and no trailing `/`), no NUL byte. It is UTF-8 because it is a
+/// `..` components (so no `//` and no trailing `/`), no NUL byte and no other control
+/// character (a line break in a path would forge records in the line-based apk database
+/// that scanners read, or in a listing). It is UTF-8 because it is a
 /// `String`; names that are not ASCII are written with a PAX `path` record.
 ///
 /// Ordering compares the list of components, byte by byte: `a` < `a/b` < `a/c` < `a-b` <
@@ -30,6 +32,9 @@ impl LayerPath {
         let reject = |reason| LayerError::InvalidPath { path: path.escape_debug().to_string(), reason };
         if path.contains('\0') {
             return Err(reject("it contains a NUL byte"));
+        }
+        if path.chars().any(char::is_control) {
+            return Err(reject("it contains a control character (a line break, a tab, an escape...)"));
         }
         if path.starts_with('/') {
             return Err(reject("it must be relative (drop the leading `/`)"));

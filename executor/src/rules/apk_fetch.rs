@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
-use crate::apk::{Identity, Keyring, PackageName, PackagePin, SignaturePolicy, Version};
+use crate::apk::{Identity, Keyring, LockPin, Package, PackageName, SignaturePolicy, VerdictCache, Version};
 use crate::digest::Digest;
 use crate::fetch::Fetcher;
 use crate::lockfile::{split_install_entry, LockedPackage};
@@ -160,6 +160,7 @@ impl Rule for ApkFetch {
                     name: name.to_owned(),
                     version: version.to_owned(),
                     sha256: pinned.sha256,
+                    pin: pinned.pin(),
                 }));
             }
             apks.insert(arch, list);
@@ -173,7 +174,12 @@ impl Rule for ApkFetch {
             let name = label.name.as_str().rsplit('/').next().unwrap_or_default().to_owned();
             keys.push((name, crate::action::Artifact::Source { label: label.clone(), path, file }));
         }
-        let apk_meta = ApkMeta { world: packages.clone(), repository_url: repo.url.clone(), keys };
+        let apk_meta = ApkMeta {
+            world: packages.clone(),
+            repository_url: repo.url.clone(),
+            keys,
+            allow_untrusted: repo.allow_untrusted,
+        };
         Ok(Provided { files, apks, apk_meta: Some(apk_meta), ..Default::default() })
     }
 }
@@ -216,10 +222,8 @@ pub fn stale_reasons(
 /// The action: fetch one pinned `.apk` and verify it completely.
 pub struct FetchApk {
     url: String,
-    pin: PackagePin,
+    pin: LockPin,
     sha256: Digest,
-    size: u64,
-    datahash: String,
     keyring: Arc<Keyring>,
     allow_untrusted: bool,
     fetcher: Arc<dyn Fetcher>,
@@ -242,19 +246,17 @@ impl FetchApk {
         let bad = |what: &str, e: String| {
             format!("the lockfile's {what} for `{}-{}` is invalid: {e}", pinned.name, pinned.version)
         };
-        let pin = PackagePin {
-            name: PackageName::new(&pinned.name).map_err(|e| bad("name", e.to_string()))?,
-            version: Version::parse(&pinned.version).map_err(|e| bad("version", e.to_string()))?,
-            identity: Identity::parse(&pinned.identity).map_err(|e| bad("identity", e.to_string()))?,
-            size: Some(pinned.size),
-            sha256: Some(pinned.sha256.bytes()),
-        };
+        // Checked here so that a malformed lockfile is an analysis error, not a failed fetch.
+        PackageName::new(&pinned.name).map_err(|e| bad("name", e.to_string()))?;
+        Version::parse(&pinned.version).map_err(|e| bad("version", e.to_string()))?;
+        Identity::parse(&pinned.identity).map_err(|e| bad("identity", e.to_string()))?;
+        if pinned.datahash.len() != 64 || hex::decode(&pinned.datahash).is_err() {
+            return Err(bad("datahash", format!("`{}` is not 64 hex digits", pinned.datahash)));
+        }
         Ok(FetchApk {
             url: pinned.url.clone(),
-            pin,
+            pin: pinned.pin(),
             sha256: pinned.sha256,
-            size: pinned.size,
-            datahash: pinned.datahash.clone(),
             keyring,
             allow_untrusted,
             fetcher,
@@ -262,11 +264,29 @@ impl FetchApk {
     }
 
     fn policy(&self) -> SignaturePolicy {
-        if self.allow_untrusted {
-            SignaturePolicy::Untrusted
-        } else {
-            SignaturePolicy::Required
+        signature_policy(self.allow_untrusted)
+    }
+
+    /// Verifies the file at `path` against every figure of the pin.
+    fn verify_file(&self, path: &std::path::Path, origin: &str, verdicts: &dyn VerdictCache) -> Result<(), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let verified = Package::verify_locked(&bytes, origin, &self.pin, &self.keyring, self.policy(), verdicts)
+            .map_err(|e| e.to_string())?;
+        if verified.signed_by().is_none() && self.allow_untrusted {
+            eprintln!(
+                "warning: `{origin}` is not signed by a trusted key; accepted because its repository sets `allow_untrusted = True`"
+            );
         }
+        Ok(())
+    }
+}
+
+/// The signature policy of a repository.
+pub fn signature_policy(allow_untrusted: bool) -> SignaturePolicy {
+    if allow_untrusted {
+        SignaturePolicy::Untrusted
+    } else {
+        SignaturePolicy::Required
     }
 }
 
@@ -275,54 +295,36 @@ impl ActionExec for FetchApk {
         "FetchApk"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn key_data(&self) -> serde_json::Value {
         // The URL is not part of the key: the same bytes from a mirror are the same package.
         serde_json::json!({
-            "name": self.pin.name.as_str(),
-            "version": self.pin.version.as_str(),
-            "identity": self.pin.identity.to_string(),
-            "sha256": self.sha256.to_string(),
-            "size": self.size,
-            "datahash": self.datahash,
+            "pin": self.pin,
+            "keyring": hex::encode(self.keyring.fingerprint()),
             "signature": if self.allow_untrusted { "if-present" } else { "required" },
         })
     }
     fn pinned_outputs(&self) -> Option<Vec<(Digest, u64)>> {
-        Some(vec![(self.sha256, self.size)])
+        Some(vec![(self.sha256, self.pin.size)])
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn verify_pinned(&self, outputs: &[std::path::PathBuf], verdicts: &dyn VerdictCache) -> Result<(), String> {
+        let [path] = outputs else { return Err("internal error: FetchApk has one output".into()) };
+        self.verify_file(path, &self.url, verdicts)
+    }
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let dest = &ctx.outputs[0];
         let fail = |message: String| {
             let _ = std::fs::remove_file(dest);
             ActionError(message)
         };
         let fetched = self.fetcher.fetch_to_file(&self.url, dest).map_err(|e| fail(e.to_string()))?;
-        if fetched.size != self.size || fetched.sha256 != self.sha256 {
+        if fetched.size != self.pin.size || fetched.sha256 != self.sha256 {
             return Err(fail(format!(
                 "`{}` does not match the lockfile: expected {} bytes with {}, got {} bytes with {}",
-                self.url, self.size, self.sha256, fetched.size, fetched.sha256
+                self.url, self.pin.size, self.sha256, fetched.size, fetched.sha256
             )));
         }
-        let bytes = std::fs::read(dest).map_err(|e| fail(format!("cannot read `{}`: {e}", dest.display())))?;
-        // The sha256 and size were just compared while streaming: do not hash the bytes again.
-        let pin = PackagePin { sha256: None, ..self.pin.clone() };
-        let verified = crate::apk::Package::verify(&bytes, &self.url, &pin, &self.keyring, self.policy())
-            .map_err(|e| fail(e.to_string()))?;
-        if verified.signed_by.is_none() {
-            eprintln!(
-                "warning: `{}` is not signed by a trusted key; accepted because its repository sets `allow_untrusted = True`",
-                self.url
-            );
-        }
-        let datahash = verified.package.info().datahash.map(hex::encode).unwrap_or_default();
-        if datahash != self.datahash {
-            return Err(fail(format!(
-                "`{}`: datahash {datahash} does not match the lockfile's {}",
-                self.url, self.datahash
-            )));
-        }
-        Ok(())
+        self.verify_file(dest, &self.url, ctx.verdicts).map_err(fail)
     }
 }

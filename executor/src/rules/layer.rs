@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
-use crate::apk::Package;
+use crate::apk::{Keyring, LockPin, Package, PublicKey};
 use crate::digest::Digest;
 use crate::install::{InstalledSummary, Installer};
 use crate::layer::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
@@ -181,6 +181,11 @@ struct LayerSpec {
     apks: usize,
     /// The pinned sha256 of each `.apk` input, in input order (for the SBOM).
     apk_sha256: Vec<Digest>,
+    /// What the lockfile pins for each `.apk` input, in input order: each is verified
+    /// against its pin and the keys before it is installed.
+    apk_pins: Vec<LockPin>,
+    /// The packages' repository sets `allow_untrusted = True`.
+    allow_untrusted: bool,
     extras: Vec<Extra>,
     users: Vec<UserSpec>,
     groups: Vec<GroupSpec>,
@@ -262,6 +267,8 @@ impl Rule for LayerRule {
             key_names: Vec::new(),
             apks: 0,
             apk_sha256: Vec::new(),
+            apk_pins: Vec::new(),
+            allow_untrusted: false,
             extras: Vec::new(),
             users: target.string_list("users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
             groups: target
@@ -302,6 +309,8 @@ impl Rule for LayerRule {
             spec.repositories = vec![meta.repository_url.clone()];
             spec.apks = apks.len();
             spec.apk_sha256 = apks.iter().map(|a| a.sha256).collect();
+            spec.apk_pins = apks.iter().map(|a| a.pin.clone()).collect();
+            spec.allow_untrusted = meta.allow_untrusted;
             inputs.extend(apks.iter().map(|a| a.artifact.clone()));
             for (name, artifact) in &meta.keys {
                 spec.key_names.push(name.clone());
@@ -395,7 +404,7 @@ impl ActionExec for LayerExec {
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let spec = &self.spec;
         let fail = |m: String| ActionError(m);
         // Large file contents are spooled to disk in the action's scratch directory (removed
@@ -405,13 +414,26 @@ impl ActionExec for LayerExec {
         let mut newest = 0u64;
         let (apks, rest) = ctx.inputs.split_at(spec.apks);
         let (keys, files) = rest.split_at(spec.key_names.len());
-        for path in apks {
+        // The trusted keys are the repository's key files from the workspace.
+        let mut keyring = Keyring::new();
+        for (name, path) in spec.key_names.iter().zip(keys) {
+            let pem = std::fs::read_to_string(path)?;
+            keyring
+                .insert(PublicKey::from_pem(name, &pem).map_err(|e| fail(e.to_string()))?)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let policy = crate::rules::apk_fetch::signature_policy(spec.allow_untrusted);
+        if spec.apk_pins.len() != apks.len() {
+            return Err(fail("internal error: a package input without its pin".into()));
+        }
+        for (path, pin) in apks.iter().zip(&spec.apk_pins) {
             let bytes = std::fs::read(path)?;
-            let origin = path.display().to_string();
-            // The bytes were verified against the lockfile when fetched and are named by
-            // their digest in the store; reading checks the structure again.
-            let package = Package::read(&bytes, &origin).map_err(|e| fail(e.to_string()))?;
-            newest = newest.max(package.info().build_date.unwrap_or(0));
+            let origin = format!("{}-{}.apk", pin.name, pin.version);
+            // Whatever put these bytes in the store, they are installed only if they are
+            // exactly what the lockfile pins, signed by a trusted key (verdict cached).
+            let package = Package::verify_locked(&bytes, &origin, pin, &keyring, policy, ctx.verdicts)
+                .map_err(|e| fail(e.to_string()))?;
+            newest = newest.max(package.package().info().build_date.unwrap_or(0));
             let repo = spec.repositories.first().map(String::as_str).unwrap_or_default();
             installer.install(&package, repo).map_err(|e| fail(e.to_string()))?;
         }

@@ -287,7 +287,7 @@ impl ActionExec for ImageExec {
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let spec = &self.spec;
         let fail = |m: String| ActionError(m);
         let mut inputs = ctx.inputs.iter();

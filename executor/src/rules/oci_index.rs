@@ -147,7 +147,7 @@ impl ActionExec for IndexExec {
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let fail = |m: String| ActionError(m);
         let mut entries = Vec::new();
         let mut images = Vec::new();

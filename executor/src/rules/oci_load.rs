@@ -139,7 +139,7 @@ impl ActionExec for LoadExec {
     fn key_data(&self) -> serde_json::Value {
         serde_json::to_value(&self.spec).unwrap_or_default()
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let [layout, meta] = ctx.inputs.as_slice() else {
             return Err(ActionError("internal error: oci_load takes a layout and its description".into()));
         };

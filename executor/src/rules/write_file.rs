@@ -69,7 +69,7 @@ impl ActionExec for WriteFileExec {
     fn key_data(&self) -> serde_json::Value {
         serde_json::json!({ "content": self.content })
     }
-    fn run(&self, ctx: &ActionContext) -> Result<(), ActionError> {
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         std::fs::write(&ctx.outputs[0], self.content.as_bytes())?;
         Ok(())
     }
