@@ -32,8 +32,9 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Show a progress bar (stderr is a terminal) instead of a plain line per action run.
     pub progress_bar: bool,
-    /// `--remote-cache URL`, if given (the command turns it into [`Builder::remote`]).
-    pub remote_cache: Option<String>,
+    /// `--remote-cache URL` and its trust flags, if given (the command turns it into
+    /// [`Builder::remote`]).
+    pub remote_cache: Option<crate::remote_cache::RemoteCacheConfig>,
 }
 
 /// What happened, for the closing summary.
@@ -301,7 +302,30 @@ impl Builder<'_> {
                 return Ok(Outcome::Hit(records));
             }
         }
-        // A local miss: the remote cache may hold the result. Its blobs are downloaded and
+        // Content pinned by digest may be on the remote cache: blobs are named by their
+        // digest, and the action's own complete check decides, so this needs no trust in
+        // the server's action results.
+        if let (Some(remote), Some(pinned)) = (self.remote, action.exec.pinned_outputs()) {
+            let mut fetched = true;
+            for (digest, size) in &pinned {
+                if !self.store.has_blob(digest, *size) {
+                    fetched &=
+                        remote.get_blob_into_store(digest, Some(*size), self.store).map_err(|e| e.to_string())?;
+                }
+            }
+            if fetched {
+                if let Some(records) = self.pinned_in_store(action) {
+                    self.store
+                        .put_action(&key, &ActionResult { outputs: records.clone() })
+                        .map_err(|e| e.to_string())?;
+                    if self.materialize(action, &records, true).map_err(|e| e.to_string())? {
+                        return Ok(Outcome::RemoteHit(records));
+                    }
+                }
+            }
+        }
+        // A local miss: the remote cache may hold the result (when its results are trusted:
+        // signed by a given key, or `--remote-cache-trust`). Its blobs are downloaded and
         // verified into the store before the entry is recorded locally.
         if let Some(remote) = self.remote {
             let kinds: Vec<OutputKind> = action.outputs.iter().map(|o| o.kind).collect();

@@ -29,6 +29,19 @@ pub struct Cli {
     /// A server that is down or slow is ignored, with one warning.
     #[arg(long, global = true, value_name = "URL")]
     pub remote_cache: Option<String>,
+    /// Use the remote cache's action results signed by this Ed25519 public key (PEM);
+    /// repeatable. Without a key or `--remote-cache-trust`, only blobs named by a digest the
+    /// build knows (lockfile pins) are taken from the remote cache.
+    #[arg(long, global = true, value_name = "PUB")]
+    pub remote_cache_key: Vec<PathBuf>,
+    /// Sign the action results uploaded to the remote cache with this Ed25519 private key
+    /// (PEM, PKCS#8: `openssl genpkey -algorithm ed25519`).
+    #[arg(long, global = true, value_name = "KEY")]
+    pub remote_cache_signing_key: Option<PathBuf>,
+    /// Use any action result the remote cache serves, signed or not: whoever can write to
+    /// the server can then choose the bytes of outputs.
+    #[arg(long, global = true)]
+    pub remote_cache_trust: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -15,7 +15,7 @@ use crate::graph::{analyze, expand, Node, TargetGraph};
 use crate::label::{Label, TargetPattern};
 use crate::load::Loader;
 use crate::lockfile::Lockfile;
-use crate::remote_cache::{RemoteCache, RemoteCacheOptions};
+use crate::remote_cache::{RemoteCacheConfig, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
@@ -29,6 +29,21 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         connect_timeout: std::time::Duration::from_secs(cli.fetch_timeout.clamp(1, 10)),
         retries: cli.fetch_retries,
         ..FetchOptions::default()
+    };
+    let remote_config = match &cli.remote_cache {
+        Some(url) => Some(RemoteCacheConfig {
+            url: url.clone(),
+            keys: cli.remote_cache_key.clone(),
+            signing_key: cli.remote_cache_signing_key.clone(),
+            trust_server: cli.remote_cache_trust,
+        }),
+        None if !cli.remote_cache_key.is_empty() || cli.remote_cache_signing_key.is_some() || cli.remote_cache_trust => {
+            return Err(Error::Usage(
+                "`--remote-cache-key`, `--remote-cache-signing-key` and `--remote-cache-trust` need `--remote-cache URL`"
+                    .into(),
+            ))
+        }
+        None => None,
     };
     match cli.command {
         Command::Version => {
@@ -106,7 +121,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 jobs: default_jobs(),
                 keep_going: false,
                 progress_bar: stderr_is_terminal(),
-                remote_cache: cli.remote_cache.clone(),
+                remote_cache: remote_config.clone(),
             };
             let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
             let built = build(args, &[target], options, fetch_options)?;
@@ -119,7 +134,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 None => default_jobs(),
             };
             let options =
-                BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: cli.remote_cache };
+                BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: remote_config };
             let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
             build(args, &patterns, options, fetch_options).map(|_| ())
         }
@@ -468,10 +483,10 @@ fn build(
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
         .remote_cache
-        .as_deref()
-        .map(|url| RemoteCache::new(url, RemoteCacheOptions::default()))
+        .as_ref()
+        .map(|config| config.open(RemoteCacheOptions::default()))
         .transpose()
-        .map_err(|e| Error::Usage(format!("--remote-cache: {e}")))?;
+        .map_err(Error::Usage)?;
     let loader = load(cwd, workspace)?;
     if locked {
         crate::lock::check(&loader)?;

@@ -12,11 +12,25 @@
 //! executor understands executor's entries (and a Bazel entry read by executor is a miss
 //! with a warning, because it does not parse).
 //!
-//! Trust: the server is trusted to map an action key to the right result, as with Bazel,
-//! but never for bytes. Every blob is streamed into a store temporary file while hashed and
-//! committed only if its sha256 is the one asked for, so a lying or corrupt server cannot
-//! poison the local store; such a blob is a miss, reported once per digest. Blobs are
-//! verified again before they are uploaded, so a corrupt local blob is never shared.
+//! Trust: the server is never trusted for bytes. Every blob is streamed into a store
+//! temporary file while hashed and committed only if its sha256 is the one asked for, so a
+//! lying or corrupt server cannot poison the local store; such a blob is a miss, reported
+//! once per digest. Blobs are verified again before they are uploaded, so a corrupt local
+//! blob is never shared.
+//!
+//! Nor is it trusted to map an action key to a result (it could answer the x86_64 layer's
+//! key with the aarch64 layer's result, every blob intact). [`ResultTrust`] decides:
+//! - **signed** (`--remote-cache-key PUB`): an `/ac/` entry is used only if it carries an
+//!   Ed25519 signature, by one of the given keys, over the action key and the exact result
+//!   bytes ([`signed_message`]). Writers sign with `--remote-cache-signing-key KEY`. A result
+//!   served under another key, unsigned, or signed by another key is a miss with a warning.
+//! - **blobs only** (the default): `/ac/` is never read. The cache still serves blobs whose
+//!   digest the build already knows and checks completely (packages pinned by the lockfile).
+//! - **the server** (`--remote-cache-trust`): any well-formed entry is used, as Bazel does;
+//!   whoever can write to the server can then put any bytes into outputs.
+//!
+//! `/ac/` bodies are [`SignedEntry`] JSON: the result as a JSON string (the signed bytes),
+//! and the signature if the writer had a key.
 //!
 //! Degrading: the remote cache only ever saves work. A server that is down, refuses the
 //! connection, times out, breaks a transfer or answers 5xx disables the remote cache for the
@@ -103,6 +117,72 @@ pub struct RemoteCacheStats {
 /// Where warnings go: stderr by default, a collector in tests.
 type Reporter = Box<dyn Fn(&str) + Send + Sync>;
 
+/// Which action results from the server may be used. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub enum ResultTrust {
+    /// No action result is read; blobs are fetched only by a digest the build knows.
+    #[default]
+    BlobsOnly,
+    /// Results signed by one of these keys.
+    Signed(Vec<ed25519_dalek::VerifyingKey>),
+    /// Any well-formed result (`--remote-cache-trust`).
+    Server,
+}
+
+/// An `/ac/` entry: the result JSON as a string (exactly the bytes signed) and the writer's
+/// signature, if it signs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedEntry {
+    /// Always [`ENTRY_FORMAT`].
+    pub format: String,
+    /// The [`ActionResult`] as JSON.
+    pub result: String,
+    /// Base64 of the writer's 32-byte Ed25519 public key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Base64 of the Ed25519 signature over [`signed_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// The `format` of an [`SignedEntry`].
+pub const ENTRY_FORMAT: &str = "executor-action-result-v1";
+
+/// What a writer signs for action `key`: a domain prefix, the key's 32 bytes and the result
+/// bytes, so a signature cannot be moved to another action or another result.
+pub fn signed_message(key: &Digest, result: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(64 + result.len());
+    message.extend_from_slice(b"executor remote cache action result v1\0");
+    message.extend_from_slice(&key.bytes());
+    message.extend_from_slice(result);
+    message
+}
+
+/// Reads an Ed25519 public key: PEM `PUBLIC KEY` (as `openssl pkey -pubout` writes it).
+pub fn read_verifying_key(path: &std::path::Path) -> Result<ed25519_dalek::VerifyingKey, String> {
+    use ed25519_dalek::pkcs8::DecodePublicKey as _;
+    let pem = fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    ed25519_dalek::VerifyingKey::from_public_key_pem(pem.trim()).map_err(|_| {
+        format!(
+            "`{}` is not an Ed25519 public key in PEM (`-----BEGIN PUBLIC KEY-----`); make one with `openssl pkey -in cache.key -pubout -out cache.pub`",
+            path.display()
+        )
+    })
+}
+
+/// Reads an Ed25519 private key: PEM `PRIVATE KEY` (PKCS#8, as `openssl genpkey -algorithm
+/// ed25519` writes it). The key is never printed.
+pub fn read_signing_key(path: &std::path::Path) -> Result<ed25519_dalek::SigningKey, String> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+    let pem = fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    ed25519_dalek::SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| {
+        format!(
+            "`{}` is not an unencrypted Ed25519 private key in PEM (PKCS#8); make one with `openssl genpkey -algorithm ed25519 -out cache.key`",
+            path.display()
+        )
+    })
+}
+
 /// A client of one remote cache. See the module documentation.
 pub struct RemoteCache {
     /// The URL without a trailing `/`; `<base>/cas/<hex>` names a blob.
@@ -129,6 +209,10 @@ pub struct RemoteCache {
     reported: Mutex<HashSet<Digest>>,
     /// Receives each warning line, without a trailing newline.
     reporter: Reporter,
+    /// Which action results may be used.
+    trust: ResultTrust,
+    /// Signs uploaded action results, when given.
+    signer: Option<ed25519_dalek::SigningKey>,
 }
 
 impl fmt::Debug for RemoteCache {
@@ -151,6 +235,68 @@ enum Failure {
     Unavailable(String),
     /// The local store could not be read or written.
     Local(StoreError),
+}
+
+/// The `/ac/` body for action `key`: the result, signed when `signer` is given.
+pub fn encode_entry(
+    key: &Digest,
+    result: &ActionResult,
+    signer: Option<&ed25519_dalek::SigningKey>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let result = serde_json::to_string(result)?;
+    let (key_b64, signature) = match signer {
+        Some(signer) => {
+            let signature = signer.sign(&signed_message(key, result.as_bytes()));
+            (Some(b64.encode(signer.verifying_key().as_bytes())), Some(b64.encode(signature.to_bytes())))
+        }
+        None => (None, None),
+    };
+    serde_json::to_vec(&SignedEntry { format: ENTRY_FORMAT.to_owned(), result, key: key_b64, signature })
+}
+
+/// How a command uses a remote cache: `--remote-cache` and the flags that say whose action
+/// results to trust and how to sign uploads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteCacheConfig {
+    /// `--remote-cache URL`.
+    pub url: String,
+    /// `--remote-cache-key PUB`, each a PEM Ed25519 public key.
+    pub keys: Vec<std::path::PathBuf>,
+    /// `--remote-cache-signing-key KEY`.
+    pub signing_key: Option<std::path::PathBuf>,
+    /// `--remote-cache-trust`.
+    pub trust_server: bool,
+}
+
+impl RemoteCacheConfig {
+    /// The client: the URL checked, the keys read. Errors are usage errors.
+    pub fn open(&self, opts: RemoteCacheOptions) -> Result<RemoteCache, String> {
+        if self.trust_server && !self.keys.is_empty() {
+            return Err("`--remote-cache-trust` accepts every result, so `--remote-cache-key` would not be checked: pass one or the other".into());
+        }
+        let mut cache = RemoteCache::new(&self.url, opts).map_err(|e| format!("--remote-cache: {e}"))?;
+        let trust = if self.trust_server {
+            ResultTrust::Server
+        } else if self.keys.is_empty() {
+            ResultTrust::BlobsOnly
+        } else {
+            let keys = self
+                .keys
+                .iter()
+                .map(|p| read_verifying_key(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--remote-cache-key: {e}"))?;
+            ResultTrust::Signed(keys)
+        };
+        cache = cache.with_trust(trust);
+        if let Some(path) = &self.signing_key {
+            cache = cache.with_signer(read_signing_key(path).map_err(|e| format!("--remote-cache-signing-key: {e}"))?);
+        }
+        Ok(cache)
+    }
 }
 
 /// `host[:port]` of `url` (`scheme://host[:port][/path]`).
@@ -193,7 +339,26 @@ impl RemoteCache {
             present: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashSet::new()),
             reporter: Box::new(|line| eprintln!("{line}")),
+            trust: ResultTrust::default(),
+            signer: None,
         })
+    }
+
+    /// Sets which action results may be used (default: none, blobs only).
+    pub fn with_trust(mut self, trust: ResultTrust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Signs the action results this client uploads.
+    pub fn with_signer(mut self, key: ed25519_dalek::SigningKey) -> Self {
+        self.signer = Some(key);
+        self
+    }
+
+    /// Whether action results are read at all (not [`ResultTrust::BlobsOnly`]).
+    pub fn reads_results(&self) -> bool {
+        !matches!(self.trust, ResultTrust::BlobsOnly)
     }
 
     /// Sends warning lines to `reporter` instead of stderr (a progress bar's `println`, or a
@@ -244,7 +409,7 @@ impl RemoteCache {
     /// declared output kinds: an entry of another shape is not used. Blobs the store already
     /// holds are not downloaded again (the builder verifies them as it materializes).
     pub fn fetch_action(&self, key: &Digest, expected: &[OutputKind], store: &Store) -> Option<ActionResult> {
-        if !self.is_enabled() {
+        if !self.is_enabled() || !self.reads_results() {
             return None;
         }
         let result = match self.try_fetch_action(key, expected, store) {
@@ -288,7 +453,7 @@ impl RemoteCache {
     /// `GET /ac/<key>`: the recorded result of an action, if the server holds a well-formed
     /// one.
     pub fn get_action(&self, key: &Digest) -> Option<ActionResult> {
-        if !self.is_enabled() {
+        if !self.is_enabled() || !self.reads_results() {
             return None;
         }
         self.try_get_action(key).map_err(|f| self.absorb(f)).ok()
@@ -429,15 +594,58 @@ impl RemoteCache {
         let received = copy_body(body.into_reader(), &mut bytes, MAX_ACTION_RESULT)
             .map_err(|e| self.body_failure(&path, key, e))?;
         check_length(&path, expected, received)?;
-        serde_json::from_slice(&bytes).map_err(|e| Failure::Corrupt {
-            digest: *key,
-            what: format!("action result {key} is not executor's json (a bazel entry?): {e}; ignoring it"),
-        })
+        let corrupt = |what: String| Failure::Corrupt { digest: *key, what };
+        let entry: SignedEntry = serde_json::from_slice(&bytes).map_err(|e| {
+            corrupt(format!(
+                "action result {key} is not executor's json (a bazel entry, or an older executor's?): {e}; ignoring it"
+            ))
+        })?;
+        if entry.format != ENTRY_FORMAT {
+            return Err(corrupt(format!(
+                "action result {key} has format `{}`, not `{ENTRY_FORMAT}`; ignoring it",
+                entry.format
+            )));
+        }
+        if let ResultTrust::Signed(keys) = &self.trust {
+            self.check_signature(key, &entry, keys)
+                .map_err(|why| corrupt(format!("action result {key} {why}; ignoring it")))?;
+        }
+        serde_json::from_str(&entry.result)
+            .map_err(|e| corrupt(format!("action result {key} does not parse: {e}; ignoring it")))
+    }
+
+    /// Whether `entry` is signed by one of `keys` for action `key`.
+    fn check_signature(
+        &self,
+        key: &Digest,
+        entry: &SignedEntry,
+        keys: &[ed25519_dalek::VerifyingKey],
+    ) -> Result<(), String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (Some(public), Some(signature)) = (&entry.key, &entry.signature) else {
+            return Err("is not signed (the writer has no --remote-cache-signing-key; pass --remote-cache-trust to accept unsigned results)".into());
+        };
+        let public: [u8; 32] =
+            b64.decode(public).ok().and_then(|b| b.try_into().ok()).ok_or("names a malformed signing key")?;
+        let Some(verifier) = keys.iter().find(|k| k.as_bytes() == &public) else {
+            return Err("is signed by a key not given with --remote-cache-key".into());
+        };
+        let signature: [u8; 64] =
+            b64.decode(signature).ok().and_then(|b| b.try_into().ok()).ok_or("has a malformed signature")?;
+        verifier
+            .verify_strict(
+                &signed_message(key, entry.result.as_bytes()),
+                &ed25519_dalek::Signature::from_bytes(&signature),
+            )
+            .map_err(|_| {
+                "has a signature that does not verify: it was made for another action or another result".to_owned()
+            })
     }
 
     fn try_put_action(&self, key: &Digest, result: &ActionResult) -> Result<(), Failure> {
         let path = format!("/ac/{}", key.hex());
-        let bytes = serde_json::to_vec(result).map_err(|e| {
+        let bytes = encode_entry(key, result, self.signer.as_ref()).map_err(|e| {
             Failure::Local(StoreError::Io {
                 what: "cannot encode the action result for",
                 path: path.clone().into(),

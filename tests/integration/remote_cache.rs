@@ -89,12 +89,26 @@ impl StaticWorkspace {
         self.temp.path().join("cache")
     }
 
-    /// `executor build [--remote-cache URL] //images:static`.
+    /// `executor build [--remote-cache URL] //images:static`, as a member of a team that
+    /// signs what it uploads and uses what the team signed.
     fn build(&self, remote: Option<&str>) -> Run {
+        let (private, public) = team_keys(self.temp.path());
+        let key_args = [
+            "--remote-cache-key".to_owned(),
+            public.display().to_string(),
+            "--remote-cache-signing-key".to_owned(),
+            private.display().to_string(),
+        ];
+        self.build_with(remote, &key_args)
+    }
+
+    /// `executor build [--remote-cache URL] ARGS //images:static`.
+    fn build_with(&self, remote: Option<&str>, args: &[String]) -> Run {
         let mut cmd = Command::new(executor_bin());
         cmd.arg("build");
         if let Some(url) = remote {
             cmd.args(["--remote-cache", url]);
+            cmd.args(args);
         }
         let out = cmd
             .arg("//images:static")
@@ -165,9 +179,26 @@ fn sha256_of_file(path: &Path) -> Digest {
     Digest::of(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
-/// The digests an action cache entry names (our JSON: `{"outputs": [{"kind", "digest", ...}]}`).
+/// The team's Ed25519 key pair, written as PEM into `dir` (as `openssl genpkey -algorithm
+/// ed25519` and `openssl pkey -pubout` write them).
+fn team_keys(dir: &Path) -> (PathBuf, PathBuf) {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let (private, public) = (dir.join("team.key"), dir.join("team.pub"));
+    fs::write(&private, key.to_pkcs8_pem(Default::default()).expect("pem").as_bytes()).expect("write key");
+    fs::write(&public, key.verifying_key().to_public_key_pem(Default::default()).expect("pem")).expect("write pub");
+    (private, public)
+}
+
+/// The result inside an `/ac/` entry (`{"format", "result": "<json>", "key", "signature"}`).
+fn result_of(entry: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(entry["result"].as_str().expect("result string")).expect("result json")
+}
+
+/// The digests an action cache entry names (the result's `{"outputs": [{"kind", "digest", ...}]}`).
 fn named_digests(entry: &serde_json::Value) -> Vec<String> {
-    let outputs = entry["outputs"].as_array().expect("outputs");
+    let result = result_of(entry);
+    let outputs = result["outputs"].as_array().expect("outputs");
     outputs.iter().map(|o| o["digest"].as_str().expect("digest").to_owned()).collect()
 }
 
@@ -245,16 +276,18 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
         })
         .collect();
     let kinds = |e: &serde_json::Value| -> Vec<String> {
-        let outputs = e["outputs"].as_array().expect("outputs");
+        let result = result_of(e);
+        let outputs = result["outputs"].as_array().expect("outputs");
         outputs.iter().map(|o| o["kind"].as_str().expect("kind").to_owned()).collect()
     };
 
     // A corrupt blob: the largest file output (a layer), every byte flipped, same length.
     // Only results of the action that makes it name it directly, and that action runs
     // before any other that needs it, so it is downloaded (and reported) once.
-    let tampered = entries
+    let results: Vec<serde_json::Value> = entries.iter().map(|(_, _, e)| result_of(e)).collect();
+    let tampered = results
         .iter()
-        .flat_map(|(_, _, e)| e["outputs"].as_array().expect("outputs").iter())
+        .flat_map(|r| r["outputs"].as_array().expect("outputs").iter())
         .filter(|o| o["kind"] == "file")
         .map(|o| (o["size"].as_u64().expect("size"), o["digest"].as_str().expect("digest").to_owned()))
         .max()
@@ -265,9 +298,9 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
     fs::write(&tampered_path, &flipped).expect("tamper");
     let tampered_got = Digest::of(&flipped).to_string();
 
-    // Lying action results: a file output one byte longer than its blob, the result of an
-    // action with only file outputs served for one with a directory output, and a body that
-    // is not an entry at all.
+    // Lying action results: a file output one byte longer than its blob (the signed text
+    // edited), the signed result of an action with only file outputs served for one with a
+    // directory output, and a body that is not an entry at all.
     let files: Vec<_> = entries
         .iter()
         .filter(|(_, _, e)| kinds(e).iter().all(|k| k == "file") && !named_digests(e).contains(&tampered))
@@ -275,11 +308,13 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
     let dirs: Vec<_> = entries.iter().filter(|(_, _, e)| kinds(e).iter().any(|k| k == "dir")).collect();
     assert!(!files.is_empty() && dirs.len() >= 2, "{} file and {} directory entries", files.len(), dirs.len());
 
-    let (_, size_lie_path, size_lie) = files[0];
-    let size_lie_blob = size_lie["outputs"][0]["digest"].as_str().expect("digest").to_owned();
-    let size = size_lie["outputs"][0]["size"].as_u64().expect("size");
+    let (size_lie_key, size_lie_path, size_lie) = files[0];
+    let size_lie_result = result_of(size_lie);
+    let size = size_lie_result["outputs"][0]["size"].as_u64().expect("size");
+    let mut longer_result = size_lie_result.clone();
+    longer_result["outputs"][0]["size"] = (size + 1).into();
     let mut longer = size_lie.clone();
-    longer["outputs"][0]["size"] = (size + 1).into();
+    longer["result"] = serde_json::to_string(&longer_result).expect("json").into();
     fs::write(size_lie_path, serde_json::to_vec(&longer).expect("json")).expect("lie");
 
     let (shape_lie_key, shape_lie_path, _) = dirs[0];
@@ -301,11 +336,7 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
                 .replace(&tampered_got, "[TAMPERED_GOT]")
                 .replace(&tampered, "[TAMPERED]")
                 .replace(&format!(", {} bytes)", flipped.len()), ", [TAMPERED_SIZE] bytes)")
-                .replace(&size_lie_blob, "[SIZE_LIE_BLOB]")
-                .replace(
-                    &format!("is {size} bytes on the server, expected {}", size + 1),
-                    "is [N] bytes on the server, expected [N+1]",
-                )
+                .replace(&format!("sha256:{size_lie_key}"), "[SIZE_LIE_KEY]")
                 .replace(&format!("sha256:{shape_lie_key}"), "[SHAPE_LIE_KEY]")
                 .replace(&format!("sha256:{not_json_key}"), "[NOT_JSON_KEY]")
         })
@@ -331,6 +362,33 @@ fn remote_cache_that_lies_costs_warnings_never_a_wrong_byte() {
 }
 
 #[test]
+fn without_a_key_the_remote_cache_serves_only_pinned_packages() {
+    let Some(cache) = HttpCache::start() else { return };
+    let url = cache.url();
+    let team = StaticWorkspace::new("team");
+    let run_team = team.build(Some(&url)).success();
+    // The entries on the server are signed by the team, but this build was given no key:
+    // it reads no action result; it takes from the server only the packages the lockfile
+    // pins, each checked completely, and builds the rest itself.
+    let outsider = StaticWorkspace::new("outsider");
+    let run = outsider.build_with(Some(&url), &[]).success();
+    assert_eq!(warnings(&run), Vec::<&str>::new());
+    let summary = Summary::of(&run);
+    let fetches = run_team.stderr.lines().filter(|l| l.contains("] FetchApk ")).count() as u64;
+    assert!(fetches > 0, "{}", run_team.stderr);
+    assert_eq!(summary.remote_hits, fetches, "{}", run.stderr);
+    assert_eq!(summary.actions_run, Summary::of(&run_team).actions_run - fetches, "{}", run.stderr);
+    assert!(!run.stderr.contains("] FetchApk "), "{}", run.stderr);
+    assert_eq!(run.stdout, run_team.stdout);
+    assert!(outsider.layout() == team.layout(), "the layouts differ");
+    // `--remote-cache-trust` takes every result from the server, signed or not.
+    let trusting = StaticWorkspace::new("trusting");
+    let run = trusting.build_with(Some(&url), &["--remote-cache-trust".to_owned()]).success();
+    assert_eq!(Summary::of(&run).actions_run, 0, "{}", run.stderr);
+    assert!(trusting.layout() == team.layout(), "the layouts differ");
+}
+
+#[test]
 fn remote_cache_that_is_down_costs_one_warning() {
     // A port nothing listens on: bound a moment ago, released.
     let port = free_port();
@@ -346,8 +404,9 @@ fn remote_cache_that_is_down_costs_one_warning() {
     assert_eq!(warnings(&run), about_remote, "{}", run.stderr);
     // Which action asks first depends on scheduling: its key is not part of the text.
     let line = about_remote[0].replace(&url, "http://127.0.0.1:[PORT]");
-    let line = match line.split_once("/ac/") {
-        Some((head, tail)) if tail.len() >= 64 => format!("{head}/ac/[KEY]{}", &tail[64..]),
+    // It may be a package asked for by digest (`/cas/`) or an action result (`/ac/`).
+    let line = match line.split_once(" /ac/").or_else(|| line.split_once(" /cas/")) {
+        Some((head, tail)) if tail.len() >= 64 => format!("{head} /[ac or cas]/[HEX]{}", &tail[64..]),
         _ => line,
     };
     insta::assert_snapshot!("remote_cache_down", line);

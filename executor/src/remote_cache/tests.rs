@@ -137,14 +137,38 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Request>>, data: &Mutex<BTreeMap<Str
     let _ = stream.flush();
 }
 
-/// A remote cache whose warnings are collected.
+/// The writer key of the tests' team cache.
+fn team_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// A remote cache whose warnings are collected: it signs what it uploads with
+/// [`team_key`] and uses results signed by it.
 fn client(url: &str, opts: RemoteCacheOptions) -> (RemoteCache, Arc<Mutex<Vec<String>>>) {
+    client_with(url, opts, ResultTrust::Signed(vec![team_key().verifying_key()]), Some(team_key()))
+}
+
+fn client_with(
+    url: &str,
+    opts: RemoteCacheOptions,
+    trust: ResultTrust,
+    signer: Option<ed25519_dalek::SigningKey>,
+) -> (RemoteCache, Arc<Mutex<Vec<String>>>) {
     let warnings = Arc::new(Mutex::new(Vec::new()));
     let sink = warnings.clone();
-    let cache = RemoteCache::new(url, opts)
+    let mut cache = RemoteCache::new(url, opts)
         .expect("valid url")
+        .with_trust(trust)
         .with_reporter(move |line| sink.lock().expect("warnings").push(line.to_owned()));
+    if let Some(signer) = signer {
+        cache = cache.with_signer(signer);
+    }
     (cache, warnings)
+}
+
+/// The `/ac/` body a team member would upload for `key`.
+fn signed_entry(key: &Digest, result: &ActionResult) -> Vec<u8> {
+    encode_entry(key, result, Some(&team_key())).expect("encode")
 }
 
 fn quick() -> RemoteCacheOptions {
@@ -268,7 +292,7 @@ fn a_lying_server_cannot_poison_the_store() {
     let key = Digest::of(b"key");
     let result = ActionResult { outputs: vec![OutputRecord::File { digest: good, size: 10, executable: true }] };
     let server = FakeServer::plain();
-    server.seed(&format!("/ac/{}", key.hex()), &serde_json::to_vec(&result).expect("json"));
+    server.seed(&format!("/ac/{}", key.hex()), &signed_entry(&key, &result));
     // Same length, other bytes.
     server.seed(&format!("/cas/{}", good.hex()), b"evil bytes");
     let (cache, warnings) = client(&server.url, quick());
@@ -304,7 +328,7 @@ fn entries_of_the_wrong_shape_or_format_are_misses() {
     let (k1, k2) = (Digest::of(b"1"), Digest::of(b"2"));
     let file =
         ActionResult { outputs: vec![OutputRecord::File { digest: Digest::of(b""), size: 0, executable: false }] };
-    server.seed(&format!("/ac/{}", k1.hex()), &serde_json::to_vec(&file).expect("json"));
+    server.seed(&format!("/ac/{}", k1.hex()), &signed_entry(&k1, &file));
     server.seed(&format!("/ac/{}", k2.hex()), b"\x0a\x20bazel protobuf");
     let (cache, warnings) = client(&server.url, quick());
     assert_eq!(cache.fetch_action(&k1, &[OutputKind::Dir], &b), None);
@@ -318,7 +342,7 @@ fn entries_of_the_wrong_shape_or_format_are_misses() {
             server.url
         )
     );
-    assert!(w[1].contains(&format!("action result {k2} is not executor's json (a bazel entry?)")), "{}", w[1]);
+    assert!(w[1].contains(&format!("action result {k2} is not executor's json (a bazel entry")), "{}", w[1]);
     assert!(cache.is_enabled());
 }
 
@@ -527,4 +551,125 @@ fn the_cache_crosses_threads() {
         (o.connect_timeout, o.read_timeout, o.max_failures_before_disable),
         (Duration::from_secs(5), Duration::from_secs(10), 1)
     );
+}
+
+/// Two actions with one file output each, uploaded signed by the team: the server then holds
+/// a valid, signed entry for each key.
+fn two_signed_actions(dir: &Path, server: &FakeServer) -> (Digest, ActionResult, Digest, ActionResult) {
+    let a = store(dir, "writer");
+    let (x86, arm) = (a.put_bytes(b"x86_64 layer").expect("put"), a.put_bytes(b"aarch64 layer").expect("put"));
+    let file = |digest, size| ActionResult { outputs: vec![OutputRecord::File { digest, size, executable: false }] };
+    let (k_x86, r_x86) = (Digest::of(b"x86_64 layer key"), file(x86, 12));
+    let (k_arm, r_arm) = (Digest::of(b"aarch64 layer key"), file(arm, 13));
+    let (writer, _) = client(&server.url, quick());
+    assert!(writer.upload_action(&k_x86, &r_x86, &a));
+    assert!(writer.upload_action(&k_arm, &r_arm, &a));
+    (k_x86, r_x86, k_arm, r_arm)
+}
+
+#[test]
+fn signed_results_are_used_and_anything_else_is_a_miss_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = FakeServer::plain();
+    let (k_x86, r_x86, k_arm, _) = two_signed_actions(dir.path(), &server);
+    let kinds = [OutputKind::File { executable: false }];
+    let ac = |k: &Digest| format!("/ac/{}", k.hex());
+    let served = |k: &Digest| server.data.lock().expect("data")[&ac(k)].clone();
+    // Honest: the signed result is used.
+    let (reader, warnings) = client(&server.url, quick());
+    let fresh = store(dir.path(), "honest");
+    assert_eq!(reader.fetch_action(&k_x86, &kinds, &fresh), Some(r_x86.clone()));
+    assert_eq!(warnings_of(&warnings), Vec::<String>::new());
+
+    // 1. Another valid result: the x86_64 key answered with the aarch64 entry (signed,
+    //    every blob intact). 2. A replay: an entry signed for the same key by an older
+    //    build whose result differed (re-signed bytes cannot be made without the key, so
+    //    the attacker edits the result text). 3. Unsigned. 4. Signed by another key.
+    let arm_entry = served(&k_arm);
+    let mut replay: SignedEntry = serde_json::from_slice(&served(&k_x86)).expect("entry");
+    replay.result = replay.result.replace("\"size\":12", "\"size\":13");
+    let unsigned = encode_entry(&k_x86, &r_x86, None).expect("encode");
+    let stranger = encode_entry(&k_x86, &r_x86, Some(&ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]))).expect("x");
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("another action's result", arm_entry, "has a signature that does not verify: it was made for another action or another result"),
+        ("an altered result", serde_json::to_vec(&replay).expect("json"), "has a signature that does not verify: it was made for another action or another result"),
+        ("an unsigned result", unsigned, "is not signed (the writer has no --remote-cache-signing-key; pass --remote-cache-trust to accept unsigned results)"),
+        ("a stranger's result", stranger, "is signed by a key not given with --remote-cache-key"),
+    ];
+    for (what, body, why) in cases {
+        server.seed(&ac(&k_x86), &body);
+        let (reader, warnings) = client(&server.url, quick());
+        let fresh = store(dir.path(), &what.replace(' ', "-"));
+        assert_eq!(reader.fetch_action(&k_x86, &kinds, &fresh), None, "{what}");
+        assert_eq!(
+            warnings_of(&warnings),
+            [format!("warning: remote cache {}: action result {k_x86} {why}; ignoring it", server.url)],
+            "{what}"
+        );
+        assert!(reader.is_enabled(), "{what}: a bad entry is a miss, not a failure of the server");
+    }
+    // `--remote-cache-trust` takes the server's word, as Bazel does: the unsigned entry.
+    server.seed(&ac(&k_x86), &encode_entry(&k_x86, &r_x86, None).expect("encode"));
+    let (trusting, warnings) = client_with(&server.url, quick(), ResultTrust::Server, None);
+    assert_eq!(trusting.fetch_action(&k_x86, &kinds, &store(dir.path(), "trusting")), Some(r_x86));
+    assert_eq!(warnings_of(&warnings), Vec::<String>::new());
+}
+
+#[test]
+fn without_a_key_no_action_result_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = FakeServer::plain();
+    let (k_x86, _, _, _) = two_signed_actions(dir.path(), &server);
+    let before = server.log.lock().expect("log").len();
+    let (blobs_only, warnings) = client_with(&server.url, quick(), ResultTrust::BlobsOnly, None);
+    let kinds = [OutputKind::File { executable: false }];
+    assert_eq!(blobs_only.fetch_action(&k_x86, &kinds, &store(dir.path(), "b")), None);
+    assert_eq!(blobs_only.get_action(&k_x86), None);
+    let requests = server.log.lock().expect("log")[before..].to_vec();
+    assert!(requests.iter().all(|r| !r.path.starts_with("/ac/")), "{requests:#?}");
+    assert_eq!(warnings_of(&warnings), Vec::<String>::new());
+    // Blobs by digest are still served (and verified).
+    let b = store(dir.path(), "blobs");
+    let digest = Digest::of(b"x86_64 layer");
+    assert!(blobs_only.get_blob_into_store(&digest, Some(12), &b).expect("local ok"));
+    assert_eq!(b.read_blob(&digest).expect("read"), Some(b"x86_64 layer".to_vec()));
+}
+
+#[test]
+fn configuration_errors_are_usage_errors_that_name_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_a_key = dir.path().join("cache.pub");
+    fs::write(&not_a_key, "not a key").expect("write");
+    let config = |keys: Vec<std::path::PathBuf>, signing: Option<std::path::PathBuf>, trust| RemoteCacheConfig {
+        url: "http://127.0.0.1:1".into(),
+        keys,
+        signing_key: signing,
+        trust_server: trust,
+    };
+    let err = |c: RemoteCacheConfig| c.open(quick()).err().expect("an error");
+    assert_eq!(
+        err(config(vec![not_a_key.clone()], None, false)),
+        format!(
+            "--remote-cache-key: `{}` is not an Ed25519 public key in PEM (`-----BEGIN PUBLIC KEY-----`); make one with `openssl pkey -in cache.key -pubout -out cache.pub`",
+            not_a_key.display()
+        )
+    );
+    assert_eq!(
+        err(config(Vec::new(), Some(not_a_key.clone()), false)),
+        format!(
+            "--remote-cache-signing-key: `{}` is not an unencrypted Ed25519 private key in PEM (PKCS#8); make one with `openssl genpkey -algorithm ed25519 -out cache.key`",
+            not_a_key.display()
+        )
+    );
+    assert_eq!(
+        err(config(vec![not_a_key], None, true)),
+        "`--remote-cache-trust` accepts every result, so `--remote-cache-key` would not be checked: pass one or the other"
+    );
+    // Keys in the PEM forms openssl writes are read.
+    use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _};
+    let (private, public) = (dir.path().join("k.key"), dir.path().join("k.pub"));
+    let key = team_key();
+    fs::write(&private, key.to_pkcs8_pem(Default::default()).expect("pem").as_bytes()).expect("write");
+    fs::write(&public, key.verifying_key().to_public_key_pem(Default::default()).expect("pem")).expect("write");
+    assert!(config(vec![public], Some(private), false).open(quick()).is_ok());
 }
