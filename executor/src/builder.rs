@@ -91,6 +91,14 @@ pub struct Builder<'a> {
     pub remote: Option<&'a RemoteCache>,
 }
 
+/// Why running an action in its scratch area did not give outputs.
+enum RunError {
+    /// Input `.0` was missing or corrupt in the store (and is evicted): make it again.
+    CorruptInput(usize),
+    /// The action failed, or the store could not be written.
+    Failed(String),
+}
+
 /// Outcome of one action.
 enum Outcome {
     Ran(Vec<OutputRecord>),
@@ -348,7 +356,7 @@ impl Builder<'_> {
                 action.owner
             );
         }
-        let records = self.run_action(action, &inputs)?;
+        let records = self.run_action(action, &inputs, shared, 0)?;
         let result = ActionResult { outputs: records };
         self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
         if !self.materialize(action, &result.outputs, true).map_err(|e| e.to_string())? {
@@ -391,17 +399,70 @@ impl Builder<'_> {
         })
     }
 
-    /// Runs an action in a scratch area and moves its outputs into the store.
+    /// Runs an action in a scratch area and moves its outputs into the store. An input found
+    /// missing or corrupt in the store (it was evicted when read) is made again first: a
+    /// source file is stored again, a derived one by re-running its producer. `depth` counts
+    /// the producers being re-made above this one.
     fn run_action(
         &self,
         action: &Action,
         inputs: &[(Digest, Option<OutputRecord>)],
+        shared: &Shared<'_>,
+        depth: usize,
     ) -> Result<Vec<OutputRecord>, String> {
-        let scratch = self.store.temp_path("action");
-        fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
-        let result = self.run_in(action, inputs, &scratch);
-        let _ = fs::remove_dir_all(&scratch);
-        result
+        // Each input can be re-made once per attempt; more attempts than inputs means the
+        // store keeps losing bytes (a failing disk): stop.
+        for _ in 0..=inputs.len() {
+            let scratch = self.store.temp_path("action");
+            fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
+            let result = self.run_in(action, inputs, &scratch);
+            let _ = fs::remove_dir_all(&scratch);
+            match result {
+                Ok(records) => return Ok(records),
+                Err(RunError::Failed(message)) => return Err(message),
+                Err(RunError::CorruptInput(i)) => self.remake_input(&action.inputs[i], inputs[i].0, shared, depth)?,
+            }
+        }
+        Err("its inputs keep vanishing from the cache (is the disk failing?); run `executor clean --verify`".into())
+    }
+
+    /// Puts the bytes of `input` (digest `digest`) back into the store after they were found
+    /// missing or corrupt there.
+    fn remake_input(&self, input: &Artifact, digest: Digest, shared: &Shared<'_>, depth: usize) -> Result<(), String> {
+        const MAX_DEPTH: usize = 256;
+        match input {
+            Artifact::Source { file, path, .. } => {
+                let (got, _) = self.store.put_file(file).map_err(|e| format!("input `{path}`: {e}"))?;
+                if got != digest {
+                    return Err(format!("input `{path}` changed while the build ran; build again"));
+                }
+                Ok(())
+            }
+            Artifact::Derived { action: producer, path, .. } => {
+                if depth >= MAX_DEPTH {
+                    return Err(format!("input `executor-out/{path}` is corrupt in the cache and so are too many of its inputs; run `executor clean --verify`"));
+                }
+                let producer_action = &shared.analysis.actions.actions[producer.0];
+                let expected = shared.results[producer.0]
+                    .get()
+                    .and_then(|r| r.clone())
+                    .ok_or_else(|| format!("internal error: input `{path}` was not built"))?;
+                let inputs = self.input_digests(producer_action, shared)?;
+                let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
+                let key = producer_action.key(&digests);
+                self.store.remove_action(&key);
+                let records = self.run_action(producer_action, &inputs, shared, depth + 1)?;
+                if records != expected {
+                    return Err(format!(
+                        "input `executor-out/{path}` was corrupt in the cache, and {} `{}` made different bytes when run again: it is not reproducible",
+                        producer_action.exec.mnemonic(),
+                        producer_action.owner
+                    ));
+                }
+                self.store.put_action(&key, &ActionResult { outputs: records }).map_err(|e| e.to_string())?;
+                Ok(())
+            }
+        }
     }
 
     fn run_in(
@@ -409,14 +470,15 @@ impl Builder<'_> {
         action: &Action,
         inputs: &[(Digest, Option<OutputRecord>)],
         scratch: &Path,
-    ) -> Result<Vec<OutputRecord>, String> {
+    ) -> Result<Vec<OutputRecord>, RunError> {
         let mut input_paths = Vec::with_capacity(inputs.len());
         for (i, (digest, record)) in inputs.iter().enumerate() {
             match record {
                 Some(OutputRecord::Dir { digest }) => {
                     let dir = scratch.join(format!("in-{i}"));
-                    if !self.materialize_tree(digest, &dir).map_err(|e| e.to_string())? {
-                        return Err(format!("input directory {digest} is missing or corrupt in the cache"));
+                    if !self.materialize_tree(digest, &dir).map_err(|e| RunError::Failed(e.to_string()))? {
+                        // The tree or a file of it was missing or corrupt (and is evicted).
+                        return Err(RunError::CorruptInput(i));
                     }
                     input_paths.push(dir);
                 }
@@ -426,7 +488,7 @@ impl Builder<'_> {
                     let ok = fs::File::open(&path).and_then(hash_reader).map(|(d, _)| d == *digest).unwrap_or(false);
                     if !ok {
                         self.store.evict(digest);
-                        return Err(format!("input {digest} is missing or corrupt in the cache; build again"));
+                        return Err(RunError::CorruptInput(i));
                     }
                     input_paths.push(path);
                 }
@@ -436,23 +498,25 @@ impl Builder<'_> {
         for (i, spec) in action.outputs.iter().enumerate() {
             let path = scratch.join(format!("out-{i}"));
             if spec.kind == OutputKind::Dir {
-                fs::create_dir(&path).map_err(|e| e.to_string())?;
+                fs::create_dir(&path).map_err(|e| RunError::Failed(e.to_string()))?;
             }
             output_paths.push(path);
         }
         let ctx = ActionContext { inputs: input_paths, outputs: output_paths, verdicts: self.store };
-        action.exec.run(&ctx).map_err(|e| e.0)?;
+        action.exec.run(&ctx).map_err(|e| RunError::Failed(e.0))?;
         let mut records = Vec::with_capacity(action.outputs.len());
         for (spec, path) in action.outputs.iter().zip(&ctx.outputs) {
             records.push(match spec.kind {
                 OutputKind::File { executable } => {
                     let (digest, size) = fs::File::open(path)
                         .and_then(hash_reader)
-                        .map_err(|e| format!("did not write its output `{}`: {e}", spec.path))?;
-                    self.store.commit_blob(path, &digest).map_err(|e| e.to_string())?;
+                        .map_err(|e| RunError::Failed(format!("did not write its output `{}`: {e}", spec.path)))?;
+                    self.store.commit_blob(path, &digest).map_err(|e| RunError::Failed(e.to_string()))?;
                     OutputRecord::File { digest, size, executable }
                 }
-                OutputKind::Dir => OutputRecord::Dir { digest: self.store.put_tree(path).map_err(|e| e.to_string())? },
+                OutputKind::Dir => OutputRecord::Dir {
+                    digest: self.store.put_tree(path).map_err(|e| RunError::Failed(e.to_string()))?,
+                },
             });
         }
         Ok(records)

@@ -134,6 +134,10 @@ pub enum Command {
         /// Also empty the cache directory.
         #[arg(long)]
         cache: bool,
+        /// Instead of removing anything good: re-hash every blob of the cache and drop the
+        /// corrupt ones, with the action results that name them (`executor-out/` is kept).
+        #[arg(long, conflicts_with = "cache")]
+        verify: bool,
     },
     /// Print the version.
     Version,

@@ -50,7 +50,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
             Ok(())
         }
-        Command::Clean { cache } => {
+        Command::Clean { verify: true, .. } => {
+            let dir = cache_dir(cli.cache_dir.as_deref(), &cwd)?;
+            let report = Store::verify_all(&dir)?;
+            eprintln!(
+                "checked {} blobs and {} action results in {}: removed {} corrupt blobs and {} action results",
+                report.blobs,
+                report.entries,
+                dir.display(),
+                report.blobs_removed,
+                report.entries_removed
+            );
+            Ok(())
+        }
+        Command::Clean { cache, .. } => {
             let (root, _) = find_root(&cwd, cli.workspace.as_deref())?;
             let out = root.join(OUT_DIR);
             if out.exists() {
@@ -451,6 +464,49 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// Marks `executor-out/` as being written (`.executor/in-progress`) for as long as it lives.
+/// A command killed mid-way leaves the mark; the next one then removes the temporaries the
+/// killed one left (`.NAME.tmp-PID` files and directories) before it starts.
+struct InProgress(PathBuf);
+
+impl InProgress {
+    /// Call with the workspace lock held.
+    fn begin(out: &Path) -> Result<Self, Error> {
+        let mark = out.join(".executor/in-progress");
+        if mark.exists() {
+            sweep_temporaries(out);
+        }
+        fs::write(&mark, b"")
+            .map_err(|source| Error::Store(StoreError::Io { what: "cannot write", path: mark.clone(), source }))?;
+        Ok(InProgress(mark))
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Removes every `.NAME.tmp-PID` below `out` (never following symlinks).
+fn sweep_temporaries(out: &Path) {
+    let mut stack = vec![out.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let _ = if meta.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            } else if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+}
+
 /// Where and how a build runs, besides what it builds.
 struct BuildArgs<'a> {
     cwd: &'a Path,
@@ -501,6 +557,7 @@ fn build(
     let store = Store::open(&cache_dir(cache, cwd)?)?;
     let out_root = out_dir.map(Path::to_owned).unwrap_or_else(|| loader.workspace.root.join(OUT_DIR));
     let _lock = lock_workspace(&out_root)?;
+    let _in_progress = InProgress::begin(&out_root)?;
     let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
     let builder =
         Builder { store: &store, files: &files, out_root: out_root.clone(), options, remote: remote.as_ref() };

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{hash_reader, Digest, HashingWriter};
 
 /// Errors from the store; each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,33 @@ pub struct TreeEntry {
     pub executable: bool,
 }
 
+/// What [`Store::verify_all`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub blobs: u64,
+    pub blobs_removed: u64,
+    pub entries: u64,
+    pub entries_removed: u64,
+}
+
+/// Every file below `dir` (iteratively; symlinks are not followed).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => out.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The store rooted at one cache directory.
 #[derive(Debug)]
 pub struct Store {
@@ -110,7 +137,73 @@ impl Store {
         let probe = root.join("tmp").join(format!("probe-{}", std::process::id()));
         File::create(&probe).map_err(unusable)?;
         let _ = fs::remove_file(&probe);
-        Ok(Store { root: root.to_owned(), _lock: lock })
+        let store = Store { root: root.to_owned(), _lock: lock };
+        store.remove_stale_temporaries();
+        Ok(store)
+    }
+
+    /// Removes what killed processes left in `tmp/`: every entry is named `PID-...`, and a
+    /// process that no longer runs will not finish it.
+    fn remove_stale_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join("tmp")) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.split('-').next()).and_then(|p| p.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let path = entry.path();
+            let _ = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            };
+        }
+    }
+
+    /// Re-hashes every blob and re-reads every action-cache entry; removes blobs whose bytes
+    /// are not their name, entries that do not parse or name a removed or missing blob, and
+    /// stale temporaries. Takes the store's lock exclusively (no build may run meanwhile).
+    pub fn verify_all(root: &Path) -> Result<VerifyReport, StoreError> {
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
+        lock.lock().map_err(io_err("cannot lock", &lock_path))?;
+        let store = Store { root: root.to_owned(), _lock: lock };
+        store.remove_stale_temporaries();
+        let mut report = VerifyReport::default();
+        for path in files_below(&root.join("cas/sha256")) {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let good = File::open(&path).and_then(hash_reader).map(|(d, _)| d.hex() == name).unwrap_or(false);
+            report.blobs += 1;
+            if !good {
+                let _ = fs::remove_file(&path);
+                report.blobs_removed += 1;
+            }
+        }
+        for path in files_below(&root.join("ac")) {
+            report.entries += 1;
+            let result: Option<ActionResult> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let complete =
+                result.is_some_and(|r| {
+                    r.outputs.iter().all(|o| match o {
+                        OutputRecord::File { digest, size, .. } => store.has_blob(digest, *size),
+                        OutputRecord::Dir { digest } => store.get_tree(digest).ok().flatten().is_some_and(|t| {
+                            t.entries.iter().all(|e| e.digest.is_none_or(|d| store.has_blob(&d, e.size)))
+                        }),
+                    })
+                });
+            if !complete {
+                let _ = fs::remove_file(&path);
+                report.entries_removed += 1;
+            }
+        }
+        Ok(report)
     }
 
     /// Deletes everything in the store at `root`, waiting for builds using it to finish.

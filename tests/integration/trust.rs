@@ -113,3 +113,104 @@ fn a_lock_entry_pointing_at_another_signed_package_is_refused() {
     let run = ws.run(&["build", "//img:layer"]).failure(1);
     insta::assert_snapshot!("trust_swapped_pin_build_cold", ws.normalize_fixtures(&run.normalized(&ws), &fx));
 }
+
+const IMAGE_BUILD: &str = r#"apk_fetch(name = "apks", repository = "melange", packages = ["pretend-baselayout"], arch = "x86_64")
+layer(name = "layer", packages = ":apks")
+oci_image(name = "image", layers = [":layer"])
+oci_index(name = "index", images = [":image"], annotations = {"n": "1"})
+"#;
+
+/// The store path of blob `digest` (`sha256:<hex>`), made writable so a test can damage it.
+fn store_blob(ws: &Workspace, digest: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    let path = ws.cache().join("cas/sha256").join(&hex[..2]).join(hex);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod blob");
+    path
+}
+
+/// The config digest of the image layout `executor-out/img/image`.
+fn config_digest(ws: &Workspace) -> String {
+    let layout = ws.root().join("executor-out/img/image");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index.json")).expect("json");
+    let manifest = index["manifests"][0]["digest"].as_str().expect("manifest digest");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(layout.join("blobs/sha256").join(manifest.strip_prefix("sha256:").expect("sha256")))
+            .expect("manifest"),
+    )
+    .expect("json");
+    manifest["config"]["digest"].as_str().expect("config digest").to_owned()
+}
+
+fn flip_first_byte(path: &Path) {
+    let mut bytes = fs::read(path).expect("read");
+    bytes[0] ^= 0xff;
+    fs::write(path, bytes).expect("write");
+}
+
+#[test]
+fn a_corrupt_blob_in_the_store_is_evicted_and_made_again_in_the_same_build() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx).file("img/BUILD", IMAGE_BUILD);
+    ws.run(&["lock"]).success();
+    let first = ws.run(&["build", "//img:index"]).success();
+    // One flipped byte in the image config blob; `executor-out/` kept. A change downstream
+    // makes the index action read the image layout from the store.
+    let config = config_digest(&ws);
+    flip_first_byte(&store_blob(&ws, &config));
+    ws.write("img/BUILD", &IMAGE_BUILD.replace("\"n\": \"1\"", "\"n\": \"2\""));
+    let run = ws.run(&["build", "//img:index"]).success();
+    assert!(!run.stderr.contains("corrupt"), "{}", run.stderr);
+    // The config blob is whole again, and the build went on as if nothing happened.
+    let bytes = fs::read(store_blob(&ws, &config)).expect("config blob");
+    assert_eq!(Digest::of(&bytes).to_string(), config);
+    ws.write("img/BUILD", IMAGE_BUILD);
+    let again = ws.run(&["build", "//img:index"]).success();
+    assert_eq!(again.stdout, first.stdout);
+}
+
+#[test]
+fn clean_verify_drops_corrupt_blobs_and_the_results_naming_them() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx).file("img/BUILD", IMAGE_BUILD);
+    ws.run(&["lock"]).success();
+    let first = ws.run(&["build", "//img:index"]).success();
+    flip_first_byte(&store_blob(&ws, &config_digest(&ws)));
+    let cache = ws.cache();
+    let run = ws.run(&["clean", "--verify", "--cache-dir", cache.to_str().expect("utf-8")]).success();
+    let line = run.stderr.trim_end().replace(cache.to_str().expect("utf-8"), "[CACHE]");
+    let (counts, removed) = line.split_once(": ").expect("a summary line");
+    assert!(counts.starts_with("checked ") && counts.ends_with(" action results in [CACHE]"), "{line}");
+    // The image's and the index's results both name the config (both layouts hold it).
+    assert_eq!(removed, "removed 1 corrupt blobs and 2 action results");
+    // The image action runs again; the outputs are the same.
+    fs::remove_dir_all(ws.root().join("executor-out")).expect("remove executor-out");
+    let run = ws.run(&["build", "//img:index"]).success();
+    assert!(run.stderr.contains("OciImage //img:image"), "{}", run.stderr);
+    assert_eq!(run.stdout, first.stdout);
+    let run = ws.run(&["clean", "--verify", "--cache-dir", cache.to_str().expect("utf-8")]).success();
+    assert!(run.stderr.ends_with("removed 0 corrupt blobs and 0 action results\n"), "{}", run.stderr);
+}
+
+#[test]
+fn temporaries_left_by_a_killed_build_are_removed_at_the_next_start() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx).file("img/BUILD", IMAGE_BUILD);
+    ws.run(&["lock"]).success();
+    ws.run(&["build", "//img:index"]).success();
+    // What `kill -9` in the middle of a build leaves: the in-progress mark, temporaries in
+    // executor-out/ and in the cache, named after a process that no longer runs.
+    let dead = 4_000_000; // above Linux's pid_max
+    let out = ws.root().join("executor-out");
+    fs::write(out.join(".executor/in-progress"), b"").expect("mark");
+    fs::write(out.join(format!("img/.image.tmp-{dead}")), b"half").expect("tmp file");
+    fs::create_dir_all(out.join(format!("img/.index.tmp-{dead}/blobs"))).expect("tmp dir");
+    fs::create_dir_all(ws.cache().join(format!("tmp/{dead}-7-action/out-0"))).expect("cache tmp");
+    fs::write(ws.cache().join(format!("tmp/{dead}-8-apk")), b"half").expect("cache tmp file");
+    ws.run(&["build", "//img:index"]).success();
+    assert!(!out.join(format!("img/.image.tmp-{dead}")).exists());
+    assert!(!out.join(format!("img/.index.tmp-{dead}")).exists());
+    assert!(!out.join(".executor/in-progress").exists());
+    assert_eq!(fs::read_dir(ws.cache().join("tmp")).expect("tmp").count(), 0);
+}
