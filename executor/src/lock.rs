@@ -234,6 +234,41 @@ fn read_index(
     Ok((index, LockedIndex { arch: arch.apk().to_owned(), url: url.clone(), sha256: Digest::of(&bytes) }, warning))
 }
 
+/// The resolver chose `entry` by what the index says it depends on, provides and installs
+/// with; the package's own `.PKGINFO` must say the same, or the image could miss a
+/// dependency the package declares (the index's `D:` would silently override it).
+fn agrees_with_index(info: &crate::apk::PkgInfo, entry: &IndexEntry, url: &str) -> Result<(), Error> {
+    fn sorted<T: ToString>(items: &[T]) -> Vec<String> {
+        let mut v: Vec<String> = items.iter().map(ToString::to_string).collect();
+        v.sort();
+        v
+    }
+    let fields = [
+        ("depends (`D:`/`depend`)", sorted(&entry.depends), sorted(&info.depends)),
+        ("provides (`p:`/`provides`)", sorted(&entry.provides), sorted(&info.provides)),
+        ("install_if (`i:`/`install_if`)", sorted(&entry.install_if), sorted(&info.install_if)),
+    ];
+    let mut differences = Vec::new();
+    for (what, index, package) in fields {
+        if index != package {
+            differences.push(format!(
+                "{what}: the index says [{}], the package says [{}]",
+                index.join(" "),
+                package.join(" ")
+            ));
+        }
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Verify(format!(
+        "`{url}` ({}): the package's `.PKGINFO` disagrees with its index entry on {}\n  fix: the repository's index \
+         was not made from this package; regenerate the index (`apk index`) or report it to the repository's owner",
+        entry.package_id(),
+        differences.join("; ")
+    )))
+}
+
 fn pin_package(
     fetcher: &dyn Fetcher,
     store: &Store,
@@ -256,6 +291,7 @@ fn pin_package(
                 state.repo.name
             )
         });
+        agrees_with_index(verified.package().info(), entry, &url)?;
         let datahash = verified.package().info().datahash.map(hex::encode).unwrap_or_default();
         store.commit_blob(&tmp, &fetched.sha256)?;
         let pinned = LockedPackage {

@@ -214,3 +214,48 @@ fn temporaries_left_by_a_killed_build_are_removed_at_the_next_start() {
     assert!(!out.join(".executor/in-progress").exists());
     assert_eq!(fs::read_dir(ws.cache().join("tmp")).expect("tmp").count(), 0);
 }
+
+#[test]
+fn lock_refuses_a_package_whose_control_data_disagrees_with_its_index_entry() {
+    use executor::apk::write::{index_entry, write_index, write_package, SigningKey};
+    use executor::apk::Dependency;
+    let key_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../third_party/keys/executor-test-key.rsa");
+    let key = SigningKey::read_file(&key_path).expect("test key");
+    let ws = Workspace::new();
+    let dir = ws.root().join("repo/x86_64");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let spec = |name: &str, depends: &[&str]| {
+        let mut spec = PackageSpec::new(
+            PackageName::new(name).expect("name"),
+            Version::parse("1.0-r0").expect("version"),
+            "x86_64",
+        );
+        spec.depends = depends.iter().map(|d| Dependency::parse(d).expect("atom")).collect();
+        spec.files = vec![PackageFile::dir("etc"), PackageFile::file(format!("etc/{name}"), "x\n")];
+        spec
+    };
+    let mut entries = Vec::new();
+    for spec in [spec("app", &["libcrypto"]), spec("libcrypto", &[])] {
+        let bytes = write_package(&spec, Some(&key)).expect("package");
+        let name = spec.file_name();
+        fs::write(dir.join(&name), &bytes).expect("write apk");
+        entries.push(index_entry(&bytes, &name).expect("entry"));
+    }
+    // The index (signed by the repository's key) drops `app`'s dependency.
+    entries[0].depends.clear();
+    fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "test", Some(&key)).expect("index")).expect("index");
+    fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
+    fs::write(ws.root().join("keys/BUILD"), "").expect("BUILD");
+    fs::copy(key_path.with_extension("rsa.pub"), ws.root().join("keys/executor-test-key.rsa.pub")).expect("copy key");
+    ws.write(
+        "WORKSPACE",
+        "apk_repository(name = \"test\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
+    );
+    ws.write(
+        "img/BUILD",
+        "apk_fetch(name = \"apks\", repository = \"test\", packages = [\"app\"], arch = \"x86_64\")\n",
+    );
+    let run = ws.run(&["lock"]).failure(1);
+    insta::assert_snapshot!("trust_index_disagrees_with_package", ws.normalize(&run.normalized(&ws)));
+    assert!(!ws.root().join("executor.lock").exists());
+}
