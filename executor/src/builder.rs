@@ -533,7 +533,7 @@ impl Builder<'_> {
                     if self.files.holds(&dest, digest) && mode_matches(&dest, *executable) {
                         continue;
                     }
-                    create_parent(&dest)?;
+                    create_parent(&self.out_root, &dest)?;
                     if dest.is_dir() {
                         fs::remove_dir_all(&dest).map_err(|source| StoreError::Io {
                             what: "cannot replace",
@@ -552,7 +552,7 @@ impl Builder<'_> {
                     if dest.is_dir() && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string()) {
                         continue;
                     }
-                    create_parent(&dest)?;
+                    create_parent(&self.out_root, &dest)?;
                     let tmp = dest.with_file_name(format!(".{}.tmp-{}", file_name(&dest), std::process::id()));
                     let _ = fs::remove_dir_all(&tmp);
                     if !self.materialize_tree(digest, &tmp)? {
@@ -577,7 +577,7 @@ impl Builder<'_> {
                         path: dest.clone(),
                         source,
                     })?;
-                    create_parent(&marker)?;
+                    create_parent(&self.out_root, &marker)?;
                     fs::write(&marker, digest.to_string()).map_err(|source| StoreError::Io {
                         what: "cannot write",
                         path: marker,
@@ -635,20 +635,37 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-fn create_parent(path: &Path) -> Result<(), StoreError> {
-    if let Some(parent) = path.parent() {
-        if parent.is_file() {
-            fs::remove_file(parent).map_err(|source| StoreError::Io {
-                what: "cannot replace",
-                path: parent.to_owned(),
-                source,
-            })?;
+/// Creates the parent directories of `path` (below `root`, `executor-out/`) as real
+/// directories. A symlink or a file where a directory belongs is removed first (it is ours to
+/// replace), so no output is ever written through a link to somewhere else.
+fn create_parent(root: &Path, path: &Path) -> Result<(), StoreError> {
+    let Some(parent) = path.parent() else { return Ok(()) };
+    let io = |what: &'static str, p: &Path| {
+        let p = p.to_owned();
+        move |source| StoreError::Io { what, path: p, source }
+    };
+    let rel = parent.strip_prefix(root).map_err(|_| StoreError::Io {
+        what: "refusing to write outside the output tree:",
+        path: path.to_owned(),
+        source: std::io::Error::other("not below executor-out/"),
+    })?;
+    let mut dir = root.to_owned();
+    for component in rel.components() {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => fs::remove_file(&dir).map_err(io("cannot replace", &dir))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot stat", &dir)(e)),
         }
-        fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-            what: "cannot create",
-            path: parent.to_owned(),
-            source,
-        })?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            // Another worker made it meanwhile.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
+            Err(e) => return Err(io("cannot create", &dir)(e)),
+        }
     }
     Ok(())
 }

@@ -453,6 +453,17 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
         let path = path.to_owned();
         move |source| Error::Store(StoreError::Io { what, path, source })
     };
+    // Outputs are written only into real directories: a link here would send them elsewhere.
+    for dir in [out, state.as_path()] {
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            let target = fs::read_link(dir).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::Build(format!(
+                "`{}` is a symlink (to `{target}`): executor writes outputs only into a real directory\n  fix: remove the link (`rm {}`)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
     fs::create_dir_all(&state).map_err(io("cannot create", &state))?;
     let path = state.join("lock");
     let file =

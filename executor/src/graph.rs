@@ -222,6 +222,9 @@ fn source_file(
             package.build_file, label.name
         ))));
     }
+    if let Some(root) = loader.workspace.repo_root(label.repo.as_ref()) {
+        crate::workspace::check_inside(root, &path, &display).map_err(|e| Error::Graph(context(e)))?;
+    }
     // A file below a subpackage belongs to that package, as in Bazel.
     let mut dir = package.dir.clone();
     let components: Vec<&str> = label.name.as_str().split('/').collect();
@@ -261,9 +264,21 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
             Node::Rule(target) => {
                 let rule =
                     rule(target.kind).ok_or_else(|| Error::Analysis(format!("unknown rule `{}`", target.kind)))?;
+                let first_new = out.actions.actions.len();
                 let mut ctx = AnalysisContext { env, deps: &out.provided, graph: &mut out.actions };
-                rule.analyze(target, &mut ctx)
-                    .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?
+                let provided = rule
+                    .analyze(target, &mut ctx)
+                    .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?;
+                // `executor-out/.executor/` holds the workspace lock and the build's state.
+                for spec in out.actions.actions[first_new..].iter().flat_map(|a| &a.outputs) {
+                    if spec.path.split('/').next() == Some(".executor") {
+                        return Err(Error::Analysis(format!(
+                            "{}: `{}`: output `executor-out/{}` is inside `executor-out/.executor/`, which executor reserves for its own state\n  fix: choose another output name",
+                            target.location, target.label, spec.path
+                        )));
+                    }
+                }
+                provided
             }
         };
         out.provided.insert(label.clone(), provided);

@@ -453,7 +453,11 @@ fn workspace_context<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a Wor
         .ok_or_else(|| anyhow::anyhow!("repositories can only be declared in the WORKSPACE file"))
 }
 
-fn read_source(path: &Path, display: &str) -> Result<String, LoadError> {
+/// Reads a `WORKSPACE`, `BUILD` or `.bzl` file of the repository rooted at `root`.
+fn read_source(root: Option<&Path>, path: &Path, display: &str) -> Result<String, LoadError> {
+    if let Some(root) = root {
+        crate::workspace::check_inside(root, path, display).map_err(LoadError)?;
+    }
     fs::read_to_string(path).map_err(|e| LoadError(format!("cannot read `{display}`: {e}")))
 }
 
@@ -488,7 +492,7 @@ impl Loader {
         };
         let ws_globals =
             GlobalsBuilder::extended_by(&extensions()).with(workspace_functions).with(apk_repository_function).build();
-        let source = read_source(&root.join(workspace_file), workspace_file)?;
+        let source = read_source(Some(&root), &root.join(workspace_file), workspace_file)?;
         let ctx =
             WorkspaceContext { root, repos: RefCell::new(BTreeMap::new()), apk_repos: RefCell::new(BTreeMap::new()) };
         loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx), &[])?;
@@ -568,7 +572,7 @@ impl Loader {
             if !path.is_file() {
                 return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
             }
-            let source = read_source(&path, &display)?;
+            let source = read_source(self.workspace.repo_root(label.repo.as_ref()), &path, &display)?;
             let mut chain = chain.to_vec();
             chain.push(label.clone());
             self.eval(&display, source, true, &self.bzl_globals, &label.context(), None, &chain)
@@ -598,7 +602,7 @@ impl Loader {
         slot.get_or_init(|| {
             let rel = crate::rules::package_relative(path.as_str(), build);
             let display = self.workspace.display_path(repo, &rel);
-            let source = read_source(&dir.join(build), &display)?;
+            let source = read_source(self.workspace.repo_root(repo), &dir.join(build), &display)?;
             let context = LabelContext { repo: repo.cloned(), package: path.clone() };
             let ctx = PackageContext {
                 label_context: context.clone(),

@@ -163,3 +163,20 @@ fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackageP
     }
     Ok(())
 }
+
+/// Refuses `path` (a source, `BUILD` or `.bzl` file of the repository rooted at `root`) if it
+/// resolves, through symlinks, to a file outside `root`: a link must not pull a file from
+/// elsewhere on the machine into outputs. `display` names it in the error.
+pub fn check_inside(root: &Path, path: &Path, display: &str) -> Result<(), String> {
+    let (Ok(real_root), Ok(real)) = (root.canonicalize(), path.canonicalize()) else {
+        // A path that does not resolve fails where it is read, with its own message.
+        return Ok(());
+    };
+    if real.starts_with(&real_root) {
+        return Ok(());
+    }
+    Err(format!(
+        "`{display}` is a symlink to `{}`, outside the repository: executor reads only files inside it\n  fix: copy the file into the repository, or declare its directory with `local_repository`",
+        real.display()
+    ))
+}

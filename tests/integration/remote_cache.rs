@@ -374,11 +374,13 @@ fn without_a_key_the_remote_cache_serves_only_pinned_packages() {
     let run = outsider.build_with(Some(&url), &[]).success();
     assert_eq!(warnings(&run), Vec::<&str>::new());
     let summary = Summary::of(&run);
-    let fetches = run_team.stderr.lines().filter(|l| l.contains("] FetchApk ")).count() as u64;
-    assert!(fetches > 0, "{}", run_team.stderr);
-    assert_eq!(summary.remote_hits, fetches, "{}", run.stderr);
-    assert_eq!(summary.actions_run, Summary::of(&run_team).actions_run - fetches, "{}", run.stderr);
+    // Which fetch of a package shared by several archs downloads it and which ones find it
+    // in the store depends on scheduling: count the other actions.
+    let ran = |r: &Run| r.stderr.lines().filter(|l| l.starts_with('[') && !l.contains("] FetchApk ")).count() as u64;
+    assert!(summary.remote_hits > 0, "{}", run.stderr);
     assert!(!run.stderr.contains("] FetchApk "), "{}", run.stderr);
+    assert_eq!(summary.actions_run, ran(&run), "{}", run.stderr);
+    assert_eq!(ran(&run), ran(&run_team), "{}", run.stderr);
     assert_eq!(run.stdout, run_team.stdout);
     assert!(outsider.layout() == team.layout(), "the layouts differ");
     // `--remote-cache-trust` takes every result from the server, signed or not.

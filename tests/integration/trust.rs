@@ -259,3 +259,53 @@ fn lock_refuses_a_package_whose_control_data_disagrees_with_its_index_entry() {
     insta::assert_snapshot!("trust_index_disagrees_with_package", ws.normalize(&run.normalized(&ws)));
     assert!(!ws.root().join("executor.lock").exists());
 }
+
+#[test]
+fn symlinks_cannot_redirect_reads_or_writes() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().expect("tempdir");
+    fs::write(outside.path().join("secret"), "secret\n").expect("write");
+    fs::write(outside.path().join("defs.bzl"), "X = 1\n").expect("write");
+    let ws = Workspace::new().file("p/BUILD", "filegroup(name = \"f\", srcs = [\"secret\"])\n");
+    // A source file that is a link out of the workspace.
+    symlink(outside.path().join("secret"), ws.root().join("p/secret")).expect("symlink");
+    let run = ws.run(&["build", "//p:f"]).failure(1);
+    let text = run.normalized(&ws).replace(&outside.path().display().to_string(), "[OUTSIDE]");
+    insta::assert_snapshot!("trust_source_symlink_outside", text);
+    // A `.bzl` that is a link out of the workspace.
+    fs::remove_file(ws.root().join("p/secret")).expect("rm");
+    symlink(outside.path().join("defs.bzl"), ws.root().join("p/defs.bzl")).expect("symlink");
+    ws.write("p/BUILD", "load(\":defs.bzl\", \"X\")\nwrite_file(name = \"w\", out = \"w.txt\", content = \"x\")\n");
+    let run = ws.run(&["build", "//p:w"]).failure(1);
+    let text = run.normalized(&ws).replace(&outside.path().display().to_string(), "[OUTSIDE]");
+    insta::assert_snapshot!("trust_bzl_symlink_outside", text);
+    fs::remove_file(ws.root().join("p/defs.bzl")).expect("rm");
+    // A link inside the workspace is fine.
+    fs::write(ws.root().join("p/real.bzl"), "X = 1\n").expect("write");
+    symlink("real.bzl", ws.root().join("p/defs.bzl")).expect("symlink");
+    ws.run(&["build", "//p:w"]).success();
+
+    // A directory of executor-out/ replaced by a link: the output goes into a real directory,
+    // nothing is written through the link.
+    let out = ws.root().join("executor-out");
+    fs::remove_dir_all(out.join("p")).expect("rm");
+    symlink(outside.path(), out.join("p")).expect("symlink");
+    ws.write("p/BUILD", "load(\":defs.bzl\", \"X\")\nwrite_file(name = \"w\", out = \"w.txt\", content = \"y\")\n");
+    ws.run(&["build", "//p:w"]).success();
+    assert!(!outside.path().join("w.txt").exists(), "an output was written through the link");
+    assert!(fs::symlink_metadata(out.join("p")).expect("p").is_dir());
+    assert_eq!(fs::read_to_string(out.join("p/w.txt")).expect("w.txt"), "y");
+    // executor-out itself a link: refused.
+    fs::remove_dir_all(&out).expect("rm");
+    symlink(outside.path(), &out).expect("symlink");
+    let run = ws.run(&["build", "//p:w"]).failure(1);
+    let text = run.normalized(&ws).replace(&outside.path().display().to_string(), "[OUTSIDE]");
+    insta::assert_snapshot!("trust_out_dir_symlink", text);
+    assert!(!outside.path().join(".executor").exists() && !outside.path().join("p").exists());
+    fs::remove_file(&out).expect("rm link");
+
+    // `executor-out/.executor/` is reserved: no target may write the workspace lock.
+    ws.write("BUILD", "write_file(name = \"lock\", out = \".executor/lock\", content = \"x\")\n");
+    let run = ws.run(&["build", "//:lock"]).failure(1);
+    insta::assert_snapshot!("trust_reserved_output", run.normalized(&ws));
+}

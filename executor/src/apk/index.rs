@@ -419,6 +419,12 @@ impl EntryBuilder {
             'C' => self.identity = Some(Identity::parse(value).map_err(|e: IdentityError| invalid(e.to_string()))?),
             'P' => {
                 PackageName::new(value).map_err(|e| invalid(e.to_string()))?;
+                // The name becomes part of the package's URL and file name.
+                if value.contains(['/', '\\']) || value.starts_with('.') {
+                    return Err(invalid(format!(
+                        "package name `{value}` would leave the repository in the package's URL (`/`, `\\` or a leading `.`)"
+                    )));
+                }
                 self.name = text();
             }
             'V' => {
@@ -555,6 +561,15 @@ mod tests {
 
     fn read(path: &str, keys: &[&str], policy: TrustPolicy) -> Result<Index, IndexError> {
         Index::read(&fixture(path), path, &keyring(keys), policy)
+    }
+
+    #[test]
+    fn a_package_name_that_would_leave_the_repository_is_refused() {
+        for name in ["../../../etc/x", "a/b", ".hidden", "a\\b"] {
+            let text = format!("C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:{name}\nV:1.0-r0\n\n");
+            let err = parse_text(&text, "APKINDEX").map(|_| ()).expect_err(name);
+            assert!(err.to_string().contains("would leave the repository"), "{name}: {err}");
+        }
     }
 
     #[test]
