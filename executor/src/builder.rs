@@ -649,6 +649,8 @@ fn create_parent(root: &Path, path: &Path) -> Result<(), StoreError> {
         path: path.to_owned(),
         source: std::io::Error::other("not below executor-out/"),
     })?;
+    // The root itself was checked by the command (not a link) when it took the lock.
+    fs::create_dir_all(root).map_err(io("cannot create", root))?;
     let mut dir = root.to_owned();
     for component in rel.components() {
         dir.push(component);
