@@ -144,7 +144,7 @@ fn main() {
                         for (i, p) in packages.iter().enumerate() {
                             let url = format!("http://127.0.0.1:{port}/{}", p.display());
                             let dest = dir.join(format!("{t}-{r}-{i}.apk"));
-                            fetcher.fetch_to_file(&url, &dest).expect("fetch");
+                            fetcher.fetch_to_file(&url, &dest, u64::MAX).expect("fetch");
                             let bytes = std::fs::read(&dest).expect("read");
                             let probe = Package::read(&bytes, &url).expect("package");
                             let pin = PackagePin {

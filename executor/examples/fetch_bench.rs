@@ -131,8 +131,9 @@ fn main() {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((name, bytes)) = files.get(i) else { return };
                         let url = format!("{}/x86_64/{name}-1.0-r0.apk", server.url());
-                        let got =
-                            fetcher.fetch_to_file(&url, &downloads.join(format!("{name}.apk"))).expect("download");
+                        let got = fetcher
+                            .fetch_to_file(&url, &downloads.join(format!("{name}.apk")), u64::MAX)
+                            .expect("download");
                         assert_eq!(got.size, bytes.len() as u64);
                     });
                 }

@@ -189,7 +189,9 @@ fn import_package(
     };
     let tmp = store.temp_path("apk");
     let result = (|| {
-        let fetched = fetcher.fetch_to_file(&url, &tmp).map_err(|e| Error::Fetch(e.to_string()))?;
+        let fetched = fetcher
+            .fetch_to_file(&url, &tmp, crate::fetch::MAX_UNPINNED_PACKAGE)
+            .map_err(|e| Error::Fetch(e.to_string()))?;
         let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
         let verified =
             Package::verify(&bytes, &url, &pin, keyring, policy).map_err(|e| Error::Verify(e.to_string()))?;

@@ -24,6 +24,9 @@ pub struct Cli {
     /// timeout or a broken connection.
     #[arg(long, global = true, value_name = "N", default_value_t = 3)]
     pub fetch_retries: u32,
+    /// Seconds one download attempt may take in all, however steadily bytes arrive.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600)]
+    pub fetch_deadline: u64,
     /// A Bazel-protocol HTTP remote cache (`http://HOST[:PORT][/PREFIX]`): `build` looks up
     /// actions there after a local cache miss and uploads the results of actions it runs.
     /// A server that is down or slow is ignored, with one warning.

@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         read_timeout: std::time::Duration::from_secs(cli.fetch_timeout.max(1)),
         connect_timeout: std::time::Duration::from_secs(cli.fetch_timeout.clamp(1, 10)),
         retries: cli.fetch_retries,
+        deadline: std::time::Duration::from_secs(cli.fetch_deadline.max(1)),
         ..FetchOptions::default()
     };
     let remote_config = match &cli.remote_cache {

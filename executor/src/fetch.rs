@@ -115,6 +115,13 @@ pub enum FetchError {
     /// The body is larger than the caller allows.
     #[error("`{url}` is larger than the limit of {limit} bytes; is it the right url?")]
     TooLarge { url: String, limit: u64 },
+    /// The whole transfer took longer than the overall deadline (a server dripping bytes
+    /// defeats the per-read timeout).
+    #[error(
+        "`{url}` took longer than {limit:?} in all and was abandoned after {received} bytes; the server \
+         is too slow (or dripping bytes): raise `--fetch-deadline` if the link is genuinely slow"
+    )]
+    Deadline { url: String, limit: Duration, received: u64 },
     /// Any other HTTP client failure (TLS, protocol, redirects, malformed URL).
     #[error("cannot fetch `{url}`: {source}")]
     Http {
@@ -181,8 +188,9 @@ fn attempt_noun(attempts: u32) -> &'static str {
 /// [`Fetched::sha256`] against their pin.
 pub trait Fetcher: Send + Sync {
     /// Writes the resource to `dest`, creating or truncating it; a retry starts over from an
-    /// empty file. On error `dest` may hold a partial download.
-    fn fetch_to_file(&self, url: &str, dest: &Path) -> Result<Fetched, FetchError>;
+    /// empty file. Stops as soon as more than `limit` bytes arrive (the pinned size, when the
+    /// caller knows it). On error `dest` may hold a partial download.
+    fn fetch_to_file(&self, url: &str, dest: &Path, limit: u64) -> Result<Fetched, FetchError>;
 
     /// Reads the whole resource into memory, refusing bodies over `limit` bytes. For small
     /// things such as indexes.
@@ -201,7 +209,12 @@ pub struct FetchOptions {
     pub retries: u32,
     /// Pause before the first retry; it doubles for each further retry.
     pub backoff_initial: Duration,
+    /// Longest time one attempt may take in all, however steadily bytes arrive.
+    pub deadline: Duration,
 }
+
+/// The largest package fetched when no size is pinned (an index without `S:`, an apko lock).
+pub const MAX_UNPINNED_PACKAGE: u64 = 4 << 30;
 
 impl Default for FetchOptions {
     fn default() -> Self {
@@ -210,6 +223,7 @@ impl Default for FetchOptions {
             read_timeout: Duration::from_secs(30),
             retries: 3,
             backoff_initial: Duration::from_millis(200),
+            deadline: Duration::from_secs(600),
         }
     }
 }
@@ -336,10 +350,14 @@ impl UrlFetcher {
         }
         let mut reader = body.into_reader();
         let mut received = 0;
-        match copy_stream(&mut reader, out, limit, &mut received) {
+        let deadline = std::time::Instant::now() + self.opts.deadline;
+        match copy_stream(&mut reader, out, limit, &mut received, Some(deadline)) {
             Ok(()) => {}
             Err(CopyError::Write(e)) => return Err(write_err(e)),
             Err(CopyError::OverLimit) => return Err(FetchError::TooLarge { url: url.into(), limit }),
+            Err(CopyError::Deadline) => {
+                return Err(FetchError::Deadline { url: url.into(), limit: self.opts.deadline, received })
+            }
             Err(CopyError::Read(e)) => {
                 return Err(self.body_error(url, e, expected, received));
             }
@@ -402,13 +420,13 @@ impl UrlFetcher {
 }
 
 impl Fetcher for UrlFetcher {
-    fn fetch_to_file(&self, url: &str, dest: &Path) -> Result<Fetched, FetchError> {
+    fn fetch_to_file(&self, url: &str, dest: &Path, limit: u64) -> Result<Fetched, FetchError> {
         let location = self.locate(url)?;
         let write_err = |source| FetchError::WriteFile { url: url.into(), path: dest.to_path_buf(), source };
         self.with_retries(url, || {
             let file = File::create(dest).map_err(write_err)?;
             let mut out = HashingWriter::new(BufWriter::with_capacity(BUFFER_SIZE, file));
-            self.attempt(url, &location, u64::MAX, &mut out, &write_err)?;
+            self.attempt(url, &location, limit, &mut out, &write_err)?;
             let (sha256, size, buffered) = out.finish();
             buffered.into_inner().map_err(|e| write_err(e.into_error()))?;
             Ok(Fetched { size, sha256 })
@@ -455,11 +473,12 @@ fn copy_file<W: Write>(
         return Err(FetchError::TooLarge { url: url.into(), limit });
     }
     let mut received = 0;
-    copy_stream(&mut file, out, limit, &mut received).map_err(|e| match e {
+    copy_stream(&mut file, out, limit, &mut received, None).map_err(|e| match e {
         CopyError::Read(e) => read_err(e),
         CopyError::Write(e) => write_err(e),
         // The file grew after the size check.
         CopyError::OverLimit => FetchError::TooLarge { url: url.into(), limit },
+        CopyError::Deadline => FetchError::Deadline { url: url.into(), limit: Duration::ZERO, received },
     })
 }
 
@@ -468,6 +487,7 @@ enum CopyError {
     Read(io::Error),
     Write(io::Error),
     OverLimit,
+    Deadline,
 }
 
 /// Copies `reader` to `out` until EOF, keeping `received` up to date so callers can say
@@ -477,9 +497,14 @@ fn copy_stream<R: Read + ?Sized, W: Write>(
     out: &mut W,
     limit: u64,
     received: &mut u64,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(), CopyError> {
     let mut buf = vec![0u8; BUFFER_SIZE];
     loop {
+        // Every read returns within the per-read timeout, so this bounds the whole transfer.
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return Err(CopyError::Deadline);
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -574,7 +599,7 @@ mod tests {
         std::fs::write(&src, b"hello").expect("write");
         let dest = dir.path().join("out.bin");
         let url = format!("file://{}", src.display());
-        let fetched = fetcher(Path::new("/nonexistent-root")).fetch_to_file(&url, &dest).expect("fetch");
+        let fetched = fetcher(Path::new("/nonexistent-root")).fetch_to_file(&url, &dest, u64::MAX).expect("fetch");
         assert_eq!(fetched, Fetched { size: 5, sha256: Digest::of(b"hello") });
         assert_eq!(std::fs::read(&dest).expect("read"), b"hello");
     }
@@ -586,7 +611,8 @@ mod tests {
         std::fs::write(dir.path().join("third_party/repo/x.apk"), b"apk").expect("write");
         let dest = dir.path().join("out.bin");
         std::fs::write(&dest, b"much longer old content").expect("write");
-        let fetched = fetcher(dir.path()).fetch_to_file("file://third_party/repo/x.apk", &dest).expect("fetch");
+        let fetched =
+            fetcher(dir.path()).fetch_to_file("file://third_party/repo/x.apk", &dest, u64::MAX).expect("fetch");
         assert_eq!(fetched.size, 3);
         assert_eq!(fetched.sha256, Digest::of(b"apk"));
         assert_eq!(std::fs::read(&dest).expect("read"), b"apk");
@@ -598,7 +624,7 @@ mod tests {
         let data: Vec<u8> = (0..3 * BUFFER_SIZE + 17).map(|i| (i % 251) as u8).collect();
         std::fs::write(dir.path().join("big"), &data).expect("write");
         let f = fetcher(dir.path());
-        let fetched = f.fetch_to_file("file://big", &dir.path().join("copy")).expect("fetch");
+        let fetched = f.fetch_to_file("file://big", &dir.path().join("copy"), u64::MAX).expect("fetch");
         assert_eq!(fetched.size, data.len() as u64);
         assert_eq!(fetched.sha256, Digest::of(&data));
         assert_eq!(f.fetch_bytes("file://big", u64::MAX).expect("bytes"), data);
@@ -635,7 +661,7 @@ mod tests {
             ),
         ];
         for (url, want) in cases {
-            let err = f.fetch_to_file(url, &dest).expect_err(url);
+            let err = f.fetch_to_file(url, &dest, u64::MAX).expect_err(url);
             assert_eq!(err.to_string(), *want, "{url}");
             assert!(!err.is_transient(), "{url}");
         }
@@ -649,7 +675,7 @@ mod tests {
         let dir = temp();
         std::fs::write(dir.path().join("a"), b"a").expect("write");
         let dest = dir.path().join("no/such/dir/out");
-        let err = fetcher(dir.path()).fetch_to_file("file://a", &dest).expect_err("unwritable");
+        let err = fetcher(dir.path()).fetch_to_file("file://a", &dest, u64::MAX).expect_err("unwritable");
         let text = err.to_string();
         assert!(text.starts_with(&format!("cannot write `{}` while fetching `file://a`: ", dest.display())), "{text}");
     }
@@ -682,7 +708,7 @@ mod tests {
         for (url, want) in cases {
             let err = f.fetch_bytes(url, 10).expect_err(url);
             assert_eq!(err.to_string(), want, "{url}");
-            let err = f.fetch_to_file(url, Path::new("/nonexistent/out")).expect_err(url);
+            let err = f.fetch_to_file(url, Path::new("/nonexistent/out"), u64::MAX).expect_err(url);
             assert_eq!(err.to_string(), want, "{url}");
         }
     }
@@ -727,5 +753,75 @@ mod tests {
         assert_eq!(o.read_timeout, Duration::from_secs(30));
         assert_eq!(o.retries, 3);
         assert_eq!(o.backoff_initial, Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A one-connection HTTP server on loopback that answers with `head`, then calls `body`
+    /// with the stream until it returns false or the client goes away.
+    fn serve(head: &'static str, mut body: impl FnMut(&mut std::net::TcpStream) -> bool + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/x.apk", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            // Bounded either way: the client hangs up, or 60 s pass.
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) && body(&mut stream) {}
+        });
+        url
+    }
+
+    fn fetcher(read_timeout: Duration, deadline: Duration) -> UrlFetcher {
+        UrlFetcher::new(
+            std::env::temp_dir(),
+            FetchOptions { retries: 0, read_timeout, deadline, ..FetchOptions::default() },
+        )
+    }
+
+    #[test]
+    fn an_endless_body_stops_at_the_limit() {
+        let url = serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", |s| s.write_all(&[7u8; 65536]).is_ok());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("x.apk");
+        let err = fetcher(Duration::from_secs(10), Duration::from_secs(60))
+            .fetch_to_file(&url, &dest, 100_000)
+            .expect_err("endless");
+        assert_eq!(err.to_string(), format!("`{url}` is larger than the limit of 100000 bytes; is it the right url?"));
+        assert!(std::fs::metadata(&dest).expect("partial file").len() <= 100_000 + BUFFER_SIZE as u64);
+    }
+
+    #[test]
+    fn a_dripping_server_is_abandoned_at_the_deadline() {
+        // One byte every 200 ms: each read is well within the per-read timeout.
+        let url = serve("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", |s| {
+            std::thread::sleep(Duration::from_millis(200));
+            s.write_all(b"x").and_then(|()| s.flush()).is_ok()
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = Instant::now();
+        let err = fetcher(Duration::from_secs(5), Duration::from_secs(1))
+            .fetch_to_file(&url, &dir.path().join("x.apk"), u64::MAX)
+            .expect_err("deadline");
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+        let text = err.to_string();
+        assert!(text.starts_with(&format!("`{url}` took longer than 1s in all and was abandoned after ")), "{text}");
+        assert!(text.ends_with("raise `--fetch-deadline` if the link is genuinely slow"), "{text}");
+        assert!(!err.is_transient());
     }
 }

@@ -82,6 +82,9 @@ pub use crate::install::error::{InstallError, Subject, Unsafe};
 /// Where the installed database goes.
 pub const INSTALLED_DB: &str = "usr/lib/apk/db/installed";
 
+/// The largest `/etc/passwd` or `/etc/group` read into memory (to merge accounts into it).
+pub const MAX_ACCOUNT_FILE: u64 = 16 << 20;
+
 /// The PAX record prefix of apk's per-file checksums (dropped from the layer).
 const CHECKSUM_PREFIX: &str = "APK-TOOLS.checksum.";
 /// The one checksum record that is checked and recorded.
@@ -424,6 +427,15 @@ impl Installer {
                         SpoolError::Write { dir, source } => InstallError::Spool { dir, source },
                     };
                     let (content, sha1) = if is_account_file(&tree_path) {
+                        if size > MAX_ACCOUNT_FILE {
+                            return Err(InstallError::BadField {
+                                package: id.clone(),
+                                path: tree_path.to_string(),
+                                message: format!(
+                                    "{size} bytes; account files are read into memory to merge accounts, and more than {MAX_ACCOUNT_FILE} bytes is refused"
+                                ),
+                            });
+                        }
                         let (bytes, sha1) = spool::read_all(&mut entry, size).map_err(spool_error)?;
                         account_copy = Some(bytes.clone());
                         (Content::from_bytes(bytes), sha1)
@@ -644,6 +656,16 @@ impl Installer {
         let (content, copy) = match account_file {
             // Accounts are appended to the caller's `/etc/passwd` too, so keep its text.
             Some(_) => {
+                if content.size() > MAX_ACCOUNT_FILE {
+                    return Err(InstallError::BadField {
+                        package: "extra files".into(),
+                        path: dest.to_owned(),
+                        message: format!(
+                            "{} bytes; account files are read into memory to merge accounts, and more than {MAX_ACCOUNT_FILE} bytes is refused",
+                            content.size()
+                        ),
+                    });
+                }
                 let mut bytes = Vec::new();
                 content
                     .open()

@@ -280,7 +280,8 @@ fn pin_package(
     let url = state.repo.package_url(arch, name, version);
     let tmp = store.temp_path("apk");
     let result = (|| {
-        let fetched = fetcher.fetch_to_file(&url, &tmp).map_err(|e| Error::Fetch(e.to_string()))?;
+        let limit = entry.size.unwrap_or(crate::fetch::MAX_UNPINNED_PACKAGE);
+        let fetched = fetcher.fetch_to_file(&url, &tmp, limit).map_err(|e| Error::Fetch(e.to_string()))?;
         let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
         let policy = if state.repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
         let verified = Package::verify(&bytes, &url, &PackagePin::from_entry(entry), &state.keyring, policy)
@@ -449,7 +450,7 @@ fn check_pin(
         store.blob_path(&pinned.sha256)
     } else {
         let tmp = store.temp_path("apk");
-        let fetched = fetcher.fetch_to_file(&pinned.url, &tmp).map_err(|e| {
+        let fetched = fetcher.fetch_to_file(&pinned.url, &tmp, pinned.size).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             format!("{id}: {e}")
         })?;

@@ -205,6 +205,19 @@ pub fn have(bin: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The program at `path` (a tool some tests need, such as GNU time), if it is there. In CI a
+/// missing tool is a failure; elsewhere the test is skipped with a printed reason.
+pub fn tool(name: &str, path: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        return Some(path);
+    }
+    let reason = format!("missing {name} at {} (.ci/run installs it)", path.display());
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipping: {reason}");
+    None
+}
+
 /// `../shared/tools` when it holds `scripts` and every one of `bins` is on `PATH`. In CI a
 /// missing tool is a failure; elsewhere the test is skipped with a printed reason.
 pub fn shared_tools(scripts: &[&str], bins: &[&str]) -> Option<PathBuf> {

@@ -6,6 +6,7 @@ mod http_server;
 
 mod apk_http;
 mod apk_lock;
+mod bombs;
 mod core_build;
 mod core_errors;
 mod core_robustness;

@@ -21,6 +21,11 @@ pub enum GzipError {
     NotGzip { offset: usize },
     #[error("gzip member at byte {offset} is truncated")]
     Truncated { offset: usize },
+    #[error(
+        "gzip member at byte {offset} inflates to more than {limit} bytes: refusing it (a decompression \
+         bomb?); raise the limit with {setting} if it is genuine"
+    )]
+    TooLarge { offset: usize, limit: u64, setting: &'static str },
     #[error("gzip member at byte {offset} is corrupt: {source}")]
     Corrupt {
         offset: usize,
@@ -48,8 +53,54 @@ pub struct Member {
     pub content: Vec<u8>,
 }
 
-/// Decompresses the single gzip member starting at `offset` of `bytes`.
-pub fn read_member(bytes: &[u8], offset: usize) -> Result<Member, GzipError> {
+/// How much one member may inflate to, and the setting that raises it (for the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub bytes: u64,
+    pub setting: &'static str,
+}
+
+/// Reads a limit from the environment variable `var` (bytes), else `default`.
+fn limit_from_env(var: &'static str, default: u64) -> Limit {
+    let bytes = std::env::var(var).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|&b| b > 0);
+    Limit { bytes: bytes.unwrap_or(default), setting: var }
+}
+
+/// A package's signature and control members: `.SIGN.*`, `.PKGINFO` and install scripts,
+/// a few KiB in real packages. Default 16 MiB; `EXECUTOR_MAX_CONTROL_BYTES` raises it.
+pub fn control_limit() -> Limit {
+    limit_from_env("EXECUTOR_MAX_CONTROL_BYTES", 16 << 20)
+}
+
+/// An index's members (`APKINDEX` and `DESCRIPTION`, all members together): a few MiB for
+/// Alpine and Wolfi. Default 128 MiB; `EXECUTOR_MAX_INDEX_BYTES` raises it.
+pub fn index_limit() -> Limit {
+    limit_from_env("EXECUTOR_MAX_INDEX_BYTES", 128 << 20)
+}
+
+/// A signature member (`.SIGN.*` entries of a few hundred bytes each). 1 MiB; not adjustable:
+/// no real signature member comes near it.
+pub const SIGNATURE_LIMIT: Limit = Limit { bytes: 1 << 20, setting: "nothing (signature members are small)" };
+
+/// The limit for the member at `offset`: [`SIGNATURE_LIMIT`] when its first tar entry is a
+/// `.SIGN.*` file (a peek at the first 512 inflated bytes), else `otherwise`. So a signature
+/// member cannot use the larger budget of a control or index member.
+pub fn limit_for(bytes: &[u8], offset: usize, otherwise: Limit) -> Limit {
+    let input = bytes.get(offset..).unwrap_or_default();
+    let mut header = Vec::with_capacity(512);
+    let _ = GzDecoder::new(input).take(512).read_to_end(&mut header);
+    let name = header.get(..100).unwrap_or(&header);
+    let name = name.split(|&b| b == 0).next().unwrap_or_default();
+    if name.starts_with(b".SIGN.") {
+        SIGNATURE_LIMIT
+    } else {
+        otherwise
+    }
+}
+
+/// Decompresses the single gzip member starting at `offset` of `bytes`, refusing it as soon
+/// as it inflates past `limit` (memory never grows beyond the limit).
+pub fn read_member(bytes: &[u8], offset: usize, limit: Limit) -> Result<Member, GzipError> {
     let input = bytes.get(offset..).unwrap_or_default();
     if input.is_empty() {
         return Err(GzipError::Truncated { offset });
@@ -61,13 +112,18 @@ pub fn read_member(bytes: &[u8], offset: usize) -> Result<Member, GzipError> {
             GzipError::NotGzip { offset }
         });
     }
-    // Members are usually compressed about 3:1; start with room for that.
-    let mut content = Vec::with_capacity(input.len().saturating_mul(3));
-    let mut decoder = GzDecoder::new(input);
+    // Members are usually compressed about 3:1; start with room for that (the input runs to
+    // the end of the file, so cap the guess).
+    let guess = input.len().saturating_mul(3).min(1 << 20).min(usize::try_from(limit.bytes).unwrap_or(usize::MAX));
+    let mut content = Vec::with_capacity(guess);
+    let mut decoder = GzDecoder::new(input).take(limit.bytes.saturating_add(1));
     decoder.read_to_end(&mut content).map_err(|e| GzipError::from_io(offset, e))?;
+    if content.len() as u64 > limit.bytes {
+        return Err(GzipError::TooLarge { offset, limit: limit.bytes, setting: limit.setting });
+    }
     // The bufread decoder consumes exactly the member: header, deflate
     // stream and the 8-byte trailer.
-    let rest = decoder.into_inner().len();
+    let rest = decoder.into_inner().into_inner().len();
     let end = offset + (input.len() - rest);
     Ok(Member { range: offset..end, content })
 }
@@ -118,10 +174,27 @@ mod tests {
             .expect("fixture");
         // Boundaries cross-checked with Python's zlib.
         assert_eq!(member_ranges(&bytes).expect("valid members"), [0..666, 666..2229, 2229..11012]);
-        let second = read_member(&bytes, 666).expect("control member");
+        let second = read_member(&bytes, 666, control_limit()).expect("control member");
         assert_eq!(second.range, 666..2229);
         // abuild writes a PAX header before `.PKGINFO`.
         assert!(second.content.starts_with(b"./PaxHeaders/.PKGINFO"));
+    }
+
+    #[test]
+    fn a_member_that_inflates_past_its_limit_is_refused_before_memory_grows() {
+        // 64 MiB of zeros compress to about 64 KiB.
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(bomb.len() < 1 << 20);
+        let limit = Limit { bytes: 1 << 20, setting: "EXECUTOR_MAX_CONTROL_BYTES" };
+        let err = read_member(&bomb, 0, limit).expect_err("bomb");
+        assert_eq!(
+            err.to_string(),
+            "gzip member at byte 0 inflates to more than 1048576 bytes: refusing it (a decompression bomb?); \
+             raise the limit with EXECUTOR_MAX_CONTROL_BYTES if it is genuine"
+        );
+        // At the limit exactly, it reads.
+        let exact = gzip(&vec![0u8; 1 << 20]);
+        assert_eq!(read_member(&exact, 0, limit).expect("at the limit").content.len(), 1 << 20);
     }
 
     #[test]
@@ -129,10 +202,10 @@ mod tests {
         let mut bytes = gzip(b"hello ");
         let first_end = bytes.len();
         bytes.extend(gzip(b"world"));
-        let first = read_member(&bytes, 0).expect("first member");
+        let first = read_member(&bytes, 0, control_limit()).expect("first member");
         assert_eq!(first.range, 0..first_end);
         assert_eq!(first.content, b"hello ");
-        let second = read_member(&bytes, first_end).expect("second member");
+        let second = read_member(&bytes, first_end, control_limit()).expect("second member");
         assert_eq!(second.range, first_end..bytes.len());
         let mut all = String::new();
         multi_member_reader(&bytes).read_to_string(&mut all).expect("stream");
@@ -142,16 +215,16 @@ mod tests {
     #[test]
     fn reports_bad_input() {
         let bytes = gzip(b"some content that is long enough to matter");
-        assert!(matches!(read_member(b"PK\x03\x04", 0), Err(GzipError::NotGzip { offset: 0 })));
+        assert!(matches!(read_member(b"PK\x03\x04", 0, control_limit()), Err(GzipError::NotGzip { offset: 0 })));
         for cut in [1, 5, 12, bytes.len() - 4, bytes.len() - 1] {
-            let err = read_member(&bytes[..cut], 0).expect_err("truncated");
+            let err = read_member(&bytes[..cut], 0, control_limit()).expect_err("truncated");
             assert!(matches!(err, GzipError::Truncated { offset: 0 }), "cut {cut}: {err}");
         }
-        assert!(matches!(read_member(&bytes, bytes.len()), Err(GzipError::Truncated { .. })));
+        assert!(matches!(read_member(&bytes, bytes.len(), control_limit()), Err(GzipError::Truncated { .. })));
         let mut corrupt = bytes.clone();
         let last = corrupt.len() - 5; // inside the CRC-32 of the trailer
         corrupt[last] ^= 0xff;
-        let err = read_member(&corrupt, 0).expect_err("corrupt");
+        let err = read_member(&corrupt, 0, control_limit()).expect_err("corrupt");
         assert!(matches!(err, GzipError::Corrupt { offset: 0, .. }), "{err}");
         assert_eq!(GzipError::NotGzip { offset: 7 }.to_string(), "not gzip data at byte 7 (expected the bytes 1f 8b)");
         let mut trailing = bytes.clone();

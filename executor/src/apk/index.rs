@@ -219,7 +219,10 @@ impl Index {
             offset,
             message: e.to_string(),
         };
-        let first = gzip::read_member(bytes, 0).map_err(gzip_err)?;
+        // Every member inflates within one budget for the whole index.
+        let limit = gzip::index_limit();
+        let remaining = |used: usize| gzip::Limit { bytes: limit.bytes.saturating_sub(used as u64), ..limit };
+        let first = gzip::read_member(bytes, 0, gzip::limit_for(bytes, 0, limit)).map_err(gzip_err)?;
         let first_files = tar_member::read_files(&first.content).map_err(|e| tar_err(0, e))?;
         let is_signature_member = first_files.first().is_some_and(|f| Signature::is_signature_entry(&f.path));
 
@@ -240,7 +243,7 @@ impl Index {
             if first.range.end >= bytes.len() {
                 return Err(IndexError::MissingSignedMember { origin: origin.to_owned() });
             }
-            let signed = gzip::read_member(bytes, first.range.end).map_err(gzip_err)?;
+            let signed = gzip::read_member(bytes, first.range.end, remaining(first.content.len())).map_err(gzip_err)?;
             if signed.range.end != bytes.len() {
                 return Err(IndexError::TrailingData {
                     origin: origin.to_owned(),
@@ -257,8 +260,10 @@ impl Index {
             // content holds cannot cover it.
             let mut files = first_files;
             let mut offset = first.range.end;
+            let mut used = first.content.len();
             while offset < bytes.len() {
-                let member = gzip::read_member(bytes, offset).map_err(gzip_err)?;
+                let member = gzip::read_member(bytes, offset, remaining(used)).map_err(gzip_err)?;
+                used += member.content.len();
                 files.extend(tar_member::read_files(&member.content).map_err(|e| tar_err(offset, e))?);
                 offset = member.range.end;
             }

@@ -400,6 +400,9 @@ impl<'a> Package<'a> {
             GzipError::Corrupt { offset, source } => {
                 PackageError::CorruptGzip { subject: subject(), offset, message: source.to_string() }
             }
+            too_large @ GzipError::TooLarge { offset, .. } => {
+                PackageError::CorruptGzip { subject: subject(), offset, message: too_large.to_string() }
+            }
         };
         let tar_err = |member, offset, e: std::io::Error| PackageError::NotTar {
             subject: subject(),
@@ -408,7 +411,8 @@ impl<'a> Package<'a> {
             message: e.to_string(),
         };
 
-        let first = gzip::read_member(bytes, 0).map_err(gzip_err)?;
+        let limit = gzip::control_limit();
+        let first = gzip::read_member(bytes, 0, gzip::limit_for(bytes, 0, limit)).map_err(gzip_err)?;
         let first_files = tar_member::read_files(&first.content).map_err(|e| tar_err("first", 0, e))?;
         let is_signature_member = first_files.first().is_some_and(|f| Signature::is_signature_entry(&f.path));
         let (signature_member, signatures, control, control_files) = if is_signature_member {
@@ -422,7 +426,7 @@ impl<'a> Package<'a> {
                         .map_err(|source| PackageError::SignatureEntry { subject: subject(), source })?,
                 );
             }
-            let control = gzip::read_member(bytes, first.range.end).map_err(gzip_err)?;
+            let control = gzip::read_member(bytes, first.range.end, limit).map_err(gzip_err)?;
             let files =
                 tar_member::read_files(&control.content).map_err(|e| tar_err("control", control.range.start, e))?;
             (Some(first.range), signatures, control, files)

@@ -318,7 +318,8 @@ impl ActionExec for FetchApk {
             let _ = std::fs::remove_file(dest);
             ActionError(message)
         };
-        let fetched = self.fetcher.fetch_to_file(&self.url, dest).map_err(|e| fail(e.to_string()))?;
+        // Stops at the pinned size: an endless body costs at most that much disk.
+        let fetched = self.fetcher.fetch_to_file(&self.url, dest, self.pin.size).map_err(|e| fail(e.to_string()))?;
         if fetched.size != self.pin.size || fetched.sha256 != self.sha256 {
             return Err(fail(format!(
                 "`{}` does not match the lockfile: expected {} bytes with {}, got {} bytes with {}",
