@@ -34,7 +34,7 @@
 //! dependencies (in `D:` order) before dependents; a dependency cycle is
 //! broken where the walk meets a package already on its stack.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use crate::apk::dependency::{Constraint, Dependency};
@@ -409,27 +409,35 @@ impl<'a> Solver<'a, '_> {
         })
     }
 
+    /// Dependencies first, each after everything it depends on (cycles broken where they
+    /// are met). A depth-first walk with an explicit stack, not recursion: an index may
+    /// chain dependencies arbitrarily deep.
     fn install_order(&self) -> Vec<&'a IndexEntry> {
         let mut order = Vec::with_capacity(self.selected.len());
-        let mut state: BTreeMap<usize, bool> = BTreeMap::new(); // false: on stack, true: done
+        let mut seen: BTreeSet<usize> = BTreeSet::new();
         for &root in &self.selected {
-            self.visit(root, &mut state, &mut order);
-        }
-        order
-    }
-
-    fn visit(&self, node: usize, state: &mut BTreeMap<usize, bool>, order: &mut Vec<&'a IndexEntry>) {
-        if state.contains_key(&node) {
-            return;
-        }
-        state.insert(node, false);
-        if let Some(children) = self.edges.get(&node) {
-            for &child in children {
-                self.visit(child, state, order);
+            if !seen.insert(root) {
+                continue;
+            }
+            // (entry, index of its next child to visit)
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            while let Some((node, next)) = stack.last_mut() {
+                let child = self.edges.get(node).and_then(|c| c.get(*next)).copied();
+                *next += 1;
+                match child {
+                    Some(child) => {
+                        if seen.insert(child) {
+                            stack.push((child, 0));
+                        }
+                    }
+                    None => {
+                        order.push(self.entries[*node]);
+                        stack.pop();
+                    }
+                }
             }
         }
-        state.insert(node, true);
-        order.push(self.entries[node]);
+        order
     }
 }
 
