@@ -8,6 +8,7 @@ mod apk_http;
 mod apk_lock;
 mod core_build;
 mod core_errors;
+mod core_limits;
 mod core_robustness;
 mod examples;
 mod image_errors;
