@@ -252,12 +252,17 @@ impl Builder<'_> {
         });
     }
 
+    /// Records `id` as skipped, and in turn every dependent left without a dependency to
+    /// wait for (a worklist, not recursion: chains of actions may be long).
     fn skip(&self, shared: &Shared<'_>, id: usize) {
-        let _ = shared.results[id].set(None);
-        shared.done.fetch_add(1, Ordering::Relaxed);
-        for &dependent in &shared.dependents[id] {
-            if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.skip(shared, dependent);
+        let mut todo = vec![id];
+        while let Some(id) = todo.pop() {
+            let _ = shared.results[id].set(None);
+            shared.done.fetch_add(1, Ordering::Relaxed);
+            for &dependent in &shared.dependents[id] {
+                if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    todo.push(dependent);
+                }
             }
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
+use crate::load::Limits;
 
 /// A hermetic, Bazel-like build tool for reproducible distroless container images.
 #[derive(Debug, Parser)]
@@ -45,6 +46,15 @@ pub struct Cli {
     /// the server can then choose the bytes of outputs.
     #[arg(long, global = true)]
     pub remote_cache_trust: bool,
+    /// Steps (loop iterations and function calls) evaluating one Starlark file may take.
+    #[arg(long, global = true, value_name = "N", default_value_t = Limits::DEFAULT.max_steps)]
+    pub starlark_max_steps: u64,
+    /// Memory in MiB evaluating one Starlark file may use.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = Limits::DEFAULT.max_memory >> 20)]
+    pub starlark_max_memory: u64,
+    /// Seconds evaluating one Starlark file may take.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = Limits::DEFAULT.timeout.as_secs())]
+    pub starlark_timeout: u64,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -155,6 +165,26 @@ pub enum QueryOutput {
     LabelKind,
     /// A JSON array of targets with kind, location, attributes and direct deps.
     Json,
+}
+
+impl Cli {
+    /// The `--starlark-*` limits, each at least 1.
+    pub fn starlark_limits(&self) -> Result<Limits, Error> {
+        for (flag, value) in [
+            ("--starlark-max-steps", self.starlark_max_steps),
+            ("--starlark-max-memory", self.starlark_max_memory),
+            ("--starlark-timeout", self.starlark_timeout),
+        ] {
+            if value == 0 {
+                return Err(Error::Usage(format!("`{flag}` must be at least 1")));
+            }
+        }
+        Ok(Limits {
+            max_steps: self.starlark_max_steps,
+            max_memory: self.starlark_max_memory.saturating_mul(1 << 20),
+            timeout: std::time::Duration::from_secs(self.starlark_timeout),
+        })
+    }
 }
 
 /// Runs a parsed command line.

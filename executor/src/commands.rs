@@ -13,7 +13,7 @@ use crate::fetch::{FetchOptions, UrlFetcher};
 use crate::filecache::FileDigestCache;
 use crate::graph::{analyze, expand, Node, TargetGraph};
 use crate::label::{Label, TargetPattern};
-use crate::load::Loader;
+use crate::load::{Limits, Loader};
 use crate::lockfile::Lockfile;
 use crate::remote_cache::{RemoteCacheConfig, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
@@ -46,6 +46,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         None => None,
     };
+    let limits = cli.starlark_limits()?;
     match cli.command {
         Command::Version => {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
@@ -80,11 +81,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Query { expression, output } => {
-            let loader = load(&cwd, cli.workspace.as_deref())?;
+            let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
             query(&loader, &cwd, &expression, output)
         }
         Command::Lock { check, import_apko, target } => {
-            let loader = load(&cwd, cli.workspace.as_deref())?;
+            let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
             if check {
                 crate::lock::check(&loader)?;
             }
@@ -137,7 +138,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 progress_bar: stderr_is_terminal(),
                 remote_cache: remote_config.clone(),
             };
-            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
+            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits);
             let built = build(args, &[target], options, fetch_options)?;
             push(&built, &reference, creds, push_options)
         }
@@ -149,7 +150,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let options =
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: remote_config };
-            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked);
+            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits);
             build(args, &patterns, options, fetch_options).map(|_| ())
         }
         Command::Verify { target, expected, insecure } => verify(
@@ -160,6 +161,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             &expected,
             insecure,
             fetch_options,
+            limits,
         ),
     }
 }
@@ -288,6 +290,7 @@ fn push(
 /// `executor verify`: rebuilds `target` with `--locked` in a fresh cache and output
 /// directory (removed afterwards), without any remote cache, and compares its digest with
 /// `expected`.
+#[allow(clippy::too_many_arguments)]
 fn verify(
     cwd: &Path,
     workspace: Option<&Path>,
@@ -296,6 +299,7 @@ fn verify(
     expected: &str,
     insecure: bool,
     fetch_options: FetchOptions,
+    limits: Limits,
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, resolve_digest, AuthEnv, Reference};
     let expected_digest = match expected.rsplit_once('@') {
@@ -322,8 +326,11 @@ fn verify(
         remote_cache: None,
     };
     let (cache, out) = (scratch.0.join("cache"), scratch.0.join("out"));
-    let args =
-        BuildArgs { out_dir: Some(&out), list_outputs: false, ..BuildArgs::new(cwd, workspace, Some(&cache), true) };
+    let args = BuildArgs {
+        out_dir: Some(&out),
+        list_outputs: false,
+        ..BuildArgs::new(cwd, workspace, Some(&cache), true, limits)
+    };
     let built = build(args, &[target.to_owned()], options, fetch_options)?;
     let BuiltImage { label, meta, .. } = built.image("verify", "verified")?;
     let rebuilt = meta.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
@@ -410,9 +417,9 @@ impl Drop for Scratch {
     }
 }
 
-fn load(cwd: &Path, workspace: Option<&Path>) -> Result<Loader, Error> {
+fn load(cwd: &Path, workspace: Option<&Path>, limits: Limits) -> Result<Loader, Error> {
     let (root, file) = find_root(cwd, workspace)?;
-    Ok(Loader::new(root, file)?)
+    Ok(Loader::new(root, file, limits)?)
 }
 
 /// Parses one label given on the command line (relative to the current package).
@@ -532,11 +539,13 @@ struct BuildArgs<'a> {
     list_outputs: bool,
     /// `--locked`.
     locked: bool,
+    /// `--starlark-*`.
+    limits: Limits,
 }
 
 impl<'a> BuildArgs<'a> {
-    fn new(cwd: &'a Path, workspace: Option<&'a Path>, cache: Option<&'a Path>, locked: bool) -> Self {
-        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked }
+    fn new(cwd: &'a Path, workspace: Option<&'a Path>, cache: Option<&'a Path>, locked: bool, limits: Limits) -> Self {
+        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked, limits }
     }
 }
 
@@ -546,7 +555,7 @@ fn build(
     options: BuildOptions,
     fetch_options: FetchOptions,
 ) -> Result<Built, Error> {
-    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked } = args;
+    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked, limits } = args;
     let start = Instant::now();
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
@@ -555,7 +564,7 @@ fn build(
         .map(|config| config.open(RemoteCacheOptions::default()))
         .transpose()
         .map_err(Error::Usage)?;
-    let loader = load(cwd, workspace)?;
+    let loader = load(cwd, workspace, limits)?;
     if locked {
         crate::lock::check(&loader)?;
     }

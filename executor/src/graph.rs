@@ -38,6 +38,26 @@ pub struct TargetGraph {
     pub order: Vec<Label>,
 }
 
+/// The state of [`TargetGraph::build`]'s depth-first walk.
+struct Walk<'a> {
+    loader: &'a Loader,
+    /// 1 = on the stack, 2 = done; absent = unvisited.
+    state: BTreeMap<Label, u8>,
+    /// The path from the root to the target being visited.
+    stack: Vec<Frame>,
+    /// Packages looked up so far (`None`: no such package), so that each is asked for once.
+    packages: BTreeMap<(Option<RepoName>, PackagePath), Option<Arc<Package>>>,
+}
+
+/// A rule target on the path of [`TargetGraph::build`]'s walk.
+struct Frame {
+    label: Label,
+    /// Its direct dependencies with the attribute naming each, in [`Target::deps`] order.
+    deps: Vec<(&'static str, Label)>,
+    /// The index in `deps` of the next one to visit.
+    next: usize,
+}
+
 fn repo_text(repo: Option<&RepoName>) -> String {
     repo.map(|r| r.to_string()).unwrap_or_default()
 }
@@ -121,30 +141,50 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
 
 impl TargetGraph {
     /// Loads everything `requested` reaches and orders it.
+    ///
+    /// The walk is a depth-first search with an explicit stack, not recursion: a chain of
+    /// 100,000 targets needs no deeper native stack than one target.
     pub fn build(loader: &Loader, requested: Vec<Label>) -> Result<Self, Error> {
         let mut graph = TargetGraph { requested, ..Default::default() };
-        // 0 = unvisited, 1 = on the stack, 2 = done.
-        let mut state: BTreeMap<Label, u8> = BTreeMap::new();
+        let mut walk = Walk { loader, state: BTreeMap::new(), stack: Vec::new(), packages: BTreeMap::new() };
         for root in graph.requested.clone() {
-            let mut stack: Vec<Label> = Vec::new();
-            graph.visit(loader, &root, None, &mut state, &mut stack)?;
+            graph.enter(&mut walk, &root, None)?;
+            while let Some(frame) = walk.stack.last_mut() {
+                match frame.deps.get(frame.next) {
+                    Some((attr, dep)) => {
+                        let (attr, dep) = (*attr, dep.clone());
+                        frame.next += 1;
+                        let referrer = frame.label.clone();
+                        graph.enter(&mut walk, &dep, Some((&referrer, attr)))?;
+                    }
+                    None => {
+                        let label = frame.label.clone();
+                        walk.stack.pop();
+                        walk.state.insert(label.clone(), 2);
+                        graph.order.push(label);
+                    }
+                }
+            }
         }
         Ok(graph)
     }
 
-    fn visit(
+    /// Visits `label`, reached from `referrer` (the target and attribute naming it): a source
+    /// file is done at once, a rule target is pushed on `stack` for its dependencies.
+    fn enter(
         &mut self,
-        loader: &Loader,
+        walk: &mut Walk<'_>,
         label: &Label,
-        referrer: Option<(&Target, &'static str)>,
-        state: &mut BTreeMap<Label, u8>,
-        stack: &mut Vec<Label>,
+        referrer: Option<(&Label, &'static str)>,
     ) -> Result<(), Error> {
+        let Walk { loader, state, stack, packages } = walk;
+        let loader: &Loader = loader;
         match state.get(label) {
             Some(2) => return Ok(()),
             Some(1) => {
-                let start = stack.iter().position(|l| l == label).unwrap_or(0);
-                let cycle: Vec<String> = stack[start..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
+                let start = stack.iter().position(|f| &f.label == label).unwrap_or(0);
+                let cycle: Vec<String> =
+                    stack[start..].iter().map(|f| &f.label).chain([label]).map(|l| format!("`{l}`")).collect();
                 let at = match self.nodes.get(label) {
                     Some(Node::Rule(t)) => format!("{}: ", t.location),
                     _ => String::new(),
@@ -153,7 +193,23 @@ impl TargetGraph {
             }
             _ => {}
         }
-        let package = match loader.package(label.repo.as_ref(), &label.package)? {
+        let referrer = match referrer {
+            Some((l, attr)) => match self.nodes.get(l) {
+                Some(Node::Rule(t)) => Some((t, attr)),
+                _ => None,
+            },
+            None => None,
+        };
+        let key = (label.repo.clone(), label.package.clone());
+        let package = match packages.get(&key) {
+            Some(p) => p.clone(),
+            None => {
+                let p = loader.package(label.repo.as_ref(), &label.package)?;
+                packages.insert(key, p.clone());
+                p
+            }
+        };
+        let package = match package {
             Some(p) => p,
             None => {
                 let msg = no_such_package(loader, label.repo.as_ref(), &label.package);
@@ -174,14 +230,9 @@ impl TargetGraph {
             return Ok(());
         };
         state.insert(label.clone(), 1);
-        stack.push(label.clone());
+        let deps = target.deps().into_iter().map(|(attr, l)| (attr, l.clone())).collect();
+        stack.push(Frame { label: label.clone(), deps, next: 0 });
         self.nodes.insert(label.clone(), Node::Rule(target.clone()));
-        for (attr, dep) in target.deps() {
-            self.visit(loader, dep, Some((target, attr)), state, stack)?;
-        }
-        stack.pop();
-        state.insert(label.clone(), 2);
-        self.order.push(label.clone());
         Ok(())
     }
 

@@ -7,6 +7,11 @@
 //! Dialects: `BUILD` files may not `def` functions (put macros in `.bzl` files); `.bzl` and
 //! `WORKSPACE` files may. Rules are called directly in `BUILD` files and as `native.<rule>`
 //! in macros.
+//!
+//! No input crashes the process: every file is evaluated through [`sandbox`] (its own
+//! thread and stack, steps, time and memory within [`Limits`], panics and fatal signals
+//! turned into errors naming the file and line), and `load()` chains are walked with an
+//! explicit stack ([`Loader::load_all`]), however long.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +35,12 @@ use crate::label::{Label, LabelContext, PackagePath, RepoName, TargetName};
 use crate::rules::{all_rules, Rule};
 use crate::target::{convert_attr, did_you_mean, AttrError, Location, Target};
 use crate::workspace::{build_file, is_ignored_dir, Workspace, OUT_DIR};
+
+mod limits;
+mod sandbox;
+
+pub use limits::{Limits, MAX_CALL_DEPTH, MAX_NESTING};
+pub use sandbox::{CountingAllocator, STACK_SIZE};
 
 /// A loading error, already rendered with its file, line and column. Cloneable because one
 /// failed `.bzl` module is reported by every package that loads it.
@@ -67,6 +78,35 @@ pub struct Loader {
     modules: Mutex<HashMap<Label, Slot<FrozenModule>>>,
     /// Packages by repository and path; each evaluated at most once.
     packages: Mutex<HashMap<PackageKey, Slot<Arc<Package>>>>,
+    /// What evaluating one file may take.
+    limits: Limits,
+}
+
+/// A parsed file whose `load()`s are not evaluated yet.
+struct Parsed {
+    /// The file as users see it (`images/BUILD`).
+    display: String,
+    ast: AstModule,
+    /// What each `load()` names, and where, in order.
+    loads: Vec<(String, FileSpan)>,
+}
+
+/// A `.bzl` module on the path of [`Loader::load_all`]'s walk, waiting for its `load()`s.
+struct Pending {
+    label: Label,
+    parsed: Parsed,
+    /// The modules of its first `loaded.len()` `load()`s.
+    loaded: Vec<(String, FrozenModule)>,
+}
+
+/// What [`Loader::next_module`] found for one `load()`.
+enum Next {
+    /// The module, evaluated.
+    Ready(FrozenModule),
+    /// The module, parsed; its own `load()`s come first.
+    Open(Box<Pending>),
+    /// The `load()` fails with this error.
+    Failed(LoadError),
 }
 
 /// Renders a Starlark error with its location and source excerpt, without colors.
@@ -89,6 +129,7 @@ fn render(e: starlark::Error) -> LoadError {
             lines.drain(..end);
         }
     }
+    let lines = collapse_repeated_frames(lines);
     let mut out = lines.join("\n");
     if let Some(rest) = out.strip_prefix("error: ") {
         out = rest.to_owned();
@@ -100,7 +141,45 @@ fn render(e: starlark::Error) -> LoadError {
             1,
         );
     }
+    if out.contains("Starlark call stack overflow") {
+        out = out.replacen(
+            "Starlark call stack overflow",
+            &format!(
+                "function calls nest more than {MAX_CALL_DEPTH} deep\n  fix: look for a function that calls itself \
+                 without end; Starlark has no recursion: write it as a loop"
+            ),
+            1,
+        );
+    }
     LoadError(out)
+}
+
+/// A traceback's runs of one repeated frame (a recursion), each as its first frame and a
+/// count: `  * f.bzl:2, in f` with its source line, then `  (repeated 98 more times)`.
+fn collapse_repeated_frames(lines: Vec<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let is_frame = lines[i].starts_with("  * ") && i + 1 < lines.len() && !lines[i + 1].starts_with("  * ");
+        if !is_frame {
+            out.push(lines[i].to_owned());
+            i += 1;
+            continue;
+        }
+        let frame = &lines[i..i + 2];
+        let mut repeats = 0;
+        while lines.get(i + 2 * (repeats + 1)..i + 2 * (repeats + 2)) == Some(frame) {
+            repeats += 1;
+        }
+        out.extend(frame.iter().map(|l| (*l).to_owned()));
+        if repeats > 1 {
+            out.push(format!("  (repeated {repeats} more times)"));
+        } else if repeats == 1 {
+            out.extend(frame.iter().map(|l| (*l).to_owned()));
+        }
+        i += 2 * (repeats + 1);
+    }
+    out
 }
 
 /// `file:line:col` of a span.
@@ -344,9 +423,15 @@ fn glob_package(dir: &Path, include: &[String], exclude: &[String], allow_empty:
 }
 
 /// Files below `dir` that belong to its package (not in subpackages, hidden or output dirs).
+/// Directories are walked depth-first with an explicit stack of listings, not recursion.
 fn list_package_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow::Result<()> {
-    let entries = fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list `{}`: {e}", dir.display()))?;
-    for entry in entries {
+    let list = |dir: &Path| fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list `{}`: {e}", dir.display()));
+    let mut stack = vec![(list(dir)?, prefix.to_owned())];
+    while let Some((entries, prefix)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -357,7 +442,7 @@ fn list_package_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> anyhow
             if is_ignored_dir(name) || build_file(&path).is_some() {
                 continue;
             }
-            list_package_files(&path, &format!("{rel}/"), out)?;
+            stack.push((list(&path)?, format!("{rel}/")));
         } else if TargetName::new(&rel).is_ok() {
             out.push(rel);
         }
@@ -462,9 +547,11 @@ fn read_source(root: Option<&Path>, path: &Path, display: &str) -> Result<String
 }
 
 impl Loader {
-    /// Evaluates the `WORKSPACE` file at `root` and returns a loader for its packages.
-    pub fn new(root: PathBuf, workspace_file: &'static str) -> Result<Self, LoadError> {
+    /// Evaluates the `WORKSPACE` file at `root` and returns a loader for its packages, which
+    /// evaluates every file within `limits`.
+    pub fn new(root: PathBuf, workspace_file: &'static str, limits: Limits) -> Result<Self, LoadError> {
         let rules = GlobalsBuilder::extended_by(&extensions())
+            .with(limits::limited_builtins)
             .with(rule_functions)
             .with(package_functions)
             .with_namespace("native", |b| {
@@ -473,6 +560,7 @@ impl Loader {
             })
             .build();
         let bzl = GlobalsBuilder::extended_by(&extensions())
+            .with(limits::limited_builtins)
             .with_namespace("native", |b| {
                 rule_functions(b);
                 package_functions(b);
@@ -489,20 +577,30 @@ impl Loader {
             bzl_globals: bzl,
             modules: Mutex::new(HashMap::new()),
             packages: Mutex::new(HashMap::new()),
+            limits,
         };
-        let ws_globals =
-            GlobalsBuilder::extended_by(&extensions()).with(workspace_functions).with(apk_repository_function).build();
+        let ws_globals = GlobalsBuilder::extended_by(&extensions())
+            .with(limits::limited_builtins)
+            .with(workspace_functions)
+            .with(apk_repository_function)
+            .build();
         let source = read_source(Some(&root), &root.join(workspace_file), workspace_file)?;
-        let ctx =
-            WorkspaceContext { root, repos: RefCell::new(BTreeMap::new()), apk_repos: RefCell::new(BTreeMap::new()) };
-        loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx), &[])?;
-        loader.workspace.repos = ctx.repos.into_inner().into_iter().map(|(k, (dir, _))| (k, dir)).collect();
-        loader.workspace.apk_repositories = ctx.apk_repos.into_inner();
+        let (repos, apk_repos) = sandbox::run(workspace_file, || {
+            let ctx = WorkspaceContext {
+                root,
+                repos: RefCell::new(BTreeMap::new()),
+                apk_repos: RefCell::new(BTreeMap::new()),
+            };
+            loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx))?;
+            Ok((ctx.repos.into_inner(), ctx.apk_repos.into_inner()))
+        })?;
+        loader.workspace.repos = repos.into_iter().map(|(k, (dir, _))| (k, dir)).collect();
+        loader.workspace.apk_repositories = apk_repos;
         Ok(loader)
     }
 
-    /// Parses and evaluates one file, loading its `load()`s first. Returns the frozen module.
-    #[allow(clippy::too_many_arguments)]
+    /// Parses and evaluates a `BUILD` or `WORKSPACE` file, the modules it loads first. Runs
+    /// on a [`sandbox::run`] thread.
     fn eval(
         &self,
         display: &str,
@@ -511,73 +609,172 @@ impl Loader {
         globals: &Globals,
         context: &LabelContext,
         extra: Option<&dyn starlark::any::AnyLifetime<'_>>,
-        chain: &[Label],
-    ) -> Result<FrozenModule, LoadError> {
-        let ast = AstModule::parse(display, source, &dialect(allow_def)).map_err(render)?;
-        let mut loaded = Vec::new();
-        for load in ast.loads() {
-            let label = Label::parse(load.module_id, context)
-                .map_err(|e| LoadError(format!("{}: {e}", location(&load.span))))?;
-            if !label.name.as_str().ends_with(".bzl") {
-                return Err(LoadError(format!(
-                    "{}: cannot load `{label}`: only `.bzl` files can be loaded",
-                    location(&load.span)
-                )));
-            }
-            let module = self.load_module(&label, chain).map_err(|e| {
-                if e.0.starts_with("cannot find") || e.0.starts_with("load cycle") {
-                    LoadError(format!("{}: {}", location(&load.span), e.0))
-                } else {
-                    e
-                }
-            })?;
-            loaded.push((load.module_id.to_owned(), module));
-        }
-        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
-        let file_loader = ReturnFileLoader { modules: &modules };
-        let printer = StderrPrint(display);
-        Module::with_temp_heap(|module| {
-            {
-                let mut eval = Evaluator::new(&module);
-                eval.set_loader(&file_loader);
-                eval.set_print_handler(&printer);
-                eval.extra = extra;
-                eval.eval_module(ast, globals).map_err(render)?;
-            }
-            module.freeze().map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))
+    ) -> Result<(), LoadError> {
+        let parsed = self.parse(display, source, allow_def)?;
+        let loaded = self.load_all(&parsed.loads, context)?;
+        self.eval_parsed(parsed, loaded, globals, extra, false).map(|_| ())
+    }
+
+    /// Parses one file (after [`limits::check_nesting`]), with `*` checked.
+    fn parse(&self, display: &str, source: String, allow_def: bool) -> Result<Parsed, LoadError> {
+        limits::check_nesting(display, &source)?;
+        sandbox::guarded(display, &self.limits, || {
+            let mut ast = AstModule::parse(display, source, &dialect(allow_def)).map_err(render)?;
+            ast.replace_binary_operators(&HashMap::from([("*".to_owned(), limits::CHECKED_MUL.to_owned())]));
+            let loads = ast.loads().into_iter().map(|l| (l.module_id.to_owned(), l.span)).collect();
+            Ok(Parsed { display: display.to_owned(), ast, loads })
         })
     }
 
-    /// The `.bzl` module `label`, evaluated once.
-    pub fn load_module(&self, label: &Label, chain: &[Label]) -> Result<FrozenModule, LoadError> {
-        if let Some(pos) = chain.iter().position(|l| l == label) {
-            let cycle: Vec<String> = chain[pos..].iter().chain([label]).map(|l| format!("`{l}`")).collect();
-            return Err(LoadError(format!("load cycle: {}", cycle.join(" -> "))));
-        }
-        let slot = {
-            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
-            modules.entry(label.clone()).or_default().clone()
-        };
-        slot.get_or_init(|| {
-            let Some(dir) = self.workspace.package_dir(label.repo.as_ref(), &label.package) else {
-                return Err(LoadError(format!(
-                    "cannot find `{label}`: repository `{}` is not declared in {}",
-                    label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
-                    self.workspace.workspace_file
-                )));
-            };
-            let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
-            let display = self.workspace.display_path(label.repo.as_ref(), &rel);
-            let path = dir.join(label.name.as_str());
-            if !path.is_file() {
-                return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
-            }
-            let source = read_source(self.workspace.repo_root(label.repo.as_ref()), &path, &display)?;
-            let mut chain = chain.to_vec();
-            chain.push(label.clone());
-            self.eval(&display, source, true, &self.bzl_globals, &label.context(), None, &chain)
+    /// Evaluates a parsed file whose `load()`s are `loaded`; its frozen module if `freeze`
+    /// (`.bzl` modules; the values of `BUILD` and `WORKSPACE` files are not kept).
+    fn eval_parsed(
+        &self,
+        parsed: Parsed,
+        loaded: Vec<(String, FrozenModule)>,
+        globals: &Globals,
+        extra: Option<&dyn starlark::any::AnyLifetime<'_>>,
+        freeze: bool,
+    ) -> Result<Option<FrozenModule>, LoadError> {
+        let Parsed { display, ast, .. } = parsed;
+        let modules: HashMap<&str, &FrozenModule> = loaded.iter().map(|(k, m)| (k.as_str(), m)).collect();
+        let file_loader = ReturnFileLoader { modules: &modules };
+        let printer = StderrPrint(&display);
+        sandbox::guarded(&display, &self.limits, || {
+            Module::with_temp_heap(|module| {
+                {
+                    let mut eval = Evaluator::new(&module);
+                    eval.set_loader(&file_loader);
+                    eval.set_print_handler(&printer);
+                    eval.extra = extra;
+                    sandbox::watch(&mut eval, &module)?;
+                    eval.eval_module(ast, globals).map_err(sandbox::explain)?;
+                }
+                if !freeze {
+                    return Ok(None);
+                }
+                let frozen =
+                    module.freeze().map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))?;
+                Ok(Some(frozen))
+            })
         })
-        .clone()
+    }
+
+    /// Evaluates the `.bzl` modules that `loads` name (`load()`s of a file in `context`)
+    /// and, first, the modules they load, each once. A depth-first walk with an explicit
+    /// stack, not recursion: a chain of 10,000 modules each loading the next needs no
+    /// deeper native stack than one module. Runs on a [`sandbox::run`] thread.
+    fn load_all(
+        &self,
+        loads: &[(String, FileSpan)],
+        context: &LabelContext,
+    ) -> Result<Vec<(String, FrozenModule)>, LoadError> {
+        let mut root: Vec<(String, FrozenModule)> = Vec::new();
+        // The modules on the path from the file to the module being loaded.
+        let mut stack: Vec<Pending> = Vec::new();
+        loop {
+            let (loads, done, context) = match stack.last() {
+                Some(p) => (&p.parsed.loads[..], p.loaded.len(), p.label.context()),
+                None => (loads, root.len(), context.clone()),
+            };
+            let Some((id, span)) = loads.get(done).cloned() else {
+                // Every module the innermost file loads is ready: evaluate it in turn. Its
+                // loader finds it in the cache on the next round.
+                let Some(pending) = stack.pop() else { return Ok(root) };
+                let slot = self.module_slot(&pending.label);
+                slot.get_or_init(|| self.eval_module(pending));
+                continue;
+            };
+            match self.next_module(&id, &span, &context, &stack) {
+                Next::Ready(module) => match stack.last_mut() {
+                    Some(p) => p.loaded.push((id, module)),
+                    None => root.push((id, module)),
+                },
+                Next::Open(pending) => stack.push(*pending),
+                Next::Failed(e) => match stack.pop() {
+                    None => return Err(e),
+                    // The module that loads the failing one fails with the same error.
+                    Some(pending) => {
+                        self.module_slot(&pending.label).get_or_init(|| Err(e));
+                    }
+                },
+            }
+        }
+    }
+
+    /// The module `id` names in a `load()` at `span` of a file in `context`, with `stack`
+    /// the modules being loaded.
+    fn next_module(&self, id: &str, span: &FileSpan, context: &LabelContext, stack: &[Pending]) -> Next {
+        let label = match Label::parse(id, context) {
+            Ok(label) => label,
+            Err(e) => return Next::Failed(LoadError(format!("{}: {e}", location(span)))),
+        };
+        if !label.name.as_str().ends_with(".bzl") {
+            return Next::Failed(LoadError(format!(
+                "{}: cannot load `{label}`: only `.bzl` files can be loaded",
+                location(span)
+            )));
+        }
+        // Errors about the module's existence and cycles are told at the `load()`.
+        let here = |e: LoadError| {
+            if e.0.starts_with("cannot find") || e.0.starts_with("load cycle") {
+                LoadError(format!("{}: {}", location(span), e.0))
+            } else {
+                e
+            }
+        };
+        if let Some(pos) = stack.iter().position(|p| p.label == label) {
+            let cycle: Vec<String> =
+                stack[pos..].iter().map(|p| &p.label).chain([&label]).map(|l| format!("`{l}`")).collect();
+            return Next::Failed(here(LoadError(format!("load cycle: {}", cycle.join(" -> ")))));
+        }
+        let slot = self.module_slot(&label);
+        if let Some(done) = slot.get() {
+            return match done {
+                Ok(module) => Next::Ready(module.clone()),
+                Err(e) => Next::Failed(here(e.clone())),
+            };
+        }
+        match self.open_module(&label) {
+            Ok(pending) => Next::Open(Box::new(pending)),
+            Err(e) => {
+                slot.get_or_init(|| Err(e.clone()));
+                Next::Failed(here(e))
+            }
+        }
+    }
+
+    /// Reads and parses the `.bzl` module `label`.
+    fn open_module(&self, label: &Label) -> Result<Pending, LoadError> {
+        let Some(dir) = self.workspace.package_dir(label.repo.as_ref(), &label.package) else {
+            return Err(LoadError(format!(
+                "cannot find `{label}`: repository `{}` is not declared in {}",
+                label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                self.workspace.workspace_file
+            )));
+        };
+        let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
+        let display = self.workspace.display_path(label.repo.as_ref(), &rel);
+        let path = dir.join(label.name.as_str());
+        if !path.is_file() {
+            return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
+        }
+        let source = read_source(self.workspace.repo_root(label.repo.as_ref()), &path, &display)?;
+        let parsed = self.parse(&display, source, true)?;
+        Ok(Pending { label: label.clone(), parsed, loaded: Vec::new() })
+    }
+
+    /// Evaluates a `.bzl` module whose `load()`s are all evaluated.
+    fn eval_module(&self, pending: Pending) -> Result<FrozenModule, LoadError> {
+        let display = pending.parsed.display.clone();
+        self.eval_parsed(pending.parsed, pending.loaded, &self.bzl_globals, None, true)?
+            .ok_or_else(|| LoadError(format!("{display}: the module was not frozen")))
+    }
+
+    /// The cache slot of the `.bzl` module `label`.
+    fn module_slot(&self, label: &Label) -> Slot<FrozenModule> {
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        modules.entry(label.clone()).or_default().clone()
     }
 
     /// The package `path` of `repo`, evaluated once. `Ok(None)` if there is no such package.
@@ -604,18 +801,21 @@ impl Loader {
             let display = self.workspace.display_path(repo, &rel);
             let source = read_source(self.workspace.repo_root(repo), &dir.join(build), &display)?;
             let context = LabelContext { repo: repo.cloned(), package: path.clone() };
-            let ctx = PackageContext {
-                label_context: context.clone(),
-                dir: dir.clone(),
-                targets: RefCell::new(BTreeMap::new()),
-            };
-            self.eval(&display, source, false, &self.build_globals, &context, Some(&ctx), &[])?;
+            let targets = sandbox::run(&display, || {
+                let ctx = PackageContext {
+                    label_context: context.clone(),
+                    dir: dir.clone(),
+                    targets: RefCell::new(BTreeMap::new()),
+                };
+                self.eval(&display, source, false, &self.build_globals, &context, Some(&ctx))?;
+                Ok(ctx.targets.into_inner())
+            })?;
             Ok(Arc::new(Package {
                 repo: repo.cloned(),
                 path: path.clone(),
                 dir: dir.clone(),
                 build_file: display,
-                targets: ctx.targets.into_inner(),
+                targets,
             }))
         })
         .clone()

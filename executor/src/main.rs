@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Counts what each Starlark evaluation allocates, so that a runaway `BUILD` file is
+/// stopped before it exhausts memory (see `executor::load::CountingAllocator`).
+#[global_allocator]
+static ALLOCATOR: executor::load::CountingAllocator = executor::load::CountingAllocator;
+
 fn main() -> ExitCode {
     let cli = executor::cli::Cli::parse();
     match executor::cli::run(cli) {

@@ -135,16 +135,23 @@ pub fn is_ignored_dir(name: &str) -> bool {
     name.starts_with('.') || name == OUT_DIR
 }
 
+/// Packages at and below `dir` (the directory of `package`), depth-first with an explicit
+/// stack of listings, not recursion.
 fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackagePath>) -> Result<(), WorkspaceError> {
+    let list = |dir: &Path| fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source });
     if !is_root && workspace_file(dir).is_some() {
         return Ok(()); // a nested workspace is its own world
     }
     if build_file(dir).is_some() {
         out.push(package.clone());
     }
-    let entries = fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source })?;
+    let mut stack = vec![(list(dir)?, dir.to_owned(), package.clone())];
+    while let Some((entries, dir, package)) = stack.last_mut() {
+        let Some(entry) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.clone(), source })?;
         let Ok(file_type) = entry.file_type() else {
             continue;
         };
@@ -159,7 +166,14 @@ fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackageP
         let Ok(child) = package.join(name) else {
             continue;
         }; // not a valid package name
-        walk(&entry.path(), &child, false, out)?;
+        let path = entry.path();
+        if workspace_file(&path).is_some() {
+            continue; // a nested workspace is its own world
+        }
+        if build_file(&path).is_some() {
+            out.push(child.clone());
+        }
+        stack.push((list(&path)?, path, child));
     }
     Ok(())
 }

@@ -108,6 +108,30 @@ impl Workspace {
         to_run(self.command_in(dir, args).output().expect("run executor"))
     }
 
+    /// Runs `executor ARGS` at the workspace root; also returns its peak resident memory in
+    /// MiB, as the kernel accounted it.
+    #[allow(clippy::zombie_processes)] // reaped by `wait_with_rusage`, which `Child` cannot do
+    pub fn run_measuring_memory(&self, args: &[&str]) -> (Run, u64) {
+        use std::io::Read;
+        let mut child =
+            self.command_in("", args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn executor");
+        let read = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    pipe.read_to_end(&mut bytes).expect("read output");
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let (status, max_rss_kib) = wait_with_rusage(child.id());
+        let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) };
+        let run = Run { code, stdout: stdout.join().expect("stdout"), stderr: stderr.join().expect("stderr") };
+        (run, max_rss_kib / 1024)
+    }
+
     /// Replaces this workspace's temporary paths and timings.
     pub fn normalize(&self, text: &str) -> String {
         let mut out = text.replace(&self.root().display().to_string(), "[WS]");
@@ -290,4 +314,19 @@ pub fn assert_secret_not_shown(run: &Run, user: &str, password: &str) {
             run.stderr
         );
     }
+}
+
+/// Waits for the child process `pid`: its wait status and peak resident memory in KiB.
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: u32) -> (i32, u64) {
+    let pid = i32::try_from(pid).expect("pid");
+    let mut status = 0;
+    // SAFETY: `rusage` is a plain C struct that `wait4` fills in; `pid` is our own child,
+    // not yet waited for (the `Child` handle is never waited on afterwards).
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid, "wait4");
+        usage
+    };
+    (status, u64::try_from(usage.ru_maxrss).unwrap_or(0))
 }

@@ -9,6 +9,7 @@ mod apk_lock;
 mod bombs;
 mod core_build;
 mod core_errors;
+mod core_limits;
 mod core_robustness;
 mod examples;
 mod image_errors;
