@@ -109,7 +109,8 @@ fn decompression_bombs_are_refused_with_bounded_memory() {
     lying.size = Some(package_bomb.len() as u64);
     let signed_index = write_index(&[lying], "test", Some(&key)).expect("index");
 
-    let cases: [(&str, Vec<u8>, Vec<(&str, Vec<u8>)>, &str); 3] = [
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, Vec<u8>)>, &'a str);
+    let cases: [Case<'_>; 3] = [
         ("index signature member", sig_bomb, vec![], "inflates to more than 1048576 bytes"),
         ("index content", content_bomb, vec![], "inflates to more than 134217728 bytes"),
         (

@@ -646,7 +646,7 @@ fn configuration_errors_are_usage_errors_that_name_the_file() {
         signing_key: signing,
         trust_server: trust,
     };
-    let err = |c: RemoteCacheConfig| c.open(quick()).err().expect("an error");
+    let err = |c: RemoteCacheConfig| c.open(quick()).expect_err("an error");
     assert_eq!(
         err(config(vec![not_a_key.clone()], None, false)),
         format!(
