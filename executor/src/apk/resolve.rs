@@ -161,10 +161,10 @@ impl<'a> Providers<'a> {
             entries: &self.entries,
             offers: &self.offers,
             selected: Vec::new(),
-            by_name: BTreeMap::new(),
-            claimed: BTreeMap::new(),
+            by_name: HashMap::new(),
+            claimed: HashMap::new(),
             conflicts: Vec::new(),
-            edges: BTreeMap::new(),
+            edges: HashMap::new(),
         };
         let mut queue = VecDeque::new();
         for request in requests {
@@ -223,6 +223,8 @@ fn chain_links(node: &Option<Rc<ChainNode>>) -> Vec<Link> {
     links
 }
 
+/// The maps below are only looked up, never iterated, so a hash map's order cannot reach a
+/// result; they are hash maps because a deep chain makes millions of lookups.
 struct Solver<'a, 'p> {
     /// Input entries, duplicates removed, in input order.
     entries: &'p [&'a IndexEntry],
@@ -231,14 +233,14 @@ struct Solver<'a, 'p> {
     /// Selected entries, in selection order.
     selected: Vec<usize>,
     /// Package name to the selected entry with that name.
-    by_name: BTreeMap<&'a str, usize>,
+    by_name: HashMap<&'a str, usize>,
     /// Names claimed by selected entries (own names and versioned provides).
-    claimed: BTreeMap<&'a str, usize>,
+    claimed: HashMap<&'a str, usize>,
     /// Active conflicts and the entry declaring them (`None`: requested).
     conflicts: Vec<(Option<usize>, Dependency)>,
     /// For each selected entry, the entries chosen for its dependencies, in
     /// `D:` order.
-    edges: BTreeMap<usize, Vec<usize>>,
+    edges: HashMap<usize, Vec<usize>>,
 }
 
 impl<'a> Solver<'a, '_> {
