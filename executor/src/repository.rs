@@ -64,6 +64,10 @@ impl ApkRepository {
                     self.location, self.name
                 )
             })?;
+            if let Some(root) = workspace.repo_root(label.repo.as_ref()) {
+                crate::workspace::check_inside(root, &path, &label.to_string())
+                    .map_err(|e| format!("{}: key `{label}` of repository `{}`: {e}", self.location, self.name))?;
+            }
             let bytes = fs::read(&path).map_err(|e| {
                 format!(
                     "{}: key `{label}` of repository `{}`: cannot read `{}`: {e}",

@@ -309,3 +309,15 @@ fn symlinks_cannot_redirect_reads_or_writes() {
     let run = ws.run(&["build", "//:lock"]).failure(1);
     insta::assert_snapshot!("trust_reserved_output", run.normalized(&ws));
 }
+
+#[test]
+fn a_key_file_that_links_out_of_the_workspace_is_refused() {
+    let Some(fx) = fixtures() else { return };
+    let ws = melange(&fx);
+    ws.write("img/evil.apk", "unused here");
+    let key = ws.root().join("keys/melange.rsa.pub");
+    fs::remove_file(&key).expect("rm key");
+    std::os::unix::fs::symlink(fx.join("melange-rsa256/melange.rsa.pub"), &key).expect("symlink");
+    let run = ws.run(&["lock"]).failure(1);
+    insta::assert_snapshot!("trust_key_symlink_outside", ws.normalize_fixtures(&run.normalized(&ws), &fx));
+}
