@@ -15,10 +15,12 @@
 //! size or digest is wrong is removed and reported as missing, never used. Concurrent writers
 //! of one blob write identical bytes, so whichever rename wins is correct.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +121,14 @@ pub struct Store {
     root: PathBuf,
     /// Held for the store's lifetime: shared for builds, exclusive for `clean --cache`.
     _lock: File,
+    /// Package verdicts, read from [`VERDICTS`] when first needed.
+    verdicts: Mutex<Option<HashSet<[u8; 32]>>>,
 }
+
+/// The file of package verdicts: 32-byte keys, appended (one `write` each, so concurrent
+/// builds cannot interleave a record). One file rather than a file per verdict: a cold build
+/// records dozens, and creating files is what costs.
+const VERDICTS: &str = "verdicts.bin";
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -127,7 +136,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root` and takes a shared lock on it.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let unusable = |source| StoreError::Unusable { path: root.to_owned(), source };
-        for sub in ["cas/sha256", "ac", "tmp", "verdicts"] {
+        for sub in ["cas/sha256", "ac", "tmp"] {
             fs::create_dir_all(root.join(sub)).map_err(unusable)?;
         }
         let lock =
@@ -137,7 +146,7 @@ impl Store {
         let probe = root.join("tmp").join(format!("probe-{}", std::process::id()));
         File::create(&probe).map_err(unusable)?;
         let _ = fs::remove_file(&probe);
-        let store = Store { root: root.to_owned(), _lock: lock };
+        let store = Store { root: root.to_owned(), _lock: lock, verdicts: Mutex::new(None) };
         store.remove_stale_temporaries();
         Ok(store)
     }
@@ -174,7 +183,7 @@ impl Store {
             .open(&lock_path)
             .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
         lock.lock().map_err(io_err("cannot lock", &lock_path))?;
-        let store = Store { root: root.to_owned(), _lock: lock };
+        let store = Store { root: root.to_owned(), _lock: lock, verdicts: Mutex::new(None) };
         store.remove_stale_temporaries();
         let mut report = VerifyReport::default();
         for path in files_below(&root.join("cas/sha256")) {
@@ -219,11 +228,15 @@ impl Store {
             .open(&lock_path)
             .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
         lock.lock().map_err(io_err("cannot lock", &lock_path))?;
-        for sub in ["cas", "ac", "tmp", "verdicts"] {
+        for sub in ["cas", "ac", "tmp"] {
             let dir = root.join(sub);
             if dir.exists() {
                 fs::remove_dir_all(&dir).map_err(io_err("cannot remove", &dir))?;
             }
+        }
+        let verdicts = root.join(VERDICTS);
+        if verdicts.exists() {
+            fs::remove_file(&verdicts).map_err(io_err("cannot remove", &verdicts))?;
         }
         Ok(())
     }
@@ -389,11 +402,6 @@ impl Store {
         fs::rename(&tmp, &dest).map_err(io_err("cannot rename into", &dest))
     }
 
-    fn verdict_path(&self, key: &[u8; 32]) -> PathBuf {
-        let hex = hex::encode(key);
-        self.root.join("verdicts").join(&hex[..2]).join(hex)
-    }
-
     /// Forgets an action result whose outputs turned out to be missing or corrupt.
     pub fn remove_action(&self, key: &Digest) {
         let _ = fs::remove_file(self.ac_path(key));
@@ -456,24 +464,37 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 /// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
-/// Package verdicts: an empty file per verdict key, named by the key (which covers the
-/// package's sha256, every pinned figure, the keyring and the policy).
+/// Package verdicts: keys (covering the package's sha256, every pinned figure, the keyring
+/// and the policy) in [`VERDICTS`].
 impl crate::apk::VerdictCache for Store {
     fn holds(&self, key: &[u8; 32]) -> bool {
-        self.verdict_path(key).is_file()
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        verdicts.get_or_insert_with(|| self.read_verdicts()).contains(key)
     }
     fn record(&self, key: &[u8; 32]) {
-        let dest = self.verdict_path(key);
-        if dest.is_file() {
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if !verdicts.get_or_insert_with(|| self.read_verdicts()).insert(*key) {
             return;
         }
-        if let Some(parent) = dest.parent() {
-            let _ = fs::create_dir_all(parent);
+        let path = self.root.join(VERDICTS);
+        if let Ok(mut file) = File::options().create(true).append(true).open(&path) {
+            // Best effort: a lost record costs a re-verification, never a wrong verdict.
+            let _ = file.write_all(key);
         }
-        let tmp = self.temp_path("verdict");
-        if File::create(&tmp).is_ok() && fs::rename(&tmp, &dest).is_err() {
-            let _ = fs::remove_file(&tmp);
+    }
+}
+
+impl Store {
+    /// Reads the verdict file; one whose length is not whole records (a write cut short) is
+    /// dropped, since later records would be misaligned.
+    fn read_verdicts(&self) -> HashSet<[u8; 32]> {
+        let path = self.root.join(VERDICTS);
+        let Ok(bytes) = fs::read(&path) else { return HashSet::new() };
+        if bytes.len() % 32 != 0 {
+            let _ = fs::remove_file(&path);
+            return HashSet::new();
         }
+        bytes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect()
     }
 }
 
