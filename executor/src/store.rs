@@ -97,6 +97,19 @@ pub struct VerifyReport {
     pub entries_removed: u64,
 }
 
+/// Takes the store's lock at `root` exclusively, waiting for builds using it to finish.
+fn lock_exclusively(root: &Path) -> Result<File, StoreError> {
+    let lock_path = root.join("lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
+    lock.lock().map_err(io_err("cannot lock", &lock_path))?;
+    Ok(lock)
+}
+
 /// Every file below `dir` (iteratively; symlinks are not followed).
 fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -175,14 +188,7 @@ impl Store {
     /// are not their name, entries that do not parse or name a removed or missing blob, and
     /// stale temporaries. Takes the store's lock exclusively (no build may run meanwhile).
     pub fn verify_all(root: &Path) -> Result<VerifyReport, StoreError> {
-        let lock_path = root.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
-        lock.lock().map_err(io_err("cannot lock", &lock_path))?;
+        let lock = lock_exclusively(root)?;
         let store = Store { root: root.to_owned(), _lock: lock, verdicts: Mutex::new(None) };
         store.remove_stale_temporaries();
         let mut report = VerifyReport::default();
@@ -220,14 +226,7 @@ impl Store {
         if !root.exists() {
             return Ok(());
         }
-        let lock_path = root.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| StoreError::Unusable { path: root.to_owned(), source })?;
-        lock.lock().map_err(io_err("cannot lock", &lock_path))?;
+        let _lock = lock_exclusively(root)?;
         for sub in ["cas", "ac", "tmp"] {
             let dir = root.join(sub);
             if dir.exists() {
