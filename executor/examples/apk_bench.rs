@@ -37,19 +37,6 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
-/// An index text where `p0` depends on `p1`, ..., `p{n-2}` on `p{n-1}`.
-fn chain_index(n: usize) -> String {
-    let mut text = String::with_capacity(n * 80);
-    for i in 0..n {
-        text.push_str(&format!("C:Q1{}=\nP:p{i}\nV:1.0-r0\nS:1\nI:1\n", "A".repeat(27)));
-        if i + 1 < n {
-            text.push_str(&format!("D:p{}\n", i + 1));
-        }
-        text.push('\n');
-    }
-    text
-}
-
 struct Server(Child);
 impl Drop for Server {
     fn drop(&mut self) {
@@ -95,7 +82,7 @@ fn main() {
     println!("resolve the static set for 8 archs, providers indexed once per index (as `executor lock` does): median {resolve_ms:.3} ms over {runs} runs");
 
     for n in [10_000usize, 20_000, 200_000] {
-        let text = chain_index(n);
+        let text = executor::apk::write::chain_index(n);
         let parsed = executor::apk::index::parse_text(&text, "chain").expect("chain index");
         let request = [Dependency::parse("p0").expect("atom")];
         let ms = median_ms(runs.min(9), || {

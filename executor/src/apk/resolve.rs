@@ -608,25 +608,12 @@ C:Q1/eXfmbYT1WXenFSqKjroYyK84NE=\nP:cycle-a\nV:1-r0\nD:cycle-b\n\n\
 C:Q1HYV3GHk9wRjFNygSSkFi7+gHkMs=\nP:cycle-b\nV:1-r0\nD:cycle-a\n\n\
 C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
 
-    /// An index text where `p0` depends on `p1`, ..., `p{n-2}` on `p{n-1}`.
-    pub(crate) fn chain_index(n: usize) -> String {
-        let mut text = String::with_capacity(n * 80);
-        for i in 0..n {
-            text.push_str(&format!("C:Q1{}=\nP:p{i}\nV:1.0-r0\nS:1\nI:1\n", "A".repeat(27)));
-            if i + 1 < n {
-                text.push_str(&format!("D:p{}\n", i + 1));
-            }
-            text.push('\n');
-        }
-        text
-    }
-
     #[test]
     fn deep_dependency_chains_resolve_in_linear_time_without_recursion() {
         // 200,000 links: a copied chain per dependency made this quadratic (20k links took
         // 24 s) and a recursive install order overflowed the stack.
         let n = 200_000;
-        let parsed = parse_text(&chain_index(n), "chain").expect("parses");
+        let parsed = parse_text(&crate::apk::write::chain_index(n), "chain").expect("parses");
         let start = std::time::Instant::now();
         let r = resolve(&parsed.entries, &deps(&["p0"])).expect("resolves");
         let elapsed = start.elapsed();
@@ -640,7 +627,7 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
 
     #[test]
     fn a_failure_deep_in_a_chain_names_every_link() {
-        let mut text = chain_index(4);
+        let mut text = crate::apk::write::chain_index(4);
         text = text.replace("D:p3\n", "D:p3 missing\n");
         let parsed = parse_text(&text, "chain").expect("parses");
         let err = resolve(&parsed.entries, &deps(&["p0"])).expect_err("missing");

@@ -687,6 +687,20 @@ pub fn index_entry(package: &[u8], origin: &str) -> Result<IndexEntry, PackageEr
     })
 }
 
+/// **For tests and benchmarks**: `APKINDEX` text where `p0` depends on `p1`, ..., `p{n-2}` on
+/// `p{n-1}` (a dependency chain `n` long).
+pub fn chain_index(n: usize) -> String {
+    let mut text = String::with_capacity(n * 80);
+    for i in 0..n {
+        text.push_str(&format!("C:Q1{}=\nP:p{i}\nV:1.0-r0\nS:1\nI:1\n", "A".repeat(27)));
+        if i + 1 < n {
+            text.push_str(&format!("D:p{}\n", i + 1));
+        }
+        text.push('\n');
+    }
+    text
+}
+
 /// `APKINDEX` text: entries sorted by name then version, each a block of
 /// `X:value` lines in apk-tools' order (`C P V A S I T U L o m t c k D p i`,
 /// then `r q` and unknown fields) followed by a blank line.
