@@ -8,7 +8,12 @@
 #
 # Figures: median wall time (ms) of RUNS runs each, after one warm-up run; the ratio NEW/BASE.
 #   1. no-op: everything cached, executor-out/ kept;
-#   2. cold: empty cache and no executor-out/ before every run.
+#   2. cold: a new empty cache directory and no executor-out/ (the last one is moved aside),
+#      as on a machine that never built: nothing is deleted while the figures are taken;
+#   3. cold-rm: the same after `rm -rf` of the cache and executor-out/. On ext4 each new
+#      inode then costs a scan past the inodes deleted in the last 30 s (the allocator's
+#      `recently_deleted`), so this figure grows with the number of files a build writes
+#      and with the deletions before it; it is kept to compare with earlier figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-15}
@@ -21,26 +26,37 @@ trap 'rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "runs per figure: $RUNS (median), interleaved"
 
+runs=0
+mkdir -p "$WORK/trash"
 for which in base new; do
   mkdir -p "$WORK/$which"
   cp -a WORKSPACE BUILD executor.lock rules images third_party "$WORK/$which/"
 done
 
-# run WHICH MODE: one build; prints its wall time in microseconds.
+# run WHICH MODE: one build; prints its wall time in microseconds. Not in a subshell (the
+# cold runs count themselves): callers redirect its output.
 run() {
   local which=$1 mode=$2 exe
   if [ "$which" = base ]; then exe=$BASE; else exe=$NEW; fi
-  if [ "$mode" = cold ]; then rm -rf "$WORK/$which/executor-out" "$WORK/cache-$which"; fi
+  local cache="$WORK/cache-$which"
+  case $mode in
+    cold)
+      runs=$((runs + 1))
+      cache="$WORK/trash/cache-$which-$runs"
+      if [ -d "$WORK/$which/executor-out" ]; then mv "$WORK/$which/executor-out" "$WORK/trash/out-$which-$runs"; fi
+      ;;
+    cold-rm) rm -rf "$WORK/$which/executor-out" "$cache" ;;
+  esac
   local t0 t1
   t0=$(date +%s%N)
-  (cd "$WORK/$which" && EXECUTOR_CACHE_DIR="$WORK/cache-$which" "$exe" build //images:static >/dev/null 2>&1)
+  (cd "$WORK/$which" && EXECUTOR_CACHE_DIR="$cache" "$exe" build //images:static >/dev/null 2>&1)
   t1=$(date +%s%N)
   echo $(( (t1 - t0) / 1000 ))
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
 
-for mode in noop cold; do
+for mode in noop cold cold-rm; do
   run base "$mode" >/dev/null; run new "$mode" >/dev/null
   : >"$WORK/base.$mode"; : >"$WORK/new.$mode"
   for _ in $(seq "$RUNS"); do

@@ -40,7 +40,7 @@ mod limits;
 mod sandbox;
 
 pub use limits::{Limits, MAX_CALL_DEPTH, MAX_NESTING};
-pub use sandbox::{CountingAllocator, STACK_SIZE};
+pub use sandbox::{with_loading_stack, CountingAllocator, STACK_SIZE};
 
 /// A loading error, already rendered with its file, line and column. Cloneable because one
 /// failed `.bzl` module is reported by every package that loads it.

@@ -12,7 +12,15 @@ static ALLOCATOR: executor::load::CountingAllocator = executor::load::CountingAl
 
 fn main() -> ExitCode {
     let cli = executor::cli::Cli::parse();
-    match executor::cli::run(cli) {
+    // On a thread whose stack is big enough to load Starlark on (once, for every package).
+    let result = match executor::load::with_loading_stack(|| executor::cli::run(cli)) {
+        Ok(result) => result,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot start the main thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");

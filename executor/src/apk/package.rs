@@ -346,15 +346,17 @@ pub struct LockPin {
 }
 
 impl LockPin {
-    /// The key of a verdict on this pin under `keyring` and `policy`: equal keys mean the
-    /// same bytes (by sha256) checked against the same figures with the same keys.
+    /// The key of a verdict on this pin's bytes under `keyring` and `policy`: equal keys
+    /// mean the same bytes (by sha256 and size) found signed by the same keys under the same
+    /// policy, with data matching their own datahash. Every other pinned figure (name,
+    /// version, arch, identity, datahash) is compared with the bytes on every use, so one
+    /// verdict serves every pin of the same file (a `noarch` package pinned for eight
+    /// architectures is checked once).
     pub fn verdict_key(&self, keyring: &Keyring, policy: SignaturePolicy) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(b"executor apk verdict v1\0");
-        for field in [&self.name, &self.version, &self.arch, &self.identity, &self.sha256, &self.datahash] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
+        h.update(b"executor apk verdict v2\0");
+        h.update((self.sha256.len() as u64).to_be_bytes());
+        h.update(self.sha256.as_bytes());
         h.update(self.size.to_be_bytes());
         h.update(keyring.fingerprint());
         h.update([match policy {
@@ -841,6 +843,70 @@ mod tests {
             .map(|e| e.expect("entry").path().expect("path").display().to_string())
             .collect();
         assert!(names.iter().any(|n| n.ends_with("JSON.pm")), "{names:?}");
+    }
+
+    /// A [`VerdictCache`] that remembers keys in memory and counts full verifications.
+    #[derive(Default)]
+    struct Verdicts {
+        keys: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+        recorded: std::sync::atomic::AtomicUsize,
+    }
+
+    impl VerdictCache for Verdicts {
+        fn holds(&self, key: &[u8; 32]) -> bool {
+            self.keys.lock().expect("lock").contains(key)
+        }
+        fn record(&self, key: &[u8; 32]) {
+            if self.keys.lock().expect("lock").insert(*key) {
+                self.recorded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[test]
+    fn one_verdict_serves_every_pin_of_the_same_bytes_and_every_figure_is_still_compared() {
+        let bytes = fixture(BASELAYOUT);
+        let info = Package::read(&bytes, BASELAYOUT).expect("reads").info().clone();
+        let lock_pin = LockPin {
+            name: "alpine-baselayout".into(),
+            version: "3.2.0-r23".into(),
+            arch: "aarch64".into(),
+            identity: "Q1LLq2qDNrS/qRnhxQ3hsY/sHbQnc=".into(),
+            size: 11012,
+            sha256: "e6e3c36ed2f991bd0168ea076d30ff7a9fed0bfabeedade500d8aa949bba1835".into(),
+            datahash: hex::encode(info.datahash.expect("datahash")),
+        };
+        let keys = keyring(&[ALPINE_KEY]);
+        let verdicts = Verdicts::default();
+        let policy = SignaturePolicy::Required;
+        Package::verify_locked(&bytes, BASELAYOUT, &lock_pin, &keys, policy, &verdicts).expect("verifies");
+        Package::verify_locked(&bytes, BASELAYOUT, &lock_pin, &keys, policy, &verdicts).expect("verifies again");
+        assert_eq!(verdicts.recorded.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+        // The verdict is found for any pin of these bytes, and each pinned figure is still
+        // compared with them.
+        let refused = |pin: &LockPin| {
+            let key = pin.verdict_key(&keys, policy);
+            assert!(verdicts.holds(&key), "the verdict serves {pin:?}");
+            Package::verify_locked(&bytes, BASELAYOUT, pin, &keys, policy, &verdicts)
+                .expect_err("a pinned figure differs from the bytes")
+        };
+        let arch = LockPin { arch: "x86_64".into(), ..lock_pin.clone() };
+        assert!(matches!(refused(&arch), PackageError::WrongArch { .. }), "{:?}", refused(&arch));
+        let name = LockPin { name: "alpine-baselayout-data".into(), ..lock_pin.clone() };
+        assert!(matches!(refused(&name), PackageError::WrongPackage { .. }), "{:?}", refused(&name));
+        let identity = LockPin { identity: "Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(), ..lock_pin.clone() };
+        assert!(matches!(refused(&identity), PackageError::WrongIdentity { .. }), "{:?}", refused(&identity));
+        let datahash = LockPin { datahash: "00".repeat(32), ..lock_pin.clone() };
+        assert!(matches!(refused(&datahash), PackageError::DatahashNotPinned { .. }), "{:?}", refused(&datahash));
+
+        // Other keys or another policy: no verdict, and the signature is checked again.
+        let stranger = keyring(&[OTHER_ALPINE_KEY]);
+        assert!(!verdicts.holds(&lock_pin.verdict_key(&stranger, policy)));
+        assert!(!verdicts.holds(&lock_pin.verdict_key(&keys, SignaturePolicy::Untrusted)));
+        let err = Package::verify_locked(&bytes, BASELAYOUT, &lock_pin, &stranger, policy, &verdicts)
+            .expect_err("not signed by the stranger's key");
+        assert!(err.to_string().contains("signed only by keys that are not trusted"), "{err}");
     }
 
     #[test]

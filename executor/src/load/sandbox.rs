@@ -75,30 +75,60 @@ thread_local! {
     static ACCOUNT: Account =
         const { Account { used: Cell::new(0), fatal: Cell::new(0), reporting: Cell::new(false) } };
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
-    /// True on loading threads: their panics and fatal signals are reported as load errors.
+    /// True while a thread loads ([`run`]): its panics and fatal signals are then reported as
+    /// load errors.
     static LOADING_THREAD: Cell<bool> = const { Cell::new(false) };
-    /// On a loading thread, about the lowest address of its stack, where it overflows.
+    /// On a thread started with a [`STACK_SIZE`] stack, about the lowest address of that
+    /// stack, where it overflows; 0 on other threads.
     static STACK_END: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Runs `f` (loading one package, `WORKSPACE`, with everything they load) on a thread with
-/// a [`STACK_SIZE`] stack, and waits for it. A panic that escapes [`guarded`] becomes a
-/// load error naming `what`.
+/// a [`STACK_SIZE`] stack, and waits for it: on this thread if it is one (see
+/// [`with_loading_stack`]), otherwise on a new one. A panic that escapes [`guarded`]
+/// becomes a load error naming `what`.
 pub(super) fn run<R: Send>(what: &str, f: impl FnOnce() -> Result<R, LoadError> + Send) -> Result<R, LoadError> {
     quiet_panics_on_loading_threads();
     signals::install();
+    if STACK_END.with(Cell::get) != 0 {
+        // While `f` runs, this thread's panics and fatal signals are load errors.
+        let outer = LOADING_THREAD.with(|q| q.replace(true));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        LOADING_THREAD.with(|q| q.set(outer));
+        return result.unwrap_or_else(|panic| Err(panicked(what, None, panic.as_ref())));
+    }
     std::thread::scope(|s| {
         let thread = std::thread::Builder::new()
             .name("starlark".to_owned())
             .stack_size(STACK_SIZE)
             .spawn_scoped(s, || {
                 LOADING_THREAD.with(|q| q.set(true));
-                let here = 0u8;
-                STACK_END.with(|e| e.set((&raw const here as usize).saturating_sub(STACK_SIZE)));
+                mark_stack();
                 f()
             })
             .map_err(|e| LoadError(format!("cannot start a thread to load `{what}`: {e}")))?;
         thread.join().unwrap_or_else(|panic| Err(panicked(what, None, panic.as_ref())))
+    })
+}
+
+/// Records, on a thread just started with a [`STACK_SIZE`] stack, where that stack ends.
+fn mark_stack() {
+    let here = 0u8;
+    STACK_END.with(|e| e.set((&raw const here as usize).saturating_sub(STACK_SIZE)));
+}
+
+/// Runs `f` on a new thread with a [`STACK_SIZE`] stack and returns what it returns (a
+/// panic goes on in the caller). Loading on that thread ([`run`]) needs no thread of its
+/// own: the `executor` binary runs each command this way, so that a command starts one
+/// thread for all its loading rather than one per package, and its lazily made caches
+/// (the interpreter's, the allocator's) are made once.
+pub fn with_loading_stack<R: Send>(f: impl FnOnce() -> R + Send) -> std::io::Result<R> {
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new().name("main".to_owned()).stack_size(STACK_SIZE).spawn_scoped(s, || {
+            mark_stack();
+            f()
+        })?;
+        Ok(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
 }
 
@@ -183,7 +213,12 @@ impl<'e> BeforeStmtFuncDyn<'e> for BeforeStatement {
     ) -> starlark::Result<()> {
         let heap_bytes = eval.heap().allocated_bytes();
         let stopped = with_scope(|scope| {
-            scope.statement = Some(span.to_file_span());
+            // The same file as the last statement, almost always: keep its `CodeMap` (a
+            // reference count touched on every statement otherwise).
+            match &mut scope.statement {
+                Some(last) if last.file == *span.file => last.span = span.span,
+                statement => *statement = Some(span.to_file_span()),
+            }
             check_time_and_memory(scope, heap_bytes);
             scope.stop.map(|stop| stop_message(stop, &scope.limits))
         });
