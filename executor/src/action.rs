@@ -89,11 +89,18 @@ pub struct ActionContext<'a> {
     pub outputs: Vec<PathBuf>,
     /// Verdicts of package verification (the store's), so a package is verified once.
     pub verdicts: &'a dyn crate::apk::VerdictCache,
+    /// Threads the action may use for its own work (compression): the build's `--jobs`, so
+    /// that actions running side by side do not each take every core.
+    pub jobs: usize,
 }
 
 impl fmt::Debug for ActionContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActionContext").field("inputs", &self.inputs).field("outputs", &self.outputs).finish()
+        f.debug_struct("ActionContext")
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .field("jobs", &self.jobs)
+            .finish()
     }
 }
 

@@ -507,7 +507,12 @@ impl Builder<'_> {
             }
             output_paths.push(path);
         }
-        let ctx = ActionContext { inputs: input_paths, outputs: output_paths, verdicts: self.store };
+        let ctx = ActionContext {
+            inputs: input_paths,
+            outputs: output_paths,
+            verdicts: self.store,
+            jobs: self.options.jobs.max(1),
+        };
         action.exec.run(&ctx).map_err(|e| RunError::Failed(e.0))?;
         let mut records = Vec::with_capacity(action.outputs.len());
         for (spec, path) in action.outputs.iter().zip(&ctx.outputs) {
@@ -769,6 +774,36 @@ mod tests {
         assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
         assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
         assert!(!dir.path().join("out/p/b").exists());
+    }
+
+    /// Writes the number of threads its context allows.
+    #[derive(Debug)]
+    struct Jobs;
+
+    impl ActionExec for Jobs {
+        fn mnemonic(&self) -> &'static str {
+            "Jobs"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn key_data(&self) -> serde_json::Value {
+            serde_json::json!({})
+        }
+        fn run(&self, ctx: &ActionContext<'_>) -> Result<(), crate::action::ActionError> {
+            fs::write(&ctx.outputs[0], ctx.jobs.to_string())?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn actions_may_use_as_many_threads_as_jobs_says() {
+        for jobs in [1, 3] {
+            let action = Action { exec: Arc::new(Jobs), ..fake("jobs", false, vec![]) };
+            let (result, dir) = run(vec![action], false, jobs);
+            assert_eq!(result.stats.actions_run, 1);
+            assert_eq!(fs::read_to_string(dir.path().join("out/p/jobs")).expect("built"), jobs.to_string());
+        }
     }
 
     #[test]

@@ -472,15 +472,34 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
             )));
         }
     }
-    fs::create_dir_all(&state).map_err(io("cannot create", &state))?;
     let path = state.join("lock");
-    let file =
-        File::options().create(true).truncate(false).write(true).open(&path).map_err(io("cannot open", &path))?;
-    if file.try_lock().is_err() {
-        eprintln!("waiting for another executor command in this workspace to finish...");
-        file.lock().map_err(io("cannot lock", &path))?;
+    let mut said = false;
+    loop {
+        fs::create_dir_all(&state).map_err(io("cannot create", &state))?;
+        let file =
+            File::options().create(true).truncate(false).write(true).open(&path).map_err(io("cannot open", &path))?;
+        if file.try_lock().is_err() {
+            if !said {
+                eprintln!("waiting for another executor command in this workspace to finish...");
+                said = true;
+            }
+            file.lock().map_err(io("cannot lock", &path))?;
+        }
+        // `executor clean` removes the lock file with `executor-out/` while holding it: a lock
+        // taken on a file no longer at `path` excludes nobody, so open the new one.
+        if same_file(&file, &path) {
+            return Ok(file);
+        }
     }
-    Ok(file)
+}
+
+/// Whether the open `file` is the one at `path` now.
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Marks `executor-out/` as being written (`.executor/in-progress`) for as long as it lives.
@@ -731,4 +750,37 @@ fn describe_image(provided: &crate::rules::Provided, out_root: &Path) -> Option<
         meta.get("digest")?.as_str()?,
         image.arch.oci_platform()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_waiting_while_clean_removes_the_lock_file_takes_the_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join(OUT_DIR);
+        let held = lock_workspace(&out).expect("first lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let out = out.clone();
+            move || {
+                let file = lock_workspace(&out).expect("second lock");
+                let _ = tx.send(());
+                file
+            }
+        });
+        // Long enough for the waiter to block on the file the first command holds.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "the second command waits");
+        // What `executor clean` does: remove the directory, lock file and all, then release.
+        fs::remove_dir_all(&out).expect("clean");
+        drop(held);
+        let file = waiter.join().expect("waiter");
+        let path = out.join(".executor/lock");
+        assert!(same_file(&file, &path), "the waiter holds the lock file now at {}", path.display());
+        // So a third command waits for it rather than running beside it.
+        let third = File::options().write(true).open(&path).expect("open");
+        assert!(third.try_lock().is_err(), "the lock at the path is held");
+    }
 }

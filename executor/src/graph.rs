@@ -349,5 +349,22 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
             }
         }
     }
+    // Nor may one output lie inside another (`a` and `a/b`): which of them `executor-out/`
+    // ends up with would depend on the order the actions ran in.
+    for (path, owner) in &owners {
+        let inside = format!("{path}/");
+        if let Some((nested, nested_owner)) =
+            owners.range(inside.as_str()..).next().filter(|(p, _)| p.starts_with(inside.as_str()))
+        {
+            let whose = if nested_owner == owner {
+                "another output of it".to_owned()
+            } else {
+                format!("an output of `{owner}`")
+            };
+            return Err(Error::Analysis(format!(
+                "output `executor-out/{nested}` of `{nested_owner}` is inside `executor-out/{path}`, {whose}: one would replace the other\n  fix: give one of them another output name"
+            )));
+        }
+    }
     Ok(out)
 }

@@ -95,6 +95,11 @@ fn cases() -> Vec<Case> {
             vec![("p/BUILD", "write_file(name = \"a\", out = \"o.txt\")\nwrite_file(name = \"b\", out = \"o.txt\")\n")],
             vec!["build", "//p:all"],
         ),
+        (
+            "nested_outputs",
+            vec![("p/BUILD", "write_file(name = \"a\", out = \"d\")\nwrite_file(name = \"b\", out = \"d/o.txt\")\nwrite_file(name = \"c\", out = \"d-o.txt\")\n")],
+            vec!["build", "//p:all"],
+        ),
         ("invalid_out_path", vec![("p/BUILD", "write_file(name = \"a\", out = \"../o.txt\")\n")], vec!["build", "//p:a"]),
         ("glob_matches_nothing", vec![("p/BUILD", "filegroup(name = \"a\", srcs = glob([\"*.txt\"]))\n")], vec!["build", "//p:a"]),
         ("invalid_pattern", vec![("p/BUILD", "")], vec!["build", "//p/...:x"]),

@@ -124,10 +124,11 @@ fn mark_stack() {
 /// (the interpreter's, the allocator's) are made once.
 pub fn with_loading_stack<R: Send>(f: impl FnOnce() -> R + Send) -> std::io::Result<R> {
     std::thread::scope(|s| {
-        let thread = std::thread::Builder::new().name("main".to_owned()).stack_size(STACK_SIZE).spawn_scoped(s, || {
-            mark_stack();
-            f()
-        })?;
+        let thread =
+            std::thread::Builder::new().name("main".to_owned()).stack_size(STACK_SIZE).spawn_scoped(s, || {
+                mark_stack();
+                f()
+            })?;
         Ok(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
 }

@@ -473,7 +473,10 @@ impl ActionExec for LayerExec {
         let os_release_id = os_release_id(&mut tree)?;
         let epoch = spec.epoch.unwrap_or(newest);
         let out = File::create(&ctx.outputs[0])?;
-        let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // Compression threads: no more than the build's jobs (layers of several platforms
+        // compress side by side), nor than the cores.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let jobs = ctx.jobs.clamp(1, cores);
         let writer = LayerWriter::new(BufWriter::new(out), LayerOptions { epoch, jobs, ..LayerOptions::default() })
             .map_err(|e| fail(e.to_string()))?;
         let digests = writer.write_tree(tree).map_err(|e| fail(e.to_string()))?;
