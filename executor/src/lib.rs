@@ -18,15 +18,12 @@
 //! `executor-out/`). See ARCHITECTURE.md.
 
 pub mod action;
-pub mod apk;
 pub mod apko;
 pub mod builder;
 pub mod cli;
 pub mod commands;
-pub mod digest;
 pub mod docker_archive;
 pub mod error;
-pub mod fetch;
 pub mod filecache;
 pub mod graph;
 pub mod install;
@@ -36,7 +33,6 @@ pub mod load;
 pub mod lock;
 pub mod lockfile;
 pub mod oci;
-pub mod platform;
 pub mod registry;
 pub mod remote_cache;
 pub mod repository;
@@ -47,3 +43,6 @@ pub mod target;
 pub mod workspace;
 
 pub use error::Error;
+// The crates below the engine, under the paths the rest of this crate uses.
+pub use executor_apk as apk;
+pub use executor_base::{digest, fetch, platform};

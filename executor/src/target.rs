@@ -4,6 +4,7 @@
 //! declares a **target** whose attributes are checked and converted here, once, into
 //! [`AttrValue`]s. Later phases never see a raw Starlark value.
 
+pub use executor_base::hints::did_you_mean;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -220,19 +221,6 @@ pub enum AttrError {
     /// Positional arguments were given.
     #[error("rule `{rule}` takes keyword arguments only (write `{rule}(name = \"...\", ...)`)")]
     Positional { rule: &'static str },
-}
-
-/// `, did you mean `x`?` when one candidate is close to `name`, else empty.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    let best = candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1))
-        .min();
-    match best {
-        Some((_, c)) => format!(", did you mean `{c}`?"),
-        None => String::new(),
-    }
 }
 
 fn type_name(value: Value) -> String {

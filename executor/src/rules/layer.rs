@@ -192,19 +192,6 @@ struct LayerSpec {
     epoch: Option<u64>,
 }
 
-impl Serialize for Arch {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.apk())
-    }
-}
-
-impl<'de> Deserialize<'de> for Arch {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Arch::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// What a layer action reports about itself (`<name>.layer.json`), for images and SBOMs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerMeta {

@@ -19,13 +19,13 @@ use std::ops::Range;
 use flate2::bufread::MultiGzDecoder;
 use sha2::{Digest as _, Sha256};
 
-use crate::apk::dependency::{Dependency, DependencyError, PackageName, Provide};
-use crate::apk::gzip::{self, GzipError};
-use crate::apk::identity::Identity;
-use crate::apk::key::{KeyName, Keyring};
-use crate::apk::signature::{Signature, SignatureAlgorithm, SignatureError, Trust};
-use crate::apk::tar_member;
-use crate::apk::version::{Version, VersionError};
+use crate::dependency::{Dependency, DependencyError, PackageName, Provide};
+use crate::gzip::{self, GzipError};
+use crate::identity::Identity;
+use crate::key::{KeyName, Keyring};
+use crate::signature::{Signature, SignatureAlgorithm, SignatureError, Trust};
+use crate::tar_member;
+use crate::version::{Version, VersionError};
 
 /// What a package file is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct PackagePin {
 
 impl PackagePin {
     /// The pin an index entry implies: identity, name, version and size.
-    pub fn from_entry(entry: &crate::apk::index::IndexEntry) -> Self {
+    pub fn from_entry(entry: &crate::index::IndexEntry) -> Self {
         PackagePin {
             name: entry.name.clone(),
             version: entry.version.clone(),
@@ -321,9 +321,10 @@ impl<'a> VerifiedPackage<'a> {
         self.signed_by.as_ref()
     }
 
-    /// For the crate's own unit tests of the installer, which feed it crafted packages.
-    #[cfg(test)]
-    pub(crate) fn assume_verified(package: Package<'a>) -> Self {
+    /// For tests of the installer, which feed it crafted packages: only with the `testkit`
+    /// feature, which the product never enables.
+    #[cfg(feature = "testkit")]
+    pub fn assume_verified(package: Package<'a>) -> Self {
         VerifiedPackage { package, signed_by: None }
     }
 }
@@ -669,13 +670,13 @@ impl<'a> Package<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apk::index::{Index, TrustPolicy};
+    use crate::index::{Index, TrustPolicy};
     use flate2::write::GzEncoder;
     use flate2::Compression;
     use std::io::{Read, Write};
     use std::path::Path;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk");
     const ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub";
     const OTHER_ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
     const BASELAYOUT: &str = "alpine-packages/aarch64/alpine-baselayout-3.2.0-r23.apk";

@@ -38,9 +38,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 
-use crate::apk::dependency::{Constraint, Dependency};
-use crate::apk::index::IndexEntry;
-use crate::apk::version::Version;
+use crate::dependency::{Constraint, Dependency};
+use crate::index::IndexEntry;
+use crate::version::Version;
 
 /// A request that cannot be satisfied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -423,7 +423,7 @@ impl<'a> Solver<'a, '_> {
                 queue.push_back(Pending {
                     dependency: Dependency {
                         name: entry.name.clone(),
-                        constraint: Constraint::Version(crate::apk::dependency::Op::Equal, entry.version.clone()),
+                        constraint: Constraint::Version(crate::dependency::Op::Equal, entry.version.clone()),
                         conflict: false,
                     },
                     from: None,
@@ -503,11 +503,11 @@ fn conflict_matches(conflict: &Dependency, entry: &IndexEntry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apk::index::{parse_text, Index, TrustPolicy};
-    use crate::apk::key::Keyring;
+    use crate::index::{parse_text, Index, TrustPolicy};
+    use crate::key::Keyring;
     use std::path::Path;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk");
 
     fn alpine() -> Index {
         let dir = Path::new(FIXTURES);
@@ -613,7 +613,7 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
         // 200,000 links: a copied chain per dependency made this quadratic (20k links took
         // 24 s) and a recursive install order overflowed the stack.
         let n = 200_000;
-        let parsed = parse_text(&crate::apk::write::chain_index(n), "chain").expect("parses");
+        let parsed = parse_text(&crate::write::chain_index(n), "chain").expect("parses");
         let start = std::time::Instant::now();
         let r = resolve(&parsed.entries, &deps(&["p0"])).expect("resolves");
         let elapsed = start.elapsed();
@@ -627,7 +627,7 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
 
     #[test]
     fn a_failure_deep_in_a_chain_names_every_link() {
-        let mut text = crate::apk::write::chain_index(4);
+        let mut text = crate::write::chain_index(4);
         text = text.replace("D:p3\n", "D:p3 missing\n");
         let parsed = parse_text(&text, "chain").expect("parses");
         let err = resolve(&parsed.entries, &deps(&["p0"])).expect_err("missing");

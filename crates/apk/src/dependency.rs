@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::apk::version::{Version, VersionError};
+use crate::version::{Version, VersionError};
 
 /// A dependency atom or provides entry that failed to parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! from its sources (`third_party/apk-sources/`).
 //!
 //! What is written follows the layouts [`Package::read`] and
-//! [`crate::apk::Index::read`] document (and abuild / apk-tools produce):
+//! [`crate::Index::read`] document (and abuild / apk-tools produce):
 //! - a **package** is the signature member (`.SIGN.RSA256.<key>`, no
 //!   end-of-archive blocks), the control member (`.PKGINFO` only, no
 //!   end-of-archive blocks) and the data member (the file tree, ending in two
@@ -38,13 +38,13 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::apk::dependency::{Dependency, PackageName, Provide};
-use crate::apk::index::IndexEntry;
-use crate::apk::key::{KeyError, KeyName, PublicKey};
-use crate::apk::package::{Package, PackageError};
-use crate::apk::signature::{SignatureAlgorithm, SIGNATURE_PREFIX};
-use crate::apk::version::Version;
-use crate::platform::Arch;
+use crate::dependency::{Dependency, PackageName, Provide};
+use crate::index::IndexEntry;
+use crate::key::{KeyError, KeyName, PublicKey};
+use crate::package::{Package, PackageError};
+use crate::signature::{SignatureAlgorithm, SIGNATURE_PREFIX};
+use crate::version::Version;
+use executor_base::platform::Arch;
 
 /// The gzip header's OS byte: 255, "unknown", so the host never shows.
 pub const GZIP_OS_UNKNOWN: u8 = 255;
@@ -181,7 +181,7 @@ impl SigningKey {
         self.key.to_public_key().to_public_key_pem(LineEnding::LF).expect("an RSA public key encodes as PEM")
     }
 
-    /// The public key, under this key's name, for a [`crate::apk::Keyring`].
+    /// The public key, under this key's name, for a [`crate::Keyring`].
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from_pem(self.name.as_str(), &self.public_key_pem()).expect("our own PEM parses")
     }
@@ -1381,14 +1381,14 @@ fn walk_tree(dir: &Path, prefix: &str, found: &mut Vec<(String, Option<Vec<u8>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apk::gzip;
-    use crate::apk::index::{Index, IndexError, TrustPolicy};
-    use crate::apk::key::Keyring;
-    use crate::apk::package::{PackagePin, SignaturePolicy};
-    use crate::apk::signature::Trust;
+    use crate::gzip;
+    use crate::index::{Index, IndexError, TrustPolicy};
+    use crate::key::Keyring;
+    use crate::package::{PackagePin, SignaturePolicy};
+    use crate::signature::Trust;
     use std::io::Read as _;
 
-    const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     const KEY: &str = "third_party/keys/executor-test-key.rsa";
     const PUBLIC_KEY: &str = "third_party/keys/executor-test-key.rsa.pub";
     const KEY_NAME: &str = "executor-test-key.rsa.pub";

@@ -520,7 +520,7 @@ fn copy_stream<R: Read + ?Sized, W: Write>(
 }
 
 /// OS error texts start with a capital ("Connection refused"); messages here are lowercase.
-pub(crate) fn lowercase_first(text: &str) -> String {
+pub fn lowercase_first(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -529,7 +529,7 @@ pub(crate) fn lowercase_first(text: &str) -> String {
 }
 
 /// I/O failures worth another attempt: the network or the peer, not the request.
-pub(crate) fn is_transient_io(kind: io::ErrorKind) -> bool {
+pub fn is_transient_io(kind: io::ErrorKind) -> bool {
     use io::ErrorKind as K;
     matches!(
         kind,
@@ -550,7 +550,7 @@ pub(crate) fn is_transient_io(kind: io::ErrorKind) -> bool {
 
 /// The resolve timeout for a client of `host` (`name[:port]`, `[v6]:port`): none for an IP
 /// literal, which needs no lookup (with a timeout, ureq resolves on a new thread each time).
-pub(crate) fn resolve_timeout(host: &str, timeout: std::time::Duration) -> Option<std::time::Duration> {
+pub fn resolve_timeout(host: &str, timeout: std::time::Duration) -> Option<std::time::Duration> {
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host

@@ -14,7 +14,7 @@ use rsa::Pkcs1v15Sign;
 use sha1::{Digest as _, Sha1};
 use sha2::{Sha256, Sha512};
 
-use crate::apk::key::{KeyError, KeyName, Keyring};
+use crate::key::{KeyError, KeyName, Keyring};
 
 /// Prefix of the tar entry names that hold signatures.
 pub const SIGNATURE_PREFIX: &str = ".SIGN.";

@@ -22,13 +22,13 @@
 
 use std::fmt;
 
-use crate::apk::dependency::{Dependency, DependencyError, PackageName, Provide};
-use crate::apk::gzip::{self, GzipError};
-use crate::apk::identity::{Identity, IdentityError};
-use crate::apk::key::Keyring;
-use crate::apk::signature::{Signature, SignatureError, Trust};
-use crate::apk::tar_member;
-use crate::apk::version::{Version, VersionError};
+use crate::dependency::{Dependency, DependencyError, PackageName, Provide};
+use crate::gzip::{self, GzipError};
+use crate::identity::{Identity, IdentityError};
+use crate::key::Keyring;
+use crate::signature::{Signature, SignatureError, Trust};
+use crate::tar_member;
+use crate::version::{Version, VersionError};
 
 /// Whether an index that no trusted key signed may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,14 +540,14 @@ impl EntryBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apk::key::PublicKey;
-    use crate::apk::signature::SignatureAlgorithm;
+    use crate::key::PublicKey;
+    use crate::signature::SignatureAlgorithm;
     use flate2::write::GzEncoder;
     use flate2::Compression;
     use std::io::Write;
     use std::path::Path;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk");
     const ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub";
     const OTHER_ALPINE_KEY: &str = "alpine-keys/alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub";
     const ALPINE_INDEX: &str = "alpine-v3.17/aarch64/APKINDEX.tar.gz";

@@ -24,7 +24,7 @@
 //! Older apk-tools (2.12, used to build Alpine 3.17) also accepted a few
 //! irregular strings such as `0.99f7` (digits after a letter) or `5.3.0_`
 //! (empty suffix). Current apk-tools and apko reject them, and so does
-//! [`Version::parse`]; [`crate::apk::index`] reports such entries instead of
+//! [`Version::parse`]; [`crate::index`] reports such entries instead of
 //! failing the whole index.
 
 use std::cmp::Ordering;

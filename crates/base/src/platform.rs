@@ -93,7 +93,7 @@ impl Arch {
             })
             .ok_or_else(|| {
                 let names: Vec<&str> = Arch::ALL.iter().map(|a| a.apk()).collect();
-                let mut hint = crate::target::did_you_mean(name, names.iter().copied());
+                let mut hint = crate::hints::did_you_mean(name, names.iter().copied());
                 if hint.is_empty() {
                     let known: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
                     hint = format!(" (known: {})", known.join(", "));
@@ -106,6 +106,20 @@ impl Arch {
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.apk())
+    }
+}
+
+/// An architecture serializes as its APK name (`x86_64`), as lockfiles and action keys write it.
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.apk())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Arch::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 

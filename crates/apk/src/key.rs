@@ -193,7 +193,7 @@ impl std::borrow::Borrow<str> for KeyName {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk");
 
     #[test]
     fn loads_real_keys_by_file_name() {
