@@ -10,7 +10,7 @@ use crate::apk::write::{write_package_unchecked, PackageFile, PackageSpec};
 use crate::apk::{PackageName, Version};
 use crate::layer::{LayerOptions, LayerWriter};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/apk/");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk/");
 
 fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(Path::new(FIXTURES).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -143,7 +143,7 @@ fn check_host(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
+pub fn check_repository(repository: &str) -> Result<(), String> {
     if repository.is_empty() {
         return Err("the repository is empty; expected `HOST[:PORT]/REPOSITORY[:TAG]`".into());
     }
@@ -189,7 +189,7 @@ pub(crate) fn valid_component(component: &str) -> bool {
     }
 }
 
-pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
+pub fn check_tag(tag: &str) -> Result<(), String> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let ok = tag.len() <= MAX_TAG_LEN && tag.starts_with(word) && tag.chars().all(|c| word(c) || c == '.' || c == '-');
     if ok {

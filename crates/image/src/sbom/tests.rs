@@ -24,12 +24,12 @@ use crate::platform::Arch;
 use crate::sbom::{attach_sbom, sbom_artifact_manifest, spdx_document, SbomError, SbomInput, SbomPackage};
 
 /// The in-tree repository (relative to the crate).
-const REPO: &str = "../third_party/apk-repository";
+const REPO: &str = "../../third_party/apk-repository";
 /// Real packages from public repositories.
-const FIXTURES: &str = "../../shared/fixtures/apk";
+const FIXTURES: &str = "../../../shared/fixtures/apk";
 const EPOCH: u64 = 1_700_000_000;
 
-/// The crate directory (`executor/`), also when the crate is a scratch copy whose source
+/// The crate directory (`crates/image/`), also when the crate is a scratch copy whose source
 /// files are symlinks into it.
 fn crate_dir() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sbom.rs");
@@ -496,7 +496,7 @@ fn artifact_manifest_golden() {
 
 /// Runs the shared validator on the image tag of `dir`.
 pub(crate) fn validate_layout(dir: &Path, tag: &str) {
-    let script = crate_dir().join("../../shared/tools/validate_oci.sh");
+    let script = crate_dir().join("../../../shared/tools/validate_oci.sh");
     if !script.exists() || !have_tool("umoci", &["--version"]) {
         eprintln!("skipped: validate_oci.sh or its tools are missing");
         return;

@@ -291,7 +291,7 @@ pub fn read_layout_image(dir: &Path, ref_name: Option<&str>, arch: Arch) -> Resu
     let chosen = match ref_name {
         Some(want) => entries.iter().find(|d| name_of(d).as_deref() == Some(want)).ok_or_else(|| {
             let names: Vec<String> = entries.iter().filter_map(name_of).collect();
-            let mut hint = crate::target::did_you_mean(want, names.iter().map(String::as_str));
+            let mut hint = executor_base::hints::did_you_mean(want, names.iter().map(String::as_str));
             if hint.is_empty() {
                 let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
                 hint = if quoted.is_empty() {

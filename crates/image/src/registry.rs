@@ -27,7 +27,7 @@ mod client;
 mod error;
 mod plan;
 mod push;
-pub(crate) mod reference;
+pub mod reference;
 mod resolve;
 
 pub use crate::registry::auth::{

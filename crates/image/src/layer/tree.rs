@@ -104,7 +104,7 @@ impl Content {
     }
 
     /// Turns the source into a reader (opening it if needed).
-    pub(crate) fn open(self) -> io::Result<Box<dyn Read + Send>> {
+    pub fn open(self) -> io::Result<Box<dyn Read + Send>> {
         match self.source {
             Source::Bytes(bytes) => Ok(Box::new(Cursor::new(bytes))),
             Source::Reader(reader) => Ok(reader),

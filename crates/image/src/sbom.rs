@@ -430,7 +430,7 @@ fn image_purl_parts(name: &str) -> Result<(String, Option<String>), SbomError> {
 }
 
 /// A purl namespace: lowercase letters, digits, `.` and `-`.
-pub(crate) fn valid_namespace(namespace: &str) -> bool {
+pub fn valid_namespace(namespace: &str) -> bool {
     !namespace.is_empty()
         && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
 }

@@ -90,7 +90,7 @@ pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, Registry
     let entries = index.manifests();
     let Some(top) = entries.iter().find(|d| name_of(d).as_deref() == Some(ref_name)) else {
         let names: Vec<String> = entries.iter().filter_map(name_of).collect();
-        let mut hint = crate::target::did_you_mean(ref_name, names.iter().map(String::as_str));
+        let mut hint = executor_base::hints::did_you_mean(ref_name, names.iter().map(String::as_str));
         if hint.is_empty() {
             let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
             hint = if quoted.is_empty() {
