@@ -39,7 +39,7 @@ fn blobs(cache: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn lock_then_build_over_http() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let server = served(&fx);
     let ws = workspace(&fx, &server.url());
     ws.run(&["lock"]).success();
@@ -67,7 +67,7 @@ fn lock_then_build_over_http() {
 
 #[test]
 fn transient_failures_are_retried() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let server = served(&fx);
     let ws = workspace(&fx, &server.url());
     server.set_fault("/x86_64/APKINDEX.tar.gz", Fault::FailTimes(1, Box::new(Fault::ServerError)));
@@ -81,7 +81,7 @@ fn transient_failures_are_retried() {
 /// code 1, write no lockfile (for lock), and put no unverified byte in the store or outputs.
 #[test]
 fn network_failures_are_clear_errors() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let cases: [(&str, &str, &str, Fault); 8] = [
         ("apk_http_index_404", "lock", "/x86_64/APKINDEX.tar.gz", Fault::NotFound),
         ("apk_http_index_500", "lock", "/aarch64/APKINDEX.tar.gz", Fault::ServerError),
@@ -132,7 +132,7 @@ fn network_failures_are_clear_errors() {
 
 #[test]
 fn connection_refused() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let url = refused_url();
     let ws = workspace(&fx, &url);
     let run = ws.run(&["lock", "--fetch-retries", "0"]).failure(1);

@@ -22,7 +22,7 @@ fn fixture_sha256(fx: &std::path::Path, rel: &str) -> String {
 
 #[test]
 fn lock_then_build_over_file_urls() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let ws = melange(&fx, TARGET);
     // Without a lockfile, the build says what to do.
     let run = ws.run(&["build", "//img:apks"]).failure(1);
@@ -53,7 +53,7 @@ fn lock_then_build_over_file_urls() {
 
 #[test]
 fn build_with_an_empty_cache_fetches_from_the_lockfile_urls() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let ws = melange(&fx, TARGET);
     ws.run(&["lock"]).success();
     fs::remove_dir_all(ws.cache()).expect("empty the cache");
@@ -70,7 +70,7 @@ fn build_with_an_empty_cache_fetches_from_the_lockfile_urls() {
 
 #[test]
 fn stale_lockfile_is_reported() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let ws = melange(&fx, TARGET);
     ws.run(&["lock"]).success();
     ws.write("img/BUILD", &TARGET.replace("\"custom-ca-certs-1\"]", "\"custom-ca-certs-1\", \"custom-ca-certs-2\"]"));
@@ -89,7 +89,7 @@ fn stale_lockfile_is_reported() {
 
 #[test]
 fn lock_errors() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let alpine = format!("file://{}", fx.join("alpine-v3.17").display());
     let cases: Vec<(&str, Workspace)> = vec![
         (
@@ -128,7 +128,7 @@ fn lock_errors() {
 
 #[test]
 fn untrusted_repository_warns_on_every_use() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let url = format!("file://{}", fx.join("melange-rsa256").display());
     let ws = Workspace::with_apk_repository("melange", &url, &[], "\n    allow_untrusted = True,").file(
         "img/BUILD",
@@ -146,7 +146,7 @@ fn untrusted_repository_warns_on_every_use() {
 
 #[test]
 fn tampered_lockfile_is_caught_at_build_time() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let ws = melange(
         &fx,
         "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"pretend-baselayout\"], arch = \"x86_64\")\n",
@@ -192,7 +192,7 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn import_apko_lockfile() {
-    let Some(fx) = fixtures() else { return };
+    let fx = fixtures();
     let ws = melange(&fx, "apk_fetch(name = \"base\", repository = \"melange\", packages = [\"replayout\"], archs = [\"x86_64\", \"aarch64\"])\n");
     let apko = fx.join("apko-lock/apko.lock.json");
     let run = ws.run(&["lock", "--import-apko", apko.to_str().expect("utf-8"), "--target", "//img:base"]).success();

@@ -229,47 +229,40 @@ pub fn have(bin: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The program at `path` (a tool some tests need, such as GNU time), if it is there. In CI a
-/// missing tool is a failure; elsewhere the test is skipped with a printed reason.
-pub fn tool(name: &str, path: &str) -> Option<PathBuf> {
+/// Fails the test unless every one of `bins` is on `PATH`.
+///
+/// A test that needs a program besides cargo is marked `#[ignore = "needs ..."]`: plain
+/// `cargo test` lists it as ignored, and `cargo test -- --include-ignored` (README's test
+/// command, which `.ci/run` runs after installing the programs) runs it, failing if a
+/// program is missing. It never passes without doing its checks.
+pub fn require(bins: &[&str]) {
+    let missing: Vec<&str> = bins.iter().copied().filter(|b| !have(b)).collect();
+    assert!(missing.is_empty(), "missing {}: install with `bash .ci/run` (see README.md, Tests)", missing.join(", "));
+}
+
+/// The program at `path` (such as GNU time); fails the test if it is not there (see
+/// [`require`]).
+pub fn tool(name: &str, path: &str) -> PathBuf {
     let path = PathBuf::from(path);
-    if path.is_file() {
-        return Some(path);
-    }
-    let reason = format!("missing {name} at {} (.ci/run installs it)", path.display());
-    assert!(std::env::var_os("CI").is_none(), "{reason}");
-    eprintln!("skipping: {reason}");
-    None
+    assert!(path.is_file(), "missing {name} at {}: install with `bash .ci/run`", path.display());
+    path
 }
 
-/// `../shared/tools` when it holds `scripts` and every one of `bins` is on `PATH`. In CI a
-/// missing tool is a failure; elsewhere the test is skipped with a printed reason.
-pub fn shared_tools(scripts: &[&str], bins: &[&str]) -> Option<PathBuf> {
+/// `../shared/tools`, after checking it holds `scripts` and that every one of `bins` is on
+/// `PATH`; fails the test otherwise (see [`require`]).
+pub fn shared_tools(scripts: &[&str], bins: &[&str]) -> PathBuf {
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools");
-    let mut missing: Vec<String> =
-        scripts.iter().filter(|s| !tools.join(s).is_file()).map(|s| tools.join(s).display().to_string()).collect();
-    missing.extend(bins.iter().filter(|b| !have(b)).map(|b| b.to_string()));
-    if missing.is_empty() {
-        return Some(tools);
+    for script in scripts {
+        assert!(tools.join(script).is_file(), "missing {}: the project's shared tools", tools.join(script).display());
     }
-    let reason = format!("missing {} (.ci/run installs them)", missing.join(", "));
-    assert!(std::env::var_os("CI").is_none(), "{reason}");
-    eprintln!("skipping: {reason}");
-    None
+    require(bins);
+    tools
 }
 
-/// `../shared/fixtures/apk` (real signed APK data). In CI a missing fixture is a failure;
-/// elsewhere the test is skipped with a printed reason.
-pub fn fixtures() -> Option<PathBuf> {
+/// `../shared/fixtures/apk` (real signed APK data), which every project machine has.
+pub fn fixtures() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/apk");
-    match fs::canonicalize(&dir) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("fixtures missing at {}: {e}", dir.display()),
-        Err(e) => {
-            eprintln!("skipping: fixtures missing at {}: {e}", dir.display());
-            None
-        }
-    }
+    fs::canonicalize(&dir).unwrap_or_else(|e| panic!("fixtures missing at {}: {e}", dir.display()))
 }
 
 impl Workspace {

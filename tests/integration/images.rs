@@ -54,26 +54,6 @@ fn build_static(ws: &Path, cache: &Path, tz: &str, umask: &str) -> Run {
     to_run(out).success()
 }
 
-/// A tool from `../shared/tools`, required in CI; `None` (skip, with a reason) elsewhere.
-fn shared_tool(name: &str, needs: &[&str]) -> Option<PathBuf> {
-    let tool = repo_root().join("../shared/tools").join(name);
-    let missing: Vec<&str> = needs
-        .iter()
-        .copied()
-        .filter(|b| {
-            !Command::new("sh").arg("-c").arg(format!("command -v {b}")).status().map(|s| s.success()).unwrap_or(false)
-        })
-        .collect();
-    if tool.is_file() && missing.is_empty() {
-        return Some(tool);
-    }
-    let reason =
-        format!("{} or {:?} missing (.ci/run installs them with install_tools.sh core)", tool.display(), missing);
-    assert!(std::env::var_os("CI").is_none(), "{reason}");
-    eprintln!("skipping: {reason}");
-    None
-}
-
 fn pretty(bytes: &[u8]) -> String {
     let value: serde_json::Value = serde_json::from_slice(bytes).expect("json");
     serde_json::to_string_pretty(&value).expect("pretty")
@@ -134,14 +114,27 @@ fn static_image_is_pinned_by_snapshots_and_reproducible() {
         insta::assert_snapshot!(format!("static_{name}_config"), pretty(&config));
         insta::assert_snapshot!(format!("static_{name}_layer"), listing);
     }
+}
 
-    // Real tools accept it: oci-image-tool, skopeo per platform, umoci unpack.
-    if let Some(validate) = shared_tool("validate_oci.sh", &["skopeo", "umoci", "oci-image-tool", "jq"]) {
-        let out = Command::new("bash").arg(validate).arg(&layout_a).arg("latest").output().expect("validate_oci.sh");
-        let run = to_run(out);
-        assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
-        assert!(run.stdout.contains("VALID") && run.stdout.contains("(8 platform(s))"), "{}", run.stdout);
-    }
+/// Real tools accept `//images:static`: oci-image-tool, skopeo per platform, umoci unpack.
+#[test]
+#[ignore = "needs skopeo, umoci, oci-image-tool and jq (bash .ci/run installs them)"]
+fn static_image_passes_the_real_tools() {
+    let validate = crate::harness::shared_tools(&["validate_oci.sh"], &["skopeo", "umoci", "oci-image-tool", "jq"]);
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    copy_repository(&ws);
+    build_static(&ws, &temp.path().join("cache"), "UTC", "022");
+    let layout = ws.join("executor-out/images/static");
+    let out = Command::new("bash")
+        .arg(validate.join("validate_oci.sh"))
+        .arg(&layout)
+        .arg("latest")
+        .output()
+        .expect("validate_oci.sh");
+    let run = to_run(out);
+    assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("VALID") && run.stdout.contains("(8 platform(s))"), "{}", run.stdout);
 }
 
 #[test]
@@ -189,8 +182,10 @@ fn changing_one_arch_rebuilds_only_that_arch() {
 
 /// An image from the real melange-built repository (both archs) is accepted by the real tools.
 #[test]
+#[ignore = "needs skopeo, umoci, oci-image-tool and jq (bash .ci/run installs them)"]
 fn image_from_the_melange_repository_validates() {
-    let Some(fx) = crate::harness::fixtures() else { return };
+    let validate = crate::harness::shared_tools(&["validate_oci.sh"], &["skopeo", "umoci", "oci-image-tool", "jq"]);
+    let fx = crate::harness::fixtures();
     let url = format!("file://{}", fx.join("melange-rsa256").display());
     let ws = crate::harness::Workspace::with_apk_repository("melange", &url, &[fx.join("melange-rsa256/melange.rsa.pub")], "")
         .file(
@@ -212,15 +207,13 @@ oci_index(name = "melange", images = [":image_x86_64", ":image_aarch64"], tag = 
     let listing = executor::layer::list_layer(&layer[..]).expect("listing");
     assert!(listing.contains(" usr/lib/apk/db/installed "), "{listing}");
     assert!(listing.contains(" home/nonroot/ "), "{listing}");
-    if let Some(validate) = shared_tool("validate_oci.sh", &["skopeo", "umoci", "oci-image-tool", "jq"]) {
-        let out = Command::new("bash")
-            .arg(validate)
-            .arg(ws.root().join("executor-out/img/melange"))
-            .arg("v1")
-            .output()
-            .expect("validate");
-        let run = to_run(out);
-        assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
-        assert!(run.stdout.contains("(2 platform(s))"), "{}", run.stdout);
-    }
+    let out = Command::new("bash")
+        .arg(validate.join("validate_oci.sh"))
+        .arg(ws.root().join("executor-out/img/melange"))
+        .arg("v1")
+        .output()
+        .expect("validate");
+    let run = to_run(out);
+    assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("(2 platform(s))"), "{}", run.stdout);
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::harness::{executor_bin, free_port, have, to_run, Run};
+use crate::harness::{executor_bin, free_port, require, to_run, Run};
 
 /// A docker-registry serving plain HTTP on 127.0.0.1 from a throw-away directory, as
 /// ../shared/tools/registry_up.sh starts it; killed when dropped.
@@ -23,25 +23,18 @@ struct Registry {
 
 impl Registry {
     /// A registry that lets anyone push.
-    fn start() -> Option<Registry> {
+    fn start() -> Registry {
         Registry::start_with(None)
     }
 
     /// A registry that lets anyone push, or with `htpasswd = Some((user, password))` only
-    /// that user, authenticated with HTTP Basic. `None` (and a printed reason) when a tool is
-    /// missing outside CI.
-    fn start_with(htpasswd: Option<(&str, &str)>) -> Option<Registry> {
+    /// that user, authenticated with HTTP Basic.
+    fn start_with(htpasswd: Option<(&str, &str)>) -> Registry {
         let mut needs = vec!["docker-registry", "skopeo"];
         if htpasswd.is_some() {
             needs.push("htpasswd");
         }
-        let missing: Vec<&str> = needs.into_iter().filter(|b| !have(b)).collect();
-        if !missing.is_empty() {
-            let reason = format!("{} missing (.ci/run installs them)", missing.join(", "));
-            assert!(std::env::var_os("CI").is_none(), "{reason}");
-            eprintln!("skipping: {reason}");
-            return None;
-        }
+        require(&needs);
         let port = free_port();
         let state = tempfile::tempdir().expect("tempdir");
         let dir = state.path();
@@ -81,7 +74,7 @@ impl Registry {
             .expect("docker-registry");
         let mut registry = Registry { port, state, child };
         registry.wait_until_up();
-        Some(registry)
+        registry
     }
 
     /// Waits until `GET /v2/` answers 200, or 401 when it wants credentials.
@@ -123,8 +116,9 @@ impl Drop for Registry {
 }
 
 #[test]
+#[ignore = "needs docker-registry and skopeo (bash .ci/run installs them)"]
 fn push_static_image_and_read_it_back() {
-    let Some(registry) = Registry::start() else { return };
+    let registry = Registry::start();
     let temp = tempfile::tempdir().expect("tempdir");
     let ws = temp.path().join("ws");
     crate::images::copy_repository(&ws);
@@ -267,12 +261,12 @@ struct AuthFixture {
 }
 
 impl AuthFixture {
-    fn new() -> Option<Self> {
-        let registry = Registry::start_with(Some((USER, PASSWORD)))?;
+    fn new() -> Self {
+        let registry = Registry::start_with(Some((USER, PASSWORD)));
         let temp = tempfile::tempdir().expect("tempdir");
         crate::images::copy_repository(&temp.path().join("ws"));
         std::fs::create_dir_all(temp.path().join("home")).expect("mkdir home");
-        Some(AuthFixture { registry, temp })
+        AuthFixture { registry, temp }
     }
 
     fn host(&self) -> String {
@@ -331,8 +325,9 @@ fn assert_not_shown(run: &Run, password: &str) {
 }
 
 #[test]
+#[ignore = "needs docker-registry, skopeo and htpasswd (bash .ci/run installs them)"]
 fn push_with_basic_auth_credentials() {
-    let Some(fx) = AuthFixture::new() else { return };
+    let fx = AuthFixture::new();
     let auth = fx.auth_file("auth.json", USER, PASSWORD);
     let run = fx.push(Some(&auth)).success();
     assert_not_shown(&run, PASSWORD);
@@ -369,8 +364,9 @@ fn push_with_basic_auth_credentials() {
 }
 
 #[test]
+#[ignore = "needs docker-registry, skopeo and htpasswd (bash .ci/run installs them)"]
 fn push_with_a_wrong_password_fails_without_showing_it() {
-    let Some(fx) = AuthFixture::new() else { return };
+    let fx = AuthFixture::new();
     let wrong = "wrong-Battery-9c1e";
     let auth = fx.auth_file("wrong-auth.json", USER, wrong);
     let run = fx.push(Some(&auth)).failure(1);
@@ -380,8 +376,9 @@ fn push_with_a_wrong_password_fails_without_showing_it() {
 }
 
 #[test]
+#[ignore = "needs docker-registry, skopeo and htpasswd (bash .ci/run installs them)"]
 fn push_without_credentials_says_how_to_add_them() {
-    let Some(fx) = AuthFixture::new() else { return };
+    let fx = AuthFixture::new();
     // No `$REGISTRY_AUTH_FILE` and no `~/.docker/config.json`.
     let run = fx.push(None).failure(1);
     insta::assert_snapshot!("push_without_credentials", fx.errors(&run));
@@ -393,8 +390,9 @@ fn push_without_credentials_says_how_to_add_them() {
 }
 
 #[test]
+#[ignore = "needs docker-registry, skopeo and htpasswd (bash .ci/run installs them)"]
 fn push_with_a_malformed_docker_config_names_the_file() {
-    let Some(fx) = AuthFixture::new() else { return };
+    let fx = AuthFixture::new();
     // `~/.docker/config.json` with the right credentials, cut off mid-object.
     let good = std::fs::read_to_string(fx.auth_file("auth.json", USER, PASSWORD)).expect("read");
     let config = fx.home().join(".docker/config.json");
