@@ -35,6 +35,21 @@ impl Registry {
             needs.push("htpasswd");
         }
         require(&needs);
+        // The port was free when picked, but another process may take it before the
+        // registry binds it: then the registry exits, and another port is tried.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Registry::spawn(htpasswd) {
+                Ok(registry) => return registry,
+                Err(log) if attempts < 5 && log.contains("address already in use") => continue,
+                Err(log) => panic!("docker-registry did not start:\n{log}"),
+            }
+        }
+    }
+
+    /// Starts a registry on a port that was free a moment ago; its log if it exits first.
+    fn spawn(htpasswd: Option<(&str, &str)>) -> Result<Registry, String> {
         let port = free_port();
         let state = tempfile::tempdir().expect("tempdir");
         let dir = state.path();
@@ -73,25 +88,25 @@ impl Registry {
             .spawn()
             .expect("docker-registry");
         let mut registry = Registry { port, state, child };
-        registry.wait_until_up();
-        registry
+        registry.wait_until_up()?;
+        Ok(registry)
     }
 
-    /// Waits until `GET /v2/` answers 200, or 401 when it wants credentials.
-    fn wait_until_up(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// Waits until `GET /v2/` answers 200, or 401 when it wants credentials, from a registry
+    /// that is still running (not another server on the port); its log if it exited.
+    fn wait_until_up(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match self.v2_status() {
-                Some(200 | 401) => return,
-                status => {
-                    let log = std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default();
-                    if let Ok(Some(exit)) = self.child.try_wait() {
-                        panic!("docker-registry exited ({exit}):\n{log}");
-                    }
-                    assert!(Instant::now() < deadline, "no answer from the registry (last: {status:?}):\n{log}");
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+            let status = self.v2_status();
+            let log = || std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default();
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                return Err(format!("docker-registry exited ({exit}):\n{}", log()));
             }
+            if matches!(status, Some(200 | 401)) {
+                return Ok(());
+            }
+            assert!(Instant::now() < deadline, "no answer from the registry (last: {status:?}):\n{}", log());
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

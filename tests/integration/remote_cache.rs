@@ -23,16 +23,24 @@ struct HttpCache {
 impl HttpCache {
     fn start() -> HttpCache {
         let tools = shared_tools(&["http_cache_up.sh", "http_cache_down.sh"], &["nginx", "curl"]);
-        let port = free_port();
-        let state = tempfile::tempdir().expect("tempdir");
-        let out = Command::new("bash")
-            .arg(tools.join("http_cache_up.sh"))
-            .arg(port.to_string())
-            .arg(state.path())
-            .output()
-            .expect("http_cache_up.sh");
-        assert!(out.status.success(), "http_cache_up.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        HttpCache { port, state, tools }
+        // The port was free when picked, but another process may take it before nginx binds
+        // it: then another port is tried.
+        for attempt in 1.. {
+            let port = free_port();
+            let state = tempfile::tempdir().expect("tempdir");
+            let out = Command::new("bash")
+                .arg(tools.join("http_cache_up.sh"))
+                .arg(port.to_string())
+                .arg(state.path())
+                .output()
+                .expect("http_cache_up.sh");
+            if out.status.success() {
+                return HttpCache { port, state, tools };
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(attempt < 5 && stderr.contains("Address already in use"), "http_cache_up.sh failed:\n{stderr}");
+        }
+        unreachable!("the loop returns or fails")
     }
 
     fn url(&self) -> String {
