@@ -207,9 +207,44 @@ struct BuiltImage<'a> {
     /// Its OCI layout directory.
     layout: PathBuf,
     /// Its description (`*.index.json` or `*.image.json`).
-    meta: serde_json::Value,
+    meta: BuiltMeta,
     /// `index` or `image`.
     kind: &'static str,
+}
+
+/// What an image or index action reported about its output.
+enum BuiltMeta {
+    Index(crate::rules::oci_index::IndexMeta),
+    Image(crate::rules::oci_image::ImageMeta),
+}
+
+impl BuiltMeta {
+    /// Reads `path`, an `*.index.json` (`index`) or `*.image.json`.
+    fn read(path: &Path, index: bool) -> Result<Self, String> {
+        let bytes = fs::read(path).map_err(|e| e.to_string())?;
+        let meta = if index {
+            BuiltMeta::Index(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
+        } else {
+            BuiltMeta::Image(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
+        };
+        Ok(meta)
+    }
+
+    /// The digest a registry serves for the image or index.
+    fn digest(&self) -> &crate::digest::Digest {
+        match self {
+            BuiltMeta::Index(m) => &m.digest,
+            BuiltMeta::Image(m) => &m.digest,
+        }
+    }
+
+    /// The layout's own tag: an index's `tag` attribute, `latest` for an image.
+    fn tag(&self) -> &str {
+        match self {
+            BuiltMeta::Index(m) => &m.tag,
+            BuiltMeta::Image(_) => crate::rules::oci_image::IMAGE_TAG,
+        }
+    }
 }
 
 impl Built {
@@ -237,9 +272,7 @@ impl Built {
             Artifact::Source { file, .. } => file.clone(),
         };
         let meta_path = path(meta);
-        let meta = fs::read(&meta_path)
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        let meta = BuiltMeta::read(&meta_path, kind == "index")
             .map_err(|e| Error::Build(format!("cannot read `{}`: {e}", meta_path.display())))?;
         Ok(BuiltImage { label, layout: path(layout), meta, kind })
     }
@@ -255,7 +288,7 @@ fn push(
     use crate::registry::push_layout;
     let BuiltImage { label, layout, meta, kind } = built.image("push", "pushed")?;
     // The layout's own tag: an index's `tag` attribute, `latest` for an image.
-    let ref_name = meta.get("tag").and_then(|t| t.as_str()).unwrap_or("latest").to_owned();
+    let ref_name = meta.tag().to_owned();
     let report = push_layout(&layout, &ref_name, reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
     eprintln!(
@@ -333,8 +366,8 @@ fn verify(
     };
     let built = build(args, &[target.to_owned()], options, fetch_options)?;
     let BuiltImage { label, meta, .. } = built.image("verify", "verified")?;
-    let rebuilt = meta.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
-    if rebuilt == expected_digest.to_string() {
+    let rebuilt = meta.digest();
+    if rebuilt == &expected_digest {
         println!("verified {label}: {rebuilt}");
         eprintln!("`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected", crate::lockfile::LOCKFILE);
         return Ok(());
@@ -343,16 +376,15 @@ fn verify(
         "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
         crate::lockfile::LOCKFILE
     );
-    if let Some(images) = meta.get("images").and_then(|i| i.as_object()) {
+    if let BuiltMeta::Index(index) = &meta {
         message.push_str(
             "
   rebuilt platform images:",
         );
-        for (platform, digest) in images {
+        for (platform, digest) in &index.images {
             message.push_str(&format!(
                 "
-    {platform}  {}",
-                digest.as_str().unwrap_or_default()
+    {platform}  {digest}"
             ));
         }
     }
@@ -729,27 +761,22 @@ fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> 
 /// `  executor-out/<layout>  sha256:<digest>  (OCI image index, tag latest)` for an index or
 /// image target whose description was built.
 fn describe_image(provided: &crate::rules::Provided, out_root: &Path) -> Option<String> {
-    let read = |artifact: &Artifact| -> Option<serde_json::Value> {
-        let Artifact::Derived { path, .. } = artifact else { return None };
-        serde_json::from_slice(&fs::read(out_root.join(path)).ok()?).ok()
+    let path = |artifact: &Artifact| match artifact {
+        Artifact::Derived { path, .. } => Some(out_root.join(path)),
+        Artifact::Source { .. } => None,
     };
     if let Some(index) = &provided.index {
-        let meta = read(&index.meta)?;
+        let BuiltMeta::Index(meta) = BuiltMeta::read(&path(&index.meta)?, true).ok()? else { return None };
         return Some(format!(
             "  {}  {}  (OCI image index, tag `{}`)",
             index.layout.display_path(),
-            meta.get("digest")?.as_str()?,
-            meta.get("tag")?.as_str()?
+            meta.digest,
+            meta.tag
         ));
     }
     let image = provided.image.as_ref()?;
-    let meta = read(&image.meta)?;
-    Some(format!(
-        "  {}  {}  (OCI image, {})",
-        image.layout.display_path(),
-        meta.get("digest")?.as_str()?,
-        image.arch.oci_platform()
-    ))
+    let meta = BuiltMeta::read(&path(&image.meta)?, false).ok()?;
+    Some(format!("  {}  {}  (OCI image, {})", image.layout.display_path(), meta.digest(), image.arch.oci_platform()))
 }
 
 #[cfg(test)]
