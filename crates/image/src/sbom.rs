@@ -37,9 +37,6 @@ mod error;
 mod license;
 mod spdx;
 
-#[cfg(test)]
-pub(crate) mod tests;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apk::{Dependency, Provide};
@@ -53,6 +50,8 @@ pub use crate::sbom::artifact::{
     attach_sbom, attach_sboms, sbom_artifact_manifest, sbom_ref_name, AttachedSbom, EMPTY_JSON, EMPTY_JSON_MEDIA_TYPE,
 };
 pub use crate::sbom::error::SbomError;
+/// The SPDX license and exception identifiers the SBOM knows (for validators in tests).
+pub use crate::sbom::license::{EXCEPTIONS, LICENSES};
 
 /// The media type of an SPDX JSON document (the artifact type and layer media type).
 pub const SPDX_MEDIA_TYPE: &str = "application/spdx+json";

@@ -16,7 +16,7 @@
 //! and rejects it on its own.
 
 /// SPDX license identifiers accepted as such, in the SPDX list's spelling.
-pub(crate) const LICENSES: &[&str] = &[
+pub const LICENSES: &[&str] = &[
     "0BSD",
     "AFL-2.1",
     "AFL-3.0",
@@ -141,7 +141,7 @@ pub(crate) const LICENSES: &[&str] = &[
 ];
 
 /// SPDX license exception identifiers (the right-hand side of `WITH`).
-pub(crate) const EXCEPTIONS: &[&str] = &[
+pub const EXCEPTIONS: &[&str] = &[
     "389-exception",
     "Autoconf-exception-2.0",
     "Autoconf-exception-3.0",

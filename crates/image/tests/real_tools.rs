@@ -1,27 +1,30 @@
-//! Tests across the module: documents from hand-made and real packages, checked by the
-//! real SPDX validator (`pyspdxtools`, from `pip install spdx-tools`), and SBOMs attached
-//! to real image layouts checked by `validate_oci.sh` (oci-image-tool, skopeo, umoci).
+//! Images checked by the real tools: SBOM documents from hand-made and real packages
+//! checked by the SPDX validator (`pyspdxtools`, from `pip install spdx-tools`), SBOMs
+//! attached to real image layouts checked by `validate_oci.sh` (oci-image-tool, skopeo,
+//! umoci), and `docker save` archives read by skopeo and podman.
 //!
-//! External tools are skipped with a printed reason when absent, unless `CI=true`.
+//! A test that needs a program is `#[ignore = "needs ..."]` and fails if it is missing
+//! (`cargo test -- --include-ignored`, README's test command).
 //! `SBOM_KEEP=/tmp/prefix` keeps copies of the documents and layouts checked, to look at.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::apk::Package;
-use crate::digest::Digest;
-use crate::install::{InstalledSummary, Installer};
-use crate::layer::{LayerOptions, LayerWriter};
-use crate::oci::{
+use executor_apk::{Package, VerifiedPackage};
+use executor_base::digest::Digest;
+use executor_base::platform::Arch;
+use executor_image::install::{InstalledSummary, Installer};
+use executor_image::layer::{LayerOptions, LayerWriter};
+use executor_image::oci::{
     image_config, image_index, image_manifest, read_layout_image, write_image_layout, write_layout, BlobSource,
     ImageSettings, IndexEntry, JsonBlob, LayerInfo,
 };
-use crate::platform::Arch;
-use crate::sbom::{attach_sbom, sbom_artifact_manifest, spdx_document, SbomError, SbomInput, SbomPackage};
+use executor_image::sbom::{attach_sbom, sbom_artifact_manifest, spdx_document, SbomError, SbomInput, SbomPackage};
 
 /// The in-tree repository (relative to the crate).
 const REPO: &str = "../../third_party/apk-repository";
@@ -29,24 +32,21 @@ const REPO: &str = "../../third_party/apk-repository";
 const FIXTURES: &str = "../../../shared/fixtures/apk";
 const EPOCH: u64 = 1_700_000_000;
 
-/// The crate directory (`crates/image/`), also when the crate is a scratch copy whose source
-/// files are symlinks into it.
+/// The crate directory (`crates/image/`).
 fn crate_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sbom.rs");
-    let real = fs::canonicalize(&here).unwrap_or(here);
-    real.parent().and_then(Path::parent).map(Path::to_owned).expect("crate dir")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Fails the test unless `tool` runs. Tests that call it (directly or through
 /// [`validate_layout`] and [`pyspdxtools`]) are `#[ignore = "needs ..."]`: plain `cargo test`
 /// lists them as ignored, `--include-ignored` (README's test command) runs them.
-pub(crate) fn require_tool(tool: &str, args: &[&str]) {
+fn require_tool(tool: &str, args: &[&str]) {
     let ok = Command::new(tool).args(args).output().is_ok_and(|o| o.status.success());
     assert!(ok, "`{tool}` is missing: install it with `bash .ci/run` (see README.md, Tests)");
 }
 
 /// The `.apk` files directly in `dir`, sorted.
-pub(crate) fn apks(dir: &Path) -> Vec<(String, Vec<u8>)> {
+fn apks(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
@@ -68,7 +68,7 @@ fn summaries_one_by_one(arch: Arch, files: &[(String, Vec<u8>)], repository: &st
             let arch = package.info().arch.as_deref().and_then(|a| Arch::parse(a).ok()).unwrap_or(arch);
             let mut installer = Installer::new(arch);
             installer
-                .install(&crate::apk::VerifiedPackage::assume_verified(package), repository)
+                .install(&VerifiedPackage::assume_verified(package), repository)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let (_, summaries) = installer.finish().expect("finish");
             let mut p = SbomPackage::from(&summaries[0]);
@@ -80,7 +80,7 @@ fn summaries_one_by_one(arch: Arch, files: &[(String, Vec<u8>)], repository: &st
 
 /// A real image: `files` installed together into one gzip layer, config, manifest; written
 /// as a single-image layout tagged `tag` in `dir`. Returns the manifest and the summaries.
-pub(crate) fn real_image(
+fn real_image(
     arch: Arch,
     files: &[(String, Vec<u8>)],
     repository: &str,
@@ -89,7 +89,7 @@ pub(crate) fn real_image(
     for (name, bytes) in files {
         let package = Package::read(bytes, name).unwrap_or_else(|e| panic!("{name}: {e}"));
         installer
-            .install(&crate::apk::VerifiedPackage::assume_verified(package), repository)
+            .install(&VerifiedPackage::assume_verified(package), repository)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let (tree, summaries) = installer.finish().expect("finish");
@@ -111,7 +111,7 @@ pub(crate) fn real_image(
     (config, manifest, layer, info, summaries)
 }
 
-pub(crate) fn write_real_layout(dir: &Path, arch: Arch, tag: &str) -> (JsonBlob, Vec<InstalledSummary>) {
+fn write_real_layout(dir: &Path, arch: Arch, tag: &str) -> (JsonBlob, Vec<InstalledSummary>) {
     let files = apks(&crate_dir().join(REPO).join(arch.apk()));
     let (config, manifest, layer, info, summaries) = real_image(arch, &files, "https://example.com/executor/main");
     let blobs = [(config.digest, BlobSource::Bytes(&config.bytes)), (info.digest, BlobSource::Bytes(&layer))];
@@ -290,10 +290,10 @@ fn license_refs_that_sanitize_alike_get_distinct_ids_whatever_the_order() {
 #[ignore = "needs pyspdxtools (bash .ci/run installs them)"]
 fn every_license_table_entry_is_accepted_by_the_validator() {
     let mut packages = Vec::new();
-    for (i, id) in crate::sbom::license::LICENSES.iter().enumerate() {
+    for (i, id) in executor_image::sbom::LICENSES.iter().enumerate() {
         packages.push(hand_package(&format!("l{i}"), Some(id)));
     }
-    for (i, exception) in crate::sbom::license::EXCEPTIONS.iter().enumerate() {
+    for (i, exception) in executor_image::sbom::EXCEPTIONS.iter().enumerate() {
         packages.push(hand_package(&format!("e{i}"), Some(&format!("GPL-2.0-or-later WITH {exception}"))));
     }
     let doc = spdx_document(&input(Arch::X86_64, Digest::of(b"m"), packages)).expect("sbom");
@@ -496,7 +496,7 @@ fn artifact_manifest_golden() {
 }
 
 /// Runs the shared validator on the image tag of `dir`.
-pub(crate) fn validate_layout(dir: &Path, tag: &str) {
+fn validate_layout(dir: &Path, tag: &str) {
     let script = crate_dir().join("../../../shared/tools/validate_oci.sh");
     assert!(script.exists(), "missing {}", script.display());
     for tool in ["umoci", "skopeo", "oci-image-tool", "jq"] {
@@ -509,4 +509,127 @@ pub(crate) fn validate_layout(dir: &Path, tag: &str) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "validate_oci.sh {tag}:\n{text}");
     eprintln!("{}", text.lines().last().unwrap_or_default());
+}
+
+/// A real image (the in-tree repository installed into one layer), with an SBOM
+/// attached, exported twice: same bytes; the tarball lists as expected; skopeo reads it
+/// and copies it to an OCI layout with the same diff_ids; podman loads it into a private
+/// store.
+#[test]
+#[ignore = "needs skopeo and podman (bash .ci/run installs them)"]
+fn real_image_round_trips_through_skopeo() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let layout = tmp.path().join("layout");
+    let (manifest, summaries) = write_real_layout(&layout, Arch::X86_64, "latest");
+    let packages = summaries.iter().map(executor_image::sbom::SbomPackage::from).collect();
+    let input = executor_image::sbom::SbomInput {
+        image_name: "static".to_owned(),
+        arch: Arch::X86_64,
+        manifest_digest: manifest.digest,
+        epoch: 0,
+        distro_namespace: "executor".to_owned(),
+        packages,
+    };
+    let sbom = executor_image::sbom::spdx_document(&input).expect("sbom");
+    executor_image::sbom::attach_sbom(&layout, "latest", Arch::X86_64, &sbom, 0).expect("attach");
+
+    let tags = vec!["executor/static:latest".to_owned()];
+    let a = tmp.path().join("a.tar");
+    let b = tmp.path().join("b.tar");
+    let written =
+        executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &a)
+            .expect("archive");
+    executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &b)
+        .expect("archive");
+    let bytes = fs::read(&a).expect("read");
+    assert_eq!(bytes, fs::read(&b).expect("read"), "deterministic");
+    assert_eq!(written.diff_ids.len(), 1);
+
+    let mut listing = Vec::new();
+    let mut archive = tar::Archive::new(&bytes[..]);
+    for entry in archive.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        let h = entry.header();
+        listing.push(format!(
+            "{:o} {}:{} {} {}",
+            h.mode().expect("mode"),
+            h.uid().expect("uid"),
+            h.gid().expect("gid"),
+            h.mtime().expect("mtime"),
+            entry.path().expect("path").display()
+        ));
+    }
+    let (config, diff_id) = (written.config.hex(), written.diff_ids[0].hex());
+    let mut want = vec![
+        format!("644 0:0 0 {config}.json"),
+        format!("644 0:0 0 {diff_id}.tar"),
+        "644 0:0 0 manifest.json".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(listing, want);
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let manifest_json = archive
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path().expect("path").to_str() == Some("manifest.json"))
+        .map(|mut e| {
+            let mut s = String::new();
+            e.read_to_string(&mut s).expect("read");
+            s
+        })
+        .expect("manifest.json");
+    assert_eq!(
+        manifest_json,
+        format!(r#"[{{"Config":"{config}.json","Layers":["{diff_id}.tar"],"RepoTags":["executor/static:latest"]}}]"#)
+    );
+
+    require_tool("skopeo", &["--version"]);
+    {
+        let source = format!("docker-archive:{}", a.display());
+        let out = Command::new("skopeo").args(["inspect", &source]).output().expect("skopeo");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(inspect["Architecture"], "amd64");
+        assert_eq!(inspect["Os"], "linux");
+        assert_eq!(inspect["Layers"].as_array().map(Vec::len), Some(1));
+        let dest = format!("oci:{}:copied", tmp.path().join("out").display());
+        let out = Command::new("skopeo").args(["copy", "--quiet", &source, &dest]).output().expect("skopeo");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let copied = read_layout_image(&tmp.path().join("out"), Some("copied"), Arch::X86_64).expect("copied");
+        // skopeo re-encodes the config when converting to OCI: compare what matters.
+        let diff_ids: Vec<String> = written.diff_ids.iter().map(ToString::to_string).collect();
+        assert_eq!(copied.config.rootfs().diff_ids(), &diff_ids);
+        assert_eq!(copied.config.architecture().to_string(), "amd64");
+        eprintln!("skopeo: docker-archive inspected (amd64, 1 layer) and copied to an OCI layout");
+    }
+    // podman loads it into a private store (never the machine's own).
+    require_tool("podman", &["--version"]);
+    let store = tmp.path().join("podman");
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(store.join("root"))
+            .arg("--runroot")
+            .arg(store.join("run"))
+            .args(args)
+            .output()
+            .expect("podman")
+    };
+    let out = podman(&["load", "-i", a.to_str().expect("utf-8 path")]);
+    assert!(out.status.success(), "podman load: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("executor/static:latest"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let bad = vec!["Executor/Static".to_owned()];
+    let err = executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &a)
+        .expect_err("bad tag");
+    assert_eq!(
+        err.to_string(),
+        "invalid repo tag `Executor/Static`: expected `name:tag` like `example.com/team/app:1.0` (lowercase name)"
+    );
+    assert_eq!(fs::read(&a).expect("read"), bytes, "a failed export leaves the old file");
 }
