@@ -132,4 +132,25 @@ mod tests {
             assert!(bad.parse::<Digest>().is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn malformed_text_is_refused_with_the_text() {
+        const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let upper = EMPTY.to_uppercase().replace("SHA256", "sha256");
+        for bad in [
+            "",
+            "sha256:",
+            &EMPTY[7..],
+            "sha512:e3b0",
+            &EMPTY[..70],
+            &upper,
+            "sha256:zz0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ] {
+            let error = bad.parse::<Digest>().expect_err(bad);
+            assert_eq!(
+                error.to_string(),
+                format!("invalid digest `{bad}`: expected `sha256:` followed by 64 lowercase hex digits")
+            );
+        }
+    }
 }

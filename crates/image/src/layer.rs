@@ -27,7 +27,6 @@
 //!
 //! [`list_layer`] reads any finished layer back into a text listing for snapshot tests.
 
-mod digest;
 mod error;
 mod gzip;
 mod listing;
@@ -37,7 +36,7 @@ mod ustar;
 
 use std::io::Write;
 
-pub use crate::layer::digest::Digest;
+pub use crate::digest::Digest;
 pub use crate::layer::error::LayerError;
 pub use crate::layer::gzip::{BLOCK_SIZE, GZIP_OS_UNKNOWN};
 pub use crate::layer::listing::list_layer;

@@ -97,8 +97,8 @@ fn real_image(
     let options = LayerOptions { epoch: EPOCH, ..LayerOptions::default() };
     let digests = LayerWriter::new(&mut layer, options).expect("writer").write_tree(tree).expect("layer");
     let info = LayerInfo {
-        diff_id: Digest::from_bytes(*digests.diff_id.as_bytes()),
-        digest: Digest::from_bytes(*digests.digest.as_bytes()),
+        diff_id: digests.diff_id,
+        digest: digests.digest,
         size: digests.size,
         created_by: format!("executor apk: {} packages", summaries.len()),
         comment: None,

@@ -472,8 +472,8 @@ impl ActionExec for LayerExec {
             n => format!("executor layer: {n} apk package{}", if n == 1 { "" } else { "s" }),
         };
         let meta = LayerMeta {
-            diff_id: digests.diff_id.to_string().parse().map_err(|e| fail(format!("{e}")))?,
-            digest: digests.digest.to_string().parse().map_err(|e| fail(format!("{e}")))?,
+            diff_id: digests.diff_id,
+            digest: digests.digest,
             size: digests.size,
             epoch,
             arch: spec.arch,

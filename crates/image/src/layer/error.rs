@@ -195,13 +195,6 @@ pub enum LayerError {
     #[error("a compression thread stopped without finishing its block; this is a bug")]
     WorkerLost,
 
-    /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
-    #[error("invalid digest `{digest}`: expected `sha256:` followed by 64 lowercase hex digits")]
-    InvalidDigest {
-        /// The rejected text.
-        digest: String,
-    },
-
     /// Reading a `.tar.gz` back for listing failed.
     #[error("cannot read layer for listing: {0}")]
     ReadLayer(#[source] io::Error),

@@ -21,7 +21,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest as _, Sha256};
 
-use crate::layer::digest::Digest;
+use crate::digest::Digest;
 use crate::layer::error::LayerError;
 use crate::layer::path::LayerPath;
 use crate::layer::LayerDigests;
@@ -174,8 +174,8 @@ impl<W: Write> GzipSink<W> {
         self.emit(&trailer)?;
         self.out.flush().map_err(LayerError::Write)?;
         Ok(LayerDigests {
-            diff_id: Digest::from_sha256(self.diff_id.finalize().into()),
-            digest: Digest::from_sha256(self.digest.finalize().into()),
+            diff_id: Digest::from_bytes(self.diff_id.finalize().into()),
+            digest: Digest::from_bytes(self.digest.finalize().into()),
             size: self.size,
             uncompressed_size: self.uncompressed_size,
         })
