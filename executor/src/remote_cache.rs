@@ -310,23 +310,18 @@ impl RemoteCache {
     /// sent until the first lookup.
     pub fn new(base_url: &str, opts: RemoteCacheOptions) -> Result<Self, RemoteCacheError> {
         let base = validate_url(base_url)?;
-        let config = ureq::Agent::config_builder()
-            // Statuses are classified here (miss, refused, failure), not turned into errors.
-            .http_status_as_error(false)
-            .timeout_resolve(crate::fetch::resolve_timeout(host_of(&base), opts.connect_timeout))
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
-            .timeout_per_write(Some(opts.read_timeout))
-            .timeout_recv_response(Some(opts.read_timeout))
-            // Digests name the stored bytes, not a re-encoding of them.
-            .accept_encoding("identity")
-            .user_agent(concat!("executor/", env!("CARGO_PKG_VERSION")))
-            .input_buffer_size(BUFFER_SIZE)
-            .build();
+        // Statuses come back as responses: a miss, a refusal or a failure.
+        let agent = crate::fetch::agent(crate::fetch::AgentOptions {
+            host: Some(host_of(&base)),
+            connect_timeout: opts.connect_timeout,
+            read_timeout: opts.read_timeout,
+            follow_redirects: true,
+            idle_per_host: None,
+        });
         Ok(RemoteCache {
             base,
             opts: RemoteCacheOptions { max_failures_before_disable: opts.max_failures_before_disable.max(1), ..opts },
-            agent: config.new_agent(),
+            agent,
             disabled: AtomicBool::new(false),
             uploads_refused: AtomicBool::new(false),
             failures: AtomicU32::new(0),

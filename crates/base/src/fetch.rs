@@ -246,20 +246,14 @@ enum Location {
 impl UrlFetcher {
     /// A fetcher resolving relative `file://` URLs against `root` (the workspace root).
     pub fn new(root: PathBuf, opts: FetchOptions) -> Self {
-        let config = ureq::Agent::config_builder()
-            // Statuses are classified here (retry or not), not turned into opaque errors.
-            .http_status_as_error(false)
-            .timeout_resolve(Some(opts.connect_timeout))
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
-            .timeout_per_write(Some(opts.read_timeout))
-            .timeout_recv_response(Some(opts.read_timeout))
-            // Ask for the bytes as published: digests pin those, not a re-encoding.
-            .accept_encoding("identity")
-            .user_agent(concat!("executor/", env!("CARGO_PKG_VERSION")))
-            .input_buffer_size(BUFFER_SIZE)
-            .build();
-        UrlFetcher { root, opts, agent: config.new_agent() }
+        let agent = agent(AgentOptions {
+            host: None,
+            connect_timeout: opts.connect_timeout,
+            read_timeout: opts.read_timeout,
+            follow_redirects: true,
+            idle_per_host: None,
+        });
+        UrlFetcher { root, opts, agent }
     }
 
     /// The options this fetcher was built with.
@@ -546,6 +540,49 @@ pub fn is_transient_io(kind: io::ErrorKind) -> bool {
             | K::NetworkUnreachable
             | K::NetworkDown
     )
+}
+
+/// How an HTTP client of executor behaves besides its timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentOptions<'a> {
+    /// The host every request goes to (`name[:port]`), when there is one: an IP literal
+    /// then needs no resolve timeout (see [`resolve_timeout`]).
+    pub host: Option<&'a str>,
+    pub connect_timeout: std::time::Duration,
+    /// Per read or write, and for the response head.
+    pub read_timeout: std::time::Duration,
+    /// Follow redirects (downloads) or not (registries, which answer with their own).
+    pub follow_redirects: bool,
+    /// Idle connections kept per host (parallel uploads), or ureq's default.
+    pub idle_per_host: Option<usize>,
+}
+
+/// The one HTTP client setup of executor (downloads, registries, the remote cache): statuses
+/// come back as responses, to be classified by the caller (retry, miss, refusal), never as
+/// opaque errors; bodies are asked for as published (`identity`), since digests pin those
+/// bytes and not a re-encoding; every wait is bounded by the timeouts.
+pub fn agent(opts: AgentOptions<'_>) -> ureq::Agent {
+    let resolve = match opts.host {
+        Some(host) => resolve_timeout(host, opts.connect_timeout),
+        None => Some(opts.connect_timeout),
+    };
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_resolve(resolve)
+        .timeout_connect(Some(opts.connect_timeout))
+        .timeout_per_read(Some(opts.read_timeout))
+        .timeout_per_write(Some(opts.read_timeout))
+        .timeout_recv_response(Some(opts.read_timeout))
+        .accept_encoding("identity")
+        .user_agent(concat!("executor/", env!("CARGO_PKG_VERSION")))
+        .input_buffer_size(BUFFER_SIZE);
+    if !opts.follow_redirects {
+        config = config.max_redirects(0);
+    }
+    if let Some(idle) = opts.idle_per_host {
+        config = config.max_idle_connections_per_host(idle);
+    }
+    config.build().new_agent()
 }
 
 /// The resolve timeout for a client of `host` (`name[:port]`, `[v6]:port`): none for an IP

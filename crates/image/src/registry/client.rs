@@ -71,25 +71,20 @@ pub(crate) struct Client {
 
 impl Client {
     pub fn new(target: &Reference, opts: &PushOptions, creds: Option<Credentials>) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_resolve(crate::fetch::resolve_timeout(&target.host, opts.connect_timeout))
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
-            .timeout_per_write(Some(opts.read_timeout))
-            .timeout_recv_response(Some(opts.read_timeout))
-            .accept_encoding("identity")
-            .user_agent(concat!("executor/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(opts.jobs.max(1) * 2)
-            .build();
+        let agent = crate::fetch::agent(crate::fetch::AgentOptions {
+            host: Some(&target.host),
+            connect_timeout: opts.connect_timeout,
+            read_timeout: opts.read_timeout,
+            follow_redirects: false,
+            idle_per_host: Some(opts.jobs.max(1) * 2),
+        });
         let scheme = if opts.insecure || target.is_loopback() { "http" } else { "https" };
         let mut scopes = BTreeSet::from([format!("repository:{}:pull,push", target.repository)]);
         if let Some(from) = &opts.mount_from {
             scopes.insert(format!("repository:{from}:pull"));
         }
         Client {
-            agent: config.new_agent(),
+            agent,
             base: format!("{scheme}://{}", target.host),
             host: target.host.clone(),
             repository: target.repository.clone(),
