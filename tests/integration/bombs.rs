@@ -1,23 +1,18 @@
 //! Decompression bombs and oversized members, through the real binary, with its peak memory
 //! measured by GNU time: every one is refused before memory grows (peak RSS under 200 MiB).
 
-use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
+use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec};
 use executor::apk::{PackageName, Version};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::harness::{executor_bin, tool, Workspace};
+use crate::harness::{executor_bin, test_signing_key, tool, Workspace};
 
 const PEAK_RSS_LIMIT_KIB: u64 = 200 * 1024;
-
-fn key_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../third_party/keys/executor-test-key.rsa")
-}
 
 /// One gzip member holding a tar with one entry `name` of `size` zero bytes (streamed: the
 /// test itself never holds the inflated bytes).
@@ -42,20 +37,9 @@ fn bomb_member(name: &str, size: u64) -> Vec<u8> {
 
 /// A workspace whose repository `test` (x86_64, signed by the test key) serves `index`.
 fn workspace(index: &[u8], files: &[(&str, Vec<u8>)]) -> Workspace {
-    let ws = Workspace::new();
-    let dir = ws.root().join("repo/x86_64");
-    fs::create_dir_all(&dir).expect("mkdir");
-    fs::write(dir.join("APKINDEX.tar.gz"), index).expect("index");
-    for (name, bytes) in files {
-        fs::write(dir.join(name), bytes).expect("file");
-    }
-    fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
-    fs::write(ws.root().join("keys/BUILD"), "").expect("BUILD");
-    fs::copy(key_path().with_extension("rsa.pub"), ws.root().join("keys/executor-test-key.rsa.pub")).expect("key");
-    ws.write(
-        "WORKSPACE",
-        "apk_repository(name = \"test\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
-    );
+    let mut all: Vec<(String, Vec<u8>)> = vec![("APKINDEX.tar.gz".to_owned(), index.to_vec())];
+    all.extend(files.iter().map(|(name, bytes)| ((*name).to_owned(), bytes.clone())));
+    let ws = Workspace::with_test_repository(&all);
     ws.write(
         "img/BUILD",
         "apk_fetch(name = \"apks\", repository = \"test\", packages = [\"app\"], arch = \"x86_64\")\n",
@@ -89,7 +73,7 @@ fn lock_measured(ws: &Workspace, time: &Path) -> (i32, String, u64) {
 #[ignore = "needs GNU time at /usr/bin/time (bash .ci/run installs it)"]
 fn decompression_bombs_are_refused_with_bounded_memory() {
     let time = tool("time", "/usr/bin/time");
-    let key = SigningKey::read_file(&key_path()).expect("test key");
+    let key = test_signing_key();
     // A real package and its index entry, to build lies around.
     let mut spec =
         PackageSpec::new(PackageName::new("app").expect("name"), Version::parse("1.0-r0").expect("v"), "x86_64");

@@ -265,6 +265,16 @@ pub fn fixtures() -> PathBuf {
     fs::canonicalize(&dir).unwrap_or_else(|e| panic!("fixtures missing at {}: {e}", dir.display()))
 }
 
+/// The repository's TEST signing key (`third_party/keys/executor-test-key.rsa`), which signs
+/// the packages and indexes tests make.
+pub fn test_signing_key() -> executor::apk::write::SigningKey {
+    executor::apk::write::SigningKey::read_file(&test_key_path()).expect("test key")
+}
+
+fn test_key_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../third_party/keys/executor-test-key.rsa")
+}
+
 impl Workspace {
     /// A workspace whose `WORKSPACE` declares `apk_repository(name, url, keys)` with the
     /// given key files copied from the fixtures into `keys/`.
@@ -283,6 +293,27 @@ impl Workspace {
                 "apk_repository(\n    name = \"{name}\",\n    url = \"{url}\",\n    keys = [{}],{extra}\n)\n",
                 labels.join(", ")
             ),
+        );
+        ws
+    }
+
+    /// A workspace declaring the repository `test` at `<ws>/repo`, which trusts the test key
+    /// (see [`test_signing_key`], copied to `//keys`); `files` (packages, `APKINDEX.tar.gz`)
+    /// are written into `repo/x86_64/`.
+    pub fn with_test_repository(files: &[(String, Vec<u8>)]) -> Self {
+        let ws = Workspace::new();
+        let dir = ws.root().join("repo/x86_64");
+        fs::create_dir_all(&dir).expect("mkdir");
+        for (name, bytes) in files {
+            fs::write(dir.join(name), bytes).expect("write repository file");
+        }
+        fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
+        fs::write(ws.root().join("keys/BUILD"), "").expect("BUILD");
+        fs::copy(test_key_path().with_extension("rsa.pub"), ws.root().join("keys/executor-test-key.rsa.pub"))
+            .expect("copy key");
+        ws.write(
+            "WORKSPACE",
+            "apk_repository(name = \"test\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
         );
         ws
     }

@@ -2,18 +2,12 @@
 //! platforms, accounts that do not exist, missing files. Each is a clear error, exit code 1,
 //! and no output written.
 
-use std::path::{Path, PathBuf};
-
 use executor::apk::write::{
-    index_entry, write_index, write_package, write_package_unchecked, PackageFile, PackageSpec, SigningKey,
+    index_entry, write_index, write_package, write_package_unchecked, PackageFile, PackageSpec,
 };
 use executor::apk::{PackageName, Version};
 
-use crate::harness::Workspace;
-
-fn key_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../third_party/keys/executor-test-key.rsa")
-}
+use crate::harness::{test_signing_key, Workspace};
 
 fn spec(name: &str, files: Vec<PackageFile>) -> PackageSpec {
     let mut spec =
@@ -28,30 +22,19 @@ fn spec(name: &str, files: Vec<PackageFile>) -> PackageSpec {
 /// A signed x86_64 repository in `<ws>/repo` with the given packages (`unchecked` ones may
 /// be hostile), and a workspace that declares it.
 fn repository(packages: Vec<(PackageSpec, bool)>) -> Workspace {
-    let key = SigningKey::read_file(&key_path()).expect("test key");
-    let ws = Workspace::new();
-    let dir = ws.root().join("repo/x86_64");
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let key = test_signing_key();
+    let mut files = Vec::new();
     let mut entries = Vec::new();
     for (spec, unchecked) in packages {
         let bytes =
             if unchecked { write_package_unchecked(&spec, Some(&key)) } else { write_package(&spec, Some(&key)) }
                 .expect("package");
         let name = format!("{}-{}.apk", spec.name, spec.version);
-        std::fs::write(dir.join(&name), &bytes).expect("write apk");
         entries.push(index_entry(&bytes, &name).expect("entry"));
+        files.push((name, bytes));
     }
-    std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "test", Some(&key)).expect("index"))
-        .expect("write index");
-    std::fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
-    std::fs::write(ws.root().join("keys/BUILD"), "").expect("BUILD");
-    std::fs::copy(key_path().with_extension("rsa.pub"), ws.root().join("keys/executor-test-key.rsa.pub"))
-        .expect("copy key");
-    ws.write(
-        "WORKSPACE",
-        "apk_repository(name = \"test\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
-    );
-    ws
+    files.push(("APKINDEX.tar.gz".to_owned(), write_index(&entries, "test", Some(&key)).expect("index")));
+    Workspace::with_test_repository(&files)
 }
 
 fn image_build(packages: &str, extra_layer: &str, image: &str) -> String {

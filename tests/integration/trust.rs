@@ -217,13 +217,9 @@ fn temporaries_left_by_a_killed_build_are_removed_at_the_next_start() {
 
 #[test]
 fn lock_refuses_a_package_whose_control_data_disagrees_with_its_index_entry() {
-    use executor::apk::write::{index_entry, write_index, write_package, SigningKey};
+    use executor::apk::write::{index_entry, write_index, write_package};
     use executor::apk::Dependency;
-    let key_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../third_party/keys/executor-test-key.rsa");
-    let key = SigningKey::read_file(&key_path).expect("test key");
-    let ws = Workspace::new();
-    let dir = ws.root().join("repo/x86_64");
-    fs::create_dir_all(&dir).expect("mkdir");
+    let key = crate::harness::test_signing_key();
     let spec = |name: &str, depends: &[&str]| {
         let mut spec = PackageSpec::new(
             PackageName::new(name).expect("name"),
@@ -234,23 +230,18 @@ fn lock_refuses_a_package_whose_control_data_disagrees_with_its_index_entry() {
         spec.files = vec![PackageFile::dir("etc"), PackageFile::file(format!("etc/{name}"), "x\n")];
         spec
     };
+    let mut files = Vec::new();
     let mut entries = Vec::new();
     for spec in [spec("app", &["libcrypto"]), spec("libcrypto", &[])] {
         let bytes = write_package(&spec, Some(&key)).expect("package");
         let name = spec.file_name();
-        fs::write(dir.join(&name), &bytes).expect("write apk");
         entries.push(index_entry(&bytes, &name).expect("entry"));
+        files.push((name, bytes));
     }
     // The index (signed by the repository's key) drops `app`'s dependency.
     entries[0].depends.clear();
-    fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "test", Some(&key)).expect("index")).expect("index");
-    fs::create_dir_all(ws.root().join("keys")).expect("mkdir keys");
-    fs::write(ws.root().join("keys/BUILD"), "").expect("BUILD");
-    fs::copy(key_path.with_extension("rsa.pub"), ws.root().join("keys/executor-test-key.rsa.pub")).expect("copy key");
-    ws.write(
-        "WORKSPACE",
-        "apk_repository(name = \"test\", url = \"file://repo\", keys = [\"//keys:executor-test-key.rsa.pub\"])\n",
-    );
+    files.push(("APKINDEX.tar.gz".to_owned(), write_index(&entries, "test", Some(&key)).expect("index")));
+    let ws = Workspace::with_test_repository(&files);
     ws.write(
         "img/BUILD",
         "apk_fetch(name = \"apks\", repository = \"test\", packages = [\"app\"], arch = \"x86_64\")\n",
