@@ -82,7 +82,7 @@ fn main() {
     println!("resolve the static set for 8 archs, providers indexed once per index (as `executor lock` does): median {resolve_ms:.3} ms over {runs} runs");
 
     for n in [10_000usize, 20_000, 200_000] {
-        let text = executor::apk::write::chain_index(n);
+        let text = executor_testkit::apk::chain_index(n);
         let parsed = executor::apk::index::parse_text(&text, "chain").expect("chain index");
         let request = [Dependency::parse("p0").expect("atom")];
         let ms = median_ms(runs.min(9), || {

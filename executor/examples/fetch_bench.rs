@@ -27,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
 use executor::apk::{Keyring, Package, PackageName, PackagePin, SignaturePolicy, Version};
 use executor::digest::Digest;
 use executor::fetch::{FetchOptions, Fetcher, UrlFetcher};
+use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
 use http_server::TestServer;
 
 /// Packages served.

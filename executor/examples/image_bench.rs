@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
 use executor::apk::{PackageName, Version};
+use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
 
 /// Bumped when the synthetic set's generator changes (the reused workspace is named after it).
 const SYNTHETIC_VERSION: u32 = 1;

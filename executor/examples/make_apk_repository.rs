@@ -9,14 +9,14 @@
 //! Arguments: the sources directory (holding `packages.toml`), the output
 //! directory (cleared first; it must be empty or previously generated) and
 //! the private signing key (named after its `.pub` file). The output is
-//! deterministic and committed; the unit tests of `executor::apk::write`
+//! deterministic and committed; the unit tests of `executor_testkit::apk`
 //! regenerate it and fail when the committed bytes differ. See
 //! `third_party/apk-sources/README.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use executor::apk::write::{make_repository, RepositoryFile, SigningKey};
+use executor_testkit::apk::{make_repository, RepositoryFile, SigningKey};
 use sha2::{Digest as _, Sha256};
 
 const USAGE: &str = "usage: make_apk_repository <sources dir> <output dir> <private key (.rsa)>";

@@ -1,6 +1,6 @@
 //! The `APKINDEX` text inside an index (`apk::index::parse_text`), then what is done with
 //! the entries: resolving a few of their names (`apk::resolve`) and writing the text back
-//! (`apk::write::index_text`, which must accept what the parser returned).
+//! (`executor_testkit::apk::index_text`, which must accept what the parser returned).
 #![no_main]
 
 use executor::apk::index::parse_text;
@@ -23,5 +23,5 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|e| Dependency::parse(e.name.as_str()).ok())
         .collect();
     let _ = resolve(&parsed.entries, &requests);
-    let _ = executor::apk::write::index_text(&parsed.entries);
+    let _ = executor_testkit::apk::index_text(&parsed.entries);
 });

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use executor::apk::write::{index_entry, write_index, write_package, PackageFile, PackageSpec};
 use executor::apk::{PackageName, Version};
+use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 

@@ -267,8 +267,8 @@ pub fn fixtures() -> PathBuf {
 
 /// The repository's TEST signing key (`third_party/keys/executor-test-key.rsa`), which signs
 /// the packages and indexes tests make.
-pub fn test_signing_key() -> executor::apk::write::SigningKey {
-    executor::apk::write::SigningKey::read_file(&test_key_path()).expect("test key")
+pub fn test_signing_key() -> executor_testkit::apk::SigningKey {
+    executor_testkit::apk::SigningKey::read_file(&test_key_path()).expect("test key")
 }
 
 fn test_key_path() -> PathBuf {

@@ -2,10 +2,10 @@
 //! platforms, accounts that do not exist, missing files. Each is a clear error, exit code 1,
 //! and no output written.
 
-use executor::apk::write::{
+use executor::apk::{PackageName, Version};
+use executor_testkit::apk::{
     index_entry, write_index, write_package, write_package_unchecked, PackageFile, PackageSpec,
 };
-use executor::apk::{PackageName, Version};
 
 use crate::harness::{test_signing_key, Workspace};
 

@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use executor::apk::write::{write_package_unchecked, PackageFile, PackageSpec};
 use executor::apk::{Package, PackageName, Version};
 use executor::digest::Digest;
+use executor_testkit::apk::{write_package_unchecked, PackageFile, PackageSpec};
 
 use crate::harness::{fixtures, Workspace};
 
@@ -217,8 +217,8 @@ fn temporaries_left_by_a_killed_build_are_removed_at_the_next_start() {
 
 #[test]
 fn lock_refuses_a_package_whose_control_data_disagrees_with_its_index_entry() {
-    use executor::apk::write::{index_entry, write_index, write_package};
     use executor::apk::Dependency;
+    use executor_testkit::apk::{index_entry, write_index, write_package};
     let key = crate::harness::test_signing_key();
     let spec = |name: &str, depends: &[&str]| {
         let mut spec = PackageSpec::new(

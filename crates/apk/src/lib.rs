@@ -33,8 +33,6 @@ pub mod resolve;
 pub mod signature;
 mod tar_member;
 pub mod version;
-#[cfg(any(test, feature = "testkit"))]
-pub mod write;
 
 pub use dependency::{Constraint, Dependency, DependencyError, Op, PackageName, Provide};
 pub use gzip::GzipError;

@@ -613,7 +613,7 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
         // 200,000 links: a copied chain per dependency made this quadratic (20k links took
         // 24 s) and a recursive install order overflowed the stack.
         let n = 200_000;
-        let parsed = parse_text(&crate::write::chain_index(n), "chain").expect("parses");
+        let parsed = parse_text(&executor_testkit::apk::chain_index(n), "chain").expect("parses");
         let start = std::time::Instant::now();
         let r = resolve(&parsed.entries, &deps(&["p0"])).expect("resolves");
         let elapsed = start.elapsed();
@@ -627,7 +627,7 @@ C:Q1E9ECSFYVWX/JK7euE0qnWbi45bA=\nP:alt-lib\nV:9-r0\np:so:lib.so.1=9\n";
 
     #[test]
     fn a_failure_deep_in_a_chain_names_every_link() {
-        let mut text = crate::write::chain_index(4);
+        let mut text = executor_testkit::apk::chain_index(4);
         text = text.replace("D:p3\n", "D:p3 missing\n");
         let parsed = parse_text(&text, "chain").expect("parses");
         let err = resolve(&parsed.entries, &deps(&["p0"])).expect_err("missing");

@@ -6,9 +6,9 @@ use std::io::Read;
 use std::path::Path;
 
 use super::*;
-use crate::apk::write::{write_package_unchecked, PackageFile, PackageSpec};
 use crate::apk::{PackageName, Version};
 use crate::layer::{LayerOptions, LayerWriter};
+use executor_testkit::apk::{write_package_unchecked, PackageFile, PackageSpec};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/apk/");
 

@@ -3,7 +3,7 @@
 //! from its sources (`third_party/apk-sources/`).
 //!
 //! What is written follows the layouts [`Package::read`] and
-//! [`crate::Index::read`] document (and abuild / apk-tools produce):
+//! [`executor_apk::Index::read`] document (and abuild / apk-tools produce):
 //! - a **package** is the signature member (`.SIGN.RSA256.<key>`, no
 //!   end-of-archive blocks), the control member (`.PKGINFO` only, no
 //!   end-of-archive blocks) and the data member (the file tree, ending in two
@@ -38,12 +38,12 @@ use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::dependency::{Dependency, PackageName, Provide};
-use crate::index::IndexEntry;
-use crate::key::{KeyError, KeyName, PublicKey};
-use crate::package::{Package, PackageError};
-use crate::signature::{SignatureAlgorithm, SIGNATURE_PREFIX};
-use crate::version::Version;
+use executor_apk::dependency::{Dependency, PackageName, Provide};
+use executor_apk::index::IndexEntry;
+use executor_apk::key::{KeyError, KeyName, PublicKey};
+use executor_apk::package::{Package, PackageError};
+use executor_apk::signature::{SignatureAlgorithm, SIGNATURE_PREFIX};
+use executor_apk::version::Version;
 use executor_base::platform::Arch;
 
 /// The gzip header's OS byte: 255, "unknown", so the host never shows.
@@ -181,7 +181,7 @@ impl SigningKey {
         self.key.to_public_key().to_public_key_pem(LineEnding::LF).expect("an RSA public key encodes as PEM")
     }
 
-    /// The public key, under this key's name, for a [`crate::Keyring`].
+    /// The public key, under this key's name, for a [`executor_apk::Keyring`].
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from_pem(self.name.as_str(), &self.public_key_pem()).expect("our own PEM parses")
     }
@@ -1381,11 +1381,11 @@ fn walk_tree(dir: &Path, prefix: &str, found: &mut Vec<(String, Option<Vec<u8>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gzip;
-    use crate::index::{Index, IndexError, TrustPolicy};
-    use crate::key::Keyring;
-    use crate::package::{PackagePin, SignaturePolicy};
-    use crate::signature::Trust;
+    use executor_apk::gzip;
+    use executor_apk::index::{Index, IndexError, TrustPolicy};
+    use executor_apk::key::Keyring;
+    use executor_apk::package::{PackagePin, SignaturePolicy};
+    use executor_apk::signature::Trust;
     use std::io::Read as _;
 
     const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
