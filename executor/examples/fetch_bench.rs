@@ -9,7 +9,7 @@
 //!
 //! It writes 8 signed x86_64 packages of 32 MiB of pseudo-random (incompressible) bytes each,
 //! so that each `.apk` is ~32 MiB, and a signed index; serves them from the loopback test
-//! server (`tests/integration/http_server.rs`, one thread per connection); locks an
+//! server (`executor_testkit::http`, one thread per connection); locks an
 //! `apk_fetch` of all eight with one cache, then times `executor build //:apks` with an
 //! empty cache and no `executor-out/` each run, so that every package is downloaded,
 //! verified (size, sha256, Q1, signature, datahash), stored and copied out.
@@ -20,9 +20,6 @@
 //! with 1 and `cores` threads, reading the files back, `Package::verify` in memory, and one
 //! sha256 pass in memory.
 
-#[path = "../../tests/integration/http_server.rs"]
-mod http_server;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -31,7 +28,7 @@ use executor::apk::{Keyring, Package, PackageName, PackagePin, SignaturePolicy, 
 use executor::digest::Digest;
 use executor::fetch::{FetchOptions, Fetcher, UrlFetcher};
 use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
-use http_server::TestServer;
+use executor_testkit::http::TestServer;
 
 /// Packages served.
 const PACKAGES: usize = 8;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::{fixtures, Workspace};
-use crate::http_server::{refused_url, Fault, TestServer};
+use executor_testkit::http::{refused_url, Fault, TestServer};
 
 const TARGET: &str = "apk_fetch(\n    name = \"apks\",\n    repository = \"melange\",\n    packages = [\"replayout\"],\n    archs = [\"x86_64\", \"aarch64\"],\n)\n";
 

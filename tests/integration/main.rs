@@ -1,8 +1,6 @@
 //! Integration tests: whole workspaces built by the real `executor` binary.
 
-mod fake_registry;
 mod harness;
-mod http_server;
 
 mod apk_http;
 mod apk_lock;

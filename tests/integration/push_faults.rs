@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::fake_registry::{wrong_digest, Auth, FakeRegistry, Fault};
 use crate::harness::{executor_bin, normalize_time, to_run, Run};
+use executor_testkit::registry::{wrong_digest, Auth, FakeRegistry, Fault};
 
 /// The repository pushed to.
 const REPO: &str = "acme/static";

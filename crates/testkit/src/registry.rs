@@ -16,12 +16,11 @@
 //! Authentication ([`Auth`]): none, HTTP Basic, or Bearer tokens from its own `/token`
 //! endpoint, which checks Basic credentials and grants the scopes asked for.
 //!
-//! Bounded like [`crate::http_server`]: every connection has socket timeouts, a stall lasts
+//! Bounded like [`crate::http`]: every connection has socket timeouts, a stall lasts
 //! at most [`STALL_MAX`], and dropping the [`FakeRegistry`] stops the accept loop and joins
 //! every thread. One thread per connection; every response carries `Connection: close`.
 
 // Test modules use different parts of it.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -32,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use executor::digest::Digest;
+use executor_base::digest::Digest;
 
 /// Longest a [`Fault::Stall`] lasts; longer than any client timeout a test uses, short
 /// enough that a forgotten client cannot hold a test run hostage.

@@ -6,7 +6,6 @@
 //! every thread. One thread per connection; every response carries `Connection: close`.
 
 // Test binaries include this file with `mod`; not every one uses every item.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs::File;
