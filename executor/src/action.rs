@@ -165,8 +165,10 @@ struct KeyMaterial<'a> {
 }
 
 impl Action {
-    /// The action key, given the digests of its inputs in order.
-    pub fn key(&self, input_digests: &[Digest]) -> Digest {
+    /// The action key, given the digests of its inputs in order: the digest of the canonical
+    /// JSON of everything that decides the outputs. An action whose key data cannot be
+    /// encoded gets no key (an internal error), never a shared fallback key.
+    pub fn key(&self, input_digests: &[Digest]) -> Result<Digest, String> {
         let material = KeyMaterial {
             executor: EXECUTOR_VERSION,
             mnemonic: self.exec.mnemonic(),
@@ -175,10 +177,10 @@ impl Action {
             inputs: input_digests,
             outputs: self.outputs.iter().map(|o| o.kind).collect(),
         };
-        // serde_json writes struct fields in declaration order and `Value` maps sorted
-        // (no `preserve_order` feature), so the encoding is canonical.
-        let bytes = serde_json::to_vec(&material).unwrap_or_default();
-        Digest::of(&bytes)
+        let value = serde_json::to_value(&material).map_err(|e| {
+            format!("internal error: the key of {} `{}` cannot be encoded: {e}", self.exec.mnemonic(), self.owner)
+        })?;
+        Ok(Digest::of(executor_base::canonical::to_canonical_json(&value).as_bytes()))
     }
 }
 
@@ -240,9 +242,10 @@ mod tests {
         let a = action("x");
         let d1 = Digest::of(b"1");
         let d2 = Digest::of(b"2");
-        assert_eq!(a.key(&[d1]), action("x").key(&[d1]));
-        assert_ne!(a.key(&[d1]), action("y").key(&[d1]));
-        assert_ne!(a.key(&[d1]), a.key(&[d2]));
-        assert_ne!(a.key(&[d1, d2]), a.key(&[d2, d1]));
+        let key = |a: &Action, d: &[Digest]| a.key(d).expect("key");
+        assert_eq!(key(&a, &[d1]), key(&action("x"), &[d1]));
+        assert_ne!(key(&a, &[d1]), key(&action("y"), &[d1]));
+        assert_ne!(key(&a, &[d1]), key(&a, &[d2]));
+        assert_ne!(key(&a, &[d1, d2]), key(&a, &[d2, d1]));
     }
 }

@@ -297,7 +297,7 @@ impl Builder<'_> {
     fn execute(&self, action: &Action, shared: &Shared<'_>) -> Result<Outcome, String> {
         let inputs = self.input_digests(action, shared)?;
         let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
-        let key = action.key(&digests);
+        let key = action.key(&digests)?;
         if let Some(result) = self.store.get_action(&key) {
             if result.outputs.len() == action.outputs.len()
                 && self.outputs_present(&result)
@@ -454,7 +454,7 @@ impl Builder<'_> {
                     .ok_or_else(|| format!("internal error: input `{path}` was not built"))?;
                 let inputs = self.input_digests(producer_action, shared)?;
                 let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
-                let key = producer_action.key(&digests);
+                let key = producer_action.key(&digests)?;
                 self.store.remove_action(&key);
                 let records = self.run_action(producer_action, &inputs, shared, depth + 1)?;
                 if records != expected {
