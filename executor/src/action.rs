@@ -2,8 +2,9 @@
 //!
 //! An **action** reads declared input **artifacts** and writes declared outputs. It is
 //! identified by its **key**: sha256 over the executor's version, the action's mnemonic and
-//! implementation version, its canonical parameters ([`ActionExec::key_data`]), the digests of
-//! its inputs in order, and the kinds of its outputs. Equal keys mean equal outputs, which is
+//! implementation version, its parameters (the action's own serialized form: every field
+//! enters the key unless marked `#[serde(skip)]`), the digests of its inputs in order, and the
+//! kinds of its outputs. Equal keys mean equal outputs, which is
 //! what lets the action cache (and later a remote cache) answer instead of running it.
 //!
 //! Hermeticity is by construction: [`ActionContext`] hands an action the store paths of its
@@ -80,6 +81,33 @@ pub struct OutputSpec {
     pub kind: OutputKind,
 }
 
+/// Facts an action proved about bytes (a signature checked), remembered by 32-byte keys so
+/// that they are proved once per store. What a key covers is the action's business; the
+/// store only keeps the set.
+pub trait ProofCache: Sync {
+    /// Whether a proof with this key was recorded.
+    fn holds(&self, key: &[u8; 32]) -> bool;
+    /// Records a proof (best effort: a failure only costs proving it again).
+    fn record(&self, key: &[u8; 32]);
+}
+
+/// No proofs remembered: everything is proved again.
+pub struct NoProofs;
+
+impl ProofCache for NoProofs {
+    fn holds(&self, _: &[u8; 32]) -> bool {
+        false
+    }
+    fn record(&self, _: &[u8; 32]) {}
+}
+
+/// Where actions report to the user. Actions never print: output would garble the progress
+/// display.
+pub trait Status: Sync {
+    /// A warning about the action's work; the build goes on.
+    fn warn(&self, message: &str);
+}
+
 /// What an action sees while it runs: its inputs' bytes and where to put its outputs.
 pub struct ActionContext<'a> {
     /// Verified, read-only store paths of the declared inputs, in declaration order.
@@ -87,8 +115,12 @@ pub struct ActionContext<'a> {
     /// Paths the action must create, one per declared output, in declaration order. For a
     /// [`OutputKind::Dir`] output the path is an existing empty directory.
     pub outputs: Vec<PathBuf>,
-    /// Verdicts of package verification (the store's), so a package is verified once.
-    pub verdicts: &'a dyn crate::apk::VerdictCache,
+    /// An empty directory for the action's temporary files, removed after it ran.
+    pub scratch: PathBuf,
+    /// Proofs recorded in the store, so a fact is proved once.
+    pub proofs: &'a dyn ProofCache,
+    /// Where warnings go.
+    pub status: &'a dyn Status,
     /// Threads the action may use for its own work (compression): the build's `--jobs`, so
     /// that actions running side by side do not each take every core.
     pub jobs: usize,
@@ -99,6 +131,7 @@ impl fmt::Debug for ActionContext<'_> {
         f.debug_struct("ActionContext")
             .field("inputs", &self.inputs)
             .field("outputs", &self.outputs)
+            .field("scratch", &self.scratch)
             .field("jobs", &self.jobs)
             .finish()
     }
@@ -115,15 +148,27 @@ impl From<std::io::Error> for ActionError {
     }
 }
 
-/// The work of one action kind. Implementations must be deterministic functions of
-/// [`key_data`](Self::key_data) and the input bytes.
-pub trait ActionExec: Send + Sync + fmt::Debug {
+/// An action's parameters as they enter its key: the serialized action itself, so that no
+/// field can be left out of the key by mistake (a field that cannot change the outputs, such
+/// as a shared client, is marked `#[serde(skip)]`).
+pub trait KeyData {
+    /// The parameters as JSON.
+    fn key_data(&self) -> Result<serde_json::Value, serde_json::Error>;
+}
+
+impl<T: Serialize> KeyData for T {
+    fn key_data(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+/// The work of one action kind. Implementations must be deterministic functions of their
+/// serialized fields ([`KeyData`]) and the input bytes.
+pub trait ActionExec: Send + Sync + fmt::Debug + KeyData {
     /// A short CamelCase name for progress lines (`WriteFile`).
     fn mnemonic(&self) -> &'static str;
     /// Bumped whenever the bytes this action produces for the same key data change.
     fn version(&self) -> u32;
-    /// Every parameter besides the inputs that can change the outputs, canonically ordered.
-    fn key_data(&self) -> serde_json::Value;
     /// For actions whose outputs are known in advance (content pinned by digest): the
     /// digest and size of each output. When the store already holds them (verified), the
     /// action need not run.
@@ -133,8 +178,8 @@ pub trait ActionExec: Send + Sync + fmt::Debug {
     /// For actions with [`pinned_outputs`](Self::pinned_outputs): checks files already in
     /// the store (whose sha256 and size match) as completely as [`run`](Self::run) checks
     /// what it fetches. Only then may the builder use them without running the action.
-    fn verify_pinned(&self, outputs: &[PathBuf], verdicts: &dyn crate::apk::VerdictCache) -> Result<(), String> {
-        let _ = (outputs, verdicts);
+    fn verify_pinned(&self, outputs: &[PathBuf], proofs: &dyn ProofCache, status: &dyn Status) -> Result<(), String> {
+        let _ = (outputs, proofs, status);
         Err("its outputs cannot be checked without running it".into())
     }
     /// Produces the outputs.
@@ -169,17 +214,18 @@ impl Action {
     /// JSON of everything that decides the outputs. An action whose key data cannot be
     /// encoded gets no key (an internal error), never a shared fallback key.
     pub fn key(&self, input_digests: &[Digest]) -> Result<Digest, String> {
+        let cannot = |e: serde_json::Error| {
+            format!("internal error: the key of {} `{}` cannot be encoded: {e}", self.exec.mnemonic(), self.owner)
+        };
         let material = KeyMaterial {
             executor: EXECUTOR_VERSION,
             mnemonic: self.exec.mnemonic(),
             version: self.exec.version(),
-            data: self.exec.key_data(),
+            data: self.exec.key_data().map_err(cannot)?,
             inputs: input_digests,
             outputs: self.outputs.iter().map(|o| o.kind).collect(),
         };
-        let value = serde_json::to_value(&material).map_err(|e| {
-            format!("internal error: the key of {} `{}` cannot be encoded: {e}", self.exec.mnemonic(), self.owner)
-        })?;
+        let value = serde_json::to_value(&material).map_err(cannot)?;
         Ok(Digest::of(executor_base::canonical::to_canonical_json(&value).as_bytes()))
     }
 }
@@ -211,17 +257,17 @@ mod tests {
     use super::*;
     use crate::label::Label;
 
-    #[derive(Debug)]
-    struct Fake(&'static str);
+    #[derive(Debug, Serialize)]
+    struct Fake {
+        b: &'static str,
+        a: u32,
+    }
     impl ActionExec for Fake {
         fn mnemonic(&self) -> &'static str {
             "Fake"
         }
         fn version(&self) -> u32 {
             1
-        }
-        fn key_data(&self) -> serde_json::Value {
-            serde_json::json!({ "b": self.0, "a": 1 })
         }
         fn run(&self, _: &ActionContext<'_>) -> Result<(), ActionError> {
             Ok(())
@@ -233,7 +279,7 @@ mod tests {
             owner: Label::parse_absolute("//p:t").expect("label"),
             inputs: vec![],
             outputs: vec![OutputSpec { path: "p/t".into(), kind: OutputKind::File { executable: false } }],
-            exec: Arc::new(Fake(data)),
+            exec: Arc::new(Fake { b: data, a: 1 }),
         }
     }
 

@@ -120,6 +120,16 @@ struct Shared<'a> {
     progress: Option<indicatif::ProgressBar>,
 }
 
+/// Actions' warnings go above the progress bar, or to stderr as lines.
+impl crate::action::Status for Shared<'_> {
+    fn warn(&self, message: &str) {
+        match &self.progress {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+}
+
 impl Builder<'_> {
     /// Runs every action of `analysis` and materializes its outputs.
     pub fn run(&self, analysis: &Analysis) -> Result<BuildResult, Error> {
@@ -309,7 +319,7 @@ impl Builder<'_> {
             self.store.remove_action(&key);
         }
         // Content pinned by digest that the store already holds need not be fetched again.
-        if let Some(records) = self.pinned_in_store(action) {
+        if let Some(records) = self.pinned_in_store(action, shared) {
             self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
             if self.materialize(action, &records, true).map_err(|e| e.to_string())? {
                 return Ok(Outcome::Hit(records));
@@ -327,7 +337,7 @@ impl Builder<'_> {
                 }
             }
             if fetched {
-                if let Some(records) = self.pinned_in_store(action) {
+                if let Some(records) = self.pinned_in_store(action, shared) {
                     self.store
                         .put_action(&key, &ActionResult { outputs: records.clone() })
                         .map_err(|e| e.to_string())?;
@@ -377,7 +387,7 @@ impl Builder<'_> {
     /// The records of an action's pinned outputs if every one is in the store and passes the
     /// action's own complete check ([`ActionExec::verify_pinned`]): bytes that merely have
     /// the pinned sha256 and size (say, a source file of another target) are not enough.
-    fn pinned_in_store(&self, action: &Action) -> Option<Vec<OutputRecord>> {
+    fn pinned_in_store(&self, action: &Action, shared: &Shared<'_>) -> Option<Vec<OutputRecord>> {
         let pinned = action.exec.pinned_outputs()?;
         if pinned.len() != action.outputs.len() {
             return None;
@@ -393,7 +403,7 @@ impl Builder<'_> {
             records.push(OutputRecord::File { digest: *digest, size: *size, executable });
         }
         // A failed check means the bytes are not what the action would produce: run it.
-        action.exec.verify_pinned(&paths, self.store).ok()?;
+        action.exec.verify_pinned(&paths, self.store, shared).ok()?;
         Some(records)
     }
 
@@ -420,7 +430,7 @@ impl Builder<'_> {
         for _ in 0..=inputs.len() {
             let scratch = self.store.temp_path("action");
             fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
-            let result = self.run_in(action, inputs, &scratch);
+            let result = self.run_in(action, inputs, &scratch, shared);
             let _ = fs::remove_dir_all(&scratch);
             match result {
                 Ok(records) => return Ok(records),
@@ -475,6 +485,7 @@ impl Builder<'_> {
         action: &Action,
         inputs: &[(Digest, Option<OutputRecord>)],
         scratch: &Path,
+        shared: &Shared<'_>,
     ) -> Result<Vec<OutputRecord>, RunError> {
         let mut input_paths = Vec::with_capacity(inputs.len());
         for (i, (digest, record)) in inputs.iter().enumerate() {
@@ -507,10 +518,14 @@ impl Builder<'_> {
             }
             output_paths.push(path);
         }
+        let tmp = scratch.join("tmp");
+        fs::create_dir(&tmp).map_err(|e| RunError::Failed(e.to_string()))?;
         let ctx = ActionContext {
             inputs: input_paths,
             outputs: output_paths,
-            verdicts: self.store,
+            scratch: tmp,
+            proofs: self.store,
+            status: shared,
             jobs: self.options.jobs.max(1),
         };
         action.exec.run(&ctx).map_err(|e| RunError::Failed(e.0))?;
@@ -703,7 +718,7 @@ mod tests {
     use crate::label::Label;
 
     /// Writes its name, or fails when `fail` is set.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct Fake {
         name: &'static str,
         fail: bool,
@@ -715,9 +730,6 @@ mod tests {
         }
         fn version(&self) -> u32 {
             1
-        }
-        fn key_data(&self) -> serde_json::Value {
-            serde_json::json!({ "name": self.name, "fail": self.fail })
         }
         fn run(&self, ctx: &ActionContext<'_>) -> Result<(), crate::action::ActionError> {
             if self.fail {
@@ -777,7 +789,7 @@ mod tests {
     }
 
     /// Writes the number of threads its context allows.
-    #[derive(Debug)]
+    #[derive(Debug, serde::Serialize)]
     struct Jobs;
 
     impl ActionExec for Jobs {
@@ -786,9 +798,6 @@ mod tests {
         }
         fn version(&self) -> u32 {
             1
-        }
-        fn key_data(&self) -> serde_json::Value {
-            serde_json::json!({})
         }
         fn run(&self, ctx: &ActionContext<'_>) -> Result<(), crate::action::ActionError> {
             fs::write(&ctx.outputs[0], ctx.jobs.to_string())?;

@@ -12,14 +12,19 @@ use crate::error::Error;
 use crate::fetch::{FetchOptions, UrlFetcher};
 use crate::filecache::FileDigestCache;
 use crate::graph::{analyze, expand, Node, TargetGraph};
+use crate::image_rules::{BuiltMeta, ImageInfo, IndexInfo};
 use crate::label::{Label, TargetPattern};
 use crate::load::{Limits, Loader};
-use crate::lockfile::Lockfile;
 use crate::remote_cache::{RemoteCacheConfig, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
 use std::sync::Arc;
+
+/// The rule sets this binary builds with: the engine's built-ins and the image rules.
+pub fn registry() -> crate::rules::Registry {
+    crate::rules::Registry::new(&[&crate::image_rules::IMAGE_RULES])
+}
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Error> {
@@ -87,22 +92,22 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Lock { check, import_apko, target } => {
             let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
             if check {
-                crate::lock::check(&loader)?;
+                crate::image_rules::lock::check(&loader)?;
             }
             let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
             let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
             if check {
                 // Every pin against its package's bytes (from the cache, else fetched).
-                crate::lock::check_pins(&loader, &fetcher, &store)?;
-                eprintln!("{} is up to date", crate::lockfile::LOCKFILE);
+                crate::image_rules::lock::check_pins(&loader, &fetcher, &store)?;
+                eprintln!("{} is up to date", crate::image_rules::lockfile::LOCKFILE);
                 return Ok(());
             }
             let report = match (import_apko, target) {
                 (Some(file), Some(target)) => {
                     let label = parse_label(&loader, &cwd, &target)?;
-                    crate::apko::import(&loader, &fetcher, &store, &cwd.join(file), &label)?
+                    crate::image_rules::apko::import(&loader, &fetcher, &store, &cwd.join(file), &label)?
                 }
-                _ => crate::lock::lock(&loader, &fetcher, &store)?,
+                _ => crate::image_rules::lock::lock(&loader, &fetcher, &store)?,
             };
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
             eprintln!(
@@ -110,7 +115,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 plural(report.packages, "package"),
                 plural(report.targets, "target"),
                 report.fetched,
-                crate::lockfile::LOCKFILE,
+                crate::image_rules::lockfile::LOCKFILE,
                 if report.changed { "written" } else { "unchanged" }
             );
             Ok(())
@@ -212,41 +217,6 @@ struct BuiltImage<'a> {
     kind: &'static str,
 }
 
-/// What an image or index action reported about its output.
-enum BuiltMeta {
-    Index(crate::rules::oci_index::IndexMeta),
-    Image(crate::rules::oci_image::ImageMeta),
-}
-
-impl BuiltMeta {
-    /// Reads `path`, an `*.index.json` (`index`) or `*.image.json`.
-    fn read(path: &Path, index: bool) -> Result<Self, String> {
-        let bytes = fs::read(path).map_err(|e| e.to_string())?;
-        let meta = if index {
-            BuiltMeta::Index(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
-        } else {
-            BuiltMeta::Image(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
-        };
-        Ok(meta)
-    }
-
-    /// The digest a registry serves for the image or index.
-    fn digest(&self) -> &crate::digest::Digest {
-        match self {
-            BuiltMeta::Index(m) => &m.digest,
-            BuiltMeta::Image(m) => &m.digest,
-        }
-    }
-
-    /// The layout's own tag: an index's `tag` attribute, `latest` for an image.
-    fn tag(&self) -> &str {
-        match self {
-            BuiltMeta::Index(m) => &m.tag,
-            BuiltMeta::Image(_) => crate::rules::oci_image::IMAGE_TAG,
-        }
-    }
-}
-
 impl Built {
     /// The single requested target, which must be an `oci_index` or `oci_image`, for
     /// `command` (whose outputs are `done`, as in "only images can be pushed").
@@ -258,7 +228,7 @@ impl Built {
             )));
         };
         let provided = &self.provided[label];
-        let (layout, meta, kind) = match (&provided.index, &provided.image) {
+        let (layout, meta, kind) = match (provided.get::<IndexInfo>(), provided.get::<ImageInfo>()) {
             (Some(index), _) => (&index.layout, &index.meta, "index"),
             (None, Some(image)) => (&image.layout, &image.meta, "image"),
             _ => {
@@ -369,12 +339,15 @@ fn verify(
     let rebuilt = meta.digest();
     if rebuilt == &expected_digest {
         println!("verified {label}: {rebuilt}");
-        eprintln!("`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected", crate::lockfile::LOCKFILE);
+        eprintln!(
+            "`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected",
+            crate::image_rules::lockfile::LOCKFILE
+        );
         return Ok(());
     }
     let mut message = format!(
         "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
-        crate::lockfile::LOCKFILE
+        crate::image_rules::lockfile::LOCKFILE
     );
     if let BuiltMeta::Index(index) = &meta {
         message.push_str(
@@ -392,7 +365,7 @@ fn verify(
         "
   fix: check out the commit the release was built from (its BUILD files, rules and {}) and use executor {}; \
          if they match, the release was not built from them",
-        crate::lockfile::LOCKFILE,
+        crate::image_rules::lockfile::LOCKFILE,
         crate::action::EXECUTOR_VERSION
     ));
     Err(Error::Verify(message))
@@ -451,7 +424,7 @@ impl Drop for Scratch {
 
 fn load(cwd: &Path, workspace: Option<&Path>, limits: Limits) -> Result<Loader, Error> {
     let (root, file) = find_root(cwd, workspace)?;
-    Ok(Loader::new(root, file, limits)?)
+    Ok(Loader::new(root, file, limits, registry())?)
 }
 
 /// Parses one label given on the command line (relative to the current package).
@@ -617,15 +590,18 @@ fn build(
         .map_err(Error::Usage)?;
     let loader = load(cwd, workspace, limits)?;
     if locked {
-        crate::lock::check(&loader)?;
+        crate::image_rules::lock::check(&loader)?;
     }
     let patterns = parse_patterns(&loader, cwd, patterns)?;
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
-    let lock = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let state = loader.registry.analysis_state(&loader.workspace).map_err(Error::Graph)?;
     let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), fetch_options));
-    let env = AnalysisEnv::new(loader.workspace.clone(), lock, fetcher);
+    let env = AnalysisEnv::new(loader.workspace.clone(), fetcher, state);
     let analysis = analyze(&graph, &env)?;
+    for warning in &analysis.warnings {
+        eprintln!("warning: {warning}");
+    }
     let store = Store::open(&cache_dir(cache, cwd)?)?;
     let out_root = out_dir.map(Path::to_owned).unwrap_or_else(|| loader.workspace.root.join(OUT_DIR));
     let _lock = lock_workspace(&out_root)?;
@@ -642,7 +618,7 @@ fn build(
         let provided = &analysis.provided[label];
         // Images and indexes are named by their manifest or index digest, which is what a
         // registry will serve, rather than by the digest of their directory tree.
-        if let Some(line) = describe_image(provided, &out_root) {
+        if let Some(line) = loader.registry.describe(provided, &out_root) {
             let _ = writeln!(stdout, "{label}\n{line}");
             continue;
         }
@@ -727,7 +703,7 @@ fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> 
         QueryOutput::LabelKind => {
             for (l, node) in &nodes {
                 let kind = match node {
-                    Node::Rule(t) => format!("{} rule", t.kind),
+                    Node::Rule(t) => format!("{} rule", t.kind()),
                     Node::File { .. } => "source file".to_owned(),
                 };
                 let _ = writeln!(out, "{kind} {l}");
@@ -739,7 +715,7 @@ fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> 
                 .map(|(l, node)| match node {
                     Node::Rule(t) => serde_json::json!({
                         "label": l.to_string(),
-                        "kind": t.kind,
+                        "kind": t.kind(),
                         "location": t.location,
                         "attrs": t.attrs,
                         "deps": t.deps().iter().map(|(_, d)| d.to_string()).collect::<Vec<_>>(),
@@ -756,27 +732,6 @@ fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> 
         }
     }
     Ok(())
-}
-
-/// `  executor-out/<layout>  sha256:<digest>  (OCI image index, tag latest)` for an index or
-/// image target whose description was built.
-fn describe_image(provided: &crate::rules::Provided, out_root: &Path) -> Option<String> {
-    let path = |artifact: &Artifact| match artifact {
-        Artifact::Derived { path, .. } => Some(out_root.join(path)),
-        Artifact::Source { .. } => None,
-    };
-    if let Some(index) = &provided.index {
-        let BuiltMeta::Index(meta) = BuiltMeta::read(&path(&index.meta)?, true).ok()? else { return None };
-        return Some(format!(
-            "  {}  {}  (OCI image index, tag `{}`)",
-            index.layout.display_path(),
-            meta.digest,
-            meta.tag
-        ));
-    }
-    let image = provided.image.as_ref()?;
-    let meta = BuiltMeta::read(&path(&image.meta)?, false).ok()?;
-    Some(format!("  {}  {}  (OCI image, {})", image.layout.display_path(), meta.digest(), image.arch.oci_platform()))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::action::{ActionGraph, Artifact};
 use crate::error::Error;
 use crate::label::{Label, PackagePath, RepoName, TargetPattern};
 use crate::load::{Loader, Package};
-use crate::rules::{rule, AnalysisContext, AnalysisEnv, Provided};
+use crate::rules::{AnalysisContext, AnalysisEnv, Provided};
 use crate::target::{did_you_mean, Target};
 use crate::workspace::build_file;
 
@@ -301,6 +301,8 @@ pub struct Analysis {
     pub actions: ActionGraph,
     /// What every node provides.
     pub provided: BTreeMap<Label, Provided>,
+    /// Warnings rules gave, in analysis order.
+    pub warnings: Vec<String>,
 }
 
 /// Runs every rule's analysis in dependency order.
@@ -308,16 +310,15 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
     let mut out = Analysis::default();
     for label in &graph.order {
         let provided = match &graph.nodes[label] {
-            Node::File { path, file } => Provided {
-                files: vec![Artifact::Source { label: label.clone(), path: path.clone(), file: file.clone() }],
-                ..Default::default()
-            },
+            Node::File { path, file } => {
+                Provided::files(vec![Artifact::Source { label: label.clone(), path: path.clone(), file: file.clone() }])
+            }
             Node::Rule(target) => {
-                let rule =
-                    rule(target.kind).ok_or_else(|| Error::Analysis(format!("unknown rule `{}`", target.kind)))?;
                 let first_new = out.actions.actions.len();
-                let mut ctx = AnalysisContext { env, deps: &out.provided, graph: &mut out.actions };
-                let provided = rule
+                let mut ctx =
+                    AnalysisContext { env, deps: &out.provided, graph: &mut out.actions, warnings: &mut out.warnings };
+                let provided = target
+                    .rule
                     .analyze(target, &mut ctx)
                     .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?;
                 // `executor-out/.executor/` holds the workspace lock and the build's state.

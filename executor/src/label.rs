@@ -264,6 +264,14 @@ impl Label {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Label {
+    /// From the absolute form [`Display`](fmt::Display) writes (`//p:n`, `@repo//p:n`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Label::parse_absolute(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(repo) = &self.repo {

@@ -18,25 +18,24 @@
 //! `executor-out/`). See ARCHITECTURE.md.
 
 pub mod action;
-pub mod apko;
 pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod filecache;
 pub mod graph;
+pub mod image_rules;
 pub mod label;
 pub mod load;
-pub mod lock;
-pub mod lockfile;
 pub mod remote_cache;
-pub mod repository;
 pub mod rules;
 pub mod store;
 pub mod target;
+pub mod typemap;
 pub mod workspace;
 
 pub use error::Error;
+pub use image_rules::{apko, lock, lockfile, repository};
 // The crates below the engine, under the paths the rest of this crate uses.
 pub use executor_apk as apk;
 pub use executor_base::{digest, fetch, platform};

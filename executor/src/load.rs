@@ -20,21 +20,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use starlark::codemap::FileSpan;
-use starlark::collections::SmallMap;
 use starlark::environment::{FrozenModule, Globals, GlobalsBuilder, LibraryExtension, Module};
-use starlark::eval::{Evaluator, ReturnFileLoader};
+use starlark::eval::{Arguments, Evaluator, ReturnFileLoader};
 use starlark::starlark_module;
 use starlark::syntax::{AstModule, Dialect};
 use starlark::values::list_or_tuple::UnpackListOrTuple;
 use starlark::values::none::NoneType;
-use starlark::values::tuple::UnpackTuple;
-use starlark::values::{StringValue, Value};
+use starlark::values::Heap;
 use starlark::PrintHandler;
 
 use crate::label::{Label, LabelContext, PackagePath, RepoName, TargetName};
-use crate::rules::{all_rules, Rule};
-use crate::target::{convert_attr, did_you_mean, AttrError, Location, Target};
-use crate::workspace::{build_file, is_ignored_dir, Workspace, OUT_DIR};
+use crate::rules::{DynRule, Registry, WorkspaceFunction};
+use crate::target::{convert_attr, did_you_mean, AttrError, AttrSpec, AttrValue, Location, Target};
+use crate::workspace::{build_file, is_ignored_dir, Declaration, Workspace, OUT_DIR};
 
 mod limits;
 mod sandbox;
@@ -72,6 +70,8 @@ type PackageKey = (Option<RepoName>, PackagePath);
 pub struct Loader {
     /// The workspace, with the repositories its `WORKSPACE` declares.
     pub workspace: Workspace,
+    /// The rules and `WORKSPACE` functions files may call.
+    pub registry: Registry,
     build_globals: Globals,
     bzl_globals: Globals,
     /// `.bzl` modules by label; each evaluated at most once.
@@ -238,7 +238,7 @@ mod context {
     pub(super) struct WorkspaceContext {
         pub(super) root: PathBuf,
         pub(super) repos: RefCell<BTreeMap<RepoName, (PathBuf, String)>>,
-        pub(super) apk_repos: RefCell<BTreeMap<String, crate::repository::ApkRepository>>,
+        pub(super) declarations: RefCell<BTreeMap<(&'static str, String), crate::workspace::Declaration>>,
     }
 }
 use context::{PackageContext, WorkspaceContext};
@@ -249,18 +249,20 @@ fn package_context<'a>(eval: &Evaluator<'_, 'a, '_>, what: &str) -> anyhow::Resu
         .ok_or_else(|| anyhow::anyhow!("`{what}` can only be called while a BUILD file is evaluated (from the BUILD file or a macro it calls), not at the top level of a .bzl or WORKSPACE file"))
 }
 
-/// Declares a target of `rule` from the keyword arguments of its call.
-fn declare<'v>(
-    rule: &'static dyn Rule,
-    args: UnpackTuple<Value<'v>>,
-    kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-    eval: &mut Evaluator<'v, '_, '_>,
-) -> anyhow::Result<NoneType> {
-    let ctx = package_context(eval, rule.kind())?;
-    let kind = rule.kind();
-    if !args.items.is_empty() {
+/// The keyword arguments of a rule or `WORKSPACE` function call, checked against `specs`:
+/// `name` and the converted attributes (an argument set to `None` is unset, as in Bazel).
+fn call_attrs<'v>(
+    kind: &'static str,
+    specs: &'static [AttrSpec],
+    args: &Arguments<'v, '_>,
+    heap: Heap<'v>,
+    label_context: &LabelContext,
+) -> anyhow::Result<(TargetName, BTreeMap<&'static str, AttrValue>)> {
+    let starlark_error = |e: starlark::Error| anyhow::anyhow!("{e}");
+    if args.positions(heap).map_err(starlark_error)?.next().is_some() {
         return Err(AttrError::Positional { rule: kind }.into());
     }
+    let kwargs = args.names_map().map_err(starlark_error)?;
     let mut name = None;
     let mut attrs = BTreeMap::new();
     for (key, value) in kwargs.iter() {
@@ -276,97 +278,151 @@ fn declare<'v>(
                 Some(TargetName::new(text).map_err(|source| AttrError::Label { rule: kind, attr: "name", source })?);
             continue;
         }
-        let Some(spec) = rule.attrs().iter().find(|a| a.name == key) else {
-            let names = std::iter::once("name").chain(rule.attrs().iter().map(|a| a.name));
+        let Some(spec) = specs.iter().find(|a| a.name == key) else {
+            let names = std::iter::once("name").chain(specs.iter().map(|a| a.name));
             return Err(AttrError::Unknown { rule: kind, attr: key.to_owned(), hint: did_you_mean(key, names) }.into());
         };
         if value.is_none() {
             continue; // `attr = None` means unset, as in Bazel
         }
-        attrs.insert(spec.name, convert_attr(kind, spec, *value, &ctx.label_context)?);
+        attrs.insert(spec.name, convert_attr(kind, spec, *value, label_context)?);
     }
     let name = name.ok_or(AttrError::Missing { rule: kind, attr: "name" })?;
-    if let Some(missing) = rule.attrs().iter().find(|a| a.mandatory && !attrs.contains_key(a.name)) {
+    if let Some(missing) = specs.iter().find(|a| a.mandatory && !attrs.contains_key(a.name)) {
         return Err(AttrError::Missing { rule: kind, attr: missing.name }.into());
     }
+    Ok((name, attrs))
+}
+
+/// Declares a target of `rule` from the keyword arguments of its call.
+fn declare<'v>(
+    rule: &'static dyn DynRule,
+    args: &Arguments<'v, '_>,
+    eval: &mut Evaluator<'v, '_, '_>,
+) -> anyhow::Result<()> {
+    let ctx = package_context(eval, rule.kind())?;
+    let (name, attrs) = call_attrs(rule.kind(), rule.attrs(), args, eval.heap(), &ctx.label_context)?;
     // The outermost frame is the call in the BUILD file, also for targets made by macros.
     let stack = eval.call_stack();
     let span = stack.frames.iter().find_map(|f| f.location.clone()).or_else(|| eval.call_stack_top_location());
     let location = Location(span.as_ref().map(location).unwrap_or_default());
     let label = Label::new(ctx.label_context.repo.clone(), ctx.label_context.package.clone(), name.clone());
-    let target = Target { label, kind, attrs, location };
-    rule.check(&target).map_err(anyhow::Error::msg)?;
+    let typed = rule.parse(&attrs).map_err(anyhow::Error::msg)?;
+    let target = Target { label, rule, attrs, typed, location };
     let mut targets = ctx.targets.borrow_mut();
     if let Some(previous) = targets.get(&name) {
         anyhow::bail!("target `{name}` is declared twice; the first declaration is at {}", previous.location);
     }
     targets.insert(name, target);
-    Ok(NoneType)
+    Ok(())
 }
 
-#[starlark_module]
-fn rule_functions(builder: &mut GlobalsBuilder) {
-    /// Names a set of files; see `executor/src/rules/filegroup.rs`.
-    fn filegroup<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::filegroup::Filegroup, args, kwargs, eval)
+/// Records a call of a rule set's `WORKSPACE` function.
+fn declare_in_workspace<'v>(
+    function: &'static dyn WorkspaceFunction,
+    args: &Arguments<'v, '_>,
+    eval: &mut Evaluator<'v, '_, '_>,
+) -> anyhow::Result<()> {
+    let ctx = workspace_context(eval)?;
+    let (name, attrs) = call_attrs(function.kind(), function.attrs(), args, eval.heap(), &LabelContext::default())?;
+    let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
+    let key = (function.kind(), name.as_str().to_owned());
+    if let Some(previous) = ctx.declarations.borrow().get(&key) {
+        anyhow::bail!(
+            "{} `{name}` is declared twice; the first declaration is at {}",
+            declared_noun(function.kind()),
+            previous.location
+        );
+    }
+    let value = function.declare(name.as_str(), &attrs, &here).map_err(anyhow::Error::msg)?;
+    ctx.declarations.borrow_mut().insert(key, Declaration { value, location: here });
+    Ok(())
+}
+
+/// What a `WORKSPACE` function declares, for messages: `repository` for `apk_repository`.
+fn declared_noun(kind: &str) -> &str {
+    kind.rsplit('_').next().unwrap_or(kind)
+}
+
+/// Rules and `WORKSPACE` functions as Starlark values: callables generated from the
+/// registry, so that a rule set adds a rule without touching the loader.
+mod callables {
+    #![allow(unsafe_code)] // `ProvidesStaticType`'s derive implements an unsafe trait.
+    use std::fmt;
+
+    use allocative::Allocative;
+    use starlark::any::ProvidesStaticType;
+    use starlark::eval::{Arguments, Evaluator};
+    use starlark::starlark_simple_value;
+    use starlark::values::none::NoneType;
+    use starlark::values::{starlark_value, NoSerialize, StarlarkValue, Value};
+
+    use crate::rules::{DynRule, WorkspaceFunction};
+
+    /// A rule `BUILD` files call.
+    #[derive(ProvidesStaticType, NoSerialize, Allocative)]
+    pub(super) struct RuleCallable(#[allocative(skip)] pub(super) &'static dyn DynRule);
+
+    /// A rule set's `WORKSPACE` function.
+    #[derive(ProvidesStaticType, NoSerialize, Allocative)]
+    pub(super) struct WorkspaceCallable(#[allocative(skip)] pub(super) &'static dyn WorkspaceFunction);
+
+    impl fmt::Debug for RuleCallable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "rule({})", self.0.kind())
+        }
+    }
+    impl fmt::Display for RuleCallable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "<rule {}>", self.0.kind())
+        }
+    }
+    impl fmt::Debug for WorkspaceCallable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "workspace_function({})", self.0.kind())
+        }
+    }
+    impl fmt::Display for WorkspaceCallable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "<function {}>", self.0.kind())
+        }
     }
 
-    /// Fetches locked APK packages; see `executor/src/rules/apk_fetch.rs`.
-    fn apk_fetch<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::apk_fetch::ApkFetch, args, kwargs, eval)
+    starlark_simple_value!(RuleCallable);
+    starlark_simple_value!(WorkspaceCallable);
+
+    #[starlark_value(type = "rule")]
+    impl<'v> StarlarkValue<'v> for RuleCallable {
+        fn invoke(
+            &self,
+            _me: Value<'v>,
+            args: &Arguments<'v, '_>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> starlark::Result<Value<'v>> {
+            super::declare(self.0, args, eval).map_err(starlark::Error::from)?;
+            Ok(Value::new_none())
+        }
     }
 
-    /// See `executor/src/rules/layer.rs`.
-    fn layer<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::layer::LayerRule, args, kwargs, eval)
+    #[starlark_value(type = "function")]
+    impl<'v> StarlarkValue<'v> for WorkspaceCallable {
+        fn invoke(
+            &self,
+            _me: Value<'v>,
+            args: &Arguments<'v, '_>,
+            eval: &mut Evaluator<'v, '_, '_>,
+        ) -> starlark::Result<Value<'v>> {
+            super::declare_in_workspace(self.0, args, eval).map_err(starlark::Error::from)?;
+            let _ = NoneType;
+            Ok(Value::new_none())
+        }
     }
+}
 
-    /// See `executor/src/rules/oci_image.rs`.
-    fn oci_image<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::oci_image::OciImage, args, kwargs, eval)
-    }
-
-    /// See `executor/src/rules/oci_index.rs`.
-    fn oci_index<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::oci_index::OciIndex, args, kwargs, eval)
-    }
-
-    /// One platform's image as a docker-archive; see `executor/src/rules/oci_load.rs`.
-    fn oci_load<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::oci_load::OciLoad, args, kwargs, eval)
-    }
-
-    /// Writes a string to a file; see `executor/src/rules/write_file.rs`.
-    fn write_file<'v>(
-        #[starlark(args)] args: UnpackTuple<Value<'v>>,
-        #[starlark(kwargs)] kwargs: SmallMap<StringValue<'v>, Value<'v>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        declare(&crate::rules::write_file::WriteFile, args, kwargs, eval)
+/// Adds every rule of `registry` to `builder` as a callable.
+fn add_rules(builder: &mut GlobalsBuilder, registry: &Registry) {
+    for rule in registry.rules() {
+        builder.set(rule.kind(), callables::RuleCallable(rule));
     }
 }
 
@@ -484,54 +540,6 @@ fn workspace_functions(builder: &mut GlobalsBuilder) {
     }
 }
 
-#[starlark_module]
-fn apk_repository_function(builder: &mut GlobalsBuilder) {
-    /// Declares an APK repository: `<url>/<arch>/APKINDEX.tar.gz` signed by one of `keys`
-    /// (labels of `.rsa.pub` files). `allow_untrusted = True` accepts unsigned content, with
-    /// a warning on every use.
-    fn apk_repository<'v>(
-        #[starlark(require = named)] name: &str,
-        #[starlark(require = named)] url: &str,
-        #[starlark(require = named, default = UnpackListOrTuple::default())] keys: UnpackListOrTuple<String>,
-        #[starlark(require = named, default = false)] allow_untrusted: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let ctx = workspace_context(eval)?;
-        RepoName::new(name)?;
-        let url = crate::repository::check_url(url).map_err(anyhow::Error::msg)?;
-        let mut labels = Vec::new();
-        for key in &keys.items {
-            let label = Label::parse(key, &LabelContext::default())
-                .map_err(|e| anyhow::anyhow!("repository `{name}`: key {e}"))?;
-            if !label.name.as_str().ends_with(".rsa.pub") && !label.name.as_str().ends_with(".pub") {
-                anyhow::bail!("repository `{name}`: key `{label}` must name a `.rsa.pub` file");
-            }
-            labels.push(label);
-        }
-        if labels.is_empty() && !allow_untrusted {
-            anyhow::bail!(
-                "repository `{name}` has no trusted keys\n  fix: add `keys = [\"//keys:<name>.rsa.pub\"]`, or `allow_untrusted = True` to accept unsigned content"
-            );
-        }
-        let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
-        let mut repos = ctx.apk_repos.borrow_mut();
-        if let Some(previous) = repos.get(name) {
-            anyhow::bail!("repository `{name}` is declared twice; the first declaration is at {}", previous.location);
-        }
-        repos.insert(
-            name.to_owned(),
-            crate::repository::ApkRepository {
-                name: name.to_owned(),
-                url,
-                keys: labels,
-                allow_untrusted,
-                location: here,
-            },
-        );
-        Ok(NoneType)
-    }
-}
-
 fn workspace_context<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a WorkspaceContext> {
     eval.extra
         .and_then(|e| e.downcast_ref::<WorkspaceContext>())
@@ -549,53 +557,59 @@ fn read_source(root: Option<&Path>, path: &Path, display: &str) -> Result<String
 impl Loader {
     /// Evaluates the `WORKSPACE` file at `root` and returns a loader for its packages, which
     /// evaluates every file within `limits`.
-    pub fn new(root: PathBuf, workspace_file: &'static str, limits: Limits) -> Result<Self, LoadError> {
+    pub fn new(
+        root: PathBuf,
+        workspace_file: &'static str,
+        limits: Limits,
+        registry: Registry,
+    ) -> Result<Self, LoadError> {
+        registry.check().map_err(LoadError)?;
         let rules = GlobalsBuilder::extended_by(&extensions())
             .with(limits::limited_builtins)
-            .with(rule_functions)
+            .with(|b| add_rules(b, &registry))
             .with(package_functions)
             .with_namespace("native", |b| {
-                rule_functions(b);
+                add_rules(b, &registry);
                 package_functions(b);
             })
             .build();
         let bzl = GlobalsBuilder::extended_by(&extensions())
             .with(limits::limited_builtins)
             .with_namespace("native", |b| {
-                rule_functions(b);
+                add_rules(b, &registry);
                 package_functions(b);
             })
             .build();
+        let ws_globals = GlobalsBuilder::extended_by(&extensions())
+            .with(limits::limited_builtins)
+            .with(workspace_functions)
+            .with(|b| {
+                for function in registry.workspace_functions() {
+                    b.set(function.kind(), callables::WorkspaceCallable(function));
+                }
+            })
+            .build();
         let mut loader = Loader {
-            workspace: Workspace {
-                root: root.clone(),
-                workspace_file,
-                repos: BTreeMap::new(),
-                apk_repositories: BTreeMap::new(),
-            },
+            workspace: Workspace::new(root.clone(), workspace_file),
+            registry,
             build_globals: rules,
             bzl_globals: bzl,
             modules: Mutex::new(HashMap::new()),
             packages: Mutex::new(HashMap::new()),
             limits,
         };
-        let ws_globals = GlobalsBuilder::extended_by(&extensions())
-            .with(limits::limited_builtins)
-            .with(workspace_functions)
-            .with(apk_repository_function)
-            .build();
         let source = read_source(Some(&root), &root.join(workspace_file), workspace_file)?;
-        let (repos, apk_repos) = sandbox::run(workspace_file, || {
+        let (repos, declarations) = sandbox::run(workspace_file, || {
             let ctx = WorkspaceContext {
                 root,
                 repos: RefCell::new(BTreeMap::new()),
-                apk_repos: RefCell::new(BTreeMap::new()),
+                declarations: RefCell::new(BTreeMap::new()),
             };
             loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx))?;
-            Ok((ctx.repos.into_inner(), ctx.apk_repos.into_inner()))
+            Ok((ctx.repos.into_inner(), ctx.declarations.into_inner()))
         })?;
         loader.workspace.repos = repos.into_iter().map(|(k, (dir, _))| (k, dir)).collect();
-        loader.workspace.apk_repositories = apk_repos;
+        loader.workspace.declarations = declarations;
         Ok(loader)
     }
 
@@ -823,7 +837,9 @@ impl Loader {
     }
 }
 
-/// The rule kinds BUILD files can call, for `did you mean` and docs.
-pub fn rule_kinds() -> Vec<&'static str> {
-    all_rules().iter().map(|r| r.kind()).collect()
+impl Loader {
+    /// The rule kinds BUILD files can call, for `did you mean` and docs.
+    pub fn rule_kinds(&self) -> Vec<&'static str> {
+        self.registry.rules().iter().map(|r| r.kind()).collect()
+    }
 }

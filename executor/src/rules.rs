@@ -1,140 +1,59 @@
-//! The native rules and the seam every rule implements.
+//! The seam every rule set implements: rules, what targets provide, WORKSPACE functions, and
+//! what analysis may see.
 //!
-//! A rule has a kind, documented attributes, and an analysis function that turns one target
-//! (with its dependencies already analyzed) into actions and the artifacts it provides.
-//! Adding a rule means adding one file under `rules/` and one line to [`all_rules`].
+//! The engine defines no domain: a **rule set** ([`RuleSet`]) brings its rules ([`Rule`]),
+//! its `WORKSPACE` functions ([`WorkspaceFunction`]), and the state its analysis reads
+//! ([`RuleSet::analysis_state`]). A target provides its files and a typed map of
+//! **providers** ([`Provided`]), whose types belong to the rule set that defines them, as
+//! Bazel's providers and Buck2's provider collections. The engine's own rules are only the
+//! generic ones, [`filegroup`] and [`write_file`].
+//!
+//! A rule's attributes are checked and converted once, at loading, into its typed
+//! [`Rule::Attrs`], which both its checks and its analysis read.
 
+use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
 
 use crate::action::{ActionGraph, Artifact};
-use crate::apk::Keyring;
 use crate::fetch::Fetcher;
 use crate::label::Label;
-use crate::lockfile::{LockedKey, Lockfile};
-use crate::platform::Arch;
-use crate::repository::ApkRepository;
-use crate::target::{AttrSpec, Target};
+use crate::target::{AttrSpec, AttrValue, Target};
+use crate::typemap::{Entry, TypeMap};
 use crate::workspace::Workspace;
 
-pub mod apk_fetch;
 pub mod filegroup;
-pub mod layer;
-pub mod oci_image;
-pub mod oci_index;
-pub mod oci_load;
 pub mod write_file;
 
+pub use crate::typemap::Entry as Provider;
+
 /// What a target provides to its dependents and to `executor build`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Provided {
     /// The target's files, in a fixed order.
     pub files: Vec<Artifact>,
-    /// For `apk_fetch` targets: per arch, the package files in install order.
-    pub apks: BTreeMap<Arch, Vec<ApkFile>>,
-    /// For `apk_fetch` targets: what a layer records about where packages came from.
-    pub apk_meta: Option<ApkMeta>,
-    /// For `layer` targets.
-    pub layer: Option<LayerOutput>,
-    /// For `oci_image` targets.
-    pub image: Option<ImageOutput>,
-    /// For `oci_index` targets.
-    pub index: Option<IndexOutput>,
+    /// Typed values defined by rule sets (`LayerInfo`, ...), at most one per type.
+    pub providers: TypeMap,
 }
 
-/// Where an `apk_fetch` target's packages come from, for `/etc/apk/*` of a layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApkMeta {
-    /// The requested packages (`/etc/apk/world`).
-    pub world: Vec<String>,
-    /// The repository URL (`/etc/apk/repositories`).
-    pub repository_url: String,
-    /// Trusted keys: file name and the key file (`/etc/apk/keys/<name>`).
-    pub keys: Vec<(String, Artifact)>,
-    /// The repository sets `allow_untrusted = True`: packages need no trusted signature.
-    pub allow_untrusted: bool,
-}
-
-/// A layer: the `.tar.gz` and its description ([`layer::LayerMeta`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerOutput {
-    /// The compressed layer.
-    pub tar: Artifact,
-    /// `<name>.layer.json`.
-    pub meta: Artifact,
-    /// The arch of its packages, if it installs any.
-    pub arch: Option<Arch>,
-}
-
-/// An image: its single-image layout directory and its description.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageOutput {
-    /// The OCI layout directory.
-    pub layout: Artifact,
-    /// `<name>.image.json` ([`oci_image::ImageMeta`]).
-    pub meta: Artifact,
-    /// The platform.
-    pub arch: Arch,
-}
-
-/// An index: its layout directory and its description.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexOutput {
-    /// The OCI layout directory.
-    pub layout: Artifact,
-    /// `<name>.index.json` ([`oci_index::IndexMeta`]).
-    pub meta: Artifact,
-    /// The platforms of its images, in index order.
-    pub archs: Vec<Arch>,
-}
-
-/// One fetched, verified package file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApkFile {
-    /// The `.apk` file.
-    pub artifact: Artifact,
-    /// Package name.
-    pub name: String,
-    /// Package version.
-    pub version: String,
-    /// sha256 of the `.apk`, as the lockfile pins it.
-    pub sha256: crate::digest::Digest,
-    /// Every figure the lockfile pins: whoever reads the file verifies it against these.
-    pub pin: crate::apk::LockPin,
-}
-
-/// A repository's keyring and the digests of its key files.
-type RepositoryKeys = (Arc<Keyring>, Vec<LockedKey>);
-
-/// What analysis may read besides the targets: the workspace's repositories, the lockfile,
-/// and the fetcher that fetch actions will use. Shared by all targets of one command.
-pub struct AnalysisEnv {
-    /// The workspace and its repository declarations.
-    pub workspace: Workspace,
-    /// The lockfile, if the workspace has one.
-    pub lock: Option<Lockfile>,
-    /// How fetch actions transfer bytes.
-    pub fetcher: Arc<dyn Fetcher>,
-    /// Keyrings by repository name, read once.
-    keyrings: Mutex<BTreeMap<String, RepositoryKeys>>,
-}
-
-impl AnalysisEnv {
-    /// An environment for one command.
-    pub fn new(workspace: Workspace, lock: Option<Lockfile>, fetcher: Arc<dyn Fetcher>) -> Self {
-        AnalysisEnv { workspace, lock, fetcher, keyrings: Mutex::new(BTreeMap::new()) }
+impl Provided {
+    /// Files only, no providers.
+    pub fn files(files: Vec<Artifact>) -> Self {
+        Provided { files, providers: TypeMap::new() }
     }
 
-    /// The trusted keys of a repository and their digests.
-    pub fn keyring(&self, repo: &ApkRepository) -> Result<(Arc<Keyring>, Vec<LockedKey>), String> {
-        let mut cache = self.keyrings.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, d)) = cache.get(&repo.name) {
-            return Ok((Arc::clone(k), d.clone()));
-        }
-        let (keyring, digests) = repo.keyring(&self.workspace)?;
-        let keyring = Arc::new(keyring);
-        cache.insert(repo.name.clone(), (Arc::clone(&keyring), digests.clone()));
-        Ok((keyring, digests))
+    /// Adds a provider.
+    pub fn with<P: Provider>(mut self, provider: P) -> Self {
+        self.providers.insert(provider);
+        self
+    }
+
+    /// The provider of type `P`, if the target provides one.
+    pub fn get<P: Provider>(&self) -> Option<&P> {
+        self.providers.get::<P>()
     }
 }
 
@@ -143,14 +62,40 @@ impl AnalysisEnv {
 #[error("{0}")]
 pub struct AnalysisError(pub String);
 
+/// What analysis may read besides the targets: the workspace, the fetcher fetch actions use,
+/// and the state rule sets added ([`RuleSet::analysis_state`]). Shared by all targets of one
+/// command.
+pub struct AnalysisEnv {
+    /// The workspace and its declarations.
+    pub workspace: Workspace,
+    /// How fetch actions transfer bytes.
+    pub fetcher: Arc<dyn Fetcher>,
+    /// State of the rule sets, by type.
+    pub state: TypeMap,
+}
+
+impl AnalysisEnv {
+    /// An environment for one command.
+    pub fn new(workspace: Workspace, fetcher: Arc<dyn Fetcher>, state: TypeMap) -> Self {
+        AnalysisEnv { workspace, fetcher, state }
+    }
+
+    /// The rule-set state of type `T`.
+    pub fn state<T: Entry>(&self) -> Result<&T, AnalysisError> {
+        self.state.get::<T>().ok_or_else(|| AnalysisError(format!("internal error: no `{}` in this command", T::NAME)))
+    }
+}
+
 /// What analysis of one target may see and do.
 pub struct AnalysisContext<'a> {
-    /// Repositories, lockfile, fetcher.
+    /// Workspace, fetcher, rule-set state.
     pub env: &'a AnalysisEnv,
     /// What each dependency (rule target or source file) provides.
     pub deps: &'a BTreeMap<Label, Provided>,
     /// Where new actions go.
     pub graph: &'a mut ActionGraph,
+    /// Warnings for the user; the command shows them (never printed during analysis).
+    pub warnings: &'a mut Vec<String>,
 }
 
 impl AnalysisContext<'_> {
@@ -158,41 +103,210 @@ impl AnalysisContext<'_> {
     pub fn provided(&self, label: &Label) -> Result<&Provided, AnalysisError> {
         self.deps.get(label).ok_or_else(|| AnalysisError(format!("internal error: `{label}` was not analyzed")))
     }
+
+    /// Tells the user something that does not stop the build.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
+    }
 }
 
-/// A native rule.
-pub trait Rule: Sync {
+/// A rule: a kind of target with typed attributes and an analysis.
+pub trait Rule: Send + Sync + 'static {
+    /// The attributes as analysis reads them: a struct whose fields are named as in
+    /// [`ATTRS`](Self::ATTRS) (unset optional ones take their `serde` default).
+    type Attrs: DeserializeOwned + Send + Sync + fmt::Debug + 'static;
     /// The name `BUILD` files call, e.g. `write_file`.
-    fn kind(&self) -> &'static str;
+    const KIND: &'static str;
     /// One paragraph for docs.
-    fn doc(&self) -> &'static str;
+    const DOC: &'static str;
     /// The attributes besides `name`.
-    fn attrs(&self) -> &'static [AttrSpec];
+    const ATTRS: &'static [AttrSpec];
     /// Checks that need the whole attribute set (run at loading time, so errors point at the
     /// `BUILD` file). The default accepts everything.
-    fn check(&self, _target: &Target) -> Result<(), String> {
+    fn check(&self, _attrs: &Self::Attrs) -> Result<(), String> {
         Ok(())
     }
     /// Creates the target's actions and returns what it provides.
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Self::Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError>;
+}
+
+/// A [`Rule`] behind a pointer: what the engine stores in targets and registries.
+pub trait DynRule: Send + Sync {
+    /// [`Rule::KIND`].
+    fn kind(&self) -> &'static str;
+    /// [`Rule::DOC`].
+    fn doc(&self) -> &'static str;
+    /// [`Rule::ATTRS`].
+    fn attrs(&self) -> &'static [AttrSpec];
+    /// Converts checked attribute values into the rule's typed attributes and checks them.
+    fn parse(&self, attrs: &BTreeMap<&'static str, AttrValue>) -> Result<Arc<dyn Any + Send + Sync>, String>;
+    /// Analyzes a target of this rule.
     fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError>;
 }
 
-/// Every native rule, sorted by kind.
-pub fn all_rules() -> &'static [&'static dyn Rule] {
-    &[
-        &apk_fetch::ApkFetch,
-        &filegroup::Filegroup,
-        &layer::LayerRule,
-        &oci_image::OciImage,
-        &oci_index::OciIndex,
-        &oci_load::OciLoad,
-        &write_file::WriteFile,
-    ]
+impl<R: Rule> DynRule for R {
+    fn kind(&self) -> &'static str {
+        R::KIND
+    }
+    fn doc(&self) -> &'static str {
+        R::DOC
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        R::ATTRS
+    }
+    fn parse(&self, attrs: &BTreeMap<&'static str, AttrValue>) -> Result<Arc<dyn Any + Send + Sync>, String> {
+        let typed = typed_attrs::<R::Attrs>(R::KIND, attrs)?;
+        self.check(&typed)?;
+        Ok(Arc::new(typed))
+    }
+    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+        let attrs = target.typed_attrs::<R::Attrs>().ok_or_else(|| {
+            AnalysisError(format!("internal error: `{}` has no `{}` attributes", target.label, R::KIND))
+        })?;
+        Rule::analyze(self, target, attrs, ctx)
+    }
 }
 
-/// The rule named `kind`.
-pub fn rule(kind: &str) -> Option<&'static dyn Rule> {
-    all_rules().iter().copied().find(|r| r.kind() == kind)
+/// Moves checked attribute values into a rule's (or function's) typed attributes. The values
+/// already have their declared types, so a failure here is a mismatch between an `ATTRS`
+/// table and its struct: an internal error.
+pub fn typed_attrs<T: DeserializeOwned>(kind: &str, attrs: &BTreeMap<&'static str, AttrValue>) -> Result<T, String> {
+    let value = serde_json::to_value(attrs)
+        .map_err(|e| format!("internal error: the attributes of `{kind}` cannot be encoded: {e}"))?;
+    serde_json::from_value(value)
+        .map_err(|e| format!("internal error: the attributes of `{kind}` do not match its attribute table: {e}"))
+}
+
+/// What a `WORKSPACE` function declared: a value of the rule set's own type.
+pub type Declared = Arc<dyn Any + Send + Sync>;
+
+/// A function `WORKSPACE` files call (`apk_repository`), declared by a rule set. Its calls
+/// are checked against [`attrs`](Self::attrs) like rule calls (keyword arguments only,
+/// `name` first); each becomes a declaration the rule set reads back from
+/// [`Workspace::declared`].
+pub trait WorkspaceFunction: Send + Sync {
+    /// The name `WORKSPACE` calls.
+    fn kind(&self) -> &'static str;
+    /// One paragraph for docs.
+    fn doc(&self) -> &'static str;
+    /// The arguments besides `name`.
+    fn attrs(&self) -> &'static [AttrSpec];
+    /// Checks one call and returns what it declares. `location` is `WORKSPACE:3:1`.
+    fn declare(
+        &self,
+        name: &str,
+        attrs: &BTreeMap<&'static str, AttrValue>,
+        location: &str,
+    ) -> Result<Declared, String>;
+}
+
+/// A set of rules with what they need: the unit that extends the engine.
+pub trait RuleSet: Send + Sync {
+    /// The rules `BUILD` files may call.
+    fn rules(&self) -> &'static [&'static dyn DynRule];
+    /// The functions `WORKSPACE` may call.
+    fn workspace_functions(&self) -> &'static [&'static dyn WorkspaceFunction] {
+        &[]
+    }
+    /// Adds what this rule set's analysis reads (a lockfile, keyrings) to `state`, once per
+    /// command, after `WORKSPACE` is loaded.
+    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), String> {
+        let _ = (workspace, state);
+        Ok(())
+    }
+    /// One line naming what a built target is, for `build --list-outputs`, when the rule set
+    /// knows better than its file digests (an image by its manifest digest). `out_root` is
+    /// where outputs were materialized.
+    fn describe(&self, provided: &Provided, out_root: &std::path::Path) -> Option<String> {
+        let _ = (provided, out_root);
+        None
+    }
+}
+
+/// The engine's own rules: generic ones every workspace has.
+pub struct Builtins;
+
+impl RuleSet for Builtins {
+    fn rules(&self) -> &'static [&'static dyn DynRule] {
+        &[&filegroup::Filegroup, &write_file::WriteFile]
+    }
+}
+
+/// The rules of several rule sets, looked up by kind.
+#[derive(Clone)]
+pub struct Registry {
+    sets: Vec<&'static dyn RuleSet>,
+}
+
+impl Registry {
+    /// The engine's built-in rules and `sets`. Two rules (or two `WORKSPACE` functions) of
+    /// one kind are a programming error, reported by [`Registry::check`].
+    pub fn new(sets: &[&'static dyn RuleSet]) -> Self {
+        let mut all: Vec<&'static dyn RuleSet> = vec![&Builtins];
+        all.extend_from_slice(sets);
+        Registry { sets: all }
+    }
+
+    /// The rule sets, built-ins first.
+    pub fn sets(&self) -> &[&'static dyn RuleSet] {
+        &self.sets
+    }
+
+    /// Every rule, sorted by kind.
+    pub fn rules(&self) -> Vec<&'static dyn DynRule> {
+        let mut rules: Vec<_> = self.sets.iter().flat_map(|s| s.rules().iter().copied()).collect();
+        rules.sort_by_key(|r| r.kind());
+        rules
+    }
+
+    /// Every `WORKSPACE` function, sorted by kind.
+    pub fn workspace_functions(&self) -> Vec<&'static dyn WorkspaceFunction> {
+        let mut functions: Vec<_> = self.sets.iter().flat_map(|s| s.workspace_functions().iter().copied()).collect();
+        functions.sort_by_key(|f| f.kind());
+        functions
+    }
+
+    /// The rule named `kind`.
+    pub fn rule(&self, kind: &str) -> Option<&'static dyn DynRule> {
+        self.rules().into_iter().find(|r| r.kind() == kind)
+    }
+
+    /// Refuses two rules or functions of one kind.
+    pub fn check(&self) -> Result<(), String> {
+        let kinds: Vec<&str> = self.rules().iter().map(|r| r.kind()).collect();
+        let functions: Vec<&str> = self.workspace_functions().iter().map(|f| f.kind()).collect();
+        for list in [kinds, functions] {
+            if let Some(w) = list.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("internal error: two rule sets define `{}`", w[0]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every rule set's analysis state, for one command.
+    pub fn analysis_state(&self, workspace: &Workspace) -> Result<TypeMap, String> {
+        let mut state = TypeMap::new();
+        for set in &self.sets {
+            set.analysis_state(workspace, &mut state)?;
+        }
+        Ok(state)
+    }
+
+    /// The first rule set's description of a built target.
+    pub fn describe(&self, provided: &Provided, out_root: &std::path::Path) -> Option<String> {
+        self.sets.iter().find_map(|s| s.describe(provided, out_root))
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.rules().iter().map(|r| r.kind())).finish()
+    }
 }
 
 /// Joins a package path and a relative name into a `/`-separated output path.
@@ -210,4 +324,10 @@ pub fn output_root(label: &Label, rel: &str) -> String {
         Some(repo) => format!("@{}/{rel}", repo.as_str()),
         None => rel.to_owned(),
     }
+}
+
+/// The output path `executor-out/<package>/<name>` of a target's file named `name` (below
+/// `@repo/` for an external repository).
+pub fn output_path(label: &Label, name: &str) -> String {
+    output_root(label, &package_relative(label.package.as_str(), name))
 }

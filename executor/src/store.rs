@@ -465,7 +465,7 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
 /// Package verdicts: keys (covering the package's sha256, every pinned figure, the keyring
 /// and the policy) in [`VERDICTS`].
-impl crate::apk::VerdictCache for Store {
+impl crate::action::ProofCache for Store {
     fn holds(&self, key: &[u8; 32]) -> bool {
         let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
         verdicts.get_or_insert_with(|| self.read_verdicts()).contains(key)

@@ -5,7 +5,9 @@
 //! [`AttrValue`]s. Later phases never see a raw Starlark value.
 
 pub use executor_base::hints::did_you_mean;
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use starlark::values::dict::DictRef;
@@ -13,6 +15,7 @@ use starlark::values::list::ListRef;
 use starlark::values::Value;
 
 use crate::label::{Label, LabelContext, LabelError};
+use crate::rules::DynRule;
 
 /// The type of an attribute, which decides how a Starlark value is converted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +128,54 @@ impl std::fmt::Display for Location {
 }
 
 /// A declared target: what a rule call in a `BUILD` file produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Target {
     /// The target's label.
     pub label: Label,
-    /// The rule kind, e.g. `write_file`.
-    pub kind: &'static str,
-    /// Attributes that were set, except `name`; unset optional ones are absent.
+    /// The rule it is a target of.
+    pub rule: &'static dyn DynRule,
+    /// Attributes that were set, except `name`; unset optional ones are absent. For queries
+    /// and dependencies; analysis reads the typed attributes.
     pub attrs: BTreeMap<&'static str, AttrValue>,
+    /// The rule's typed attributes ([`crate::rules::Rule::Attrs`]), converted and checked once.
+    pub typed: Arc<dyn Any + Send + Sync>,
     /// The call site of the rule.
     pub location: Location,
 }
 
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("label", &self.label)
+            .field("kind", &self.kind())
+            .field("attrs", &self.attrs)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.label == other.label
+            && self.kind() == other.kind()
+            && self.attrs == other.attrs
+            && self.location == other.location
+    }
+}
+
+impl Eq for Target {}
+
 impl Target {
+    /// The rule kind, e.g. `write_file`.
+    pub fn kind(&self) -> &'static str {
+        self.rule.kind()
+    }
+
+    /// The typed attributes, if the target's rule has attributes of type `T`.
+    pub fn typed_attrs<T: Any>(&self) -> Option<&T> {
+        self.typed.downcast_ref::<T>()
+    }
+
     /// Every label in the target's attributes (its direct dependencies, rule or file), sorted
     /// and deduplicated, with the attribute that names each first.
     pub fn deps(&self) -> Vec<(&'static str, &Label)> {
@@ -151,54 +189,6 @@ impl Target {
         }
         out.sort_by(|a, b| a.1.cmp(b.1));
         out
-    }
-
-    /// A string attribute, if set.
-    pub fn string(&self, attr: &str) -> Option<&str> {
-        match self.attrs.get(attr) {
-            Some(AttrValue::String(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// A bool attribute, or `default`.
-    pub fn bool_or(&self, attr: &str, default: bool) -> bool {
-        match self.attrs.get(attr) {
-            Some(AttrValue::Bool(b)) => *b,
-            _ => default,
-        }
-    }
-
-    /// A string-list attribute, or empty.
-    pub fn string_list(&self, attr: &str) -> Vec<String> {
-        match self.attrs.get(attr) {
-            Some(AttrValue::StringList(v)) => v.clone(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// A string-dict attribute, or empty.
-    pub fn string_dict(&self, attr: &str) -> BTreeMap<String, String> {
-        match self.attrs.get(attr) {
-            Some(AttrValue::StringDict(v)) => v.clone(),
-            _ => BTreeMap::new(),
-        }
-    }
-
-    /// A non-negative int attribute (such as an epoch), if set.
-    pub fn unsigned(&self, attr: &str) -> Option<u64> {
-        match self.attrs.get(attr) {
-            Some(AttrValue::Int(i)) => u64::try_from(*i).ok(),
-            _ => None,
-        }
-    }
-
-    /// A label-list attribute, or empty.
-    pub fn label_list(&self, attr: &str) -> &[Label] {
-        match self.attrs.get(attr) {
-            Some(AttrValue::LabelList(l)) => l,
-            _ => &[],
-        }
     }
 }
 

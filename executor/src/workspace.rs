@@ -43,8 +43,24 @@ pub struct Workspace {
     pub workspace_file: &'static str,
     /// Declared repositories and their absolute roots.
     pub repos: BTreeMap<RepoName, PathBuf>,
-    /// Declared APK repositories by name.
-    pub apk_repositories: BTreeMap<String, crate::repository::ApkRepository>,
+    /// What rule sets' `WORKSPACE` functions declared, by function and name
+    /// ([`crate::rules::WorkspaceFunction`]).
+    pub declarations: BTreeMap<(&'static str, String), Declaration>,
+}
+
+/// One call of a rule set's `WORKSPACE` function.
+#[derive(Clone)]
+pub struct Declaration {
+    /// What the function made of it, of the rule set's own type.
+    pub value: crate::rules::Declared,
+    /// Where it was called (`WORKSPACE:3:1`).
+    pub location: String,
+}
+
+impl std::fmt::Debug for Declaration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Declaration").field("location", &self.location).finish_non_exhaustive()
+    }
 }
 
 /// The workspace file in `dir`, if any.
@@ -78,6 +94,23 @@ pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'st
 }
 
 impl Workspace {
+    /// A workspace rooted at `root` with nothing declared yet.
+    pub fn new(root: PathBuf, workspace_file: &'static str) -> Self {
+        Workspace { root, workspace_file, repos: BTreeMap::new(), declarations: BTreeMap::new() }
+    }
+
+    /// Every declaration of `WORKSPACE` function `kind`, by name, as the type it declares.
+    pub fn declared<'a, T: std::any::Any>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a T)> + 'a {
+        self.declarations
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .filter_map(|((_, name), d)| Some((name.as_str(), d.value.downcast_ref::<T>()?)))
+    }
+
+    /// The declaration `name` of `WORKSPACE` function `kind`.
+    pub fn declaration<T: std::any::Any>(&self, kind: &'static str, name: &str) -> Option<&T> {
+        self.declarations.get(&(kind, name.to_owned())).and_then(|d| d.value.downcast_ref::<T>())
+    }
     /// The root directory of a repository (`None` = main).
     pub fn repo_root(&self, repo: Option<&RepoName>) -> Option<&Path> {
         match repo {

@@ -3,58 +3,76 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
-use crate::rules::{package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
 
 /// The `write_file` rule.
 pub struct WriteFile;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec { name: "out", ty: AttrType::String, mandatory: true, doc: "Output file name, relative to the package." },
-    AttrSpec { name: "content", ty: AttrType::String, mandatory: false, doc: "The file's text (default empty)." },
-    AttrSpec {
-        name: "is_executable",
-        ty: AttrType::Bool,
-        mandatory: false,
-        doc: "Materialize with mode 0755 instead of 0644.",
-    },
-];
+/// The attributes of a `write_file` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// Output file name, relative to the package.
+    pub out: String,
+    /// The file's text.
+    #[serde(default)]
+    pub content: String,
+    /// Mode 0755 instead of 0644.
+    #[serde(default)]
+    pub is_executable: bool,
+}
 
 impl Rule for WriteFile {
-    fn kind(&self) -> &'static str {
-        "write_file"
-    }
-    fn doc(&self) -> &'static str {
-        "Writes `content` to `executor-out/<package>/<out>`."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        let out = target.string("out").unwrap_or_default();
-        crate::label::TargetName::new(out)
+    type Attrs = Attrs;
+    const KIND: &'static str = "write_file";
+    const DOC: &'static str = "Writes `content` to `executor-out/<package>/<out>`.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec {
+            name: "out",
+            ty: AttrType::String,
+            mandatory: true,
+            doc: "Output file name, relative to the package.",
+        },
+        AttrSpec { name: "content", ty: AttrType::String, mandatory: false, doc: "The file's text (default empty)." },
+        AttrSpec {
+            name: "is_executable",
+            ty: AttrType::Bool,
+            mandatory: false,
+            doc: "Materialize with mode 0755 instead of 0644.",
+        },
+    ];
+
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        crate::label::TargetName::new(&attrs.out)
             .map(|_| ())
             .map_err(|e| format!("attribute `out` of rule `write_file` must be a relative path: {}", e.reason))
     }
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
-        let out = target.string("out").unwrap_or_default();
-        let executable = target.bool_or("is_executable", false);
+
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let files = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs: Vec::new(),
             outputs: vec![OutputSpec {
-                path: crate::rules::output_root(&target.label, &package_relative(target.label.package.as_str(), out)),
-                kind: OutputKind::File { executable },
+                path: output_path(&target.label, &attrs.out),
+                kind: OutputKind::File { executable: attrs.is_executable },
             }],
-            exec: Arc::new(WriteFileExec { content: target.string("content").unwrap_or_default().to_owned() }),
+            exec: Arc::new(WriteFileExec { content: attrs.content.clone() }),
         });
-        Ok(Provided { files, ..Default::default() })
+        Ok(Provided::files(files))
     }
 }
 
 /// The action: write fixed bytes.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 struct WriteFileExec {
     content: String,
 }
@@ -65,9 +83,6 @@ impl ActionExec for WriteFileExec {
     }
     fn version(&self) -> u32 {
         1
-    }
-    fn key_data(&self) -> serde_json::Value {
-        serde_json::json!({ "content": self.content })
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         std::fs::write(&ctx.outputs[0], self.content.as_bytes())?;

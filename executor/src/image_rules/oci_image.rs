@@ -9,62 +9,67 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::digest::Digest;
+use crate::image_rules::layer::LayerMeta;
+use crate::image_rules::ImageInfo;
 use crate::install::InstalledSummary;
+use crate::label::Label;
 use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
 use crate::platform::Arch;
-use crate::rules::layer::LayerMeta;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ImageOutput, Provided, Rule};
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::{attach_sbom, spdx_document, SbomInput, SbomPackage};
-use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+use crate::target::{AttrSpec, AttrType, Target};
 
 /// The `oci_image` rule.
 pub struct OciImage;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec { name: "base", ty: AttrType::Label, mandatory: false, doc: "An `oci_image` this one is built on." },
-    AttrSpec { name: "layers", ty: AttrType::LabelList, mandatory: false, doc: "`layer` targets, bottom first." },
-    AttrSpec {
-        name: "arch",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "The platform (`x86_64` or `linux/amd64`); default: the layers' or the base's.",
-    },
-    AttrSpec { name: "entrypoint", ty: AttrType::StringList, mandatory: false, doc: "config.Entrypoint." },
-    AttrSpec { name: "cmd", ty: AttrType::StringList, mandatory: false, doc: "config.Cmd." },
-    AttrSpec {
-        name: "env",
-        ty: AttrType::StringDict,
-        mandatory: false,
-        doc: "Environment, over apko's defaults (PATH, SSL_CERT_FILE) and the base's.",
-    },
-    AttrSpec {
-        name: "user",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "config.User: an account of the image (`nonroot`), or numeric `uid[:gid]`.",
-    },
-    AttrSpec { name: "workdir", ty: AttrType::String, mandatory: false, doc: "config.WorkingDir (absolute)." },
-    AttrSpec { name: "labels", ty: AttrType::StringDict, mandatory: false, doc: "config.Labels." },
-    AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Manifest annotations." },
-    AttrSpec {
-        name: "epoch",
-        ty: AttrType::Int,
-        mandatory: false,
-        doc: "`created`, in unix seconds (default: the newest epoch of the layers and the base).",
-    },
-    AttrSpec {
-        name: "sbom",
-        ty: AttrType::Bool,
-        mandatory: false,
-        doc: "Write `<name>.spdx.json` (SPDX 2.3, every installed package) and attach it to the layout as an OCI artifact whose subject is the image (default True).",
-    },
-    AttrSpec {
-        name: "distro",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "The SBOM's purl namespace (`pkg:apk/<distro>/...`); default: the `ID` of the image's os-release, else `unknown`.",
-    },
-];
+/// The attributes of an `oci_image` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// The base image.
+    #[serde(default)]
+    pub base: Option<Label>,
+    /// Layers, bottom first.
+    #[serde(default)]
+    pub layers: Vec<Label>,
+    /// The platform.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// config.Entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// config.Cmd.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// Environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// config.User.
+    #[serde(default)]
+    pub user: String,
+    /// config.WorkingDir.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// config.Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// `created`, unix seconds.
+    #[serde(default)]
+    pub epoch: Option<i64>,
+    /// Write and attach an SBOM.
+    #[serde(default = "yes")]
+    pub sbom: bool,
+    /// The SBOM's purl namespace.
+    #[serde(default)]
+    pub distro: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
 
 /// The ref name of the image in an `oci_image` layout's `index.json`.
 pub const IMAGE_TAG: &str = "latest";
@@ -126,68 +131,111 @@ struct ImageSpec {
 }
 
 impl Rule for OciImage {
-    fn kind(&self) -> &'static str {
-        "oci_image"
-    }
-    fn doc(&self) -> &'static str {
-        "An OCI image for one platform: `base` plus `layers`, with entrypoint, cmd, env, user, workdir, labels and annotations."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
+    type Attrs = Attrs;
+    const KIND: &'static str = "oci_image";
+    const DOC: &'static str =
+        "An OCI image for one platform: `base` plus `layers`, with entrypoint, cmd, env, user, workdir, labels and annotations.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec { name: "base", ty: AttrType::Label, mandatory: false, doc: "An `oci_image` this one is built on." },
+        AttrSpec { name: "layers", ty: AttrType::LabelList, mandatory: false, doc: "`layer` targets, bottom first." },
+        AttrSpec {
+            name: "arch",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "The platform (`x86_64` or `linux/amd64`); default: the layers' or the base's.",
+        },
+        AttrSpec { name: "entrypoint", ty: AttrType::StringList, mandatory: false, doc: "config.Entrypoint." },
+        AttrSpec { name: "cmd", ty: AttrType::StringList, mandatory: false, doc: "config.Cmd." },
+        AttrSpec {
+            name: "env",
+            ty: AttrType::StringDict,
+            mandatory: false,
+            doc: "Environment, over apko's defaults (PATH, SSL_CERT_FILE) and the base's.",
+        },
+        AttrSpec {
+            name: "user",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "config.User: an account of the image (`nonroot`), or numeric `uid[:gid]`.",
+        },
+        AttrSpec { name: "workdir", ty: AttrType::String, mandatory: false, doc: "config.WorkingDir (absolute)." },
+        AttrSpec { name: "labels", ty: AttrType::StringDict, mandatory: false, doc: "config.Labels." },
+        AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Manifest annotations." },
+        AttrSpec {
+            name: "epoch",
+            ty: AttrType::Int,
+            mandatory: false,
+            doc: "`created`, in unix seconds (default: the newest epoch of the layers and the base).",
+        },
+        AttrSpec {
+            name: "sbom",
+            ty: AttrType::Bool,
+            mandatory: false,
+            doc: "Write `<name>.spdx.json` (SPDX 2.3, every installed package) and attach it to the layout as an OCI artifact whose subject is the image (default True).",
+        },
+        AttrSpec {
+            name: "distro",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "The SBOM's purl namespace (`pkg:apk/<distro>/...`); default: the `ID` of the image's os-release, else `unknown`.",
+        },
+    ];
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        if let Some(a) = &attrs.arch {
             Arch::parse(a).map_err(|e| format!("rule `oci_image`: {e}"))?;
         }
-        if let Some(AttrValue::String(d)) = target.attrs.get("distro") {
+        if let Some(d) = &attrs.distro {
             if !crate::sbom::valid_namespace(d) {
                 return Err(format!(
                     "attribute `distro` of rule `oci_image` must be lowercase letters, digits, `.` and `-` (like `wolfi`), got `{d}`"
                 ));
             }
         }
-        if let Some(AttrValue::String(w)) = target.attrs.get("workdir") {
+        if let Some(w) = &attrs.workdir {
             if !w.starts_with('/') {
                 return Err(format!("attribute `workdir` of rule `oci_image` must be absolute, got `{w}`"));
             }
         }
-        for key in target.string_dict("env").keys() {
+        for key in attrs.env.keys() {
             if key.is_empty() || key.contains('=') {
                 return Err(format!("attribute `env` of rule `oci_image`: `{key}` is not a variable name"));
             }
         }
-        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
-            if *e < 0 {
-                return Err("attribute `epoch` of rule `oci_image` must not be negative".into());
-            }
+        if attrs.epoch.is_some_and(|e| e < 0) {
+            return Err("attribute `epoch` of rule `oci_image` must not be negative".into());
         }
         Ok(())
     }
 
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
         let mut inputs: Vec<Artifact> = Vec::new();
         let mut archs: Vec<(String, Arch)> = Vec::new();
-        let base = match target.attrs.get("base") {
-            Some(AttrValue::Label(label)) => {
+        let base = match &attrs.base {
+            Some(label) => {
                 let image = ctx
                     .provided(label)?
-                    .image
-                    .clone()
+                    .get::<ImageInfo>()
+                    .cloned()
                     .ok_or_else(|| err(format!("attribute `base`: `{label}` is not an `oci_image` target")))?;
                 archs.push((format!("base `{label}`"), image.arch));
                 inputs.push(image.layout.clone());
                 inputs.push(image.meta.clone());
                 true
             }
-            _ => false,
+            None => false,
         };
-        let layer_labels = target.label_list("layers").to_vec();
-        for label in &layer_labels {
+        let layer_labels = &attrs.layers;
+        for label in layer_labels {
             let provided = ctx.provided(label)?;
             let layer = provided
-                .layer
-                .clone()
+                .get::<crate::image_rules::LayerInfo>()
+                .cloned()
                 .ok_or_else(|| err(format!("attribute `layers`: `{label}` is not a `layer` target")))?;
             if let Some(arch) = layer.arch {
                 archs.push((format!("layer `{label}`"), arch));
@@ -195,9 +243,9 @@ impl Rule for OciImage {
             inputs.push(layer.tar);
             inputs.push(layer.meta);
         }
-        let arch = match target.attrs.get("arch") {
-            Some(AttrValue::String(a)) => Arch::parse(a).map_err(|e| err(e.to_string()))?,
-            _ => match archs.first() {
+        let arch = match &attrs.arch {
+            Some(a) => Arch::parse(a).map_err(|e| err(e.to_string()))?,
+            None => match archs.first() {
                 Some((_, a)) => *a,
                 None => return Err(err(
                     "set `arch`: neither a base image nor a layer of packages says which platform this image is for"
@@ -212,17 +260,17 @@ impl Rule for OciImage {
             arch,
             has_base: base,
             layers: layer_labels.len(),
-            entrypoint: target.string_list("entrypoint"),
-            cmd: target.string_list("cmd"),
-            env: target.string_dict("env"),
-            user: target.string("user").unwrap_or_default().to_owned(),
-            workdir: target.string("workdir").unwrap_or_default().to_owned(),
-            labels: target.string_dict("labels"),
-            annotations: target.string_dict("annotations"),
-            epoch: target.unsigned("epoch"),
+            entrypoint: attrs.entrypoint.clone(),
+            cmd: attrs.cmd.clone(),
+            env: attrs.env.clone(),
+            user: attrs.user.clone(),
+            workdir: attrs.workdir.clone().unwrap_or_default(),
+            labels: attrs.labels.clone(),
+            annotations: attrs.annotations.clone(),
+            epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
             tag: IMAGE_TAG.into(),
-            sbom_name: target.bool_or("sbom", true).then(|| sbom_image_name(name_of(target))),
-            distro: target.string("distro").map(str::to_owned),
+            sbom_name: attrs.sbom.then(|| sbom_image_name(name_of(target))),
+            distro: attrs.distro.clone(),
         };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
@@ -237,8 +285,8 @@ impl Rule for OciImage {
         }
         let outs =
             ctx.graph.add(Action { owner: target.label.clone(), inputs, outputs, exec: Arc::new(ImageExec { spec }) });
-        let image = ImageOutput { layout: outs[0].clone(), meta: outs[1].clone(), arch };
-        Ok(Provided { files: outs, image: Some(image), ..Default::default() })
+        let image = ImageInfo { layout: outs[0].clone(), meta: outs[1].clone(), arch };
+        Ok(Provided::files(outs).with(image))
     }
 }
 
@@ -272,7 +320,8 @@ fn check_user(user: &str, users: &BTreeMap<String, (u32, u32)>) -> Result<(), Ac
     )))
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
 struct ImageExec {
     spec: ImageSpec,
 }
@@ -283,9 +332,6 @@ impl ActionExec for ImageExec {
     }
     fn version(&self) -> u32 {
         2
-    }
-    fn key_data(&self) -> serde_json::Value {
-        serde_json::to_value(&self.spec).unwrap_or_default()
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let spec = &self.spec;

@@ -1,13 +1,17 @@
 //! APK repositories as `WORKSPACE` declares them (`apk_repository`), and their keyrings.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::apk::{Keyring, PublicKey};
 use crate::digest::Digest;
+use crate::image_rules::lockfile::LockedKey;
 use crate::label::Label;
-use crate::lockfile::LockedKey;
 use crate::platform::Arch;
+use crate::rules::{typed_attrs, Declared, WorkspaceFunction};
+use crate::target::{AttrSpec, AttrType, AttrValue};
 use crate::workspace::Workspace;
 
 /// One `apk_repository(name, url, keys, allow_untrusted)`.
@@ -23,6 +27,80 @@ pub struct ApkRepository {
     pub allow_untrusted: bool,
     /// Where it was declared (`WORKSPACE:3:1`).
     pub location: String,
+}
+
+/// The `WORKSPACE` function that declares an [`ApkRepository`].
+pub const APK_REPOSITORY: &str = "apk_repository";
+
+/// `apk_repository(name, url, keys, allow_untrusted)` in `WORKSPACE`.
+pub struct ApkRepositoryFunction;
+
+/// The arguments of an `apk_repository` call.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    url: String,
+    #[serde(default)]
+    keys: Vec<Label>,
+    #[serde(default)]
+    allow_untrusted: bool,
+}
+
+impl WorkspaceFunction for ApkRepositoryFunction {
+    fn kind(&self) -> &'static str {
+        APK_REPOSITORY
+    }
+    fn doc(&self) -> &'static str {
+        "Declares an APK repository: `<url>/<arch>/APKINDEX.tar.gz` signed by one of `keys`. `allow_untrusted = True` accepts unsigned content, with a warning on every use."
+    }
+    fn attrs(&self) -> &'static [AttrSpec] {
+        &[
+            AttrSpec {
+                name: "url",
+                ty: AttrType::String,
+                mandatory: true,
+                doc: "Base URL (`https://`, `http://` or `file://`; a `file://` path without a leading `/` is relative to the workspace root).",
+            },
+            AttrSpec {
+                name: "keys",
+                ty: AttrType::LabelList,
+                mandatory: false,
+                doc: "Labels of the trusted `.rsa.pub` files.",
+            },
+            AttrSpec {
+                name: "allow_untrusted",
+                ty: AttrType::Bool,
+                mandatory: false,
+                doc: "Accept indexes and packages no trusted key signed (default False).",
+            },
+        ]
+    }
+    fn declare(
+        &self,
+        name: &str,
+        attrs: &BTreeMap<&'static str, AttrValue>,
+        location: &str,
+    ) -> Result<Declared, String> {
+        let args: Args = typed_attrs(APK_REPOSITORY, attrs)?;
+        let url = check_url(&args.url)?;
+        for label in &args.keys {
+            if !label.name.as_str().ends_with(".rsa.pub") && !label.name.as_str().ends_with(".pub") {
+                return Err(format!("repository `{name}`: key `{label}` must name a `.rsa.pub` file"));
+            }
+        }
+        if args.keys.is_empty() && !args.allow_untrusted {
+            return Err(format!(
+                "repository `{name}` has no trusted keys\n  fix: add `keys = [\"//keys:<name>.rsa.pub\"]`, or `allow_untrusted = True` to accept unsigned content"
+            ));
+        }
+        Ok(Arc::new(ApkRepository {
+            name: name.to_owned(),
+            url,
+            keys: args.keys,
+            allow_untrusted: args.allow_untrusted,
+            location: location.to_owned(),
+        }))
+    }
 }
 
 /// The URL schemes a repository may use.

@@ -8,35 +8,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
 use crate::docker_archive::{valid_repo_tag, write_docker_archive};
+use crate::image_rules::oci_image::IMAGE_TAG;
+use crate::image_rules::oci_index::IndexMeta;
+use crate::image_rules::{ImageInfo, IndexInfo};
+use crate::label::Label;
 use crate::platform::Arch;
-use crate::rules::oci_image::IMAGE_TAG;
-use crate::rules::oci_index::IndexMeta;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
-use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+use crate::target::{AttrSpec, AttrType, Target};
 
 /// The `oci_load` rule.
 pub struct OciLoad;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec {
-        name: "image",
-        ty: AttrType::Label,
-        mandatory: true,
-        doc: "An `oci_image`, or an `oci_index` together with `platform`.",
-    },
-    AttrSpec {
-        name: "platform",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "Which image of an `oci_index` (`linux/amd64`, `linux/arm/v7` or an APK arch like `x86_64`).",
-    },
-    AttrSpec {
-        name: "repo_tags",
-        ty: AttrType::StringList,
-        mandatory: false,
-        doc: "`name:tag` references the loaded image gets (`example.com/team/app:1.0`); none: untagged.",
-    },
-];
+/// The attributes of an `oci_load` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// An `oci_image` or `oci_index`.
+    pub image: Label,
+    /// Which image of an index.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// `name:tag` references.
+    #[serde(default)]
+    pub repo_tags: Vec<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LoadSpec {
@@ -47,21 +42,35 @@ struct LoadSpec {
 }
 
 impl Rule for OciLoad {
-    fn kind(&self) -> &'static str {
-        "oci_load"
-    }
-    fn doc(&self) -> &'static str {
-        "One platform's image as a docker-archive tarball for `docker load` / `podman load`."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        if let Some(AttrValue::String(p)) = target.attrs.get("platform") {
+    type Attrs = Attrs;
+    const KIND: &'static str = "oci_load";
+    const DOC: &'static str = "One platform's image as a docker-archive tarball for `docker load` / `podman load`.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec {
+            name: "image",
+            ty: AttrType::Label,
+            mandatory: true,
+            doc: "An `oci_image`, or an `oci_index` together with `platform`.",
+        },
+        AttrSpec {
+            name: "platform",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "Which image of an `oci_index` (`linux/amd64`, `linux/arm/v7` or an APK arch like `x86_64`).",
+        },
+        AttrSpec {
+            name: "repo_tags",
+            ty: AttrType::StringList,
+            mandatory: false,
+            doc: "`name:tag` references the loaded image gets (`example.com/team/app:1.0`); none: untagged.",
+        },
+    ];
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        if let Some(p) = &attrs.platform {
             Arch::parse(p).map_err(|e| format!("attribute `platform` of rule `oci_load`: {e}"))?;
         }
-        for tag in target.string_list("repo_tags") {
-            if !valid_repo_tag(&tag) {
+        for tag in &attrs.repo_tags {
+            if !valid_repo_tag(tag) {
                 return Err(format!(
                     "attribute `repo_tags` of rule `oci_load`: `{tag}` is not `name:tag` like `example.com/team/app:1.0` (lowercase name, and a tag)"
                 ));
@@ -70,17 +79,20 @@ impl Rule for OciLoad {
         Ok(())
     }
 
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
-        let Some(AttrValue::Label(label)) = target.attrs.get("image") else {
-            return Err(err("attribute `image` is mandatory".into()));
-        };
-        let platform = match target.attrs.get("platform") {
-            Some(AttrValue::String(p)) => Some(Arch::parse(p).map_err(|e| err(e.to_string()))?),
-            _ => None,
+        let label = &attrs.image;
+        let platform = match &attrs.platform {
+            Some(p) => Some(Arch::parse(p).map_err(|e| err(e.to_string()))?),
+            None => None,
         };
         let provided = ctx.provided(label)?;
-        let (inputs, arch, from_index) = match (&provided.image, &provided.index) {
+        let (inputs, arch, from_index) = match (provided.get::<ImageInfo>(), provided.get::<IndexInfo>()) {
             (Some(image), _) => {
                 if let Some(p) = platform.filter(|p| *p != image.arch) {
                     return Err(err(format!(
@@ -111,7 +123,7 @@ impl Rule for OciLoad {
                 return Err(err(format!("attribute `image`: `{label}` is not an `oci_image` or `oci_index` target")))
             }
         };
-        let spec = LoadSpec { arch, from_index, repo_tags: target.string_list("repo_tags") };
+        let spec = LoadSpec { arch, from_index, repo_tags: attrs.repo_tags.clone() };
         let name = target.label.name.as_str();
         let out = output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}.tar")));
         let outs = ctx.graph.add(Action {
@@ -120,11 +132,12 @@ impl Rule for OciLoad {
             outputs: vec![OutputSpec { path: out, kind: OutputKind::File { executable: false } }],
             exec: Arc::new(LoadExec { spec }),
         });
-        Ok(Provided { files: outs, ..Default::default() })
+        Ok(Provided::files(outs))
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
 struct LoadExec {
     spec: LoadSpec,
 }
@@ -136,15 +149,12 @@ impl ActionExec for LoadExec {
     fn version(&self) -> u32 {
         1
     }
-    fn key_data(&self) -> serde_json::Value {
-        serde_json::to_value(&self.spec).unwrap_or_default()
-    }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let [layout, meta] = ctx.inputs.as_slice() else {
             return Err(ActionError("internal error: oci_load takes a layout and its description".into()));
         };
         let tag = if self.spec.from_index {
-            let meta: IndexMeta = crate::rules::oci_image::read_json(meta)?;
+            let meta: IndexMeta = crate::image_rules::oci_image::read_json(meta)?;
             if !meta.images.contains_key(&self.spec.arch.oci_platform()) {
                 let have: Vec<&str> = meta.images.keys().map(String::as_str).collect();
                 return Err(ActionError(format!(

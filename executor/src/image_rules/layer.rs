@@ -15,72 +15,52 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::apk::{Keyring, LockPin, Package, PublicKey};
 use crate::digest::Digest;
+use crate::image_rules::{ApkInfo, LayerInfo, Verdicts};
 use crate::install::{InstalledSummary, Installer};
+use crate::label::Label;
 use crate::layer::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, LayerOutput, Provided, Rule};
-use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::target::{AttrSpec, AttrType, Target};
 
 /// The `layer` rule.
 pub struct LayerRule;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec {
-        name: "packages",
-        ty: AttrType::Label,
-        mandatory: false,
-        doc: "An `apk_fetch` target whose locked packages are installed, in lock order.",
-    },
-    AttrSpec {
-        name: "arch",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "Which arch of `packages` to install (required when it has several).",
-    },
-    AttrSpec {
-        name: "files",
-        ty: AttrType::StringKeyedLabelDict,
-        mandatory: false,
-        doc: "Absolute destination path to a label providing exactly one file.",
-    },
-    AttrSpec {
-        name: "directories",
-        ty: AttrType::StringList,
-        mandatory: false,
-        doc: "Directories to create (mode 0755, owner 0:0 unless `modes`/`owners` say otherwise).",
-    },
-    AttrSpec { name: "symlinks", ty: AttrType::StringDict, mandatory: false, doc: "Link path to target." },
-    AttrSpec {
-        name: "modes",
-        ty: AttrType::StringDict,
-        mandatory: false,
-        doc: "Octal mode per path of `files` (default 0644) or `directories` (default 0755).",
-    },
-    AttrSpec {
-        name: "owners",
-        ty: AttrType::StringDict,
-        mandatory: false,
-        doc: "`uid:gid` per path of `files` or `directories` (default `0:0`).",
-    },
-    AttrSpec {
-        name: "users",
-        ty: AttrType::StringList,
-        mandatory: false,
-        doc: "Accounts appended to /etc/passwd, as `name:uid:gid:home:shell`; homes are created.",
-    },
-    AttrSpec {
-        name: "groups",
-        ty: AttrType::StringList,
-        mandatory: false,
-        doc: "Groups appended to /etc/group, as `name:gid` or `name:gid:member,member`.",
-    },
-    AttrSpec {
-        name: "epoch",
-        ty: AttrType::Int,
-        mandatory: false,
-        doc: "Unix seconds clamping every mtime (default: the newest package build time, or 0).",
-    },
-];
+/// The attributes of a `layer` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// An `apk_fetch` target.
+    #[serde(default)]
+    pub packages: Option<Label>,
+    /// Which arch of `packages`.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Destination path to a label providing one file.
+    #[serde(default)]
+    pub files: BTreeMap<String, Label>,
+    /// Directories to create.
+    #[serde(default)]
+    pub directories: Vec<String>,
+    /// Link path to target.
+    #[serde(default)]
+    pub symlinks: BTreeMap<String, String>,
+    /// Octal mode per path.
+    #[serde(default)]
+    pub modes: BTreeMap<String, String>,
+    /// `uid:gid` per path.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
+    /// Account lines.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Group lines.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Unix seconds clamping every mtime.
+    #[serde(default)]
+    pub epoch: Option<i64>,
+}
 
 /// One account line of `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,34 +197,90 @@ pub struct LayerMeta {
 }
 
 impl Rule for LayerRule {
-    fn kind(&self) -> &'static str {
-        "layer"
-    }
-    fn doc(&self) -> &'static str {
-        "Installs locked packages, files, directories, symlinks and accounts into one deterministic .tar.gz layer."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        if let Some(AttrValue::String(a)) = target.attrs.get("arch") {
+    type Attrs = Attrs;
+    const KIND: &'static str = "layer";
+    const DOC: &'static str =
+        "Installs locked packages, files, directories, symlinks and accounts into one deterministic .tar.gz layer.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec {
+            name: "packages",
+            ty: AttrType::Label,
+            mandatory: false,
+            doc: "An `apk_fetch` target whose locked packages are installed, in lock order.",
+        },
+        AttrSpec {
+            name: "arch",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "Which arch of `packages` to install (required when it has several).",
+        },
+        AttrSpec {
+            name: "files",
+            ty: AttrType::StringKeyedLabelDict,
+            mandatory: false,
+            doc: "Absolute destination path to a label providing exactly one file.",
+        },
+        AttrSpec {
+            name: "directories",
+            ty: AttrType::StringList,
+            mandatory: false,
+            doc: "Directories to create (mode 0755, owner 0:0 unless `modes`/`owners` say otherwise).",
+        },
+        AttrSpec { name: "symlinks", ty: AttrType::StringDict, mandatory: false, doc: "Link path to target." },
+        AttrSpec {
+            name: "modes",
+            ty: AttrType::StringDict,
+            mandatory: false,
+            doc: "Octal mode per path of `files` (default 0644) or `directories` (default 0755).",
+        },
+        AttrSpec {
+            name: "owners",
+            ty: AttrType::StringDict,
+            mandatory: false,
+            doc: "`uid:gid` per path of `files` or `directories` (default `0:0`).",
+        },
+        AttrSpec {
+            name: "users",
+            ty: AttrType::StringList,
+            mandatory: false,
+            doc: "Accounts appended to /etc/passwd, as `name:uid:gid:home:shell`; homes are created.",
+        },
+        AttrSpec {
+            name: "groups",
+            ty: AttrType::StringList,
+            mandatory: false,
+            doc: "Groups appended to /etc/group, as `name:gid` or `name:gid:member,member`.",
+        },
+        AttrSpec {
+            name: "epoch",
+            ty: AttrType::Int,
+            mandatory: false,
+            doc: "Unix seconds clamping every mtime (default: the newest package build time, or 0).",
+        },
+    ];
+
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        if let Some(a) = &attrs.arch {
             Arch::parse(a).map_err(|e| format!("rule `layer`: {e}"))?;
         }
-        for u in target.string_list("users") {
-            parse_user(&u)?;
+        for u in &attrs.users {
+            parse_user(u)?;
         }
-        for g in target.string_list("groups") {
-            parse_group(&g)?;
+        for g in &attrs.groups {
+            parse_group(g)?;
         }
-        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
-            if *e < 0 {
-                return Err("attribute `epoch` of rule `layer` must not be negative".into());
-            }
+        if attrs.epoch.is_some_and(|e| e < 0) {
+            return Err("attribute `epoch` of rule `layer` must not be negative".into());
         }
         Ok(())
     }
 
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
         let mut inputs: Vec<Artifact> = Vec::new();
         let mut spec = LayerSpec {
@@ -257,37 +293,32 @@ impl Rule for LayerRule {
             apk_pins: Vec::new(),
             allow_untrusted: false,
             extras: Vec::new(),
-            users: target.string_list("users").iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
-            groups: target
-                .string_list("groups")
-                .iter()
-                .map(|g| parse_group(g))
-                .collect::<Result<_, _>>()
-                .map_err(err)?,
-            epoch: target.unsigned("epoch"),
+            users: attrs.users.iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
+            groups: attrs.groups.iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
+            epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
         };
-        let requested_arch = match target.attrs.get("arch") {
-            Some(AttrValue::String(a)) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
-            _ => None,
+        let requested_arch = match &attrs.arch {
+            Some(a) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
+            None => None,
         };
         let mut keys = Vec::new();
-        if let Some(AttrValue::Label(label)) = target.attrs.get("packages") {
+        if let Some(label) = &attrs.packages {
             let provided = ctx.provided(label)?;
-            let Some(meta) = &provided.apk_meta else {
+            let Some(meta) = provided.get::<ApkInfo>() else {
                 return Err(err(format!("attribute `packages`: `{label}` is not an `apk_fetch` target")));
             };
             let arch = match requested_arch {
                 Some(a) => a,
-                None if provided.apks.len() == 1 => *provided.apks.keys().next().unwrap_or(&Arch::X86_64),
+                None if meta.apks.len() == 1 => *meta.apks.keys().next().unwrap_or(&Arch::X86_64),
                 None => {
-                    let archs: Vec<&str> = provided.apks.keys().map(|a| a.apk()).collect();
+                    let archs: Vec<&str> = meta.apks.keys().map(|a| a.apk()).collect();
                     return Err(err(format!(
                         "`{label}` has several archs ({}): set `arch` to the one this layer installs",
                         archs.join(", ")
                     )));
                 }
             };
-            let apks = provided
+            let apks = meta
                 .apks
                 .get(&arch)
                 .ok_or_else(|| err(format!("attribute `arch`: `{label}` does not fetch packages for `{arch}`")))?;
@@ -308,8 +339,8 @@ impl Rule for LayerRule {
         }
         inputs.extend(keys);
 
-        let modes = target.string_dict("modes");
-        let owners = target.string_dict("owners");
+        let modes = &attrs.modes;
+        let owners = &attrs.owners;
         let mut used: Vec<String> = Vec::new();
         let mut mode_owner = |path: &String, default_mode: u32| -> Result<(u32, u32, u32), AnalysisError> {
             let mode = match modes.get(path) {
@@ -323,13 +354,13 @@ impl Rule for LayerRule {
             used.push(path.clone());
             Ok((mode, uid, gid))
         };
-        for dir in target.string_list("directories") {
-            let path = absolute(&dir, "directories").map_err(err)?;
-            let (mode, uid, gid) = mode_owner(&dir, 0o755)?;
+        for dir in &attrs.directories {
+            let path = absolute(dir, "directories").map_err(err)?;
+            let (mode, uid, gid) = mode_owner(dir, 0o755)?;
             spec.extras.push(Extra::Dir { path, mode, uid, gid });
         }
-        if let Some(AttrValue::StringKeyedLabelDict(files)) = target.attrs.get("files") {
-            for (dest, label) in files {
+        {
+            for (dest, label) in &attrs.files {
                 let path = absolute(dest, "files").map_err(err)?;
                 let provided = ctx.provided(label)?;
                 let [file] = &provided.files[..] else {
@@ -343,9 +374,9 @@ impl Rule for LayerRule {
                 inputs.push(file.clone());
             }
         }
-        for (link, to) in target.string_dict("symlinks") {
-            let path = absolute(&link, "symlinks").map_err(err)?;
-            spec.extras.push(Extra::Symlink { path, target: to });
+        for (link, to) in &attrs.symlinks {
+            let path = absolute(link, "symlinks").map_err(err)?;
+            spec.extras.push(Extra::Symlink { path, target: to.clone() });
         }
         let unused: Vec<String> =
             modes.keys().chain(owners.keys()).filter(|p| !used.contains(*p)).map(|p| format!("`{p}`")).collect();
@@ -370,13 +401,14 @@ impl Rule for LayerRule {
             ],
             exec: Arc::new(LayerExec { spec }),
         });
-        let layer = LayerOutput { tar: outs[0].clone(), meta: outs[1].clone(), arch: spec_arch };
-        Ok(Provided { files: outs, layer: Some(layer), ..Default::default() })
+        let layer = LayerInfo { tar: outs[0].clone(), meta: outs[1].clone(), arch: spec_arch };
+        Ok(Provided::files(outs).with(layer))
     }
 }
 
 /// The action: install everything into a tree and write it as a layer.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
 struct LayerExec {
     spec: LayerSpec,
 }
@@ -388,15 +420,12 @@ impl ActionExec for LayerExec {
     fn version(&self) -> u32 {
         1
     }
-    fn key_data(&self) -> serde_json::Value {
-        serde_json::to_value(&self.spec).unwrap_or_default()
-    }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let spec = &self.spec;
         let fail = |m: String| ActionError(m);
         // Large file contents are spooled to disk in the action's scratch directory (removed
         // by the builder), so memory stays flat whatever the size of the package set.
-        let scratch = ctx.outputs[0].parent().map(std::path::Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        let scratch = ctx.scratch.clone();
         let mut installer = Installer::with_spool_dir(spec.arch.unwrap_or(Arch::X86_64), scratch);
         let mut newest = 0u64;
         let (apks, rest) = ctx.inputs.split_at(spec.apks);
@@ -409,7 +438,7 @@ impl ActionExec for LayerExec {
                 .insert(PublicKey::from_pem(name, &pem).map_err(|e| fail(e.to_string()))?)
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let policy = crate::rules::apk_fetch::signature_policy(spec.allow_untrusted);
+        let policy = crate::image_rules::apk_fetch::signature_policy(spec.allow_untrusted);
         if spec.apk_pins.len() != apks.len() {
             return Err(fail("internal error: a package input without its pin".into()));
         }
@@ -418,7 +447,7 @@ impl ActionExec for LayerExec {
             let origin = format!("{}-{}.apk", pin.name, pin.version);
             // Whatever put these bytes in the store, they are installed only if they are
             // exactly what the lockfile pins, signed by a trusted key (verdict cached).
-            let package = Package::verify_locked(&bytes, &origin, pin, &keyring, policy, ctx.verdicts)
+            let package = Package::verify_locked(&bytes, &origin, pin, &keyring, policy, &Verdicts(ctx.proofs))
                 .map_err(|e| fail(e.to_string()))?;
             newest = newest.max(package.package().info().build_date.unwrap_or(0));
             let repo = spec.repositories.first().map(String::as_str).unwrap_or_default();

@@ -19,12 +19,12 @@ use sha2::Sha256;
 use crate::apk::{Identity, Package, PackageName, PackagePin, SignaturePolicy, Version};
 use crate::error::Error;
 use crate::fetch::Fetcher;
+use crate::image_rules::apk_fetch::{requested_archs, requested_packages};
+use crate::image_rules::lock::LockReport;
+use crate::image_rules::lockfile::{LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCK_VERSION};
 use crate::label::Label;
 use crate::load::Loader;
-use crate::lock::LockReport;
-use crate::lockfile::{LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCK_VERSION};
 use crate::platform::Arch;
-use crate::rules::apk_fetch::{requested_archs, requested_packages};
 use crate::store::Store;
 
 #[derive(Debug, Deserialize)]
@@ -111,13 +111,13 @@ pub fn import(
     let target = package
         .as_ref()
         .and_then(|p| p.targets.get(&label.name))
-        .filter(|t| t.kind == "apk_fetch")
+        .filter(|t| t.kind() == "apk_fetch")
         .ok_or_else(|| Error::Graph(format!("`{label}` is not an `apk_fetch` target; `--target` must name one")))?;
-    let repo_name = target.string("repository").unwrap_or_default();
-    let repo = loader
-        .workspace
-        .apk_repositories
+    let repo_name = crate::image_rules::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
+    let repos = crate::image_rules::apk_repositories(&loader.workspace);
+    let repo = repos
         .get(repo_name)
+        .copied()
         .ok_or_else(|| Error::Graph(format!("{}: `{label}`: unknown repository `{repo_name}`", target.location)))?;
     let (keyring, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
     let policy = if repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
@@ -171,7 +171,7 @@ pub fn import(
 fn import_package(
     fetcher: &dyn Fetcher,
     store: &Store,
-    repo: &crate::repository::ApkRepository,
+    repo: &crate::image_rules::repository::ApkRepository,
     arch: Arch,
     p: &ApkoPackage,
     keyring: &crate::apk::Keyring,

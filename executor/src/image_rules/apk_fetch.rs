@@ -9,40 +9,58 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
-use crate::apk::{Identity, Keyring, LockPin, Package, PackageName, SignaturePolicy, VerdictCache, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec, ProofCache, Status};
+use crate::apk::{Identity, Keyring, LockPin, Package, PackageName, SignaturePolicy, Version};
 use crate::digest::Digest;
 use crate::fetch::Fetcher;
-use crate::lockfile::{split_install_entry, LockedPackage};
+use crate::image_rules::lockfile::{split_install_entry, LockedPackage};
+use crate::image_rules::repository::ApkRepository;
+use crate::image_rules::{ApkFile, ApkInfo, ImageState, Verdicts};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, ApkFile, ApkMeta, Provided, Rule};
-use crate::target::{did_you_mean, AttrSpec, AttrType, AttrValue, Target};
+use crate::rules::{output_path, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::target::{did_you_mean, AttrSpec, AttrType, Target};
 
 /// The `apk_fetch` rule.
 pub struct ApkFetch;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec {
-        name: "repository",
-        ty: AttrType::String,
-        mandatory: true,
-        doc: "Name of an `apk_repository` declared in WORKSPACE.",
-    },
-    AttrSpec {
-        name: "packages",
-        ty: AttrType::StringList,
-        mandatory: true,
-        doc: "Packages to install with their dependencies: `name`, `name=1.2-r0`, `name>=1.2`, `so:...`, `cmd:...`.",
-    },
-    AttrSpec { name: "arch", ty: AttrType::String, mandatory: false, doc: "One APK arch (`x86_64`); or use `archs`." },
-    AttrSpec { name: "archs", ty: AttrType::StringList, mandatory: false, doc: "Several APK archs." },
-];
+/// The attributes of an `apk_fetch` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// An `apk_repository` name.
+    pub repository: String,
+    /// Package requests as written.
+    pub packages: Vec<String>,
+    /// One arch.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// Several archs.
+    #[serde(default)]
+    pub archs: Option<Vec<String>>,
+}
+
+/// The typed attributes of an `apk_fetch` target; `None` for a target of another rule.
+pub fn attrs_of(target: &Target) -> Option<&Attrs> {
+    target.typed_attrs::<Attrs>()
+}
 
 /// The archs an `apk_fetch` target asks for, in [`Arch`] order.
 pub fn requested_archs(target: &Target) -> Result<Vec<Arch>, String> {
-    let names: Vec<&str> = match (target.attrs.get("arch"), target.attrs.get("archs")) {
-        (Some(AttrValue::String(a)), None) => vec![a.as_str()],
-        (None, Some(AttrValue::StringList(list))) if !list.is_empty() => list.iter().map(String::as_str).collect(),
+    archs(attrs_of(target).ok_or_else(|| format!("internal error: `{}` is not an `apk_fetch` target", target.label))?)
+}
+
+/// The packages an `apk_fetch` target asks for, as written.
+pub fn requested_packages(target: &Target) -> Vec<String> {
+    attrs_of(target).map(|a| a.packages.clone()).unwrap_or_default()
+}
+
+/// The archs `attrs` ask for, in [`Arch`] order.
+fn archs(attrs: &Attrs) -> Result<Vec<Arch>, String> {
+    let names: Vec<&str> = match (&attrs.arch, &attrs.archs) {
+        (Some(a), None) => vec![a.as_str()],
+        (None, Some(list)) if !list.is_empty() => list.iter().map(String::as_str).collect(),
         (None, Some(_)) => return Err("attribute `archs` of rule `apk_fetch` must not be empty".into()),
         (Some(_), Some(_)) => return Err("rule `apk_fetch` takes `arch` or `archs`, not both".into()),
         _ => return Err("rule `apk_fetch` requires attribute `arch` (one arch) or `archs` (a list)".into()),
@@ -57,29 +75,41 @@ pub fn requested_archs(target: &Target) -> Result<Vec<Arch>, String> {
     Ok(archs.into_iter().collect())
 }
 
-/// The packages an `apk_fetch` target asks for, as written.
-pub fn requested_packages(target: &Target) -> Vec<String> {
-    target.string_list("packages")
-}
-
 impl Rule for ApkFetch {
-    fn kind(&self) -> &'static str {
-        "apk_fetch"
-    }
-    fn doc(&self) -> &'static str {
-        "Fetches the locked closure of `packages` from `repository` for each arch, verified against the lockfile."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        requested_archs(target)?;
-        let packages = requested_packages(target);
-        if packages.is_empty() {
+    type Attrs = Attrs;
+    const KIND: &'static str = "apk_fetch";
+    const DOC: &'static str =
+        "Fetches the locked closure of `packages` from `repository` for each arch, verified against the lockfile.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec {
+            name: "repository",
+            ty: AttrType::String,
+            mandatory: true,
+            doc: "Name of an `apk_repository` declared in WORKSPACE.",
+        },
+        AttrSpec {
+            name: "packages",
+            ty: AttrType::StringList,
+            mandatory: true,
+            doc:
+                "Packages to install with their dependencies: `name`, `name=1.2-r0`, `name>=1.2`, `so:...`, `cmd:...`.",
+        },
+        AttrSpec {
+            name: "arch",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "One APK arch (`x86_64`); or use `archs`.",
+        },
+        AttrSpec { name: "archs", ty: AttrType::StringList, mandatory: false, doc: "Several APK archs." },
+    ];
+
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        archs(attrs)?;
+        if attrs.packages.is_empty() {
             return Err("attribute `packages` of rule `apk_fetch` must not be empty".into());
         }
         let mut seen = BTreeSet::new();
-        for p in &packages {
+        for p in &attrs.packages {
             crate::apk::Dependency::parse(p).map_err(|e| format!("attribute `packages` of rule `apk_fetch`: {e}"))?;
             if !seen.insert(p) {
                 return Err(format!("attribute `packages` of rule `apk_fetch`: `{p}` is listed twice"));
@@ -88,20 +118,29 @@ impl Rule for ApkFetch {
         Ok(())
     }
 
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let env = ctx.env;
-        let repo_name = target.string("repository").unwrap_or_default();
-        let Some(repo) = env.workspace.apk_repositories.get(repo_name) else {
-            let hint = did_you_mean(repo_name, env.workspace.apk_repositories.keys().map(String::as_str));
+        let state = env.state::<ImageState>()?;
+        let repo_name = attrs.repository.as_str();
+        let Some(repo) =
+            env.workspace.declaration::<ApkRepository>(crate::image_rules::repository::APK_REPOSITORY, repo_name)
+        else {
+            let repos = crate::image_rules::apk_repositories(&env.workspace);
+            let hint = did_you_mean(repo_name, repos.keys().copied());
             return Err(AnalysisError(format!(
                 "unknown repository `{repo_name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{repo_name}\", url = ..., keys = [...])`",
                 env.workspace.workspace_file
             )));
         };
-        let archs = requested_archs(target).map_err(AnalysisError)?;
-        let packages = requested_packages(target);
+        let archs = archs(attrs).map_err(AnalysisError)?;
+        let packages = attrs.packages.clone();
         let run_lock = "\n  fix: run `executor lock`";
-        let Some(lock) = env.lock.as_ref() else {
+        let Some(lock) = state.lock.as_ref() else {
             return Err(AnalysisError(format!("there is no lockfile (`executor.lock`) to pin its packages{run_lock}")));
         };
         let label = target.label.to_string();
@@ -115,12 +154,12 @@ impl Rule for ApkFetch {
                 stale.join("; ")
             )));
         }
-        let (keyring, key_digests) = env.keyring(repo).map_err(AnalysisError)?;
+        let (keyring, key_digests) = state.keyring(repo).map_err(AnalysisError)?;
         if repo.allow_untrusted {
-            eprintln!(
-                "warning: `{}` uses repository `{repo_name}`, which sets `allow_untrusted = True`: its content is pinned by digest but not by signature",
+            ctx.warn(format!(
+                "`{}` uses repository `{repo_name}`, which sets `allow_untrusted = True`: its content is pinned by digest but not by signature",
                 target.label
-            );
+            ));
         }
         if let Some(locked_repo) = lock.repository(repo_name) {
             if locked_repo.keys != *key_digests || locked_repo.url != repo.url {
@@ -149,7 +188,7 @@ impl Rule for ApkFetch {
                     owner: target.label.clone(),
                     inputs: Vec::new(),
                     outputs: vec![OutputSpec {
-                        path: output_root(&target.label, &package_relative(target.label.package.as_str(), &rel)),
+                        path: output_path(&target.label, &rel),
                         kind: OutputKind::File { executable: false },
                     }],
                     exec: Arc::new(exec),
@@ -167,26 +206,27 @@ impl Rule for ApkFetch {
         }
         let mut keys = Vec::new();
         for label in &repo.keys {
-            let file = crate::repository::key_path(&env.workspace, label)
+            let file = crate::image_rules::repository::key_path(&env.workspace, label)
                 .ok_or_else(|| AnalysisError(format!("key `{label}`: its repository is not declared")))?;
-            let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
+            let rel = package_relative(label.package.as_str(), label.name.as_str());
             let path = env.workspace.display_path(label.repo.as_ref(), &rel);
             let name = label.name.as_str().rsplit('/').next().unwrap_or_default().to_owned();
             keys.push((name, crate::action::Artifact::Source { label: label.clone(), path, file }));
         }
-        let apk_meta = ApkMeta {
-            world: packages.clone(),
+        let info = ApkInfo {
+            apks,
+            world: packages,
             repository_url: repo.url.clone(),
             keys,
             allow_untrusted: repo.allow_untrusted,
         };
-        Ok(Provided { files, apks, apk_meta: Some(apk_meta), ..Default::default() })
+        Ok(Provided::files(files).with(info))
     }
 }
 
 /// Why a locked target no longer matches its `BUILD` declaration; empty when it matches.
 pub fn stale_reasons(
-    locked: &crate::lockfile::LockedTarget,
+    locked: &crate::image_rules::lockfile::LockedTarget,
     repository: &str,
     packages: &[String],
     archs: &[Arch],
@@ -219,14 +259,24 @@ pub fn stale_reasons(
     reasons
 }
 
-/// The action: fetch one pinned `.apk` and verify it completely.
+/// The action: fetch one pinned `.apk` and verify it completely. The URL is not part of the
+/// key: the same bytes from a mirror are the same package.
+#[derive(Serialize)]
 pub struct FetchApk {
+    #[serde(skip)]
     url: String,
     pin: LockPin,
     sha256: Digest,
+    #[serde(rename = "keyring", serialize_with = "keyring_fingerprint")]
     keyring: Arc<Keyring>,
     allow_untrusted: bool,
+    #[serde(skip)]
     fetcher: Arc<dyn Fetcher>,
+}
+
+/// A keyring enters keys as its fingerprint.
+fn keyring_fingerprint<S: serde::Serializer>(keyring: &Arc<Keyring>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(keyring.fingerprint()))
 }
 
 impl std::fmt::Debug for FetchApk {
@@ -268,14 +318,21 @@ impl FetchApk {
     }
 
     /// Verifies the file at `path` against every figure of the pin.
-    fn verify_file(&self, path: &std::path::Path, origin: &str, verdicts: &dyn VerdictCache) -> Result<(), String> {
+    fn verify_file(
+        &self,
+        path: &std::path::Path,
+        origin: &str,
+        proofs: &dyn ProofCache,
+        status: &dyn Status,
+    ) -> Result<(), String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        let verified = Package::verify_locked(&bytes, origin, &self.pin, &self.keyring, self.policy(), verdicts)
-            .map_err(|e| e.to_string())?;
+        let verified =
+            Package::verify_locked(&bytes, origin, &self.pin, &self.keyring, self.policy(), &Verdicts(proofs))
+                .map_err(|e| e.to_string())?;
         if verified.signed_by().is_none() && self.allow_untrusted {
-            eprintln!(
-                "warning: `{origin}` is not signed by a trusted key; accepted because its repository sets `allow_untrusted = True`"
-            );
+            status.warn(&format!(
+                "`{origin}` is not signed by a trusted key; accepted because its repository sets `allow_untrusted = True`"
+            ));
         }
         Ok(())
     }
@@ -297,20 +354,17 @@ impl ActionExec for FetchApk {
     fn version(&self) -> u32 {
         2
     }
-    fn key_data(&self) -> serde_json::Value {
-        // The URL is not part of the key: the same bytes from a mirror are the same package.
-        serde_json::json!({
-            "pin": self.pin,
-            "keyring": hex::encode(self.keyring.fingerprint()),
-            "signature": if self.allow_untrusted { "if-present" } else { "required" },
-        })
-    }
     fn pinned_outputs(&self) -> Option<Vec<(Digest, u64)>> {
         Some(vec![(self.sha256, self.pin.size)])
     }
-    fn verify_pinned(&self, outputs: &[std::path::PathBuf], verdicts: &dyn VerdictCache) -> Result<(), String> {
+    fn verify_pinned(
+        &self,
+        outputs: &[std::path::PathBuf],
+        proofs: &dyn ProofCache,
+        status: &dyn Status,
+    ) -> Result<(), String> {
         let [path] = outputs else { return Err("internal error: FetchApk has one output".into()) };
-        self.verify_file(path, &self.url, verdicts)
+        self.verify_file(path, &self.url, proofs, status)
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let dest = &ctx.outputs[0];
@@ -332,6 +386,6 @@ impl ActionExec for FetchApk {
                 self.url, self.pin.size, self.sha256, fetched.size, fetched.sha256
             )));
         }
-        self.verify_file(dest, &self.url, ctx.verdicts).map_err(fail)
+        self.verify_file(dest, &self.url, ctx.proofs, ctx.status).map_err(fail)
     }
 }

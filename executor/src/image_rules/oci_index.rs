@@ -8,37 +8,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::digest::Digest;
+use crate::image_rules::oci_image::{read_json, ImageMeta, IMAGE_TAG};
+use crate::image_rules::{ImageInfo, IndexInfo};
+use crate::label::Label;
 use crate::oci::{self, BlobSource, IndexEntry};
 use crate::platform::Arch;
-use crate::rules::oci_image::{read_json, ImageMeta, IMAGE_TAG};
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, IndexOutput, Provided, Rule};
+use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::attach_sboms;
-use crate::target::{AttrSpec, AttrType, AttrValue, Target};
+use crate::target::{AttrSpec, AttrType, Target};
 
 /// The `oci_index` rule.
 pub struct OciIndex;
 
-const ATTRS: &[AttrSpec] = &[
-    AttrSpec {
-        name: "images",
-        ty: AttrType::LabelList,
-        mandatory: true,
-        doc: "`oci_image` targets, one per platform.",
-    },
-    AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Index annotations." },
-    AttrSpec {
-        name: "tag",
-        ty: AttrType::String,
-        mandatory: false,
-        doc: "The `org.opencontainers.image.ref.name` of the index in `index.json` (default `latest`).",
-    },
-    AttrSpec {
-        name: "epoch",
-        ty: AttrType::Int,
-        mandatory: false,
-        doc: "`org.opencontainers.image.created`, unix seconds (default: the newest image's).",
-    },
-];
+/// The attributes of an `oci_index` target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attrs {
+    /// One image per platform.
+    pub images: Vec<Label>,
+    /// Index annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The ref name in `index.json`.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// `created`, unix seconds.
+    #[serde(default)]
+    pub epoch: Option<i64>,
+}
 
 /// What an index action reports (`<name>.index.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,37 +62,55 @@ struct IndexSpec {
 }
 
 impl Rule for OciIndex {
-    fn kind(&self) -> &'static str {
-        "oci_index"
-    }
-    fn doc(&self) -> &'static str {
-        "A multi-arch OCI image index over `images`, as an OCI image layout directory."
-    }
-    fn attrs(&self) -> &'static [AttrSpec] {
-        ATTRS
-    }
-    fn check(&self, target: &Target) -> Result<(), String> {
-        if target.label_list("images").is_empty() {
+    type Attrs = Attrs;
+    const KIND: &'static str = "oci_index";
+    const DOC: &'static str = "A multi-arch OCI image index over `images`, as an OCI image layout directory.";
+    const ATTRS: &'static [AttrSpec] = &[
+        AttrSpec {
+            name: "images",
+            ty: AttrType::LabelList,
+            mandatory: true,
+            doc: "`oci_image` targets, one per platform.",
+        },
+        AttrSpec { name: "annotations", ty: AttrType::StringDict, mandatory: false, doc: "Index annotations." },
+        AttrSpec {
+            name: "tag",
+            ty: AttrType::String,
+            mandatory: false,
+            doc: "The `org.opencontainers.image.ref.name` of the index in `index.json` (default `latest`).",
+        },
+        AttrSpec {
+            name: "epoch",
+            ty: AttrType::Int,
+            mandatory: false,
+            doc: "`org.opencontainers.image.created`, unix seconds (default: the newest image's).",
+        },
+    ];
+    fn check(&self, attrs: &Attrs) -> Result<(), String> {
+        if attrs.images.is_empty() {
             return Err("attribute `images` of rule `oci_index` must not be empty".into());
         }
-        if let Some(AttrValue::Int(e)) = target.attrs.get("epoch") {
-            if *e < 0 {
-                return Err("attribute `epoch` of rule `oci_index` must not be negative".into());
-            }
+        if attrs.epoch.is_some_and(|e| e < 0) {
+            return Err("attribute `epoch` of rule `oci_index` must not be negative".into());
         }
         Ok(())
     }
 
-    fn analyze(&self, target: &Target, ctx: &mut AnalysisContext<'_>) -> Result<Provided, AnalysisError> {
+    fn analyze(
+        &self,
+        target: &Target,
+        attrs: &Attrs,
+        ctx: &mut AnalysisContext<'_>,
+    ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
         let mut inputs: Vec<Artifact> = Vec::new();
         let mut seen: BTreeMap<Arch, String> = BTreeMap::new();
         let mut archs = Vec::new();
-        for label in target.label_list("images") {
+        for label in &attrs.images {
             let image = ctx
                 .provided(label)?
-                .image
-                .clone()
+                .get::<ImageInfo>()
+                .cloned()
                 .ok_or_else(|| err(format!("attribute `images`: `{label}` is not an `oci_image` target")))?;
             if let Some(first) = seen.insert(image.arch, label.to_string()) {
                 return Err(err(format!(
@@ -107,12 +122,12 @@ impl Rule for OciIndex {
             inputs.push(image.layout);
             inputs.push(image.meta);
         }
-        let tag = target.string("tag").unwrap_or("latest").to_owned();
+        let tag = attrs.tag.clone().unwrap_or_else(|| "latest".to_owned());
         let spec = IndexSpec {
             archs: archs.clone(),
-            annotations: target.string_dict("annotations"),
+            annotations: attrs.annotations.clone(),
             tag,
-            epoch: target.unsigned("epoch"),
+            epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
         };
         let name = target.label.name.as_str();
         let path = |suffix: &str| {
@@ -127,12 +142,13 @@ impl Rule for OciIndex {
             ],
             exec: Arc::new(IndexExec { spec }),
         });
-        let index = IndexOutput { layout: outs[0].clone(), meta: outs[1].clone(), archs };
-        Ok(Provided { files: outs, index: Some(index), ..Default::default() })
+        let index = IndexInfo { layout: outs[0].clone(), meta: outs[1].clone(), archs };
+        Ok(Provided::files(outs).with(index))
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
 struct IndexExec {
     spec: IndexSpec,
 }
@@ -143,9 +159,6 @@ impl ActionExec for IndexExec {
     }
     fn version(&self) -> u32 {
         3
-    }
-    fn key_data(&self) -> serde_json::Value {
-        serde_json::to_value(&self.spec).unwrap_or_default()
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let fail = |m: String| ActionError(m);

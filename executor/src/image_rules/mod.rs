@@ -1,0 +1,251 @@
+//! The image rule set: APK repositories, the lockfile, and the rules that turn locked packages
+//! into layers, images, indexes and docker-archives.
+//!
+//! It plugs into the engine through [`ImageRules`] (a [`RuleSet`]): its rules, its `WORKSPACE`
+//! function `apk_repository`, and the state its analysis reads ([`ImageState`]: the lockfile
+//! and the repositories' keyrings). Its targets provide [`ApkInfo`], [`LayerInfo`],
+//! [`ImageInfo`] and [`IndexInfo`]; the engine knows none of them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::action::{Artifact, ProofCache};
+use crate::apk::{Keyring, VerdictCache};
+use crate::platform::Arch;
+use crate::rules::{DynRule, Provided, Provider, RuleSet, WorkspaceFunction};
+use crate::typemap::{Entry, TypeMap};
+use crate::workspace::Workspace;
+
+pub mod apk_fetch;
+pub mod apko;
+pub mod layer;
+pub mod lock;
+pub mod lockfile;
+pub mod oci_image;
+pub mod oci_index;
+pub mod oci_load;
+pub mod repository;
+
+use lockfile::{LockedKey, Lockfile};
+use repository::ApkRepository;
+
+/// The image rule set.
+pub struct ImageRules;
+
+/// [`ImageRules`], for registries.
+pub static IMAGE_RULES: ImageRules = ImageRules;
+
+impl RuleSet for ImageRules {
+    fn rules(&self) -> &'static [&'static dyn DynRule] {
+        &[&apk_fetch::ApkFetch, &layer::LayerRule, &oci_image::OciImage, &oci_index::OciIndex, &oci_load::OciLoad]
+    }
+
+    fn workspace_functions(&self) -> &'static [&'static dyn WorkspaceFunction] {
+        &[&repository::ApkRepositoryFunction]
+    }
+
+    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), String> {
+        let lock = Lockfile::read(&workspace.root).map_err(|e| e.to_string())?;
+        state.insert(ImageState::new(workspace.clone(), lock));
+        Ok(())
+    }
+
+    fn describe(&self, provided: &Provided, out_root: &Path) -> Option<String> {
+        describe_image(provided, out_root)
+    }
+}
+
+/// A repository's keyring and the digests of its key files.
+type RepositoryKeys = (Arc<Keyring>, Vec<LockedKey>);
+
+/// What the image rules' analysis reads besides the targets: the lockfile and the
+/// repositories' keyrings (each read once per command).
+#[derive(Debug)]
+pub struct ImageState {
+    workspace: Workspace,
+    /// The lockfile, if the workspace has one.
+    pub lock: Option<Lockfile>,
+    keyrings: Mutex<BTreeMap<String, RepositoryKeys>>,
+}
+
+impl Entry for ImageState {
+    const NAME: &'static str = "ImageState";
+}
+
+impl ImageState {
+    /// State for one command.
+    pub fn new(workspace: Workspace, lock: Option<Lockfile>) -> Self {
+        ImageState { workspace, lock, keyrings: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The trusted keys of a repository and their digests.
+    pub fn keyring(&self, repo: &ApkRepository) -> Result<(Arc<Keyring>, Vec<LockedKey>), String> {
+        let mut cache = self.keyrings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, d)) = cache.get(&repo.name) {
+            return Ok((Arc::clone(k), d.clone()));
+        }
+        let (keyring, digests) = repo.keyring(&self.workspace)?;
+        let keyring = Arc::new(keyring);
+        cache.insert(repo.name.clone(), (Arc::clone(&keyring), digests.clone()));
+        Ok((keyring, digests))
+    }
+}
+
+/// The APK repositories `WORKSPACE` declares, by name.
+pub fn apk_repositories(workspace: &Workspace) -> BTreeMap<&str, &ApkRepository> {
+    workspace.declared::<ApkRepository>(repository::APK_REPOSITORY).collect()
+}
+
+/// The package verdicts of [`crate::apk`] kept as the engine's proofs.
+pub struct Verdicts<'a>(pub &'a dyn ProofCache);
+
+impl VerdictCache for Verdicts<'_> {
+    fn holds(&self, key: &[u8; 32]) -> bool {
+        self.0.holds(key)
+    }
+    fn record(&self, key: &[u8; 32]) {
+        self.0.record(key)
+    }
+}
+
+/// What an `apk_fetch` target provides: per arch, its packages in install order, and where
+/// they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApkInfo {
+    /// Per arch, the package files in install order.
+    pub apks: BTreeMap<Arch, Vec<ApkFile>>,
+    /// The requested packages (`/etc/apk/world`).
+    pub world: Vec<String>,
+    /// The repository URL (`/etc/apk/repositories`).
+    pub repository_url: String,
+    /// Trusted keys: file name and the key file (`/etc/apk/keys/<name>`).
+    pub keys: Vec<(String, Artifact)>,
+    /// The repository sets `allow_untrusted = True`: packages need no trusted signature.
+    pub allow_untrusted: bool,
+}
+
+impl Provider for ApkInfo {
+    const NAME: &'static str = "ApkInfo";
+}
+
+/// One fetched, verified package file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApkFile {
+    /// The `.apk` file.
+    pub artifact: Artifact,
+    /// Package name.
+    pub name: String,
+    /// Package version.
+    pub version: String,
+    /// sha256 of the `.apk`, as the lockfile pins it.
+    pub sha256: crate::digest::Digest,
+    /// Every figure the lockfile pins: whoever reads the file verifies it against these.
+    pub pin: crate::apk::LockPin,
+}
+
+/// What a `layer` target provides: the `.tar.gz` and its description ([`layer::LayerMeta`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The compressed layer.
+    pub tar: Artifact,
+    /// `<name>.layer.json`.
+    pub meta: Artifact,
+    /// The arch of its packages, if it installs any.
+    pub arch: Option<Arch>,
+}
+
+impl Provider for LayerInfo {
+    const NAME: &'static str = "LayerInfo";
+}
+
+/// What an `oci_image` target provides: its single-image layout directory and its
+/// description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The OCI layout directory.
+    pub layout: Artifact,
+    /// `<name>.image.json` ([`oci_image::ImageMeta`]).
+    pub meta: Artifact,
+    /// The platform.
+    pub arch: Arch,
+}
+
+impl Provider for ImageInfo {
+    const NAME: &'static str = "ImageInfo";
+}
+
+/// What an `oci_index` target provides: its layout directory and its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexInfo {
+    /// The OCI layout directory.
+    pub layout: Artifact,
+    /// `<name>.index.json` ([`oci_index::IndexMeta`]).
+    pub meta: Artifact,
+    /// The platforms of its images, in index order.
+    pub archs: Vec<Arch>,
+}
+
+impl Provider for IndexInfo {
+    const NAME: &'static str = "IndexInfo";
+}
+
+/// What an image or index action reported about its output (`*.index.json`,
+/// `*.image.json`), typed.
+#[derive(Debug)]
+pub enum BuiltMeta {
+    /// `*.index.json`.
+    Index(oci_index::IndexMeta),
+    /// `*.image.json`.
+    Image(oci_image::ImageMeta),
+}
+
+impl BuiltMeta {
+    /// Reads `path`, an `*.index.json` (`index`) or `*.image.json`.
+    pub fn read(path: &Path, index: bool) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let meta = if index {
+            BuiltMeta::Index(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
+        } else {
+            BuiltMeta::Image(serde_json::from_slice(&bytes).map_err(|e| e.to_string())?)
+        };
+        Ok(meta)
+    }
+
+    /// The digest a registry serves for the image or index.
+    pub fn digest(&self) -> &crate::digest::Digest {
+        match self {
+            BuiltMeta::Index(m) => &m.digest,
+            BuiltMeta::Image(m) => &m.digest,
+        }
+    }
+
+    /// The layout's own tag: an index's `tag` attribute, `latest` for an image.
+    pub fn tag(&self) -> &str {
+        match self {
+            BuiltMeta::Index(m) => &m.tag,
+            BuiltMeta::Image(_) => oci_image::IMAGE_TAG,
+        }
+    }
+}
+
+/// `  executor-out/<layout>  sha256:<digest>  (OCI image index, tag latest)` for an index or
+/// image target whose description was built.
+fn describe_image(provided: &Provided, out_root: &Path) -> Option<String> {
+    let path = |artifact: &Artifact| match artifact {
+        Artifact::Derived { path, .. } => Some(out_root.join(path)),
+        Artifact::Source { .. } => None,
+    };
+    if let Some(index) = provided.get::<IndexInfo>() {
+        let BuiltMeta::Index(meta) = BuiltMeta::read(&path(&index.meta)?, true).ok()? else { return None };
+        return Some(format!(
+            "  {}  {}  (OCI image index, tag `{}`)",
+            index.layout.display_path(),
+            meta.digest,
+            meta.tag
+        ));
+    }
+    let image = provided.get::<ImageInfo>()?;
+    let meta = BuiltMeta::read(&path(&image.meta)?, false).ok()?;
+    Some(format!("  {}  {}  (OCI image, {})", image.layout.display_path(), meta.digest(), image.arch.oci_platform()))
+}
