@@ -12,18 +12,18 @@ use crate::error::Error;
 use crate::fetch::{FetchOptions, UrlFetcher};
 use crate::filecache::FileDigestCache;
 use crate::graph::{analyze, expand, Node, TargetGraph};
-use crate::image_rules::{BuiltMeta, ImageInfo, IndexInfo};
 use crate::label::{Label, TargetPattern};
 use crate::load::{Limits, Loader};
 use crate::remote_cache::{RemoteCacheConfig, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
+use executor_rules::{BuiltMeta, ImageInfo, IndexInfo};
 use std::sync::Arc;
 
 /// The rule sets this binary builds with: the engine's built-ins and the image rules.
 pub fn registry() -> crate::rules::Registry {
-    crate::rules::Registry::new(&[&crate::image_rules::IMAGE_RULES])
+    crate::rules::Registry::new(&[&executor_rules::IMAGE_RULES])
 }
 
 /// Runs one command.
@@ -92,22 +92,22 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Lock { check, import_apko, target } => {
             let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
             if check {
-                crate::image_rules::lock::check(&loader)?;
+                executor_rules::lock::check(&loader)?;
             }
             let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
             let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
             if check {
                 // Every pin against its package's bytes (from the cache, else fetched).
-                crate::image_rules::lock::check_pins(&loader, &fetcher, &store)?;
-                eprintln!("{} is up to date", crate::image_rules::lockfile::LOCKFILE);
+                executor_rules::lock::check_pins(&loader, &fetcher, &store)?;
+                eprintln!("{} is up to date", executor_rules::lockfile::LOCKFILE);
                 return Ok(());
             }
             let report = match (import_apko, target) {
                 (Some(file), Some(target)) => {
                     let label = parse_label(&loader, &cwd, &target)?;
-                    crate::image_rules::apko::import(&loader, &fetcher, &store, &cwd.join(file), &label)?
+                    executor_rules::apko::import(&loader, &fetcher, &store, &cwd.join(file), &label)?
                 }
-                _ => crate::image_rules::lock::lock(&loader, &fetcher, &store)?,
+                _ => executor_rules::lock::lock(&loader, &fetcher, &store)?,
             };
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
             eprintln!(
@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 plural(report.packages, "package"),
                 plural(report.targets, "target"),
                 report.fetched,
-                crate::image_rules::lockfile::LOCKFILE,
+                executor_rules::lockfile::LOCKFILE,
                 if report.changed { "written" } else { "unchanged" }
             );
             Ok(())
@@ -341,13 +341,13 @@ fn verify(
         println!("verified {label}: {rebuilt}");
         eprintln!(
             "`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected",
-            crate::image_rules::lockfile::LOCKFILE
+            executor_rules::lockfile::LOCKFILE
         );
         return Ok(());
     }
     let mut message = format!(
         "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
-        crate::image_rules::lockfile::LOCKFILE
+        executor_rules::lockfile::LOCKFILE
     );
     if let BuiltMeta::Index(index) = &meta {
         message.push_str(
@@ -365,7 +365,7 @@ fn verify(
         "
   fix: check out the commit the release was built from (its BUILD files, rules and {}) and use executor {}; \
          if they match, the release was not built from them",
-        crate::image_rules::lockfile::LOCKFILE,
+        executor_rules::lockfile::LOCKFILE,
         crate::action::EXECUTOR_VERSION
     ));
     Err(Error::Verify(message))
@@ -590,7 +590,7 @@ fn build(
         .map_err(Error::Usage)?;
     let loader = load(cwd, workspace, limits)?;
     if locked {
-        crate::image_rules::lock::check(&loader)?;
+        executor_rules::lock::check(&loader)?;
     }
     let patterns = parse_patterns(&loader, cwd, patterns)?;
     let requested = expand(&loader, &patterns)?;

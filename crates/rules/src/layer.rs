@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::apk::{Keyring, LockPin, Package, PublicKey};
 use crate::digest::Digest;
-use crate::image_rules::{ApkInfo, LayerInfo, Verdicts};
 use crate::install::{InstalledSummary, Installer};
 use crate::label::Label;
-use crate::layer::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
+use crate::layer_tree::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
 use crate::platform::Arch;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
+use crate::{ApkInfo, LayerInfo, Verdicts};
 
 /// The `layer` rule.
 pub struct LayerRule;
@@ -438,7 +438,7 @@ impl ActionExec for LayerExec {
                 .insert(PublicKey::from_pem(name, &pem).map_err(|e| fail(e.to_string()))?)
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let policy = crate::image_rules::apk_fetch::signature_policy(spec.allow_untrusted);
+        let policy = crate::apk_fetch::signature_policy(spec.allow_untrusted);
         if spec.apk_pins.len() != apks.len() {
             return Err(fail("internal error: a package input without its pin".into()));
         }

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
 use crate::docker_archive::{valid_repo_tag, write_docker_archive};
-use crate::image_rules::oci_image::IMAGE_TAG;
-use crate::image_rules::oci_index::IndexMeta;
-use crate::image_rules::{ImageInfo, IndexInfo};
 use crate::label::Label;
+use crate::oci_image::IMAGE_TAG;
+use crate::oci_index::IndexMeta;
 use crate::platform::Arch;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
+use crate::{ImageInfo, IndexInfo};
 
 /// The `oci_load` rule.
 pub struct OciLoad;
@@ -154,7 +154,7 @@ impl ActionExec for LoadExec {
             return Err(ActionError("internal error: oci_load takes a layout and its description".into()));
         };
         let tag = if self.spec.from_index {
-            let meta: IndexMeta = crate::image_rules::oci_image::read_json(meta)?;
+            let meta: IndexMeta = crate::oci_image::read_json(meta)?;
             if !meta.images.contains_key(&self.spec.arch.oci_platform()) {
                 let have: Vec<&str> = meta.images.keys().map(String::as_str).collect();
                 return Err(ActionError(format!(

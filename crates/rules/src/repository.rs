@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::apk::{Keyring, PublicKey};
 use crate::digest::Digest;
-use crate::image_rules::lockfile::LockedKey;
 use crate::label::Label;
+use crate::lockfile::LockedKey;
 use crate::platform::Arch;
 use crate::rules::{typed_attrs, Declared, WorkspaceFunction};
 use crate::target::{AttrSpec, AttrType, AttrValue};

@@ -15,12 +15,12 @@ use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, 
 use crate::apk::{Identity, Keyring, LockPin, Package, PackageName, SignaturePolicy, Version};
 use crate::digest::Digest;
 use crate::fetch::Fetcher;
-use crate::image_rules::lockfile::{split_install_entry, LockedPackage};
-use crate::image_rules::repository::ApkRepository;
-use crate::image_rules::{ApkFile, ApkInfo, ImageState, Verdicts};
+use crate::lockfile::{split_install_entry, LockedPackage};
 use crate::platform::Arch;
+use crate::repository::ApkRepository;
 use crate::rules::{output_path, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{did_you_mean, AttrSpec, AttrType, Target};
+use crate::{ApkFile, ApkInfo, ImageState, Verdicts};
 
 /// The `apk_fetch` rule.
 pub struct ApkFetch;
@@ -127,10 +127,9 @@ impl Rule for ApkFetch {
         let env = ctx.env;
         let state = env.state::<ImageState>()?;
         let repo_name = attrs.repository.as_str();
-        let Some(repo) =
-            env.workspace.declaration::<ApkRepository>(crate::image_rules::repository::APK_REPOSITORY, repo_name)
+        let Some(repo) = env.workspace.declaration::<ApkRepository>(crate::repository::APK_REPOSITORY, repo_name)
         else {
-            let repos = crate::image_rules::apk_repositories(&env.workspace);
+            let repos = crate::apk_repositories(&env.workspace);
             let hint = did_you_mean(repo_name, repos.keys().copied());
             return Err(AnalysisError(format!(
                 "unknown repository `{repo_name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{repo_name}\", url = ..., keys = [...])`",
@@ -206,7 +205,7 @@ impl Rule for ApkFetch {
         }
         let mut keys = Vec::new();
         for label in &repo.keys {
-            let file = crate::image_rules::repository::key_path(&env.workspace, label)
+            let file = crate::repository::key_path(&env.workspace, label)
                 .ok_or_else(|| AnalysisError(format!("key `{label}`: its repository is not declared")))?;
             let rel = package_relative(label.package.as_str(), label.name.as_str());
             let path = env.workspace.display_path(label.repo.as_ref(), &rel);
@@ -226,7 +225,7 @@ impl Rule for ApkFetch {
 
 /// Why a locked target no longer matches its `BUILD` declaration; empty when it matches.
 pub fn stale_reasons(
-    locked: &crate::image_rules::lockfile::LockedTarget,
+    locked: &crate::lockfile::LockedTarget,
     repository: &str,
     packages: &[String],
     archs: &[Arch],

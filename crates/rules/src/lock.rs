@@ -14,18 +14,18 @@ use rayon::prelude::*;
 use crate::apk::{
     Dependency, Index, IndexEntry, Keyring, Package, PackagePin, Providers, SignaturePolicy, TrustPolicy,
 };
+use crate::apk_fetch::{requested_archs, requested_packages, stale_reasons};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::fetch::Fetcher;
 use crate::graph::{expand, Node, TargetGraph};
-use crate::image_rules::apk_fetch::{requested_archs, requested_packages, stale_reasons};
-use crate::image_rules::lockfile::{
-    LockedIndex, LockedKey, LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCKFILE, LOCK_VERSION,
-};
-use crate::image_rules::repository::ApkRepository;
 use crate::label::{PackagePath, TargetPattern};
 use crate::load::Loader;
+use crate::lockfile::{
+    LockedIndex, LockedKey, LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCKFILE, LOCK_VERSION,
+};
 use crate::platform::Arch;
+use crate::repository::ApkRepository;
 use crate::store::Store;
 use crate::target::{did_you_mean, Target};
 
@@ -53,9 +53,9 @@ pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
 }
 
 fn repository<'a>(loader: &'a Loader, target: &Target) -> Result<&'a ApkRepository, Error> {
-    let name = crate::image_rules::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
-    crate::image_rules::apk_repositories(&loader.workspace).get(name).copied().ok_or_else(|| {
-        let hint = did_you_mean(name, crate::image_rules::apk_repositories(&loader.workspace).keys().copied());
+    let name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
+    crate::apk_repositories(&loader.workspace).get(name).copied().ok_or_else(|| {
+        let hint = did_you_mean(name, crate::apk_repositories(&loader.workspace).keys().copied());
         Error::Graph(format!(
             "{}: `{}`: unknown repository `{name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{name}\", url = ..., keys = [...])`",
             target.location, target.label, loader.workspace.workspace_file
@@ -347,7 +347,7 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
                 }
                 for (arch, entries) in &locked.install {
                     for entry in entries {
-                        let pinned = crate::image_rules::lockfile::split_install_entry(entry)
+                        let pinned = crate::lockfile::split_install_entry(entry)
                             .and_then(|(n, v)| lock.package(&locked.repository, arch, n, v));
                         if pinned.is_none() {
                             problems.push(format!("`{label}`: `{entry}` ({arch}) is listed but not pinned"));
@@ -393,14 +393,12 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
     let mut work = Vec::new();
     let mut seen = BTreeSet::new();
     for locked in &lock.targets {
-        let Some(repo) =
-            crate::image_rules::apk_repositories(&loader.workspace).get(locked.repository.as_str()).copied()
-        else {
+        let Some(repo) = crate::apk_repositories(&loader.workspace).get(locked.repository.as_str()).copied() else {
             continue;
         };
         for (arch, entries) in &locked.install {
             for entry in entries {
-                let Some(pinned) = crate::image_rules::lockfile::split_install_entry(entry)
+                let Some(pinned) = crate::lockfile::split_install_entry(entry)
                     .and_then(|(n, v)| lock.package(&locked.repository, arch, n, v))
                 else {
                     continue;
@@ -427,7 +425,7 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
         .par_iter()
         .filter_map(|(repo, pinned)| {
             let keyring = keyrings.get(&repo.name)?;
-            let policy = crate::image_rules::apk_fetch::signature_policy(repo.allow_untrusted);
+            let policy = crate::apk_fetch::signature_policy(repo.allow_untrusted);
             check_pin(fetcher, store, pinned, keyring, policy).err()
         })
         .collect();
@@ -468,7 +466,7 @@ fn check_pin(
         store.commit_blob(&tmp, &fetched.sha256).map_err(|e| format!("{id}: {e}"))?
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{id}: cannot read `{}`: {e}", path.display()))?;
-    Package::verify_locked(&bytes, &pinned.url, &pinned.pin(), keyring, policy, &crate::image_rules::Verdicts(store))
+    Package::verify_locked(&bytes, &pinned.url, &pinned.pin(), keyring, policy, &crate::Verdicts(store))
         .map(|_| ())
         .map_err(|e| format!("{id}: {e}"))
 }

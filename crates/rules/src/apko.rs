@@ -17,13 +17,13 @@ use sha1::{Digest as _, Sha1};
 use sha2::Sha256;
 
 use crate::apk::{Identity, Package, PackageName, PackagePin, SignaturePolicy, Version};
+use crate::apk_fetch::{requested_archs, requested_packages};
 use crate::error::Error;
 use crate::fetch::Fetcher;
-use crate::image_rules::apk_fetch::{requested_archs, requested_packages};
-use crate::image_rules::lock::LockReport;
-use crate::image_rules::lockfile::{LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCK_VERSION};
 use crate::label::Label;
 use crate::load::Loader;
+use crate::lock::LockReport;
+use crate::lockfile::{LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCK_VERSION};
 use crate::platform::Arch;
 use crate::store::Store;
 
@@ -113,8 +113,8 @@ pub fn import(
         .and_then(|p| p.targets.get(&label.name))
         .filter(|t| t.kind() == "apk_fetch")
         .ok_or_else(|| Error::Graph(format!("`{label}` is not an `apk_fetch` target; `--target` must name one")))?;
-    let repo_name = crate::image_rules::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
-    let repos = crate::image_rules::apk_repositories(&loader.workspace);
+    let repo_name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
+    let repos = crate::apk_repositories(&loader.workspace);
     let repo = repos
         .get(repo_name)
         .copied()
@@ -171,7 +171,7 @@ pub fn import(
 fn import_package(
     fetcher: &dyn Fetcher,
     store: &Store,
-    repo: &crate::image_rules::repository::ApkRepository,
+    repo: &crate::repository::ApkRepository,
     arch: Arch,
     p: &ApkoPackage,
     keyring: &crate::apk::Keyring,

@@ -6,6 +6,12 @@
 //! and the repositories' keyrings). Its targets provide [`ApkInfo`], [`LayerInfo`],
 //! [`ImageInfo`] and [`IndexInfo`]; the engine knows none of them.
 
+// The crates below, under the paths this crate uses.
+pub(crate) use executor_apk as apk;
+pub(crate) use executor_base::{digest, fetch, platform};
+pub(crate) use executor_engine::{action, error, graph, label, load, rules, store, target, typemap, workspace};
+pub(crate) use executor_image::{docker_archive, install, layer as layer_tree, oci, sbom};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::digest::Digest;
-use crate::image_rules::oci_image::{read_json, ImageMeta, IMAGE_TAG};
-use crate::image_rules::{ImageInfo, IndexInfo};
 use crate::label::Label;
 use crate::oci::{self, BlobSource, IndexEntry};
+use crate::oci_image::{read_json, ImageMeta, IMAGE_TAG};
 use crate::platform::Arch;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::attach_sboms;
 use crate::target::{AttrSpec, AttrType, Target};
+use crate::{ImageInfo, IndexInfo};
 
 /// The `oci_index` rule.
 pub struct OciIndex;

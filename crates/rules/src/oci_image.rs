@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
 use crate::digest::Digest;
-use crate::image_rules::layer::LayerMeta;
-use crate::image_rules::ImageInfo;
 use crate::install::InstalledSummary;
 use crate::label::Label;
+use crate::layer::LayerMeta;
 use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
 use crate::platform::Arch;
 use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::{attach_sbom, spdx_document, SbomInput, SbomPackage};
 use crate::target::{AttrSpec, AttrType, Target};
+use crate::ImageInfo;
 
 /// The `oci_image` rule.
 pub struct OciImage;
@@ -234,7 +234,7 @@ impl Rule for OciImage {
         for label in layer_labels {
             let provided = ctx.provided(label)?;
             let layer = provided
-                .get::<crate::image_rules::LayerInfo>()
+                .get::<crate::LayerInfo>()
                 .cloned()
                 .ok_or_else(|| err(format!("attribute `layers`: `{label}` is not a `layer` target")))?;
             if let Some(arch) = layer.arch {
