@@ -51,7 +51,9 @@ static SETUP: LazyLock<Setup> = LazyLock::new(|| {
         "apk_fetch(name = \"base\", repository = \"repo\", packages = [\"replayout\"], archs = [\"x86_64\", \"aarch64\"])\n",
     )
     .expect("write BUILD");
-    let loader = Loader::new(root.clone(), "WORKSPACE", executor::load::Limits::DEFAULT).expect("scratch workspace loads");
+    let loader =
+        Loader::new(root.clone(), "WORKSPACE", executor::load::Limits::DEFAULT, executor::commands::registry())
+            .expect("scratch workspace loads");
     let fetcher = UrlFetcher::new(root.clone(), FetchOptions::default());
     let store = Store::open(&root.join("cache")).expect("open store");
     let label = Label::parse_absolute("//:base").expect("label");

@@ -47,7 +47,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(root.join("BUILD"), build).expect("write BUILD");
     std::fs::write(root.join("fuzz.bzl"), bzl).expect("write fuzz.bzl");
     std::fs::write(root.join("WORKSPACE"), workspace).expect("write WORKSPACE");
-    let Ok(loader) = Loader::new(root.to_path_buf(), "WORKSPACE", executor::load::Limits::DEFAULT) else {
+    let Ok(loader) =
+        Loader::new(root.to_path_buf(), "WORKSPACE", executor::load::Limits::DEFAULT, executor::commands::registry())
+    else {
         return;
     };
     if let Ok(Some(package)) = loader.package(None, &PackagePath::root()) {
