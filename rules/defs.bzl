@@ -3,13 +3,8 @@
 Native rules are re-exported here so that BUILD files load everything from one place;
 macros live in private files behind this one.
 
-Rules:
-- `apk_fetch(name, repository, packages, arch | archs)`: locked APK packages.
-- `layer(name, packages, arch, files, directories, symlinks, modes, owners, users, groups, epoch)`.
-- `oci_image(name, base, layers, arch, entrypoint, cmd, env, user, workdir, labels, annotations, epoch, sbom, distro)`.
-- `oci_index(name, images, annotations, tag, epoch)`.
-- `oci_load(name, image, platform, repo_tags)`: a docker-archive tarball of one platform.
-- `filegroup(name, srcs)`, `write_file(name, out, content, is_executable)`.
+Rules: every native rule, with its attributes, is documented in docs/rules.md (generated from
+the rules themselves by `executor docs`).
 
 Macros:
 - `distroless_image(name, repository, packages, archs, ...)`: per-arch apk_fetch + layer +

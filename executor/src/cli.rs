@@ -63,6 +63,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the reference of every rule and WORKSPACE function (Markdown, as docs/rules.md).
+    Docs,
     /// Build targets and print each one's outputs and digests.
     Build {
         /// Targets: `//pkg:name`, `//pkg`, `:name`, `//pkg:all`, `//pkg/...`, `//...`.

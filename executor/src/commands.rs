@@ -53,6 +53,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     };
     let limits = cli.starlark_limits()?;
     match cli.command {
+        Command::Docs => {
+            print!("{}", registry().markdown());
+            Ok(())
+        }
         Command::Version => {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
             Ok(())

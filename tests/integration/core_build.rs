@@ -146,6 +146,27 @@ fn version() {
     assert_eq!(run.stdout, format!("executor {}\n", env!("CARGO_PKG_VERSION")));
 }
 
+/// `docs/rules.md` is what `executor docs` generates from the rules' attribute tables: a rule
+/// or attribute added, renamed or documented differently shows up here until the file is
+/// generated again.
+#[test]
+fn docs_rules_md_is_generated_from_the_rules() {
+    let ws = Workspace::new();
+    let run = ws.run(&["docs"]).success();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/rules.md");
+    let committed = std::fs::read_to_string(&path).expect("docs/rules.md");
+    assert!(
+        run.stdout == committed,
+        "docs/rules.md is out of date\n  fix: run `executor docs > docs/rules.md` (from the repository root) and commit it"
+    );
+    // Every rule and WORKSPACE function of the binary has its section.
+    for kind in
+        ["apk_repository", "apk_fetch", "filegroup", "layer", "oci_image", "oci_index", "oci_load", "write_file"]
+    {
+        assert!(run.stdout.contains(&format!("\n### `{kind}`\n")), "no section for `{kind}`");
+    }
+}
+
 #[test]
 fn workspace_flag_overrides_discovery() {
     let ws = sample();

@@ -43,6 +43,16 @@ pub struct ImageRules;
 pub static IMAGE_RULES: ImageRules = ImageRules;
 
 impl RuleSet for ImageRules {
+    fn title(&self) -> &'static str {
+        "Image rules"
+    }
+
+    fn doc(&self) -> &'static str {
+        "APK repositories, locked packages, layers, OCI images and indexes, and docker-archives. \
+         `executor lock` pins what `apk_fetch` targets resolve to in `executor.lock`; builds read \
+         only the lockfile."
+    }
+
     fn rules(&self) -> &'static [&'static dyn DynRule] {
         &[&apk_fetch::ApkFetch, &layer::LayerRule, &oci_image::OciImage, &oci_index::OciIndex, &oci_load::OciLoad]
     }
