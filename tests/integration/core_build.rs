@@ -137,6 +137,61 @@ fn clean_removes_outputs_and_optionally_the_cache() {
     assert!(run.stderr.contains("1 action run, 0 cache hits"), "{}", run.stderr);
 }
 
+/// `expand_template` from a source template and from another target's output: one pass of
+/// replacements, the mode asked for, and a rebuild only when the template or the
+/// substitutions change.
+#[test]
+fn expand_template_replaces_in_one_pass() {
+    let ws = Workspace::new()
+        .file("etc/os-release.in", "NAME={NAME}\nVERSION_ID={VERSION}\nPRETTY_NAME=\"{NAME} {VERSION}\"\n")
+        .file(
+            "etc/BUILD",
+            r##"expand_template(
+    name = "os_release",
+    template = "os-release.in",
+    out = "os-release",
+    substitutions = {"{NAME}": "executor {VERSION}", "{VERSION}": "1.0"},
+)
+
+write_file(name = "script_in", out = "run.sh.in", content = "#!/bin/sh\necho @GREETING@\n")
+
+expand_template(
+    name = "script",
+    template = ":script_in",
+    out = "run.sh",
+    substitutions = {"@GREETING@": "hello"},
+    is_executable = True,
+)
+"##,
+        );
+    let run = ws.run(&["build", "//etc:all"]).success();
+    assert!(run.stderr.contains("3 actions run"), "{}", run.stderr);
+    // `{VERSION}` inside the replacement of `{NAME}` is not replaced again.
+    assert_eq!(
+        ws.read("executor-out/etc/os-release"),
+        "NAME=executor {VERSION}\nVERSION_ID=1.0\nPRETTY_NAME=\"executor {VERSION} 1.0\"\n"
+    );
+    assert_eq!(ws.read("executor-out/etc/run.sh"), "#!/bin/sh\necho hello\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(ws.root().join(p)).expect("output").permissions().mode() & 0o777;
+    assert_eq!(mode("executor-out/etc/run.sh"), 0o755);
+    assert_eq!(mode("executor-out/etc/os-release"), 0o644);
+    let run = ws.run(&["build", "//etc:all"]).success();
+    assert!(run.stderr.contains("0 actions run, 3 cache hits"), "{}", run.stderr);
+    ws.write("etc/os-release.in", "ID={NAME}\n");
+    let run = ws.run(&["build", "//etc:all"]).success();
+    assert!(run.stderr.contains("1 action run, 2 cache hits"), "{}", run.stderr);
+    assert_eq!(ws.read("executor-out/etc/os-release"), "ID=executor {VERSION}\n");
+    // A template that is not one file is refused at analysis, naming the attribute.
+    ws.write("etc/BUILD", "filegroup(name = \"two\", srcs = [\"os-release.in\", \"BUILD\"])\nexpand_template(name = \"bad\", template = \":two\", out = \"x\")\n");
+    let run = ws.run(&["build", "//etc:bad"]).failure(1);
+    assert!(
+        run.stderr.contains("attribute `template`: `//etc:two` must provide exactly one file, it provides 2"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn version() {
     let ws = Workspace::new();

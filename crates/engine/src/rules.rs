@@ -25,6 +25,7 @@ use crate::target::{AttrSpec, AttrValue, Target};
 use crate::typemap::{Entry, TypeMap};
 use crate::workspace::Workspace;
 
+pub mod expand_template;
 pub mod filegroup;
 pub mod write_file;
 
@@ -243,7 +244,7 @@ impl RuleSet for Builtins {
         "Generic rules every workspace has, whatever rule sets the binary carries."
     }
     fn rules(&self) -> &'static [&'static dyn DynRule] {
-        &[&filegroup::Filegroup, &write_file::WriteFile]
+        &[&expand_template::ExpandTemplate, &filegroup::Filegroup, &write_file::WriteFile]
     }
 }
 
