@@ -11,7 +11,7 @@
 //! declared inputs and fresh paths for its outputs, nothing else.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -108,10 +108,33 @@ pub trait Status: Sync {
     fn warn(&self, message: &str);
 }
 
+/// One declared input of an action: a name the action reads it by, and the artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// Unique within the action: `template`, or `apks/0`, `apks/1`, ... for a list.
+    pub name: String,
+    /// The file or directory.
+    pub artifact: Artifact,
+}
+
+impl Input {
+    /// An input named `name`.
+    pub fn new(name: impl Into<String>, artifact: Artifact) -> Self {
+        Input { name: name.into(), artifact }
+    }
+
+    /// A list of inputs named `<list>/0`, `<list>/1`, ... in order; read back with
+    /// [`ActionContext::input_list`].
+    pub fn list<'a>(list: &str, artifacts: impl IntoIterator<Item = &'a Artifact>) -> Vec<Input> {
+        artifacts.into_iter().enumerate().map(|(i, a)| Input::new(format!("{list}/{i}"), a.clone())).collect()
+    }
+}
+
 /// What an action sees while it runs: its inputs' bytes and where to put its outputs.
 pub struct ActionContext<'a> {
-    /// Verified, read-only store paths of the declared inputs, in declaration order.
-    pub inputs: Vec<PathBuf>,
+    /// Verified, read-only store paths of the declared inputs, by name, in declaration order.
+    /// Read them with [`input`](Self::input) and [`input_list`](Self::input_list).
+    pub inputs: Vec<(String, PathBuf)>,
     /// Paths the action must create, one per declared output, in declaration order. For a
     /// [`OutputKind::Dir`] output the path is an existing empty directory.
     pub outputs: Vec<PathBuf>,
@@ -124,6 +147,31 @@ pub struct ActionContext<'a> {
     /// Threads the action may use for its own work (compression): the build's `--jobs`, so
     /// that actions running side by side do not each take every core.
     pub jobs: usize,
+}
+
+impl ActionContext<'_> {
+    /// The path of the input named `name`.
+    pub fn input(&self, name: &str) -> Result<&Path, ActionError> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
+            .ok_or_else(|| ActionError(format!("internal error: the action has no input `{name}`")))
+    }
+
+    /// The paths of the list of inputs named `list` ([`Input::list`]), in order.
+    pub fn input_list(&self, list: &str) -> Vec<&Path> {
+        let mut found: Vec<(usize, &Path)> = self
+            .inputs
+            .iter()
+            .filter_map(|(n, p)| {
+                let i = n.strip_prefix(list)?.strip_prefix('/')?.parse().ok()?;
+                Some((i, p.as_path()))
+            })
+            .collect();
+        found.sort_by_key(|(i, _)| *i);
+        found.into_iter().map(|(_, p)| p).collect()
+    }
 }
 
 impl fmt::Debug for ActionContext<'_> {
@@ -191,8 +239,8 @@ pub trait ActionExec: Send + Sync + fmt::Debug + KeyData {
 pub struct Action {
     /// The target whose analysis created the action.
     pub owner: Label,
-    /// Inputs in the order the action reads them.
-    pub inputs: Vec<Artifact>,
+    /// Inputs by name.
+    pub inputs: Vec<Input>,
     /// Declared outputs.
     pub outputs: Vec<OutputSpec>,
     /// What runs.
@@ -205,24 +253,33 @@ struct KeyMaterial<'a> {
     mnemonic: &'static str,
     version: u32,
     data: serde_json::Value,
-    inputs: &'a [Digest],
+    inputs: Vec<(&'a str, Digest)>,
     outputs: Vec<OutputKind>,
 }
 
 impl Action {
     /// The action key, given the digests of its inputs in order: the digest of the canonical
-    /// JSON of everything that decides the outputs. An action whose key data cannot be
+    /// JSON of everything that decides the outputs (inputs enter by name and digest). An action whose key data cannot be
     /// encoded gets no key (an internal error), never a shared fallback key.
     pub fn key(&self, input_digests: &[Digest]) -> Result<Digest, String> {
         let cannot = |e: serde_json::Error| {
             format!("internal error: the key of {} `{}` cannot be encoded: {e}", self.exec.mnemonic(), self.owner)
         };
+        if input_digests.len() != self.inputs.len() {
+            return Err(format!(
+                "internal error: {} `{}` has {} inputs but {} digests",
+                self.exec.mnemonic(),
+                self.owner,
+                self.inputs.len(),
+                input_digests.len()
+            ));
+        }
         let material = KeyMaterial {
             executor: EXECUTOR_VERSION,
             mnemonic: self.exec.mnemonic(),
             version: self.exec.version(),
             data: self.exec.key_data().map_err(cannot)?,
-            inputs: input_digests,
+            inputs: self.inputs.iter().map(|i| i.name.as_str()).zip(input_digests.iter().copied()).collect(),
             outputs: self.outputs.iter().map(|o| o.kind).collect(),
         };
         let value = serde_json::to_value(&material).map_err(cannot)?;
@@ -274,24 +331,31 @@ mod tests {
         }
     }
 
-    fn action(data: &'static str) -> Action {
+    fn action(data: &'static str, inputs: &[&str]) -> Action {
+        let owner = Label::parse_absolute("//p:t").expect("label");
+        let source = |name: &str| Artifact::Source { label: owner.clone(), path: name.into(), file: name.into() };
         Action {
-            owner: Label::parse_absolute("//p:t").expect("label"),
-            inputs: vec![],
+            inputs: inputs.iter().map(|n| Input::new(*n, source(n))).collect(),
+            owner,
             outputs: vec![OutputSpec { path: "p/t".into(), kind: OutputKind::File { executable: false } }],
             exec: Arc::new(Fake { b: data, a: 1 }),
         }
     }
 
     #[test]
-    fn key_depends_on_data_and_inputs_only() {
-        let a = action("x");
+    fn key_depends_on_data_and_named_inputs_only() {
+        let one = action("x", &["in"]);
         let d1 = Digest::of(b"1");
         let d2 = Digest::of(b"2");
         let key = |a: &Action, d: &[Digest]| a.key(d).expect("key");
-        assert_eq!(key(&a, &[d1]), key(&action("x"), &[d1]));
-        assert_ne!(key(&a, &[d1]), key(&action("y"), &[d1]));
-        assert_ne!(key(&a, &[d1]), key(&a, &[d2]));
-        assert_ne!(key(&a, &[d1, d2]), key(&a, &[d2, d1]));
+        assert_eq!(key(&one, &[d1]), key(&action("x", &["in"]), &[d1]));
+        assert_ne!(key(&one, &[d1]), key(&action("y", &["in"]), &[d1]));
+        assert_ne!(key(&one, &[d1]), key(&one, &[d2]));
+        // The same bytes under another name are another input.
+        assert_ne!(key(&one, &[d1]), key(&action("x", &["other"]), &[d1]));
+        let two = action("x", &["a", "b"]);
+        assert_ne!(key(&two, &[d1, d2]), key(&two, &[d2, d1]));
+        // Digests that do not match the inputs one for one give no key.
+        assert!(two.key(&[d1]).expect_err("one digest for two inputs").contains("has 2 inputs but 1 digests"));
     }
 }

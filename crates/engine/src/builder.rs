@@ -142,7 +142,7 @@ impl Builder<'_> {
             let mut deps: Vec<usize> = action
                 .inputs
                 .iter()
-                .filter_map(|a| match a {
+                .filter_map(|i| match &i.artifact {
                     Artifact::Derived { action, .. } => Some(action.0),
                     Artifact::Source { .. } => None,
                 })
@@ -286,7 +286,7 @@ impl Builder<'_> {
         action
             .inputs
             .iter()
-            .map(|input| match input {
+            .map(|input| match &input.artifact {
                 Artifact::Source { file, path, .. } => {
                     let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
                     Ok((d, Some(OutputRecord::File { digest: d, size, executable: false })))
@@ -435,7 +435,9 @@ impl Builder<'_> {
             match result {
                 Ok(records) => return Ok(records),
                 Err(RunError::Failed(message)) => return Err(message),
-                Err(RunError::CorruptInput(i)) => self.remake_input(&action.inputs[i], inputs[i].0, shared, depth)?,
+                Err(RunError::CorruptInput(i)) => {
+                    self.remake_input(&action.inputs[i].artifact, inputs[i].0, shared, depth)?
+                }
             }
         }
         Err("its inputs keep vanishing from the cache (is the disk failing?); run `executor clean --verify`".into())
@@ -521,7 +523,7 @@ impl Builder<'_> {
         let tmp = scratch.join("tmp");
         fs::create_dir(&tmp).map_err(|e| RunError::Failed(e.to_string()))?;
         let ctx = ActionContext {
-            inputs: input_paths,
+            inputs: action.inputs.iter().map(|i| i.name.clone()).zip(input_paths).collect(),
             outputs: output_paths,
             scratch: tmp,
             proofs: self.store,
@@ -736,7 +738,7 @@ mod tests {
                 return Err(ActionError(format!("{} was told to fail", self.name)));
             }
             let mut content = self.name.as_bytes().to_vec();
-            for input in &ctx.inputs {
+            for (_, input) in &ctx.inputs {
                 content.extend(fs::read(input)?);
             }
             fs::write(&ctx.outputs[0], content)?;
@@ -749,7 +751,12 @@ mod tests {
             owner: Label::parse_absolute(&format!("//p:{name}")).expect("label"),
             inputs: inputs
                 .into_iter()
-                .map(|i| Artifact::Derived { action: ActionId(i), index: 0, path: format!("p/{i}") })
+                .map(|i| {
+                    crate::action::Input::new(
+                        format!("in/{i}"),
+                        Artifact::Derived { action: ActionId(i), index: 0, path: format!("p/{i}") },
+                    )
+                })
                 .collect(),
             outputs: vec![OutputSpec { path: format!("p/{name}"), kind: OutputKind::File { executable: false } }],
             exec: Arc::new(Fake { name, fail }),

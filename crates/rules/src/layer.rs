@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, Input, OutputKind, OutputSpec};
 use crate::apk::{Keyring, LockPin, Package, PublicKey};
 use crate::digest::Digest;
 use crate::install::{InstalledSummary, Installer};
@@ -157,7 +157,8 @@ struct LayerSpec {
     world: Vec<String>,
     repositories: Vec<String>,
     key_names: Vec<String>,
-    /// Number of `.apk` inputs (first), then keys, then files in `extras` order.
+    /// Number of `.apk` inputs (the list `apks`; the key files are the list `keys`, the files
+    /// of `extras` the list `files`, in order).
     apks: usize,
     /// The pinned sha256 of each `.apk` input, in input order (for the SBOM).
     apk_sha256: Vec<Digest>,
@@ -282,7 +283,8 @@ impl Rule for LayerRule {
         ctx: &mut AnalysisContext<'_>,
     ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
-        let mut inputs: Vec<Artifact> = Vec::new();
+        let mut apk_inputs: Vec<Artifact> = Vec::new();
+        let mut file_inputs: Vec<Artifact> = Vec::new();
         let mut spec = LayerSpec {
             arch: None,
             world: Vec::new(),
@@ -329,7 +331,7 @@ impl Rule for LayerRule {
             spec.apk_sha256 = apks.iter().map(|a| a.sha256).collect();
             spec.apk_pins = apks.iter().map(|a| a.pin.clone()).collect();
             spec.allow_untrusted = meta.allow_untrusted;
-            inputs.extend(apks.iter().map(|a| a.artifact.clone()));
+            apk_inputs.extend(apks.iter().map(|a| a.artifact.clone()));
             for (name, artifact) in &meta.keys {
                 spec.key_names.push(name.clone());
                 keys.push(artifact.clone());
@@ -337,7 +339,6 @@ impl Rule for LayerRule {
         } else if requested_arch.is_some() {
             spec.arch = requested_arch;
         }
-        inputs.extend(keys);
 
         let modes = &attrs.modes;
         let owners = &attrs.owners;
@@ -371,7 +372,7 @@ impl Rule for LayerRule {
                 };
                 let (mode, uid, gid) = mode_owner(dest, 0o644)?;
                 spec.extras.push(Extra::File { path, mode, uid, gid });
-                inputs.push(file.clone());
+                file_inputs.push(file.clone());
             }
         }
         for (link, to) in &attrs.symlinks {
@@ -392,6 +393,9 @@ impl Rule for LayerRule {
         let base = |suffix: &str| {
             output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
         };
+        let mut inputs = Input::list("apks", &apk_inputs);
+        inputs.extend(Input::list("keys", &keys));
+        inputs.extend(Input::list("files", &file_inputs));
         let outs = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs,
@@ -428,11 +432,13 @@ impl ActionExec for LayerExec {
         let scratch = ctx.scratch.clone();
         let mut installer = Installer::with_spool_dir(spec.arch.unwrap_or(Arch::X86_64), scratch);
         let mut newest = 0u64;
-        let (apks, rest) = ctx.inputs.split_at(spec.apks);
-        let (keys, files) = rest.split_at(spec.key_names.len());
+        let (apks, keys, files) = (ctx.input_list("apks"), ctx.input_list("keys"), ctx.input_list("files"));
+        if keys.len() != spec.key_names.len() {
+            return Err(fail("internal error: a key input without its name".into()));
+        }
         // The trusted keys are the repository's key files from the workspace.
         let mut keyring = Keyring::new();
-        for (name, path) in spec.key_names.iter().zip(keys) {
+        for (name, path) in spec.key_names.iter().zip(&keys) {
             let pem = std::fs::read_to_string(path)?;
             keyring
                 .insert(PublicKey::from_pem(name, &pem).map_err(|e| fail(e.to_string()))?)
@@ -456,7 +462,7 @@ impl ActionExec for LayerExec {
         if spec.apks > 0 {
             installer.set_world(spec.world.iter().cloned());
             installer.set_repositories(spec.repositories.iter().cloned());
-            for (name, path) in spec.key_names.iter().zip(keys) {
+            for (name, path) in spec.key_names.iter().zip(&keys) {
                 installer.add_key(name, std::fs::read(path)?).map_err(|e| fail(e.to_string()))?;
             }
         }
@@ -466,7 +472,7 @@ impl ActionExec for LayerExec {
                 Extra::Dir { path, mode, uid, gid } => installer.add_dir(path, *mode, *uid, *gid),
                 Extra::File { path, mode, uid, gid } => {
                     let source = file_inputs.next().ok_or_else(|| fail("internal error: missing file input".into()))?;
-                    let content = Content::from_file(source.clone())?;
+                    let content = Content::from_file(source.to_path_buf())?;
                     installer.add_file(path, content, *mode, *uid, *gid)
                 }
                 Extra::Symlink { path, target } => installer.add_symlink(path, target),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Input, OutputKind, OutputSpec};
 use crate::digest::Digest;
 use crate::install::InstalledSummary;
 use crate::label::Label;
@@ -214,7 +214,7 @@ impl Rule for OciImage {
         ctx: &mut AnalysisContext<'_>,
     ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
-        let mut inputs: Vec<Artifact> = Vec::new();
+        let mut inputs: Vec<Input> = Vec::new();
         let mut archs: Vec<(String, Arch)> = Vec::new();
         let base = match &attrs.base {
             Some(label) => {
@@ -224,12 +224,13 @@ impl Rule for OciImage {
                     .cloned()
                     .ok_or_else(|| err(format!("attribute `base`: `{label}` is not an `oci_image` target")))?;
                 archs.push((format!("base `{label}`"), image.arch));
-                inputs.push(image.layout.clone());
-                inputs.push(image.meta.clone());
+                inputs.push(Input::new("base/layout", image.layout.clone()));
+                inputs.push(Input::new("base/meta", image.meta.clone()));
                 true
             }
             None => false,
         };
+        let (mut layer_tars, mut layer_metas) = (Vec::new(), Vec::new());
         let layer_labels = &attrs.layers;
         for label in layer_labels {
             let provided = ctx.provided(label)?;
@@ -240,8 +241,8 @@ impl Rule for OciImage {
             if let Some(arch) = layer.arch {
                 archs.push((format!("layer `{label}`"), arch));
             }
-            inputs.push(layer.tar);
-            inputs.push(layer.meta);
+            layer_tars.push(layer.tar);
+            layer_metas.push(layer.meta);
         }
         let arch = match &attrs.arch {
             Some(a) => Arch::parse(a).map_err(|e| err(e.to_string()))?,
@@ -256,6 +257,8 @@ impl Rule for OciImage {
         if let Some((what, other)) = archs.iter().find(|(_, a)| *a != arch) {
             return Err(err(format!("{what} is for `{other}`, but this image is for `{arch}`")));
         }
+        inputs.extend(Input::list("layers", &layer_tars));
+        inputs.extend(Input::list("layer_metas", &layer_metas));
         let spec = ImageSpec {
             arch,
             has_base: base,
@@ -336,14 +339,12 @@ impl ActionExec for ImageExec {
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
         let spec = &self.spec;
         let fail = |m: String| ActionError(m);
-        let mut inputs = ctx.inputs.iter();
-        let mut next = || inputs.next().ok_or_else(|| fail("internal error: missing input".into()));
         let mut users = BTreeMap::new();
         let mut packages = Vec::new();
         let mut epoch = 0u64;
         let mut os_release_id = None;
         let base = if spec.has_base {
-            let (layout, meta) = (next()?, next()?);
+            let (layout, meta) = (ctx.input("base/layout")?, ctx.input("base/meta")?);
             let meta: ImageMeta = read_json(meta)?;
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
@@ -354,8 +355,11 @@ impl ActionExec for ImageExec {
             None
         };
         let mut layers: Vec<(LayerInfo, &Path)> = Vec::new();
-        for _ in 0..spec.layers {
-            let (tar, meta) = (next()?, next()?);
+        let (tars, metas) = (ctx.input_list("layers"), ctx.input_list("layer_metas"));
+        if tars.len() != spec.layers || metas.len() != spec.layers {
+            return Err(fail("internal error: a layer without its description".into()));
+        }
+        for (tar, meta) in tars.into_iter().zip(metas) {
             let meta: LayerMeta = read_json(meta)?;
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
@@ -370,7 +374,7 @@ impl ActionExec for ImageExec {
                 created_by: meta.created_by.clone(),
                 comment: None,
             };
-            layers.push((info, tar.as_path()));
+            layers.push((info, tar));
         }
         check_user(&spec.user, &users)?;
         let epoch = spec.epoch.unwrap_or(epoch);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, OutputKind, OutputSpec};
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, Input, OutputKind, OutputSpec};
 use crate::digest::Digest;
 use crate::label::Label;
 use crate::oci::{self, BlobSource, IndexEntry};
@@ -103,7 +103,7 @@ impl Rule for OciIndex {
         ctx: &mut AnalysisContext<'_>,
     ) -> Result<Provided, AnalysisError> {
         let err = |m: String| AnalysisError(m);
-        let mut inputs: Vec<Artifact> = Vec::new();
+        let (mut layouts, mut metas): (Vec<Artifact>, Vec<Artifact>) = (Vec::new(), Vec::new());
         let mut seen: BTreeMap<Arch, String> = BTreeMap::new();
         let mut archs = Vec::new();
         for label in &attrs.images {
@@ -119,8 +119,8 @@ impl Rule for OciIndex {
                 )));
             }
             archs.push(image.arch);
-            inputs.push(image.layout);
-            inputs.push(image.meta);
+            layouts.push(image.layout);
+            metas.push(image.meta);
         }
         let tag = attrs.tag.clone().unwrap_or_else(|| "latest".to_owned());
         let spec = IndexSpec {
@@ -133,6 +133,8 @@ impl Rule for OciIndex {
         let path = |suffix: &str| {
             output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
         };
+        let mut inputs = Input::list("layouts", &layouts);
+        inputs.extend(Input::list("metas", &metas));
         let outs = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs,
@@ -165,8 +167,11 @@ impl ActionExec for IndexExec {
         let mut entries = Vec::new();
         let mut images = Vec::new();
         let mut epoch = 0;
-        for (pair, arch) in ctx.inputs.chunks(2).zip(&self.spec.archs) {
-            let [layout, meta] = pair else { return Err(fail("internal error: odd inputs".into())) };
+        let (layouts, metas) = (ctx.input_list("layouts"), ctx.input_list("metas"));
+        if layouts.len() != self.spec.archs.len() || metas.len() != self.spec.archs.len() {
+            return Err(fail("internal error: an image without its layout or description".into()));
+        }
+        for ((layout, meta), arch) in layouts.into_iter().zip(metas).zip(&self.spec.archs) {
             let meta: ImageMeta = read_json(meta)?;
             epoch = epoch.max(meta.epoch);
             let image = oci::read_layout_image(layout, Some(IMAGE_TAG), *arch).map_err(|e| fail(e.to_string()))?;

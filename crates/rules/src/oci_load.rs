@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Input, OutputKind, OutputSpec};
 use crate::docker_archive::{valid_repo_tag, write_docker_archive};
 use crate::label::Label;
 use crate::oci_image::IMAGE_TAG;
@@ -101,7 +101,11 @@ impl Rule for OciLoad {
                         p.oci_platform()
                     )));
                 }
-                (vec![image.layout.clone(), image.meta.clone()], image.arch, false)
+                (
+                    vec![Input::new("layout", image.layout.clone()), Input::new("meta", image.meta.clone())],
+                    image.arch,
+                    false,
+                )
             }
             (None, Some(index)) => {
                 let Some(arch) = platform else {
@@ -117,7 +121,7 @@ impl Rule for OciLoad {
                         have.join(", ")
                     )));
                 }
-                (vec![index.layout.clone(), index.meta.clone()], arch, true)
+                (vec![Input::new("layout", index.layout.clone()), Input::new("meta", index.meta.clone())], arch, true)
             }
             (None, None) => {
                 return Err(err(format!("attribute `image`: `{label}` is not an `oci_image` or `oci_index` target")))
@@ -150,9 +154,7 @@ impl ActionExec for LoadExec {
         1
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
-        let [layout, meta] = ctx.inputs.as_slice() else {
-            return Err(ActionError("internal error: oci_load takes a layout and its description".into()));
-        };
+        let (layout, meta) = (ctx.input("layout")?, ctx.input("meta")?);
         let tag = if self.spec.from_index {
             let meta: IndexMeta = crate::oci_image::read_json(meta)?;
             if !meta.images.contains_key(&self.spec.arch.oci_platform()) {

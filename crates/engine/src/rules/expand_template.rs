@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionContext, ActionError, ActionExec, OutputKind, OutputSpec};
+use crate::action::{Action, ActionContext, ActionError, ActionExec, Input, OutputKind, OutputSpec};
 use crate::label::Label;
 use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
@@ -86,7 +86,7 @@ impl Rule for ExpandTemplate {
         };
         let files = ctx.graph.add(Action {
             owner: target.label.clone(),
-            inputs: vec![template.clone()],
+            inputs: vec![Input::new("template", template.clone())],
             outputs: vec![OutputSpec {
                 path: output_path(&target.label, &attrs.out),
                 kind: OutputKind::File { executable: attrs.is_executable },
@@ -111,7 +111,7 @@ impl ActionExec for ExpandTemplateExec {
         1
     }
     fn run(&self, ctx: &ActionContext<'_>) -> Result<(), ActionError> {
-        let template = std::fs::read(&ctx.inputs[0])?;
+        let template = std::fs::read(ctx.input("template")?)?;
         std::fs::write(&ctx.outputs[0], expand(&template, &self.substitutions))?;
         Ok(())
     }
