@@ -48,7 +48,8 @@ fn build_prints_outputs_and_materializes_them() {
     assert_eq!(ws.read("executor-out/app/bin/tool.sh"), "#!/bin/sh\necho app\n");
     let files = tree_contents(&ws.root().join("executor-out"));
     let modes: Vec<(String, u32)> = files.into_iter().map(|(p, _, m)| (p, m)).collect();
-    assert_eq!(modes, [("app/bin/tool.sh".to_owned(), 0o755), ("app/hi.txt".to_owned(), 0o644)]);
+    // Outputs are read-only, as Bazel makes them.
+    assert_eq!(modes, [("app/bin/tool.sh".to_owned(), 0o555), ("app/hi.txt".to_owned(), 0o444)]);
 }
 
 #[test]
@@ -174,8 +175,8 @@ expand_template(
     assert_eq!(ws.read("executor-out/etc/run.sh"), "#!/bin/sh\necho hello\n");
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &str| std::fs::metadata(ws.root().join(p)).expect("output").permissions().mode() & 0o777;
-    assert_eq!(mode("executor-out/etc/run.sh"), 0o755);
-    assert_eq!(mode("executor-out/etc/os-release"), 0o644);
+    assert_eq!(mode("executor-out/etc/run.sh"), 0o555);
+    assert_eq!(mode("executor-out/etc/os-release"), 0o444);
     let run = ws.run(&["build", "//etc:all"]).success();
     assert!(run.stderr.contains("0 actions run, 3 cache hits"), "{}", run.stderr);
     ws.write("etc/os-release.in", "ID={NAME}\n");

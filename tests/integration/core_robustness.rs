@@ -126,13 +126,24 @@ fn corrupted_store_entry_is_detected_and_rebuilt() {
 
 #[test]
 fn edited_output_is_restored() {
-    let ws = Workspace::new().file("p/BUILD", "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\n");
-    ws.run(&["build", "//p:a"]).success();
-    // A user edits the materialized output: the next build puts the right bytes back.
+    // Two outputs with the same bytes: both are links to one blob of the store.
+    let ws = Workspace::new().file(
+        "p/BUILD",
+        "write_file(name = \"a\", out = \"a.txt\", content = \"precious\")\nwrite_file(name = \"b\", out = \"b.txt\", content = \"precious\")\n",
+    );
+    ws.run(&["build", "//p:all"]).success();
+    // A user (root, whom the read-only mode does not stop) edits one materialized output in
+    // place, which edits the blob behind both: the next build finds out, runs the action
+    // again, and puts the right bytes back in both, and in the store.
     std::thread::sleep(Duration::from_millis(20));
     ws.write("executor-out/p/a.txt", "edited!!");
-    ws.run(&["build", "//p:a"]).success();
+    let run = ws.run(&["build", "//p:all"]).success();
+    assert!(run.stderr.contains("2 actions run, 0 cache hits"), "{}", run.stderr);
     assert_eq!(ws.read("executor-out/p/a.txt"), "precious");
+    assert_eq!(ws.read("executor-out/p/b.txt"), "precious");
+    verify_store(&ws.cache());
+    let run = ws.run(&["build", "//p:all"]).success();
+    assert!(run.stderr.contains("0 actions run, 2 cache hits"), "{}", run.stderr);
 }
 
 #[test]

@@ -1,17 +1,24 @@
-//! Execution: runs the actions of an analysis in parallel, through the action cache, and
-//! materializes outputs under `executor-out/`.
+//! Execution: runs the actions of an analysis in parallel, through the action-cache chain,
+//! and materializes outputs under `executor-out/`.
 //!
-//! For each action, in dependency order: compute input digests (source files through the
-//! [`FileDigestCache`], derived inputs from the producing action), compute the key, and
-//! either take the action cache's answer (when every output blob is present) or run the
-//! action and record its outputs. Independent actions run on a rayon pool of `jobs`
-//! threads. Nothing an action writes is visible until it is complete: outputs are hashed
-//! into the store, then copied (verified) into `executor-out/` through temporary files.
+//! Split as ninja splits its builder: the [`plan`] (which actions may start; pure counters),
+//! the [`cache`] chain (local, pinned, remote: one interface), the [`materialize`]r (store ->
+//! `executor-out/`, hard links, read-only) and the [`status`] reporter (progress, warnings).
+//! [`Builder`] ties them: for each action, in dependency order, it computes input digests
+//! (source files through the [`FileDigestCache`], derived inputs from the producing action)
+//! and the key, asks the cache chain, and otherwise runs the action in a scratch directory
+//! and moves its outputs into the store. Independent actions run on a rayon pool of `jobs`
+//! threads. Nothing an action writes is visible until it is complete.
+
+pub mod cache;
+pub mod materialize;
+pub mod plan;
+pub mod status;
 
 use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,7 +28,12 @@ use crate::error::Error;
 use crate::filecache::FileDigestCache;
 use crate::graph::Analysis;
 use crate::remote_cache::RemoteCache;
-use crate::store::{ActionResult, OutputRecord, Store, StoreError};
+use crate::store::{ActionResult, OutputRecord, Store};
+
+use cache::{CacheChain, Tier};
+use materialize::{materialize_tree, Materializer};
+use plan::Plan;
+use status::Reporter;
 
 /// How to run a build.
 #[derive(Debug, Clone)]
@@ -106,89 +118,46 @@ enum Outcome {
     RemoteHit(Vec<OutputRecord>),
 }
 
+/// What the workers of one build share.
 struct Shared<'a> {
     analysis: &'a Analysis,
+    plan: Plan,
+    cache: CacheChain<'a>,
+    materializer: Materializer<'a>,
+    reporter: Reporter,
     results: Vec<OnceLock<Option<Vec<OutputRecord>>>>,
-    remaining: Vec<AtomicUsize>,
-    dependents: Vec<Vec<usize>>,
     stop: AtomicBool,
     stats: Mutex<BuildStats>,
     errors: Mutex<Vec<(usize, String)>>,
-    done: AtomicUsize,
-    /// Actions started (for progress lines: each gets its own number).
-    started: AtomicUsize,
-    progress: Option<indicatif::ProgressBar>,
-}
-
-/// Actions' warnings go above the progress bar, or to stderr as lines.
-impl crate::action::Status for Shared<'_> {
-    fn warn(&self, message: &str) {
-        match &self.progress {
-            Some(bar) => bar.println(format!("warning: {message}")),
-            None => eprintln!("warning: {message}"),
-        }
-    }
 }
 
 impl Builder<'_> {
     /// Runs every action of `analysis` and materializes its outputs.
     pub fn run(&self, analysis: &Analysis) -> Result<BuildResult, Error> {
         let start = Instant::now();
-        let actions = &analysis.actions.actions;
-        let n = actions.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut remaining = Vec::with_capacity(n);
-        for (id, action) in actions.iter().enumerate() {
-            let mut deps: Vec<usize> = action
-                .inputs
-                .iter()
-                .filter_map(|i| match &i.artifact {
-                    Artifact::Derived { action, .. } => Some(action.0),
-                    Artifact::Source { .. } => None,
-                })
-                .collect();
-            deps.sort_unstable();
-            deps.dedup();
-            for d in &deps {
-                dependents[*d].push(id);
-            }
-            remaining.push(AtomicUsize::new(deps.len()));
-        }
-        let progress = (self.options.progress_bar && n > 0).then(|| {
-            let bar = indicatif::ProgressBar::new(n as u64);
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        });
+        let plan = Plan::new(&analysis.actions);
+        let n = plan.len();
         let shared = Shared {
             analysis,
+            cache: CacheChain { store: self.store, remote: self.remote },
+            materializer: Materializer { store: self.store, files: self.files, out_root: self.out_root.clone() },
+            reporter: Reporter::new(n, self.options.progress_bar),
             results: (0..n).map(|_| OnceLock::new()).collect(),
-            remaining,
-            dependents,
             stop: AtomicBool::new(false),
             stats: Mutex::new(BuildStats::default()),
             errors: Mutex::new(Vec::new()),
-            done: AtomicUsize::new(0),
-            started: AtomicUsize::new(0),
-            progress,
+            plan,
         };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.jobs.max(1))
             .build()
             .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
         pool.scope_fifo(|scope| {
-            for id in 0..n {
-                if shared.remaining[id].load(Ordering::Relaxed) == 0 {
-                    self.spawn(scope, &shared, id);
-                }
+            for id in shared.plan.ready() {
+                self.spawn(scope, &shared, id);
             }
         });
-        if let Some(bar) = &shared.progress {
-            bar.finish_and_clear();
-        }
+        shared.reporter.finish();
         let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
         let outputs: Vec<Option<Vec<OutputRecord>>> =
             shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
@@ -230,9 +199,7 @@ impl Builder<'_> {
                     Err(message) => {
                         shared.stats.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
                         let message = format!("{} `{}` failed: {message}", action.exec.mnemonic(), action.owner);
-                        if let Some(bar) = &shared.progress {
-                            bar.println(format!("error: {message}"));
-                        }
+                        shared.reporter.failed(&message);
                         shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, message));
                         if !self.options.keep_going {
                             shared.stop.store(true, Ordering::Relaxed);
@@ -243,20 +210,14 @@ impl Builder<'_> {
             };
             let ok = result.is_some();
             let _ = shared.results[id].set(result);
-            let done = shared.done.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(bar) = &shared.progress {
-                bar.set_position(done as u64);
-                bar.set_message(format!("{} {}", action.exec.mnemonic(), action.owner));
-            }
-            for &dependent in &shared.dependents[id] {
-                if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
-                    if ok {
-                        self.spawn(scope, shared, dependent);
-                    } else {
-                        // A dependency failed: record the dependent as skipped, and its own
-                        // dependents in turn, so every action ends with a result.
-                        self.skip(shared, dependent);
-                    }
+            shared.reporter.ended(Some(action));
+            for dependent in shared.plan.ended(id) {
+                if ok {
+                    self.spawn(scope, shared, dependent);
+                } else {
+                    // A dependency failed: record the dependent as skipped, and its own
+                    // dependents in turn, so every action ends with a result.
+                    self.skip(shared, dependent);
                 }
             }
         });
@@ -268,12 +229,8 @@ impl Builder<'_> {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             let _ = shared.results[id].set(None);
-            shared.done.fetch_add(1, Ordering::Relaxed);
-            for &dependent in &shared.dependents[id] {
-                if shared.remaining[dependent].fetch_sub(1, Ordering::AcqRel) == 1 {
-                    todo.push(dependent);
-                }
-            }
+            shared.reporter.ended(None);
+            todo.extend(shared.plan.ended(id));
         }
     }
 
@@ -308,110 +265,22 @@ impl Builder<'_> {
         let inputs = self.input_digests(action, shared)?;
         let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
         let key = action.key(&digests)?;
-        if let Some(result) = self.store.get_action(&key) {
-            if result.outputs.len() == action.outputs.len()
-                && self.outputs_present(&result)
-                && self.materialize(action, &result.outputs, false).map_err(|e| e.to_string())?
-            {
-                return Ok(Outcome::Hit(result.outputs));
-            }
-            // Missing or corrupt outputs: forget the entry and run the action again.
-            self.store.remove_action(&key);
+        let mut place = |records: &[OutputRecord], fresh: bool| {
+            shared.materializer.materialize(&action.outputs, records, fresh).map_err(|e| e.to_string())
+        };
+        match shared.cache.lookup(&key, action, &shared.reporter, &mut place)? {
+            Some((records, Tier::Local)) => return Ok(Outcome::Hit(records)),
+            Some((records, Tier::Remote)) => return Ok(Outcome::RemoteHit(records)),
+            None => {}
         }
-        // Content pinned by digest that the store already holds need not be fetched again.
-        if let Some(records) = self.pinned_in_store(action, shared) {
-            self.store.put_action(&key, &ActionResult { outputs: records.clone() }).map_err(|e| e.to_string())?;
-            if self.materialize(action, &records, true).map_err(|e| e.to_string())? {
-                return Ok(Outcome::Hit(records));
-            }
-        }
-        // Content pinned by digest may be on the remote cache: blobs are named by their
-        // digest, and the action's own complete check decides, so this needs no trust in
-        // the server's action results.
-        if let (Some(remote), Some(pinned)) = (self.remote, action.exec.pinned_outputs()) {
-            let mut fetched = true;
-            for (digest, size) in &pinned {
-                if !self.store.has_blob(digest, *size) {
-                    fetched &=
-                        remote.get_blob_into_store(digest, Some(*size), self.store).map_err(|e| e.to_string())?;
-                }
-            }
-            if fetched {
-                if let Some(records) = self.pinned_in_store(action, shared) {
-                    self.store
-                        .put_action(&key, &ActionResult { outputs: records.clone() })
-                        .map_err(|e| e.to_string())?;
-                    if self.materialize(action, &records, true).map_err(|e| e.to_string())? {
-                        return Ok(Outcome::RemoteHit(records));
-                    }
-                }
-            }
-        }
-        // A local miss: the remote cache may hold the result (when its results are trusted:
-        // signed by a given key, or `--remote-cache-trust`). Its blobs are downloaded and
-        // verified into the store before the entry is recorded locally.
-        if let Some(remote) = self.remote {
-            let kinds: Vec<OutputKind> = action.outputs.iter().map(|o| o.kind).collect();
-            if let Some(result) = remote.fetch_action(&key, &kinds, self.store) {
-                self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
-                if self.materialize(action, &result.outputs, false).map_err(|e| e.to_string())? {
-                    return Ok(Outcome::RemoteHit(result.outputs));
-                }
-                // A local blob it relied on was corrupt (and is now evicted): run the action.
-                self.store.remove_action(&key);
-            }
-        }
-        if shared.progress.is_none() {
-            let total = shared.results.len();
-            let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
-            eprintln!(
-                "[{}/{total}] {} {}{what}",
-                shared.started.fetch_add(1, Ordering::Relaxed) + 1,
-                action.exec.mnemonic(),
-                action.owner
-            );
-        }
+        shared.reporter.running(action);
         let records = self.run_action(action, &inputs, shared, 0)?;
-        let result = ActionResult { outputs: records };
-        self.store.put_action(&key, &result).map_err(|e| e.to_string())?;
-        if !self.materialize(action, &result.outputs, true).map_err(|e| e.to_string())? {
+        shared.cache.record(&key, &records)?;
+        if !place(&records, true)? {
             return Err("its outputs vanished from the cache while the build ran; build again".into());
         }
-        // Best effort: a failing upload is a warning (once) and never fails the action.
-        if let Some(remote) = self.remote {
-            remote.upload_action(&key, &result, self.store);
-        }
-        Ok(Outcome::Ran(result.outputs))
-    }
-
-    /// The records of an action's pinned outputs if every one is in the store and passes the
-    /// action's own complete check ([`ActionExec::verify_pinned`]): bytes that merely have
-    /// the pinned sha256 and size (say, a source file of another target) are not enough.
-    fn pinned_in_store(&self, action: &Action, shared: &Shared<'_>) -> Option<Vec<OutputRecord>> {
-        let pinned = action.exec.pinned_outputs()?;
-        if pinned.len() != action.outputs.len() {
-            return None;
-        }
-        let mut records = Vec::with_capacity(pinned.len());
-        let mut paths = Vec::with_capacity(pinned.len());
-        for ((digest, size), spec) in pinned.iter().zip(&action.outputs) {
-            let OutputKind::File { executable } = spec.kind else { return None };
-            if !self.store.has_blob(digest, *size) {
-                return None;
-            }
-            paths.push(self.store.blob_path(digest));
-            records.push(OutputRecord::File { digest: *digest, size: *size, executable });
-        }
-        // A failed check means the bytes are not what the action would produce: run it.
-        action.exec.verify_pinned(&paths, self.store, shared).ok()?;
-        Some(records)
-    }
-
-    fn outputs_present(&self, result: &ActionResult) -> bool {
-        result.outputs.iter().all(|o| match o {
-            OutputRecord::File { digest, size, .. } => self.store.has_blob(digest, *size),
-            OutputRecord::Dir { digest } => self.store.blob_path(digest).is_file(),
-        })
+        shared.cache.share(&key, &records);
+        Ok(Outcome::Ran(records))
     }
 
     /// Runs an action in a scratch area and moves its outputs into the store. An input found
@@ -494,7 +363,7 @@ impl Builder<'_> {
             match record {
                 Some(OutputRecord::Dir { digest }) => {
                     let dir = scratch.join(format!("in-{i}"));
-                    if !self.materialize_tree(digest, &dir).map_err(|e| RunError::Failed(e.to_string()))? {
+                    if !materialize_tree(self.store, digest, &dir).map_err(|e| RunError::Failed(e.to_string()))? {
                         // The tree or a file of it was missing or corrupt (and is evicted).
                         return Err(RunError::CorruptInput(i));
                     }
@@ -527,7 +396,7 @@ impl Builder<'_> {
             outputs: output_paths,
             scratch: tmp,
             proofs: self.store,
-            status: shared,
+            status: &shared.reporter,
             jobs: self.options.jobs.max(1),
         };
         action.exec.run(&ctx).map_err(|e| RunError::Failed(e.0))?;
@@ -548,162 +417,6 @@ impl Builder<'_> {
         }
         Ok(records)
     }
-
-    /// Copies outputs into `executor-out/`. Returns false if a blob was missing or corrupt.
-    /// `fresh`: the blobs were hashed by this build moments ago (just produced or just
-    /// verified), so copying them need not hash them again.
-    fn materialize(&self, action: &Action, records: &[OutputRecord], fresh: bool) -> Result<bool, StoreError> {
-        for (spec, record) in action.outputs.iter().zip(records) {
-            let dest = self.out_root.join(&spec.path);
-            let ok = match record {
-                OutputRecord::File { digest, executable, .. } => {
-                    if self.files.holds(&dest, digest) && mode_matches(&dest, *executable) {
-                        continue;
-                    }
-                    create_parent(&self.out_root, &dest)?;
-                    if dest.is_dir() {
-                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io {
-                            what: "cannot replace",
-                            path: dest.clone(),
-                            source,
-                        })?;
-                    }
-                    let ok = self.store.copy_blob(digest, &dest, *executable, !fresh)?;
-                    if ok {
-                        self.files.written(&dest, *digest);
-                    }
-                    ok
-                }
-                OutputRecord::Dir { digest } => {
-                    let marker = self.dir_marker(&spec.path);
-                    if dest.is_dir() && fs::read_to_string(&marker).ok().as_deref() == Some(&digest.to_string()) {
-                        continue;
-                    }
-                    create_parent(&self.out_root, &dest)?;
-                    let tmp = dest.with_file_name(format!(".{}.tmp-{}", file_name(&dest), std::process::id()));
-                    let _ = fs::remove_dir_all(&tmp);
-                    if !self.materialize_tree(digest, &tmp)? {
-                        let _ = fs::remove_dir_all(&tmp);
-                        return Ok(false);
-                    }
-                    if dest.is_dir() {
-                        fs::remove_dir_all(&dest).map_err(|source| StoreError::Io {
-                            what: "cannot replace",
-                            path: dest.clone(),
-                            source,
-                        })?;
-                    } else if dest.exists() {
-                        fs::remove_file(&dest).map_err(|source| StoreError::Io {
-                            what: "cannot replace",
-                            path: dest.clone(),
-                            source,
-                        })?;
-                    }
-                    fs::rename(&tmp, &dest).map_err(|source| StoreError::Io {
-                        what: "cannot rename into",
-                        path: dest.clone(),
-                        source,
-                    })?;
-                    create_parent(&self.out_root, &marker)?;
-                    fs::write(&marker, digest.to_string()).map_err(|source| StoreError::Io {
-                        what: "cannot write",
-                        path: marker,
-                        source,
-                    })?;
-                    true
-                }
-            };
-            if !ok {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Where the digest of a materialized directory output is noted.
-    fn dir_marker(&self, path: &str) -> PathBuf {
-        self.out_root.join(".executor/dirs").join(format!("{}.digest", path.replace('/', "%2F")))
-    }
-
-    /// Writes a verified tree into a new directory `dest`.
-    fn materialize_tree(&self, digest: &Digest, dest: &Path) -> Result<bool, StoreError> {
-        let Some(tree) = self.store.get_tree(digest)? else {
-            return Ok(false);
-        };
-        fs::create_dir_all(dest).map_err(|source| StoreError::Io {
-            what: "cannot create",
-            path: dest.to_owned(),
-            source,
-        })?;
-        for entry in &tree.entries {
-            if entry.path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-                self.store.evict(digest);
-                return Ok(false);
-            }
-            let path = dest.join(&entry.path);
-            match entry.digest {
-                None => fs::create_dir_all(&path).map_err(|source| StoreError::Io {
-                    what: "cannot create",
-                    path: path.clone(),
-                    source,
-                })?,
-                Some(d) => {
-                    if !self.store.copy_blob_to(&d, &path, entry.executable)? {
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-        Ok(true)
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Creates the parent directories of `path` (below `root`, `executor-out/`) as real
-/// directories. A symlink or a file where a directory belongs is removed first (it is ours to
-/// replace), so no output is ever written through a link to somewhere else.
-fn create_parent(root: &Path, path: &Path) -> Result<(), StoreError> {
-    let Some(parent) = path.parent() else { return Ok(()) };
-    let io = |what: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| StoreError::Io { what, path: p, source }
-    };
-    let rel = parent.strip_prefix(root).map_err(|_| StoreError::Io {
-        what: "refusing to write outside the output tree:",
-        path: path.to_owned(),
-        source: std::io::Error::other("not below executor-out/"),
-    })?;
-    // The root itself was checked by the command (not a link) when it took the lock.
-    fs::create_dir_all(root).map_err(io("cannot create", root))?;
-    let mut dir = root.to_owned();
-    for component in rel.components() {
-        dir.push(component);
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => continue,
-            Ok(_) => fs::remove_file(&dir).map_err(io("cannot replace", &dir))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot stat", &dir)(e)),
-        }
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            // Another worker made it meanwhile.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::AlreadyExists
-                    && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
-            Err(e) => return Err(io("cannot create", &dir)(e)),
-        }
-    }
-    Ok(())
-}
-
-fn mode_matches(path: &Path, executable: bool) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777 == if executable { 0o755 } else { 0o644 })
-        .unwrap_or(false)
 }
 
 /// True when progress should be drawn as a bar.

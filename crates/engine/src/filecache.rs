@@ -109,6 +109,20 @@ impl FileDigestCache {
         }
     }
 
+    /// True if `path`, a hard link to a store blob, is still as [`written`](Self::written)
+    /// recorded it: same inode, size and modification time. Its change time is not compared:
+    /// linking the same blob to another output changes it. An edit through any link changes
+    /// the modification time, so an edited output (and the blob behind it) is noticed.
+    pub fn holds_link(&self, path: &Path, digest: &Digest) -> bool {
+        let Ok(meta) = fs::symlink_metadata(path) else { return false };
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = entries.get(path) else { return false };
+        let now = stat_entry(&meta, entry.digest, entry.recorded);
+        meta.is_file()
+            && entry.digest == *digest
+            && (now.size, now.mtime, now.ino) == (entry.size, entry.mtime, entry.ino)
+    }
+
     /// Records that `path` was just written with `digest`.
     pub fn written(&self, path: &Path, digest: Digest) {
         if let Ok(meta) = fs::metadata(path) {

@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -275,10 +275,9 @@ impl Store {
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
         }
-        // Blobs are read-only: nothing may edit one in place.
-        let mut perms = fs::metadata(tmp).map_err(io_err("cannot stat", tmp))?.permissions();
-        perms.set_readonly(true);
-        fs::set_permissions(tmp, perms).map_err(io_err("cannot chmod", tmp))?;
+        // Blobs are read-only, 0444 whatever made them: nothing may edit one in place, and a
+        // hard link to one is a read-only output (see `place_blob`).
+        set_blob_mode(tmp).map_err(io_err("cannot chmod", tmp))?;
         fs::rename(tmp, &dest).map_err(io_err("cannot rename into", &dest))?;
         Ok(dest)
     }
@@ -329,49 +328,73 @@ impl Store {
         Ok(Some(bytes))
     }
 
-    /// Copies a blob to `dest` (through a temporary file beside it), verifying its digest on
-    /// the way. Returns false, after evicting the blob, if it is missing or corrupt.
-    pub fn copy_blob_to(&self, digest: &Digest, dest: &Path, executable: bool) -> Result<bool, StoreError> {
-        self.copy_blob(digest, dest, executable, true)
+    /// Moves a finished file (an action's output) into the store: hashed in place, then
+    /// renamed, so its bytes are written once. A blob the store already holds wins and the
+    /// file is removed.
+    pub fn take_file(&self, path: &Path) -> Result<(Digest, u64), StoreError> {
+        let (digest, size) = File::open(path).and_then(hash_reader).map_err(io_err("cannot read", path))?;
+        if self.has_blob(&digest, size) {
+            fs::remove_file(path).map_err(io_err("cannot remove", path))?;
+        } else {
+            self.commit_blob(path, &digest)?;
+        }
+        Ok((digest, size))
     }
 
-    /// Like [`Store::copy_blob_to`], but without hashing when `verify` is false: only for a
-    /// blob whose bytes this process hashed moments ago (an output it just committed).
-    pub fn copy_blob(&self, digest: &Digest, dest: &Path, executable: bool, verify: bool) -> Result<bool, StoreError> {
+    /// Places blob `digest` at `dest`, through a temporary name beside it: a hard link to the
+    /// store's read-only file (no bytes copied) when `executable` is false and the two share
+    /// a file system, else a copy with mode 0555 or 0444. With `verify`, the blob is hashed
+    /// first and, if corrupt, evicted and not placed. Only for a blob this process hashed
+    /// moments ago may `verify` be false.
+    pub fn place_blob(
+        &self,
+        digest: &Digest,
+        dest: &Path,
+        executable: bool,
+        verify: bool,
+    ) -> Result<Placed, StoreError> {
         let path = self.blob_path(digest);
-        let input = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+        let found = if verify {
+            match File::open(&path).and_then(hash_reader) {
+                Ok((got, _)) if got == *digest => true,
+                Ok(_) => {
+                    self.evict(digest);
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+            }
+        } else {
+            path.is_file()
         };
+        if !found {
+            return Ok(Placed::Missing);
+        }
         let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let tmp = dest.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-        let out = File::create(&tmp).map_err(io_err("cannot write", &tmp))?;
-        if !verify {
-            drop(out);
-            drop(input);
+        let _ = fs::remove_file(&tmp);
+        let placed = if !executable && self.blob_is_readonly(&path) && fs::hard_link(&path, &tmp).is_ok() {
+            Placed::Linked
+        } else {
+            // Another file system, a file system without links, or an executable.
             fs::copy(&path, &tmp).map_err(io_err("cannot copy", &path))?;
-            // The copy took the blob's read-only mode: set the output mode by path.
             use std::os::unix::fs::PermissionsExt;
-            let mode = if executable { 0o755 } else { 0o644 };
+            let mode = if executable { 0o555 } else { 0o444 };
             fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", &tmp))?;
-            fs::rename(&tmp, dest).map_err(io_err("cannot rename into", dest))?;
-            return Ok(true);
-        }
-        let mut writer = HashingWriter::new(io::BufWriter::new(out));
-        io::copy(&mut BufReader::new(input), &mut writer).map_err(io_err("cannot copy", &path))?;
-        let (got, _, buf) = writer.finish();
-        let file = buf.into_inner().map_err(|e| e.into_error()).map_err(io_err("cannot write", &tmp))?;
-        if got != *digest {
-            drop(file);
-            let _ = fs::remove_file(&tmp);
-            self.evict(digest);
-            return Ok(false);
-        }
-        set_mode(&file, executable).map_err(io_err("cannot chmod", &tmp))?;
-        drop(file);
+            Placed::Copied
+        };
         fs::rename(&tmp, dest).map_err(io_err("cannot rename into", dest))?;
-        Ok(true)
+        Ok(placed)
+    }
+
+    /// True once the blob at `path` has mode 0444 (blobs of older stores are set to it).
+    fn blob_is_readonly(&self, path: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        match fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o7777 == 0o444 => true,
+            Ok(_) => set_blob_mode(path).is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// Removes a blob found to be corrupt.
@@ -406,7 +429,8 @@ impl Store {
         let _ = fs::remove_file(self.ac_path(key));
     }
 
-    /// Stores every file of directory `dir` and a [`Tree`] blob describing it.
+    /// Stores every file of directory `dir` (an action's output: its files are moved into the
+    /// store, not copied) and a [`Tree`] blob describing it.
     pub fn put_tree(&self, dir: &Path) -> Result<Digest, StoreError> {
         let mut entries = Vec::new();
         collect_tree(self, dir, "", &mut entries)?;
@@ -443,8 +467,9 @@ fn collect_tree(store: &Store, dir: &Path, prefix: &str, out: &mut Vec<TreeEntry
             out.push(TreeEntry { path: rel.clone(), digest: None, size: 0, executable: false });
             collect_tree(store, &path, &format!("{rel}/"), out)?;
         } else if meta.is_file() {
-            let (digest, size) = store.put_file(&path)?;
-            out.push(TreeEntry { path: rel, digest: Some(digest), size, executable: is_executable(&meta) });
+            let executable = is_executable(&meta);
+            let (digest, size) = store.take_file(&path)?;
+            out.push(TreeEntry { path: rel, digest: Some(digest), size, executable });
         } else {
             return Err(StoreError::Io {
                 what: "directory outputs may hold only files and directories, found",
@@ -462,7 +487,6 @@ fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Sets 0755 or 0644 regardless of the umask, so materialized outputs look the same everywhere.
 /// Package verdicts: keys (covering the package's sha256, every pinned figure, the keyring
 /// and the policy) in [`VERDICTS`].
 impl crate::action::ProofCache for Store {
@@ -497,9 +521,21 @@ impl Store {
     }
 }
 
-pub fn set_mode(file: &File, executable: bool) -> io::Result<()> {
+/// How [`Store::place_blob`] placed a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The blob is missing or was corrupt (and is evicted): nothing placed.
+    Missing,
+    /// A hard link to the store's file.
+    Linked,
+    /// A copy.
+    Copied,
+}
+
+/// Sets a blob's mode: 0444.
+fn set_blob_mode(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
+    fs::set_permissions(path, fs::Permissions::from_mode(0o444))
 }
 
 /// True if any execute bit is set.
@@ -535,8 +571,53 @@ mod tests {
         assert!(!path.exists(), "corrupt blob must be evicted");
         let out = dir.path().join("out");
         store.put_bytes(b"hello").expect("put again");
-        assert!(store.copy_blob_to(&d, &out, false).expect("copy"));
+        assert_eq!(store.place_blob(&d, &out, false, true).expect("place"), Placed::Linked);
         assert_eq!(fs::read(&out).expect("read out"), b"hello");
+        // Corrupt again, through the link: placing it again finds out and evicts it.
+        let mut perms = fs::metadata(&path).expect("meta").permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        fs::set_permissions(&path, perms).expect("chmod");
+        fs::write(&path, b"hellp").expect("corrupt");
+        assert_eq!(store.place_blob(&d, &dir.path().join("out2"), false, true).expect("place"), Placed::Missing);
+        assert!(!path.exists(), "corrupt blob must be evicted");
+    }
+
+    #[test]
+    fn placed_outputs_are_read_only_links_or_executable_copies() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("open");
+        let d = store.put_bytes(b"#!/bin/sh\n").expect("put");
+        let blob = fs::metadata(store.blob_path(&d)).expect("blob");
+        assert_eq!(blob.permissions().mode() & 0o7777, 0o444);
+        let (plain, exe) = (dir.path().join("plain"), dir.path().join("exe"));
+        assert_eq!(store.place_blob(&d, &plain, false, false).expect("place"), Placed::Linked);
+        assert_eq!(store.place_blob(&d, &exe, true, false).expect("place"), Placed::Copied);
+        let (p, e) = (fs::metadata(&plain).expect("plain"), fs::metadata(&exe).expect("exe"));
+        assert_eq!((p.ino(), p.permissions().mode() & 0o7777), (blob.ino(), 0o444));
+        assert_ne!(e.ino(), blob.ino());
+        assert_eq!(e.permissions().mode() & 0o7777, 0o555);
+        assert_eq!(fs::read(&exe).expect("exe"), b"#!/bin/sh\n");
+        // Placing over an existing output replaces it.
+        let other = store.put_bytes(b"other").expect("put");
+        assert_eq!(store.place_blob(&other, &plain, false, true).expect("place"), Placed::Linked);
+        assert_eq!(fs::read(&plain).expect("plain"), b"other");
+    }
+
+    #[test]
+    fn taking_a_file_moves_it_into_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("cache")).expect("open");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, b"same").expect("write");
+        fs::write(&b, b"same").expect("write");
+        let (da, size) = store.take_file(&a).expect("take");
+        assert_eq!((da, size), (Digest::of(b"same"), 4));
+        assert!(!a.exists(), "moved, not copied");
+        assert_eq!(store.take_file(&b).expect("take").0, da);
+        assert!(!b.exists(), "a blob already held: the file is removed");
+        assert_eq!(store.read_blob(&da).expect("read").as_deref(), Some(&b"same"[..]));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Rule for WriteFile {
             name: "is_executable",
             ty: AttrType::Bool,
             mandatory: false,
-            doc: "Materialize with mode 0755 instead of 0644.",
+            doc: "Materialize as executable: mode 0555 instead of 0444 (outputs are read-only).",
         },
     ];
 

@@ -16,7 +16,7 @@ use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, OciLayout, OciLayoutBuilder, Os,
 };
 
-use crate::digest::{Digest, HashingWriter};
+use crate::digest::{hash_reader, Digest};
 use crate::oci::config::check_platform;
 use crate::oci::error::OciError;
 use crate::oci::index::platform;
@@ -110,8 +110,9 @@ fn write_with_top<'a>(
     write_atomically(&dir.join("index.json"), &index.bytes)
 }
 
-/// Copies `source` to `blob_dir/<hex>` through a temporary file, hashing as it goes; the
-/// final name appears only if the bytes match `digest`. Returns the length.
+/// Puts `source` at `blob_dir/<hex>` through a temporary name; the final name appears only if
+/// the bytes match `digest`. A file source is linked where it can be, copied otherwise.
+/// Returns the length.
 fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result<u64, OciError> {
     let path = blob_dir.join(digest.hex());
     let tmp = blob_dir.join(format!(".{}.tmp", digest.hex()));
@@ -124,14 +125,20 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
             (actual, bytes.len() as u64, path.display().to_string())
         }
         BlobSource::File(src) => {
-            let mut input = File::open(src).map_err(OciError::io("open", src))?;
-            let output = File::create(&tmp).map_err(OciError::io("create", &tmp))?;
-            let mut writer = HashingWriter::new(output);
-            io::copy(&mut input, &mut writer).map_err(|e| {
+            // Hashed where it is; then linked (no bytes copied) where the file system
+            // allows, copied otherwise. The link is to a read-only file nobody edits in place
+            // (an action's verified input), and the layout is itself an action's output.
+            let input = File::open(src).map_err(OciError::io("open", src))?;
+            let (actual, len) = hash_reader(input).map_err(OciError::io("read", src))?;
+            if actual == digest {
                 let _ = fs::remove_file(&tmp);
-                OciError::Io { action: "copy", path: src.to_owned(), source: e }
-            })?;
-            let (actual, len, _) = writer.finish();
+                if fs::hard_link(src, &tmp).is_err() {
+                    fs::copy(src, &tmp).map_err(|e| {
+                        let _ = fs::remove_file(&tmp);
+                        OciError::Io { action: "copy", path: src.to_owned(), source: e }
+                    })?;
+                }
+            }
             (actual, len, src.display().to_string())
         }
     };

@@ -1,0 +1,82 @@
+//! What the user sees while a build runs (ninja's `Status`): a progress bar on a terminal,
+//! one line per action run otherwise, and warnings and errors that never garble either.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::action::Action;
+
+/// Progress of one build.
+pub struct Reporter {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    /// Actions started (plain lines number them).
+    started: AtomicUsize,
+    /// Actions ended, however.
+    ended: AtomicUsize,
+}
+
+impl Reporter {
+    /// A reporter for `total` actions: a bar when `bar` (stderr is a terminal), lines
+    /// otherwise.
+    pub fn new(total: usize, bar: bool) -> Self {
+        let bar = (bar && total > 0).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Reporter { bar, total, started: AtomicUsize::new(0), ended: AtomicUsize::new(0) }
+    }
+
+    /// An action is about to run (not a cache hit): a numbered line without a bar.
+    pub fn running(&self, action: &Action) {
+        if self.bar.is_none() {
+            let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
+            eprintln!(
+                "[{}/{}] {} {}{what}",
+                self.started.fetch_add(1, Ordering::Relaxed) + 1,
+                self.total,
+                action.exec.mnemonic(),
+                action.owner
+            );
+        }
+    }
+
+    /// An action ended (ran, hit the cache, failed or was skipped).
+    pub fn ended(&self, action: Option<&Action>) {
+        let ended = self.ended.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(bar) = &self.bar {
+            bar.set_position(ended as u64);
+            if let Some(action) = action {
+                bar.set_message(format!("{} {}", action.exec.mnemonic(), action.owner));
+            }
+        }
+    }
+
+    /// An action failed: shown at once above the bar (the summary lists it again).
+    pub fn failed(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(format!("error: {message}"));
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Actions' warnings go above the progress bar, or to stderr as lines.
+impl crate::action::Status for Reporter {
+    fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
+        }
+    }
+}
