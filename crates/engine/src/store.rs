@@ -372,11 +372,11 @@ impl Store {
         }
         let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let tmp = dest.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-        let _ = fs::remove_file(&tmp);
-        let placed = if !executable && self.blob_is_readonly(&path) && fs::hard_link(&path, &tmp).is_ok() {
+        let placed = if !executable && self.blob_is_readonly(&path) && link_replacing(&path, &tmp) {
             Placed::Linked
         } else {
             // Another file system, a file system without links, or an executable.
+            let _ = fs::remove_file(&tmp);
             fs::copy(&path, &tmp).map_err(io_err("cannot copy", &path))?;
             use std::os::unix::fs::PermissionsExt;
             let mode = if executable { 0o555 } else { 0o444 };
@@ -530,6 +530,18 @@ pub enum Placed {
     Linked,
     /// A copy.
     Copied,
+}
+
+/// Hard-links `from` at `to`, replacing a file left there (by a killed build of the same
+/// process id). False if the file system cannot link them.
+fn link_replacing(from: &Path, to: &Path) -> bool {
+    match fs::hard_link(from, to) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(to).is_ok() && fs::hard_link(from, to).is_ok()
+        }
+        Err(_) => false,
+    }
 }
 
 /// Sets a blob's mode: 0444.

@@ -131,8 +131,15 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
             let input = File::open(src).map_err(OciError::io("open", src))?;
             let (actual, len) = hash_reader(input).map_err(OciError::io("read", src))?;
             if actual == digest {
-                let _ = fs::remove_file(&tmp);
-                if fs::hard_link(src, &tmp).is_err() {
+                let linked = match fs::hard_link(src, &tmp) {
+                    Ok(()) => true,
+                    // Left by a killed build: replace it.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        fs::remove_file(&tmp).is_ok() && fs::hard_link(src, &tmp).is_ok()
+                    }
+                    Err(_) => false,
+                };
+                if !linked {
                     fs::copy(src, &tmp).map_err(|e| {
                         let _ = fs::remove_file(&tmp);
                         OciError::Io { action: "copy", path: src.to_owned(), source: e }
