@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::action::Artifact;
-use crate::builder::{stderr_is_terminal, BuildOptions, Builder};
+use crate::builder::{stderr_is_terminal, BuildError, BuildOptions, Builder};
 use crate::cli::{Cli, Command, QueryOutput};
 use crate::error::Error;
 use crate::fetch::{FetchOptions, UrlFetcher};
@@ -18,7 +18,7 @@ use crate::remote_cache::{RemoteCacheConfig, RemoteCacheOptions};
 use crate::rules::AnalysisEnv;
 use crate::store::{Store, StoreError};
 use crate::workspace::{find_root, OUT_DIR};
-use executor_rules::{BuiltMeta, ImageInfo, IndexInfo};
+use executor_rules::release;
 use std::sync::Arc;
 
 /// The rule sets this binary builds with: the engine's built-ins and the image rules.
@@ -126,8 +126,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size } => {
             // Everything about the destination is checked before anything is built.
-            let (reference, creds) = push_destination(&repository, tags)?;
-            let mut push_options = push_options(&fetch_options, insecure);
+            let (reference, creds) = release::push_destination(&repository, tags)?;
+            let mut push_options = release::push_options(&fetch_options, insecure);
             if let Some(from) = mount_from {
                 let from = from.strip_prefix(&format!("{}/", reference.host)).unwrap_or(&from).to_owned();
                 crate::registry::reference::check_repository(&from)
@@ -149,7 +149,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits);
             let built = build(args, &[target], options, fetch_options)?;
-            push(&built, &reference, creds, push_options)
+            let image = release::built_image(&built.requested, &built.provided, &built.out_root, "push", "pushed")?;
+            release::push(&image, &reference, creds, push_options)
         }
         Command::Build { patterns, jobs, keep_going, locked } => {
             let jobs = match jobs {
@@ -185,115 +186,6 @@ struct Built {
     out_root: PathBuf,
 }
 
-/// The push target `repository` with `--tag`s, checked, and the credentials for its host.
-fn push_destination(
-    repository: &str,
-    mut tags: Vec<String>,
-) -> Result<(crate::registry::Reference, Option<crate::registry::Credentials>), Error> {
-    use crate::registry::{load_credentials, AuthEnv, Reference};
-    let mut reference = Reference::parse(repository).map_err(|e| Error::Usage(format!("--repository: {e}")))?;
-    for tag in &tags {
-        crate::registry::reference::check_tag(tag)
-            .map_err(|reason| Error::Usage(format!("--tag `{tag}`: {reason}")))?;
-    }
-    if !tags.is_empty() {
-        // `--tag` replaces the default `latest`, unless the repository named a tag itself.
-        let explicit = repository.rsplit('/').next().is_some_and(|last| last.contains(':'));
-        if !explicit {
-            reference.tags.clear();
-        }
-        reference.tags.append(&mut tags);
-        reference.tags.sort();
-        reference.tags.dedup();
-    }
-    let creds = load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
-    Ok((reference, creds))
-}
-
-/// The one image or index target a command built.
-struct BuiltImage<'a> {
-    label: &'a Label,
-    /// Its OCI layout directory.
-    layout: PathBuf,
-    /// Its description (`*.index.json` or `*.image.json`).
-    meta: BuiltMeta,
-    /// `index` or `image`.
-    kind: &'static str,
-}
-
-impl Built {
-    /// The single requested target, which must be an `oci_index` or `oci_image`, for
-    /// `command` (whose outputs are `done`, as in "only images can be pushed").
-    fn image(&self, command: &str, done: &str) -> Result<BuiltImage<'_>, Error> {
-        let [label] = &self.requested[..] else {
-            return Err(Error::Usage(format!(
-                "`{command}` takes one target; the pattern matched {}",
-                self.requested.len()
-            )));
-        };
-        let provided = &self.provided[label];
-        let (layout, meta, kind) = match (provided.get::<IndexInfo>(), provided.get::<ImageInfo>()) {
-            (Some(index), _) => (&index.layout, &index.meta, "index"),
-            (None, Some(image)) => (&image.layout, &image.meta, "image"),
-            _ => {
-                return Err(Error::Usage(format!(
-                    "`{label}` is not an `oci_index` or `oci_image` target; only images can be {done}"
-                )))
-            }
-        };
-        let path = |a: &Artifact| match a {
-            Artifact::Derived { path, .. } => self.out_root.join(path),
-            Artifact::Source { file, .. } => file.clone(),
-        };
-        let meta_path = path(meta);
-        let meta = BuiltMeta::read(&meta_path, kind == "index")
-            .map_err(|e| Error::Build(format!("cannot read `{}`: {e}", meta_path.display())))?;
-        Ok(BuiltImage { label, layout: path(layout), meta, kind })
-    }
-}
-
-/// Pushes the one image or index target of `built` to `reference`.
-fn push(
-    built: &Built,
-    reference: &crate::registry::Reference,
-    creds: Option<crate::registry::Credentials>,
-    options: crate::registry::PushOptions,
-) -> Result<(), Error> {
-    use crate::registry::push_layout;
-    let BuiltImage { label, layout, meta, kind } = built.image("push", "pushed")?;
-    // The layout's own tag: an index's `tag` attribute, `latest` for an image.
-    let ref_name = meta.tag().to_owned();
-    let report = push_layout(&layout, &ref_name, reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
-    println!("{}/{}@{}", reference.host, reference.repository, report.digest);
-    eprintln!(
-        "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
-        reference.host,
-        reference.repository,
-        reference.tags.join(", "),
-        report.uploaded_blobs,
-        report.bytes_uploaded,
-        report.skipped_blobs,
-        report.mounted_blobs,
-        report.manifests
-    );
-    if report.referrers > 0 {
-        let (what, of) = if report.referrers == 1 {
-            ("1 SBOM".to_owned(), "a referrer of the image manifest")
-        } else {
-            (format!("{} SBOMs", report.referrers), "referrers of the image manifests")
-        };
-        eprintln!(
-            "attached {what} as {of}{}",
-            if report.referrers_tag_schema {
-                " (the registry has no referrers API: listed under the tags `sha256-<manifest hex>`)"
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(())
-}
-
 /// `executor verify`: rebuilds `target` with `--locked` in a fresh cache and output
 /// directory (removed afterwards), without any remote cache, and compares its digest with
 /// `expected`.
@@ -308,20 +200,7 @@ fn verify(
     fetch_options: FetchOptions,
     limits: Limits,
 ) -> Result<(), Error> {
-    use crate::registry::{load_credentials, resolve_digest, AuthEnv, Reference};
-    let expected_digest = match expected.rsplit_once('@') {
-        _ if expected.starts_with("sha256:") => parse_digest(expected)?,
-        Some((_, digest)) => parse_digest(digest)?,
-        None => {
-            let reference = Reference::parse(expected).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
-            let creds =
-                load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| Error::Push(e.to_string()))?;
-            let options = push_options(&fetch_options, insecure);
-            let digest = resolve_digest(&reference, &options, creds).map_err(|e| Error::Push(e.to_string()))?;
-            eprintln!("`{expected}` is {digest}");
-            digest
-        }
-    };
+    let expected_digest = release::expected_digest(expected, insecure, &fetch_options)?;
     if remote_given {
         eprintln!("note: `verify` ignores --remote-cache: a release check rebuilds everything itself");
     }
@@ -339,59 +218,8 @@ fn verify(
         ..BuildArgs::new(cwd, workspace, Some(&cache), true, limits)
     };
     let built = build(args, &[target.to_owned()], options, fetch_options)?;
-    let BuiltImage { label, meta, .. } = built.image("verify", "verified")?;
-    let rebuilt = meta.digest();
-    if rebuilt == &expected_digest {
-        println!("verified {label}: {rebuilt}");
-        eprintln!(
-            "`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected",
-            executor_rules::lockfile::LOCKFILE
-        );
-        return Ok(());
-    }
-    let mut message = format!(
-        "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
-        executor_rules::lockfile::LOCKFILE
-    );
-    if let BuiltMeta::Index(index) = &meta {
-        message.push_str(
-            "
-  rebuilt platform images:",
-        );
-        for (platform, digest) in &index.images {
-            message.push_str(&format!(
-                "
-    {platform}  {digest}"
-            ));
-        }
-    }
-    message.push_str(&format!(
-        "
-  fix: check out the commit the release was built from (its BUILD files, rules and {}) and use executor {}; \
-         if they match, the release was not built from them",
-        executor_rules::lockfile::LOCKFILE,
-        crate::action::EXECUTOR_VERSION
-    ));
-    Err(Error::Verify(message))
-}
-
-/// How registry requests behave: `--fetch-timeout` and `--fetch-retries` apply to them as
-/// to downloads.
-fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::PushOptions {
-    crate::registry::PushOptions {
-        insecure,
-        connect_timeout: fetch.connect_timeout,
-        read_timeout: fetch.read_timeout,
-        retries: fetch.retries,
-        // Named in "no credentials" errors only if it exists (else the error says where to
-        // create one).
-        auth_file: crate::registry::AuthEnv::from_process().auth_file().map(|(path, _)| path).filter(|p| p.is_file()),
-        ..crate::registry::PushOptions::default()
-    }
-}
-
-fn parse_digest(text: &str) -> Result<crate::digest::Digest, Error> {
-    text.parse().map_err(|_| Error::Usage(format!("--digest: `{text}` is not `sha256:` and 64 lowercase hex digits")))
+    let image = release::built_image(&built.requested, &built.provided, &built.out_root, "verify", "verified")?;
+    release::check_rebuilt(&image, &expected_digest)
 }
 
 fn default_jobs() -> usize {
@@ -413,7 +241,13 @@ impl Scratch {
             match fs::create_dir(&dir) {
                 Ok(()) => return Ok(Scratch(dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(Error::Store(StoreError::Io { what: "cannot create", path: dir, source })),
+                Err(source) => {
+                    return Err(Error::Store(StoreError::Io(executor_base::io::PathError::new(
+                        "cannot create",
+                        dir,
+                        source,
+                    ))))
+                }
             }
         }
         Err(Error::Usage(format!("cannot create a fresh directory under {}", base.display())))
@@ -459,8 +293,9 @@ fn cache_dir(flag: Option<&Path>, cwd: &Path) -> Result<PathBuf, Error> {
 }
 
 fn remove_dir(dir: &Path) -> Result<(), Error> {
-    fs::remove_dir_all(dir)
-        .map_err(|source| Error::Store(StoreError::Io { what: "cannot remove", path: dir.to_owned(), source }))
+    fs::remove_dir_all(dir).map_err(|source| {
+        Error::Store(StoreError::Io(executor_base::io::PathError::new("cannot remove", dir.to_owned(), source)))
+    })
 }
 
 /// Takes the workspace's exclusive lock, waiting (and saying so) while another command holds it.
@@ -468,17 +303,13 @@ fn lock_workspace(out: &Path) -> Result<File, Error> {
     let state = out.join(".executor");
     let io = |what, path: &Path| {
         let path = path.to_owned();
-        move |source| Error::Store(StoreError::Io { what, path, source })
+        move |source| Error::Store(StoreError::Io(executor_base::io::PathError::new(what, path, source)))
     };
     // Outputs are written only into real directories: a link here would send them elsewhere.
     for dir in [out, state.as_path()] {
         if fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
             let target = fs::read_link(dir).map(|t| t.display().to_string()).unwrap_or_default();
-            return Err(Error::Build(format!(
-                "`{}` is a symlink (to `{target}`): executor writes outputs only into a real directory\n  fix: remove the link (`rm {}`)",
-                dir.display(),
-                dir.display()
-            )));
+            return Err(Error::Build(BuildError::OutputIsLink { path: dir.display().to_string(), target }));
         }
     }
     let path = state.join("lock");
@@ -523,8 +354,9 @@ impl InProgress {
         if mark.exists() {
             sweep_temporaries(out);
         }
-        fs::write(&mark, b"")
-            .map_err(|source| Error::Store(StoreError::Io { what: "cannot write", path: mark.clone(), source }))?;
+        fs::write(&mark, b"").map_err(|source| {
+            Error::Store(StoreError::Io(executor_base::io::PathError::new("cannot write", mark.clone(), source)))
+        })?;
         Ok(InProgress(mark))
     }
 }
@@ -599,7 +431,7 @@ fn build(
     let patterns = parse_patterns(&loader, cwd, patterns)?;
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
-    let state = loader.registry.analysis_state(&loader.workspace).map_err(Error::Graph)?;
+    let state = loader.registry.analysis_state(&loader.workspace)?;
     let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), fetch_options));
     let env = AnalysisEnv::new(loader.workspace.clone(), fetcher, state);
     let analysis = analyze(&graph, &env)?;
@@ -662,12 +494,8 @@ fn build(
         let provided = graph.requested.iter().map(|l| (l.clone(), analysis.provided[l].clone())).collect();
         return Ok(Built { requested: graph.requested.clone(), provided, out_root });
     }
-    let mut message = result.errors.join("\n");
-    if stats.skipped > 0 {
-        message.push_str(&format!("\n{} not run because of the failure", plural(stats.skipped, "action")));
-    }
     eprintln!("build failed: {summary}");
-    Err(Error::Build(message))
+    Err(Error::Build(BuildError::Actions { failures: result.errors, skipped: stats.skipped }))
 }
 
 fn query(loader: &Loader, cwd: &Path, expression: &str, output: QueryOutput) -> Result<(), Error> {

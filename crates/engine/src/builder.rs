@@ -49,6 +49,40 @@ pub struct BuildOptions {
     pub remote_cache: Option<crate::remote_cache::RemoteCacheConfig>,
 }
 
+/// An action that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{mnemonic} `{owner}` failed: {message}")]
+pub struct ActionFailure {
+    /// The action's mnemonic (`Layer`).
+    pub mnemonic: &'static str,
+    /// The target whose analysis created it.
+    pub owner: crate::label::Label,
+    /// Why, as the action (or the builder) said.
+    pub message: String,
+}
+
+/// Why a build did not produce every output.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Actions failed; `skipped` more did not run because of them.
+    #[error("{}{}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"), skipped_line(*skipped))]
+    Actions { failures: Vec<ActionFailure>, skipped: usize },
+    /// The worker threads cannot be started.
+    #[error("cannot start {jobs} worker threads: {message}")]
+    Threads { jobs: usize, message: String },
+    /// `executor-out/` (or its state directory) is a symlink.
+    #[error("`{path}` is a symlink (to `{target}`): executor writes outputs only into a real directory\n  fix: remove the link (`rm {path}`)")]
+    OutputIsLink { path: String, target: String },
+}
+
+fn skipped_line(skipped: usize) -> String {
+    match skipped {
+        0 => String::new(),
+        1 => "\n1 action not run because of the failure".to_owned(),
+        n => format!("\n{n} actions not run because of the failure"),
+    }
+}
+
 /// What happened, for the closing summary.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BuildStats {
@@ -71,8 +105,8 @@ pub struct BuildResult {
     pub stats: BuildStats,
     /// Output records per action (None where the action failed or was skipped).
     pub outputs: Vec<Option<Vec<OutputRecord>>>,
-    /// Error messages of failed actions, in action order.
-    pub errors: Vec<String>,
+    /// The failed actions, in action order.
+    pub errors: Vec<ActionFailure>,
     /// How long execution took.
     pub elapsed: Duration,
 }
@@ -128,7 +162,7 @@ struct Shared<'a> {
     results: Vec<OnceLock<Option<Vec<OutputRecord>>>>,
     stop: AtomicBool,
     stats: Mutex<BuildStats>,
-    errors: Mutex<Vec<(usize, String)>>,
+    errors: Mutex<Vec<(usize, ActionFailure)>>,
 }
 
 impl Builder<'_> {
@@ -151,7 +185,7 @@ impl Builder<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.jobs.max(1))
             .build()
-            .map_err(|e| Error::Build(format!("cannot start {} worker threads: {e}", self.options.jobs)))?;
+            .map_err(|e| BuildError::Threads { jobs: self.options.jobs, message: e.to_string() })?;
         pool.scope_fifo(|scope| {
             for id in shared.plan.ready() {
                 self.spawn(scope, &shared, id);
@@ -163,7 +197,7 @@ impl Builder<'_> {
             shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
         stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed;
         let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
-        errors.sort();
+        errors.sort_by_key(|(id, _)| *id);
         Ok(BuildResult {
             stats,
             outputs,
@@ -198,9 +232,10 @@ impl Builder<'_> {
                     }
                     Err(message) => {
                         shared.stats.lock().unwrap_or_else(|e| e.into_inner()).failed += 1;
-                        let message = format!("{} `{}` failed: {message}", action.exec.mnemonic(), action.owner);
-                        shared.reporter.failed(&message);
-                        shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, message));
+                        let failure =
+                            ActionFailure { mnemonic: action.exec.mnemonic(), owner: action.owner.clone(), message };
+                        shared.reporter.failed(&failure.to_string());
+                        shared.errors.lock().unwrap_or_else(|e| e.into_inner()).push((id, failure));
                         if !self.options.keep_going {
                             shared.stop.store(true, Ordering::Relaxed);
                         }
@@ -503,7 +538,8 @@ mod tests {
         ];
         let (result, dir) = run(actions, true, 2);
         assert_eq!(result.stats, BuildStats { actions_run: 1, cache_hits: 0, remote_hits: 0, failed: 1, skipped: 2 });
-        assert_eq!(result.errors, ["Fake `//p:a` failed: a was told to fail"]);
+        let errors: Vec<String> = result.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors, ["Fake `//p:a` failed: a was told to fail"]);
         assert_eq!(fs::read(dir.path().join("out/p/d")).expect("d built"), b"d");
         assert!(!dir.path().join("out/p/b").exists());
     }

@@ -1,5 +1,13 @@
 //! The one top-level error type and its exit codes.
+//!
+//! Each phase has its own error type, with the structure its messages need (labels,
+//! `file:line:col` locations, causes): [`WorkspaceError`], [`LabelError`], [`LoadError`],
+//! [`GraphError`], [`AnalysisFailure`], [`BuildError`], [`StoreError`]. Rule sets bring their
+//! own (the image rules' `RulesError`) as [`Error::RuleSet`]. [`Error::exit_code`] is the one
+//! place exit codes are chosen.
 
+use crate::builder::BuildError;
+use crate::graph::{AnalysisFailure, GraphError};
 use crate::label::LabelError;
 use crate::load::LoadError;
 use crate::store::StoreError;
@@ -22,26 +30,32 @@ pub enum Error {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// The target graph is wrong: unknown targets, cycles, missing files.
-    #[error("{0}")]
-    Graph(String),
-    /// A download failed (after retries); the message names the URL.
-    #[error("{0}")]
-    Fetch(String),
-    /// Content did not verify: a digest, size, identity or signature mismatch.
-    #[error("{0}")]
-    Verify(String),
-    /// Pushing to a registry failed; the message names the registry and the fix.
-    #[error("{0}")]
-    Push(String),
-    /// A rule's analysis failed.
-    #[error("{0}")]
-    Analysis(String),
-    /// One or more actions failed; the message lists them.
-    #[error("{0}")]
-    Build(String),
+    #[error(transparent)]
+    Graph(Box<GraphError>),
+    /// A rule's analysis failed, or outputs collide.
+    #[error(transparent)]
+    Analysis(Box<AnalysisFailure>),
+    /// Actions failed, or the build could not run them.
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// The cache directory or the output tree cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A rule set's own error (the image rules: the lockfile, `lock`, `push`, `verify`).
+    #[error(transparent)]
+    RuleSet(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<GraphError> for Error {
+    fn from(e: GraphError) -> Self {
+        Error::Graph(Box::new(e))
+    }
+}
+
+impl From<AnalysisFailure> for Error {
+    fn from(e: AnalysisFailure) -> Self {
+        Error::Analysis(Box::new(e))
+    }
 }
 
 impl Error {
@@ -49,7 +63,14 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 2,
-            _ => 1,
+            Error::Workspace(_)
+            | Error::Label(_)
+            | Error::Load(_)
+            | Error::Graph(_)
+            | Error::Analysis(_)
+            | Error::Build(_)
+            | Error::Store(_)
+            | Error::RuleSet(_) => 1,
         }
     }
 }

@@ -84,10 +84,8 @@ impl FileDigestCache {
 
     /// The digest of a source file, making sure its bytes are in the store.
     pub fn ingest(&self, path: &Path, store: &Store) -> Result<(Digest, u64), StoreError> {
-        let meta = fs::metadata(path).map_err(|source| StoreError::Io {
-            what: "cannot read",
-            path: path.to_owned(),
-            source,
+        let meta = fs::metadata(path).map_err(|source| {
+            StoreError::Io(executor_base::io::PathError::new("cannot read", path.to_owned(), source))
         })?;
         if let Some(d) = self.lookup(path, &meta) {
             if store.has_blob(&d, meta.len()) {

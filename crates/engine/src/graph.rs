@@ -14,9 +14,9 @@ use crate::action::{ActionGraph, Artifact};
 use crate::error::Error;
 use crate::label::{Label, PackagePath, RepoName, TargetPattern};
 use crate::load::{Loader, Package};
-use crate::rules::{AnalysisContext, AnalysisEnv, Provided};
-use crate::target::{did_you_mean, Target};
-use crate::workspace::build_file;
+use crate::rules::{AnalysisContext, AnalysisEnv, AnalysisError, Provided};
+use crate::target::{did_you_mean, Location, Target};
+use crate::workspace::{build_file, WorkspaceError};
 
 /// A node of the target graph.
 #[derive(Debug, Clone)]
@@ -67,20 +67,20 @@ fn package_label(repo: Option<&RepoName>, path: &PackagePath) -> String {
     format!("{}//{path}", repo_text(repo))
 }
 
-fn no_such_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> String {
+fn no_such_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> GraphError {
     let known = loader.workspace.find_packages(repo, &PackagePath::root()).unwrap_or_default();
     let hint = did_you_mean(path.as_str(), known.iter().map(|p| p.as_str()));
     let hint = hint.replace(", did you mean `", &format!(", did you mean `{}//", repo_text(repo)));
-    format!(
-        "no such package `{}`: there is no BUILD file in `{}`{hint}",
-        package_label(repo, path),
-        loader.workspace.display_path(repo, if path.as_str().is_empty() { "." } else { path.as_str() })
-    )
+    GraphError::NoSuchPackage {
+        package: package_label(repo, path),
+        dir: loader.workspace.display_path(repo, if path.as_str().is_empty() { "." } else { path.as_str() }),
+        hint,
+    }
 }
 
 /// Loads a package that must exist.
 fn require_package(loader: &Loader, repo: Option<&RepoName>, path: &PackagePath) -> Result<Arc<Package>, Error> {
-    loader.package(repo, path)?.ok_or_else(|| Error::Graph(no_such_package(loader, repo, path)))
+    loader.package(repo, path)?.ok_or_else(|| Error::from(no_such_package(loader, repo, path)))
 }
 
 /// Expands patterns into the rule targets they select, sorted and deduplicated.
@@ -96,10 +96,11 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
                         ", did you mean `",
                         &format!(", did you mean `{}:", package_label(label.repo.as_ref(), &label.package)),
                     );
-                    return Err(Error::Graph(format!(
-                        "no such target `{label}`: `{}` declares no target named `{}`{hint}",
-                        package.build_file, label.name
-                    )));
+                    return Err(Error::from(GraphError::NoSuchTarget {
+                        label: label.clone(),
+                        build_file: package.build_file.clone(),
+                        hint,
+                    }));
                 }
                 out.insert(label.clone());
             }
@@ -117,16 +118,15 @@ pub fn expand(loader: &Loader, patterns: &[TargetPattern]) -> Result<Vec<Label>,
                 if loader.workspace.repo_root(repo.as_ref()).is_none() {
                     loader.package(repo.as_ref(), package)?; // reports the undeclared repository
                 }
-                let paths =
-                    loader.workspace.find_packages(repo.as_ref(), package).map_err(|e| Error::Graph(e.to_string()))?;
+                let paths = loader.workspace.find_packages(repo.as_ref(), package).map_err(GraphError::Workspace)?;
                 if paths.is_empty() {
-                    return Err(Error::Graph(format!(
-                        "no packages match `{pattern}`: there is no BUILD file at or below `{}`",
-                        loader.workspace.display_path(
+                    return Err(Error::from(GraphError::NoPackages {
+                        pattern: pattern.to_string(),
+                        dir: loader.workspace.display_path(
                             repo.as_ref(),
-                            if package.as_str().is_empty() { "." } else { package.as_str() }
-                        )
-                    )));
+                            if package.as_str().is_empty() { "." } else { package.as_str() },
+                        ),
+                    }));
                 }
                 let packages: Vec<Arc<Package>> =
                     paths.par_iter().map(|p| require_package(loader, repo.as_ref(), p)).collect::<Result<_, _>>()?;
@@ -183,13 +183,12 @@ impl TargetGraph {
             Some(2) => return Ok(()),
             Some(1) => {
                 let start = stack.iter().position(|f| &f.label == label).unwrap_or(0);
-                let cycle: Vec<String> =
-                    stack[start..].iter().map(|f| &f.label).chain([label]).map(|l| format!("`{l}`")).collect();
-                let at = match self.nodes.get(label) {
-                    Some(Node::Rule(t)) => format!("{}: ", t.location),
-                    _ => String::new(),
+                let cycle: Vec<Label> = stack[start..].iter().map(|f| f.label.clone()).chain([label.clone()]).collect();
+                let location = match self.nodes.get(label) {
+                    Some(Node::Rule(t)) => Some(t.location.clone()),
+                    _ => None,
                 };
-                return Err(Error::Graph(format!("{at}dependency cycle: {}", cycle.join(" -> "))));
+                return Err(Error::from(GraphError::Cycle { location, cycle }));
             }
             _ => {}
         }
@@ -212,13 +211,8 @@ impl TargetGraph {
         let package = match package {
             Some(p) => p,
             None => {
-                let msg = no_such_package(loader, label.repo.as_ref(), &label.package);
-                return Err(Error::Graph(match referrer {
-                    Some((t, attr)) => {
-                        format!("{}: `{}` attribute `{attr}`: {msg}", t.location, t.label)
-                    }
-                    None => msg,
-                }));
+                let error = no_such_package(loader, label.repo.as_ref(), &label.package);
+                return Err(Error::from(GraphError::named_by(referrer, error)));
             }
         };
         let Some(target) = package.targets.get(&label.name) else {
@@ -262,19 +256,18 @@ fn source_file(
     let rel = crate::rules::package_relative(package.path.as_str(), label.name.as_str());
     let display = loader.workspace.display_path(label.repo.as_ref(), &rel);
     let path = package.dir.join(label.name.as_str());
-    let context = |msg: String| match referrer {
-        Some((t, attr)) => format!("{}: `{}` attribute `{attr}`: {msg}", t.location, t.label),
-        None => msg,
-    };
+    let context = |error: GraphError| Error::from(GraphError::named_by(referrer, error));
     if !path.is_file() {
         let hint = did_you_mean(label.name.as_str(), package.targets.keys().map(|n| n.as_str()));
-        return Err(Error::Graph(context(format!(
-            "missing input file `{label}`: `{display}` does not exist and `{}` declares no target `{}`{hint}",
-            package.build_file, label.name
-        ))));
+        return Err(context(GraphError::MissingFile {
+            label: label.clone(),
+            path: display,
+            build_file: package.build_file.clone(),
+            hint,
+        }));
     }
     if let Some(root) = loader.workspace.repo_root(label.repo.as_ref()) {
-        crate::workspace::check_inside(root, &path, &display).map_err(|e| Error::Graph(context(e)))?;
+        crate::workspace::check_inside(root, &path, &display).map_err(|e| context(GraphError::OutsideRepository(e)))?;
     }
     // A file below a subpackage belongs to that package, as in Bazel.
     let mut dir = package.dir.clone();
@@ -283,15 +276,79 @@ fn source_file(
         dir.push(c);
         if build_file(&dir).is_some() {
             let sub = package.path.join(&components[..=i].join("/")).unwrap_or_default();
-            return Err(Error::Graph(context(format!(
-                "`{label}` crosses a package boundary: `{display}` belongs to package `{}`; write `{}//{sub}:{}`",
-                package_label(label.repo.as_ref(), &sub),
-                repo_text(label.repo.as_ref()),
-                components[i + 1..].join("/")
-            ))));
+            return Err(context(GraphError::CrossesPackage {
+                label: label.clone(),
+                path: display,
+                package: package_label(label.repo.as_ref(), &sub),
+                write: format!("{}//{sub}:{}", repo_text(label.repo.as_ref()), components[i + 1..].join("/")),
+            }));
         }
     }
     Ok(Node::File { path: display, file: path })
+}
+
+/// Why the target graph is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// A pattern or label names a directory without a `BUILD` file.
+    #[error("no such package `{package}`: there is no BUILD file in `{dir}`{hint}")]
+    NoSuchPackage { package: String, dir: String, hint: String },
+    /// A label names a target its package does not declare.
+    #[error("no such target `{label}`: `{build_file}` declares no target named `{}`{hint}", label.name)]
+    NoSuchTarget { label: Label, build_file: String, hint: String },
+    /// A recursive pattern matches no package.
+    #[error("no packages match `{pattern}`: there is no BUILD file at or below `{dir}`")]
+    NoPackages { pattern: String, dir: String },
+    /// Targets depend on each other in a circle.
+    #[error("{}dependency cycle: {}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default(), cycle.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" -> "))]
+    Cycle { location: Option<Location>, cycle: Vec<Label> },
+    /// A label is neither a target nor an existing file.
+    #[error("missing input file `{label}`: `{path}` does not exist and `{build_file}` declares no target `{}`{hint}", label.name)]
+    MissingFile { label: Label, path: String, build_file: String, hint: String },
+    /// A source file resolves outside its repository.
+    #[error("{0}")]
+    OutsideRepository(String),
+    /// A file label reaches into a subpackage.
+    #[error("`{label}` crosses a package boundary: `{path}` belongs to package `{package}`; write `{write}`")]
+    CrossesPackage { label: Label, path: String, package: String, write: String },
+    /// An error about a label, where an attribute of a target names it.
+    #[error("{location}: `{label}` attribute `{attr}`: {cause}")]
+    InAttribute { location: Location, label: Label, attr: &'static str, cause: Box<GraphError> },
+    /// Packages cannot be listed.
+    #[error(transparent)]
+    Workspace(WorkspaceError),
+}
+
+impl GraphError {
+    /// `error`, placed at the attribute of the target that names the label, if any.
+    fn named_by(referrer: Option<(&Target, &'static str)>, error: GraphError) -> GraphError {
+        match referrer {
+            Some((t, attr)) => GraphError::InAttribute {
+                location: t.location.clone(),
+                label: t.label.clone(),
+                attr,
+                cause: Box::new(error),
+            },
+            None => error,
+        }
+    }
+}
+
+/// Why analysis failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisFailure {
+    /// A rule refused a target.
+    #[error("{location}: `{label}`: {cause}")]
+    Rule { location: Location, label: Label, cause: AnalysisError },
+    /// An output would land in executor's own state directory.
+    #[error("{location}: `{label}`: output `executor-out/{path}` is inside `executor-out/.executor/`, which executor reserves for its own state\n  fix: choose another output name")]
+    ReservedOutput { location: Location, label: Label, path: String },
+    /// Two targets write one output path.
+    #[error("output `executor-out/{path}` is written by both `{first}` and `{second}`\n  fix: give one of them another output name")]
+    SharedOutput { path: String, first: Label, second: Label },
+    /// One output lies inside another.
+    #[error("output `executor-out/{nested}` of `{nested_owner}` is inside `executor-out/{path}`, {}: one would replace the other\n  fix: give one of them another output name", if nested_owner == owner { "another output of it".to_owned() } else { format!("an output of `{owner}`") })]
+    NestedOutput { nested: String, nested_owner: Label, path: String, owner: Label },
 }
 
 /// The result of analysis.
@@ -317,17 +374,19 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
                 let first_new = out.actions.actions.len();
                 let mut ctx =
                     AnalysisContext { env, deps: &out.provided, graph: &mut out.actions, warnings: &mut out.warnings };
-                let provided = target
-                    .rule
-                    .analyze(target, &mut ctx)
-                    .map_err(|e| Error::Analysis(format!("{}: `{}`: {e}", target.location, target.label)))?;
+                let provided = target.rule.analyze(target, &mut ctx).map_err(|cause| AnalysisFailure::Rule {
+                    location: target.location.clone(),
+                    label: target.label.clone(),
+                    cause,
+                })?;
                 // `executor-out/.executor/` holds the workspace lock and the build's state.
                 for spec in out.actions.actions[first_new..].iter().flat_map(|a| &a.outputs) {
                     if spec.path.split('/').next() == Some(".executor") {
-                        return Err(Error::Analysis(format!(
-                            "{}: `{}`: output `executor-out/{}` is inside `executor-out/.executor/`, which executor reserves for its own state\n  fix: choose another output name",
-                            target.location, target.label, spec.path
-                        )));
+                        return Err(Error::from(AnalysisFailure::ReservedOutput {
+                            location: target.location.clone(),
+                            label: target.label.clone(),
+                            path: spec.path.clone(),
+                        }));
                     }
                 }
                 provided
@@ -342,10 +401,11 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
             if let Some(first) = owners.insert(&spec.path, &action.owner) {
                 if first != &action.owner {
                     let (a, b) = if first < &action.owner { (first, &action.owner) } else { (&action.owner, first) };
-                    return Err(Error::Analysis(format!(
-                        "output `executor-out/{}` is written by both `{a}` and `{b}`\n  fix: give one of them another output name",
-                        spec.path
-                    )));
+                    return Err(Error::from(AnalysisFailure::SharedOutput {
+                        path: spec.path.clone(),
+                        first: a.clone(),
+                        second: b.clone(),
+                    }));
                 }
             }
         }
@@ -357,14 +417,12 @@ pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error
         if let Some((nested, nested_owner)) =
             owners.range(inside.as_str()..).next().filter(|(p, _)| p.starts_with(inside.as_str()))
         {
-            let whose = if nested_owner == owner {
-                "another output of it".to_owned()
-            } else {
-                format!("an output of `{owner}`")
-            };
-            return Err(Error::Analysis(format!(
-                "output `executor-out/{nested}` of `{nested_owner}` is inside `executor-out/{path}`, {whose}: one would replace the other\n  fix: give one of them another output name"
-            )));
+            return Err(Error::from(AnalysisFailure::NestedOutput {
+                nested: (*nested).to_owned(),
+                nested_owner: (*nested_owner).clone(),
+                path: (*path).to_owned(),
+                owner: (*owner).clone(),
+            }));
         }
     }
     Ok(out)

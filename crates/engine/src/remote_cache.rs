@@ -559,11 +559,11 @@ impl RemoteCache {
                 OutputRecord::File { digest, .. } => self.try_put_blob(digest, store)?,
                 OutputRecord::Dir { digest } => {
                     let tree = store.get_tree(digest).map_err(Failure::Local)?.ok_or_else(|| {
-                        Failure::Local(StoreError::Io {
-                            what: "cannot upload the directory listing",
-                            path: store.blob_path(digest),
-                            source: io::Error::other("missing or corrupt in the local cache"),
-                        })
+                        Failure::Local(StoreError::Io(executor_base::io::PathError::new(
+                            "cannot upload the directory listing",
+                            store.blob_path(digest),
+                            io::Error::other("missing or corrupt in the local cache"),
+                        )))
                     })?;
                     for d in tree.entries.iter().filter_map(|e| e.digest.as_ref()) {
                         self.try_put_blob(d, store)?;
@@ -641,11 +641,11 @@ impl RemoteCache {
     fn try_put_action(&self, key: &Digest, result: &ActionResult) -> Result<(), Failure> {
         let path = format!("/ac/{}", key.hex());
         let bytes = encode_entry(key, result, self.signer.as_ref()).map_err(|e| {
-            Failure::Local(StoreError::Io {
-                what: "cannot encode the action result for",
-                path: path.clone().into(),
-                source: io::Error::other(e),
-            })
+            Failure::Local(StoreError::Io(executor_base::io::PathError::new(
+                "cannot encode the action result for",
+                std::path::PathBuf::from(path.clone()),
+                io::Error::other(e),
+            )))
         })?;
         let response =
             self.agent.put(self.url_of(&path)).send(&bytes[..]).map_err(|e| self.request_failure("PUT", &path, e))?;
@@ -699,7 +699,9 @@ impl RemoteCache {
             }
         }
         let tmp = store.temp_path("remote");
-        let write_err = |source| Failure::Local(StoreError::Io { what: "cannot write", path: tmp.clone(), source });
+        let write_err = |source| {
+            Failure::Local(StoreError::Io(executor_base::io::PathError::new("cannot write", tmp.clone(), source)))
+        };
         let file = File::create(&tmp).map_err(write_err)?;
         let mut out = HashingWriter::new(BufWriter::with_capacity(BUFFER_SIZE, file));
         // A blob longer than its recorded size is wrong; stop reading it there.
@@ -740,16 +742,18 @@ impl RemoteCache {
 
     fn try_put_blob(&self, digest: &Digest, store: &Store) -> Result<(), Failure> {
         let local = store.blob_path(digest);
-        let read_err = |source| Failure::Local(StoreError::Io { what: "cannot read", path: local.clone(), source });
+        let read_err = |source| {
+            Failure::Local(StoreError::Io(executor_base::io::PathError::new("cannot read", local.clone(), source)))
+        };
         // Never share bytes that do not match their name.
         let (got, size) = File::open(&local).and_then(hash_reader).map_err(read_err)?;
         if got != *digest {
             store.evict(digest);
-            return Err(Failure::Local(StoreError::Io {
-                what: "not uploading corrupt blob",
-                path: local.clone(),
-                source: io::Error::other(format!("its bytes hash to {got}; evicted")),
-            }));
+            return Err(Failure::Local(StoreError::Io(executor_base::io::PathError::new(
+                "not uploading corrupt blob",
+                local.clone(),
+                io::Error::other(format!("its bytes hash to {got}; evicted")),
+            ))));
         }
         // A blob this command found corrupt on the server is overwritten without asking: its
         // size may be right, so `HEAD` would call it present and the server would stay wrong.

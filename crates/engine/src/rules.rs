@@ -220,7 +220,7 @@ pub trait RuleSet: Send + Sync {
     }
     /// Adds what this rule set's analysis reads (a lockfile, keyrings) to `state`, once per
     /// command, after `WORKSPACE` is loaded.
-    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), String> {
+    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), crate::error::Error> {
         let _ = (workspace, state);
         Ok(())
     }
@@ -300,7 +300,7 @@ impl Registry {
     }
 
     /// Every rule set's analysis state, for one command.
-    pub fn analysis_state(&self, workspace: &Workspace) -> Result<TypeMap, String> {
+    pub fn analysis_state(&self, workspace: &Workspace) -> Result<TypeMap, crate::error::Error> {
         let mut state = TypeMap::new();
         for set in &self.sets {
             set.analysis_state(workspace, &mut state)?;

@@ -33,12 +33,12 @@ pub enum StoreError {
     #[error("cannot use cache directory `{path}`: {source}\n  fix: choose a writable directory with `--cache-dir DIR` or `EXECUTOR_CACHE_DIR`")]
     Unusable { path: PathBuf, source: io::Error },
     /// Reading or writing one file failed.
-    #[error("{what} `{path}`: {source}")]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] executor_base::io::PathError),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { what, path: path.to_owned(), source }
+    move |source| StoreError::Io(executor_base::io::PathError::new(what, path.to_owned(), source))
 }
 
 /// One output of an action as the action cache records it.
@@ -319,7 +319,7 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+            Err(e) => return Err(StoreError::Io(executor_base::io::PathError::new("cannot read", path, e))),
         };
         if Digest::of(&bytes) != *digest {
             self.evict(digest);
@@ -362,7 +362,7 @@ impl Store {
                     false
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => return Err(StoreError::Io { what: "cannot read", path, source: e }),
+                Err(e) => return Err(StoreError::Io(executor_base::io::PathError::new("cannot read", path, e))),
             }
         } else {
             path.is_file()
@@ -415,10 +415,8 @@ impl Store {
             fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
         }
         let tmp = self.temp_path("ac");
-        let bytes = serde_json::to_vec(result).map_err(|e| StoreError::Io {
-            what: "cannot encode",
-            path: dest.clone(),
-            source: io::Error::other(e),
+        let bytes = serde_json::to_vec(result).map_err(|e| {
+            StoreError::Io(executor_base::io::PathError::new("cannot encode", dest.clone(), io::Error::other(e)))
         })?;
         write_file_synced(&tmp, &bytes)?;
         fs::rename(&tmp, &dest).map_err(io_err("cannot rename into", &dest))
@@ -435,10 +433,12 @@ impl Store {
         let mut entries = Vec::new();
         collect_tree(self, dir, "", &mut entries)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let bytes = serde_json::to_vec(&Tree { entries }).map_err(|e| StoreError::Io {
-            what: "cannot encode tree of",
-            path: dir.to_owned(),
-            source: io::Error::other(e),
+        let bytes = serde_json::to_vec(&Tree { entries }).map_err(|e| {
+            StoreError::Io(executor_base::io::PathError::new(
+                "cannot encode tree of",
+                dir.to_owned(),
+                io::Error::other(e),
+            ))
         })?;
         self.put_bytes(&bytes)
     }
@@ -471,11 +471,11 @@ fn collect_tree(store: &Store, dir: &Path, prefix: &str, out: &mut Vec<TreeEntry
             let (digest, size) = store.take_file(&path)?;
             out.push(TreeEntry { path: rel, digest: Some(digest), size, executable });
         } else {
-            return Err(StoreError::Io {
-                what: "directory outputs may hold only files and directories, found",
+            return Err(StoreError::Io(executor_base::io::PathError::new(
+                "directory outputs may hold only files and directories, found",
                 path,
-                source: io::Error::other("special file or symlink"),
-            });
+                io::Error::other("special file or symlink"),
+            )));
         }
     }
     Ok(())

@@ -30,8 +30,8 @@ pub enum WorkspaceError {
     #[error("`{0}` is not a workspace: it has no `WORKSPACE` file\n  fix: pass the directory that holds `WORKSPACE` to `--workspace`")]
     NotAWorkspace(PathBuf),
     /// A directory cannot be read.
-    #[error("cannot read `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] executor_base::io::PathError),
 }
 
 /// The main repository and the repositories `WORKSPACE` declares.
@@ -80,7 +80,9 @@ pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'st
         let dir = fs::canonicalize(&dir).map_err(|_| WorkspaceError::NotAWorkspace(dir.clone()))?;
         return workspace_file(&dir).map(|f| (dir.clone(), f)).ok_or(WorkspaceError::NotAWorkspace(dir));
     }
-    let start = fs::canonicalize(start).map_err(|source| WorkspaceError::Io { path: start.to_owned(), source })?;
+    let start = fs::canonicalize(start).map_err(|source| {
+        WorkspaceError::Io(executor_base::io::PathError::new("cannot read", start.to_owned(), source))
+    })?;
     let mut dir = start.as_path();
     loop {
         if let Some(f) = workspace_file(dir) {
@@ -171,7 +173,11 @@ pub fn is_ignored_dir(name: &str) -> bool {
 /// Packages at and below `dir` (the directory of `package`), depth-first with an explicit
 /// stack of listings, not recursion.
 fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackagePath>) -> Result<(), WorkspaceError> {
-    let list = |dir: &Path| fs::read_dir(dir).map_err(|source| WorkspaceError::Io { path: dir.to_owned(), source });
+    let list = |dir: &Path| {
+        fs::read_dir(dir).map_err(|source| {
+            WorkspaceError::Io(executor_base::io::PathError::new("cannot read", dir.to_owned(), source))
+        })
+    };
     if !is_root && workspace_file(dir).is_some() {
         return Ok(()); // a nested workspace is its own world
     }
@@ -184,7 +190,9 @@ fn walk(dir: &Path, package: &PackagePath, is_root: bool, out: &mut Vec<PackageP
             stack.pop();
             continue;
         };
-        let entry = entry.map_err(|source| WorkspaceError::Io { path: dir.clone(), source })?;
+        let entry = entry.map_err(|source| {
+            WorkspaceError::Io(executor_base::io::PathError::new("cannot read", dir.clone(), source))
+        })?;
         let Ok(file_type) = entry.file_type() else {
             continue;
         };

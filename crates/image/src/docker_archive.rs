@@ -52,15 +52,8 @@ pub enum DockerArchiveError {
     Oci(#[from] OciError),
 
     /// A file operation failed.
-    #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] executor_base::io::PathError),
 
     /// A tag that `docker load` would refuse.
     #[error("invalid repo tag `{tag}`: expected `name:tag` like `example.com/team/app:1.0` (lowercase name)")]
@@ -107,9 +100,9 @@ pub enum DockerArchiveError {
 }
 
 impl DockerArchiveError {
-    fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DockerArchiveError {
+    fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> DockerArchiveError {
         let path = path.into();
-        move |source| DockerArchiveError::Io { action, path, source }
+        move |source| DockerArchiveError::Io(executor_base::io::PathError::new(what, path, source))
     }
 }
 
@@ -135,19 +128,17 @@ pub fn write_docker_archive(
     let mut name = out.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let tmp = out.with_file_name(name);
-    let file = File::create(&tmp).map_err(DockerArchiveError::io("create", &tmp))?;
+    let file = File::create(&tmp).map_err(DockerArchiveError::io("cannot create", &tmp))?;
     let result = write_archive(layout, &image, repo_tags, BufWriter::new(file))
         .and_then(|(archive, writer)| {
-            let file = writer.into_inner().map_err(|e| DockerArchiveError::Io {
-                action: "write",
-                path: tmp.clone(),
-                source: e.into_error(),
+            let file = writer.into_inner().map_err(|e| {
+                DockerArchiveError::Io(executor_base::io::PathError::new("cannot write", tmp.clone(), e.into_error()))
             })?;
-            file.sync_all().map_err(DockerArchiveError::io("write", &tmp))?;
+            file.sync_all().map_err(DockerArchiveError::io("cannot write", &tmp))?;
             Ok(archive)
         })
         .and_then(|archive| {
-            fs::rename(&tmp, out).map_err(DockerArchiveError::io("rename", &tmp))?;
+            fs::rename(&tmp, out).map_err(DockerArchiveError::io("cannot rename", &tmp))?;
             Ok(archive)
         });
     if result.is_err() {
@@ -173,7 +164,7 @@ pub fn write_archive<W: Write>(
             digest: image.manifest.config().digest().to_string(),
         })?;
     let config_path = layout.join("blobs").join("sha256").join(config_digest.hex());
-    let config_bytes = fs::read(&config_path).map_err(DockerArchiveError::io("read", &config_path))?;
+    let config_bytes = fs::read(&config_path).map_err(DockerArchiveError::io("cannot read", &config_path))?;
     let actual = Digest::of(&config_bytes);
     if actual != config_digest {
         return Err(OciError::DigestMismatch {
@@ -213,8 +204,8 @@ pub fn write_archive<W: Write>(
         if entries.contains_key(&name) {
             continue;
         }
-        let (actual, len) =
-            hash_reader(open_layer(&layer.path, gzip)?).map_err(DockerArchiveError::io("decompress", &layer.path))?;
+        let (actual, len) = hash_reader(open_layer(&layer.path, gzip)?)
+            .map_err(DockerArchiveError::io("cannot decompress", &layer.path))?;
         if actual != *diff_id {
             return Err(DockerArchiveError::DiffIdMismatch { digest, expected: *diff_id, actual });
         }
@@ -227,8 +218,9 @@ pub fn write_archive<W: Write>(
     entries.insert(config_name, Source::Bytes(config_bytes));
     entries.insert("manifest.json".to_owned(), Source::Bytes(manifest_bytes));
 
-    let write_err =
-        |e: io::Error| DockerArchiveError::Io { action: "write", path: PathBuf::from("<docker-archive>"), source: e };
+    let write_err = |e: io::Error| {
+        DockerArchiveError::Io(executor_base::io::PathError::new("cannot write", PathBuf::from("<docker-archive>"), e))
+    };
     for (name, source) in &entries {
         match source {
             Source::Bytes(bytes) => {
@@ -240,7 +232,7 @@ pub fn write_archive<W: Write>(
                 out.write_all(&header(name, *len)?).map_err(write_err)?;
                 let mut hashing = HashingWriter::new(&mut out);
                 io::copy(&mut open_layer(path, *gzip)?.take(*len), &mut hashing)
-                    .map_err(DockerArchiveError::io("decompress", *path))?;
+                    .map_err(DockerArchiveError::io("cannot decompress", *path))?;
                 let (actual, written, _) = hashing.finish();
                 if actual != *diff_id || written != *len {
                     return Err(DockerArchiveError::Changed { digest: *digest });
@@ -256,7 +248,7 @@ pub fn write_archive<W: Write>(
 }
 
 fn open_layer(path: &Path, gzip: bool) -> Result<Box<dyn Read>, DockerArchiveError> {
-    let file = File::open(path).map_err(DockerArchiveError::io("open", path))?;
+    let file = File::open(path).map_err(DockerArchiveError::io("cannot open", path))?;
     let reader = io::BufReader::new(file);
     Ok(if gzip { Box::new(MultiGzDecoder::new(reader)) } else { Box::new(reader) })
 }
@@ -264,7 +256,7 @@ fn open_layer(path: &Path, gzip: bool) -> Result<Box<dyn Read>, DockerArchiveErr
 /// A USTAR header for a regular file: mode 0644, owner 0:0 without names, mtime 0.
 fn header(name: &str, size: u64) -> Result<[u8; BLOCK as usize], DockerArchiveError> {
     let mut header = tar::Header::new_ustar();
-    header.set_path(name).map_err(DockerArchiveError::io("name entry", name))?;
+    header.set_path(name).map_err(DockerArchiveError::io("cannot name entry", name))?;
     header.set_size(size);
     header.set_mode(0o644);
     header.set_uid(0);

@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::apk::{Identity, Package, PackageName, PackagePin, SignaturePolicy, Version};
 use crate::apk_fetch::{requested_archs, requested_packages};
-use crate::error::Error;
+use crate::error::{fetch_error, import_error, verify_error, RulesError};
 use crate::fetch::Fetcher;
 use crate::label::Label;
 use crate::load::Loader;
@@ -26,6 +26,7 @@ use crate::lock::LockReport;
 use crate::lockfile::{LockedPackage, LockedRepository, LockedTarget, Lockfile, LOCK_VERSION};
 use crate::platform::Arch;
 use crate::store::Store;
+use executor_engine::Error;
 
 #[derive(Debug, Deserialize)]
 struct ApkoLock {
@@ -98,11 +99,11 @@ pub fn import(
     label: &Label,
 ) -> Result<LockReport, Error> {
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| Error::Graph(format!("cannot read `{shown}`: {e}")))?;
+    let text = std::fs::read_to_string(file).map_err(|e| import_error(format!("cannot read `{shown}`: {e}")))?;
     let apko: ApkoLock =
-        serde_json::from_str(&text).map_err(|e| Error::Graph(format!("`{shown}` is not an apko lockfile: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| import_error(format!("`{shown}` is not an apko lockfile: {e}")))?;
     if apko.version != "v1" {
-        return Err(Error::Graph(format!(
+        return Err(import_error(format!(
             "`{shown}` is an apko lockfile of version `{}`; only `v1` can be imported",
             apko.version
         )));
@@ -112,24 +113,24 @@ pub fn import(
         .as_ref()
         .and_then(|p| p.targets.get(&label.name))
         .filter(|t| t.kind() == "apk_fetch")
-        .ok_or_else(|| Error::Graph(format!("`{label}` is not an `apk_fetch` target; `--target` must name one")))?;
+        .ok_or_else(|| import_error(format!("`{label}` is not an `apk_fetch` target; `--target` must name one")))?;
     let repo_name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
     let repos = crate::apk_repositories(&loader.workspace);
     let repo = repos
         .get(repo_name)
         .copied()
-        .ok_or_else(|| Error::Graph(format!("{}: `{label}`: unknown repository `{repo_name}`", target.location)))?;
-    let (keyring, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+        .ok_or_else(|| import_error(format!("{}: `{label}`: unknown repository `{repo_name}`", target.location)))?;
+    let (keyring, keys) = repo.keyring(&loader.workspace).map_err(import_error)?;
     let policy = if repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
 
     let mut install = BTreeMap::new();
     let mut pins = Vec::new();
-    let archs = requested_archs(target).map_err(Error::Graph)?;
+    let archs = requested_archs(target).map_err(import_error)?;
     for arch in &archs {
         let listed: Vec<&ApkoPackage> =
             apko.contents.packages.iter().filter(|p| p.architecture == arch.apk()).collect();
         if listed.is_empty() {
-            return Err(Error::Graph(format!(
+            return Err(import_error(format!(
                 "`{shown}` has no packages for arch `{arch}`, which `{label}` asks for\n  fix: import a lockfile made for every arch of the target, or remove `{arch}` from it"
             )));
         }
@@ -163,7 +164,7 @@ pub fn import(
         lock.packages.push(pin);
     }
     lock.normalize();
-    let changed = lock.write(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let changed = lock.write(&loader.workspace.root).map_err(RulesError::Lockfile)?;
     Ok(LockReport { targets: 1, packages: fetched, fetched, changed })
 }
 
@@ -179,7 +180,7 @@ fn import_package(
     shown: &str,
 ) -> Result<LockedPackage, Error> {
     let url = repo.package_url(arch, &p.name, &p.version);
-    let context = |m: String| Error::Verify(format!("`{}-{}` ({arch}) from `{shown}`: {m}", p.name, p.version));
+    let context = |m: String| verify_error(format!("`{}-{}` ({arch}) from `{shown}`: {m}", p.name, p.version));
     let pin = PackagePin {
         name: PackageName::new(&p.name).map_err(|e| context(e.to_string()))?,
         version: Version::parse(&p.version).map_err(|e| context(e.to_string()))?,
@@ -191,10 +192,9 @@ fn import_package(
     let result = (|| {
         let fetched = fetcher
             .fetch_to_file(&url, &tmp, crate::fetch::MAX_UNPINNED_PACKAGE)
-            .map_err(|e| Error::Fetch(e.to_string()))?;
-        let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
-        let verified =
-            Package::verify(&bytes, &url, &pin, keyring, policy).map_err(|e| Error::Verify(e.to_string()))?;
+            .map_err(|e| fetch_error(e.to_string()))?;
+        let bytes = std::fs::read(&tmp).map_err(|e| fetch_error(format!("cannot read `{}`: {e}", tmp.display())))?;
+        let verified = Package::verify(&bytes, &url, &pin, keyring, policy).map_err(|e| verify_error(e.to_string()))?;
         let package = verified.package();
         match (&p.signature, package.signature_range()) {
             (Some(seg), Some(range)) => check_segment("the signature", seg, range, &bytes).map_err(context)?,

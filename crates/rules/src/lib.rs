@@ -9,8 +9,8 @@
 // The crates below, under the paths this crate uses.
 pub(crate) use executor_apk as apk;
 pub(crate) use executor_base::{digest, fetch, platform};
-pub(crate) use executor_engine::{action, error, graph, label, load, rules, store, target, typemap, workspace};
-pub(crate) use executor_image::{docker_archive, install, layer as layer_tree, oci, sbom};
+pub(crate) use executor_engine::{action, graph, label, load, rules, store, target, typemap, workspace};
+pub(crate) use executor_image::{docker_archive, install, layer as layer_tree, oci, registry, sbom};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,12 +25,14 @@ use crate::workspace::Workspace;
 
 pub mod apk_fetch;
 pub mod apko;
+pub mod error;
 pub mod layer;
 pub mod lock;
 pub mod lockfile;
 pub mod oci_image;
 pub mod oci_index;
 pub mod oci_load;
+pub mod release;
 pub mod repository;
 
 use lockfile::{LockedKey, Lockfile};
@@ -61,8 +63,8 @@ impl RuleSet for ImageRules {
         &[&repository::ApkRepositoryFunction]
     }
 
-    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), String> {
-        let lock = Lockfile::read(&workspace.root).map_err(|e| e.to_string())?;
+    fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), executor_engine::Error> {
+        let lock = Lockfile::read(&workspace.root).map_err(error::RulesError::Lockfile)?;
         state.insert(ImageState::new(workspace.clone(), lock));
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::apk::{
 };
 use crate::apk_fetch::{requested_archs, requested_packages, stale_reasons};
 use crate::digest::Digest;
-use crate::error::Error;
+use crate::error::{fetch_error, lock_error, verify_error, RulesError};
 use crate::fetch::Fetcher;
 use crate::graph::{expand, Node, TargetGraph};
 use crate::label::{PackagePath, TargetPattern};
@@ -28,6 +28,7 @@ use crate::platform::Arch;
 use crate::repository::ApkRepository;
 use crate::store::Store;
 use crate::target::{did_you_mean, Target};
+use executor_engine::Error;
 
 /// Indexes larger than this are refused (Alpine's largest is a few MiB).
 const INDEX_LIMIT: u64 = 256 << 20;
@@ -35,8 +36,7 @@ const INDEX_LIMIT: u64 = 256 << 20;
 /// Every `apk_fetch` target of the main repository, and those of other repositories that
 /// its targets depend on (an image built `FROM` a repository's image), sorted by label.
 pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
-    let packages =
-        loader.workspace.find_packages(None, &PackagePath::root()).map_err(|e| Error::Graph(e.to_string()))?;
+    let packages = loader.workspace.find_packages(None, &PackagePath::root()).map_err(|e| lock_error(e.to_string()))?;
     if packages.is_empty() {
         return Ok(Vec::new());
     }
@@ -56,7 +56,7 @@ fn repository<'a>(loader: &'a Loader, target: &Target) -> Result<&'a ApkReposito
     let name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
     crate::apk_repositories(&loader.workspace).get(name).copied().ok_or_else(|| {
         let hint = did_you_mean(name, crate::apk_repositories(&loader.workspace).keys().copied());
-        Error::Graph(format!(
+        lock_error(format!(
             "{}: `{}`: unknown repository `{name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{name}\", url = ..., keys = [...])`",
             target.location, target.label, loader.workspace.workspace_file
         ))
@@ -93,10 +93,10 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
     for target in &targets {
         let repo = repository(loader, target)?;
         if !repos.contains_key(&repo.name) {
-            let (keyring, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            let (keyring, keys) = repo.keyring(&loader.workspace).map_err(lock_error)?;
             repos.insert(repo.name.clone(), RepoState { repo, keyring: Arc::new(keyring), keys });
         }
-        for arch in requested_archs(target).map_err(Error::Graph)? {
+        for arch in requested_archs(target).map_err(lock_error)? {
             needed.insert((repo.name.clone(), arch));
         }
     }
@@ -132,21 +132,21 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
         let requests: Vec<Dependency> = packages
             .iter()
             .map(|p| {
-                Dependency::parse(p).map_err(|e| Error::Graph(format!("{}: `{}`: {e}", target.location, target.label)))
+                Dependency::parse(p).map_err(|e| lock_error(format!("{}: `{}`: {e}", target.location, target.label)))
             })
             .collect::<Result<_, _>>()?;
         let mut install = BTreeMap::new();
         let mut versions: BTreeMap<String, (Arch, String)> = BTreeMap::new();
-        for arch in requested_archs(target).map_err(Error::Graph)? {
+        for arch in requested_archs(target).map_err(lock_error)? {
             let resolution = providers[&(repo.name.clone(), arch)]
                 .resolve(&requests)
-                .map_err(|e| Error::Graph(format!("{}: `{}` ({arch}): {e}", target.location, target.label)))?;
+                .map_err(|e| lock_error(format!("{}: `{}` ({arch}): {e}", target.location, target.label)))?;
             let mut order = Vec::new();
             for entry in &resolution.install_order {
                 let (name, version) = (entry.name.as_str().to_owned(), entry.version.as_str().to_owned());
                 if let Some((other_arch, other)) = versions.get(&name) {
                     if *other != version {
-                        return Err(Error::Graph(format!(
+                        return Err(lock_error(format!(
                             "{}: `{}`: package `{name}` resolves to {other} on {other_arch} but to {version} on {arch}\n  fix: ask for a version every arch has (e.g. `{name}={other}`), or lock the archs in separate targets",
                             target.location, target.label
                         )));
@@ -209,7 +209,7 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
         packages: pins.into_iter().map(|(p, _, _)| p).collect(),
     };
     lockfile.normalize();
-    let changed = lockfile.write(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let changed = lockfile.write(&loader.workspace.root).map_err(RulesError::Lockfile)?;
     Ok(LockReport { targets: targets.len(), packages: lockfile.packages.len(), fetched, changed })
 }
 
@@ -221,10 +221,10 @@ fn read_index(
     let url = state.repo.index_url(arch);
     let bytes = fetcher
         .fetch_bytes(&url, INDEX_LIMIT)
-        .map_err(|e| Error::Fetch(format!("repository `{}`: {e}", state.repo.name)))?;
+        .map_err(|e| fetch_error(format!("repository `{}`: {e}", state.repo.name)))?;
     let policy = if state.repo.allow_untrusted { TrustPolicy::AllowUntrusted } else { TrustPolicy::RequireTrusted };
     let index = Index::read(&bytes, &url, &state.keyring, policy)
-        .map_err(|e| Error::Verify(format!("repository `{}`: {e}", state.repo.name)))?;
+        .map_err(|e| verify_error(format!("repository `{}`: {e}", state.repo.name)))?;
     let warning = (!matches!(index.trust, crate::apk::Trust::Verified { .. })).then(|| {
         format!(
             "warning: index `{url}` is not signed by a trusted key; accepted because repository `{}` sets `allow_untrusted = True`",
@@ -261,7 +261,7 @@ fn agrees_with_index(info: &crate::apk::PkgInfo, entry: &IndexEntry, url: &str) 
     if differences.is_empty() {
         return Ok(());
     }
-    Err(Error::Verify(format!(
+    Err(verify_error(format!(
         "`{url}` ({}): the package's `.PKGINFO` disagrees with its index entry on {}\n  fix: the repository's index \
          was not made from this package; regenerate the index (`apk index`) or report it to the repository's owner",
         entry.package_id(),
@@ -281,11 +281,11 @@ fn pin_package(
     let tmp = store.temp_path("apk");
     let result = (|| {
         let limit = entry.size.unwrap_or(crate::fetch::MAX_UNPINNED_PACKAGE);
-        let fetched = fetcher.fetch_to_file(&url, &tmp, limit).map_err(|e| Error::Fetch(e.to_string()))?;
-        let bytes = std::fs::read(&tmp).map_err(|e| Error::Fetch(format!("cannot read `{}`: {e}", tmp.display())))?;
+        let fetched = fetcher.fetch_to_file(&url, &tmp, limit).map_err(|e| fetch_error(e.to_string()))?;
+        let bytes = std::fs::read(&tmp).map_err(|e| fetch_error(format!("cannot read `{}`: {e}", tmp.display())))?;
         let policy = if state.repo.allow_untrusted { SignaturePolicy::Untrusted } else { SignaturePolicy::Required };
         let verified = Package::verify(&bytes, &url, &PackagePin::from_entry(entry), &state.keyring, policy)
-            .map_err(|e| Error::Verify(e.to_string()))?;
+            .map_err(|e| verify_error(e.to_string()))?;
         let warning = verified.signed_by().is_none().then(|| {
             format!(
                 "warning: `{url}` is not signed by a trusted key; accepted because repository `{}` sets `allow_untrusted = True`",
@@ -318,12 +318,12 @@ fn pin_package(
 /// files ask for. Every problem is listed, each naming the target and the package.
 pub fn check(loader: &Loader) -> Result<(), Error> {
     let targets = apk_fetch_targets(loader)?;
-    let lock = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))?;
+    let lock = Lockfile::read(&loader.workspace.root).map_err(RulesError::Lockfile)?;
     let Some(lock) = lock else {
         if targets.is_empty() {
             return Ok(());
         }
-        return Err(Error::Graph(format!(
+        return Err(lock_error(format!(
             "there is no lockfile (`{LOCKFILE}`), and {} `apk_fetch` target{} need one\n  fix: run `executor lock`",
             targets.len(),
             if targets.len() == 1 { "" } else { "s" }
@@ -333,7 +333,7 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
     let mut repos_seen = BTreeSet::new();
     for target in &targets {
         let repo = repository(loader, target)?;
-        let archs = requested_archs(target).map_err(Error::Graph)?;
+        let archs = requested_archs(target).map_err(lock_error)?;
         let label = target.label.to_string();
         match lock.target(&label) {
             None => {
@@ -357,7 +357,7 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
             }
         }
         if repos_seen.insert(repo.name.clone()) {
-            let (_, keys) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            let (_, keys) = repo.keyring(&loader.workspace).map_err(lock_error)?;
             match lock.repository(&repo.name) {
                 Some(r) if r.url == repo.url && r.keys == keys => {}
                 Some(_) => problems
@@ -375,7 +375,7 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
     if problems.is_empty() {
         return Ok(());
     }
-    Err(Error::Graph(format!(
+    Err(lock_error(format!(
         "`{LOCKFILE}` is out of date:\n  - {}\n  fix: run `executor lock`",
         problems.join("\n  - ")
     )))
@@ -387,7 +387,7 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
 /// URL) when the store lacks them. A verdict recorded by an earlier check or build is reused.
 /// This catches a lockfile whose entry points at another package's file.
 pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<(), Error> {
-    let Some(lock) = Lockfile::read(&loader.workspace.root).map_err(|e| Error::Graph(e.to_string()))? else {
+    let Some(lock) = Lockfile::read(&loader.workspace.root).map_err(RulesError::Lockfile)? else {
         return Ok(());
     };
     let mut work = Vec::new();
@@ -417,7 +417,7 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
     let mut keyrings = BTreeMap::new();
     for (repo, _) in &work {
         if !keyrings.contains_key(&repo.name) {
-            let (keyring, _) = repo.keyring(&loader.workspace).map_err(Error::Graph)?;
+            let (keyring, _) = repo.keyring(&loader.workspace).map_err(lock_error)?;
             keyrings.insert(repo.name.clone(), keyring);
         }
     }
@@ -433,7 +433,7 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
         return Ok(());
     }
     problems.sort();
-    Err(Error::Verify(format!(
+    Err(verify_error(format!(
         "`{LOCKFILE}` pins packages whose files do not match it:\n  - {}\n  fix: run `executor lock` (and review the \
          lockfile's history: an entry that names another package's file was edited by hand or by an attacker)",
         problems.join("\n  - ")

@@ -143,7 +143,7 @@ pub fn materialize_tree(store: &Store, digest: &Digest, dest: &Path) -> Result<b
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_owned();
-    move |source| StoreError::Io { what, path, source }
+    move |source| StoreError::Io(executor_base::io::PathError::new(what, path, source))
 }
 
 fn file_name(path: &Path) -> String {
@@ -155,10 +155,12 @@ fn file_name(path: &Path) -> String {
 /// replace), so no output is ever written through a link to somewhere else.
 pub fn create_parent(root: &Path, path: &Path) -> Result<(), StoreError> {
     let Some(parent) = path.parent() else { return Ok(()) };
-    let rel = parent.strip_prefix(root).map_err(|_| StoreError::Io {
-        what: "refusing to write outside the output tree:",
-        path: path.to_owned(),
-        source: std::io::Error::other("not below executor-out/"),
+    let rel = parent.strip_prefix(root).map_err(|_| {
+        StoreError::Io(executor_base::io::PathError::new(
+            "refusing to write outside the output tree:",
+            path.to_owned(),
+            std::io::Error::other("not below executor-out/"),
+        ))
     })?;
     // The root itself was checked by the command (not a link) when it took the lock.
     fs::create_dir_all(root).map_err(io("cannot create", root))?;

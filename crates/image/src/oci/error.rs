@@ -10,15 +10,8 @@ use crate::digest::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum OciError {
     /// A file-system operation failed.
-    #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        /// What was being done: `read`, `create directory`, ...
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] executor_base::io::PathError),
 
     /// Bytes did not hash to the digest they were named by.
     #[error("digest mismatch for `{what}`: expected {expected}, got {actual}")]
@@ -209,9 +202,9 @@ pub enum OciError {
 
 impl OciError {
     /// An [`OciError::Io`] for `path`.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> OciError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> OciError {
         let path = path.into();
-        move |source| OciError::Io { action, path, source }
+        move |source| OciError::Io(executor_base::io::PathError::new(what, path, source))
     }
 
     /// An [`OciError::Serialize`] for `what`.

@@ -81,7 +81,7 @@ fn write_with_top<'a>(
         return Err(OciError::InvalidRefName { name: ref_name.to_owned() });
     }
     let blob_dir = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blob_dir).map_err(OciError::io("create directory", &blob_dir))?;
+    fs::create_dir_all(&blob_dir).map_err(OciError::io("cannot create directory", &blob_dir))?;
 
     // Invariant: every key names a file under `blob_dir` whose bytes hash to it, of that size.
     let mut written: BTreeMap<Digest, u64> = BTreeMap::new();
@@ -120,7 +120,7 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
         BlobSource::Bytes(bytes) => {
             let actual = Digest::of(bytes);
             if actual == digest {
-                fs::write(&tmp, bytes).map_err(OciError::io("write", &tmp))?;
+                fs::write(&tmp, bytes).map_err(OciError::io("cannot write", &tmp))?;
             }
             (actual, bytes.len() as u64, path.display().to_string())
         }
@@ -128,8 +128,8 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
             // Hashed where it is; then linked (no bytes copied) where the file system
             // allows, copied otherwise. The link is to a read-only file nobody edits in place
             // (an action's verified input), and the layout is itself an action's output.
-            let input = File::open(src).map_err(OciError::io("open", src))?;
-            let (actual, len) = hash_reader(input).map_err(OciError::io("read", src))?;
+            let input = File::open(src).map_err(OciError::io("cannot open", src))?;
+            let (actual, len) = hash_reader(input).map_err(OciError::io("cannot read", src))?;
             if actual == digest {
                 let linked = match fs::hard_link(src, &tmp) {
                     Ok(()) => true,
@@ -142,7 +142,7 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
                 if !linked {
                     fs::copy(src, &tmp).map_err(|e| {
                         let _ = fs::remove_file(&tmp);
-                        OciError::Io { action: "copy", path: src.to_owned(), source: e }
+                        OciError::Io(executor_base::io::PathError::new("cannot copy", src.to_owned(), e))
                     })?;
                 }
             }
@@ -153,7 +153,7 @@ fn write_blob(blob_dir: &Path, digest: Digest, source: BlobSource<'_>) -> Result
         let _ = fs::remove_file(&tmp);
         return Err(OciError::DigestMismatch { what, expected: digest, actual });
     }
-    fs::rename(&tmp, &path).map_err(OciError::io("rename", &tmp))?;
+    fs::rename(&tmp, &path).map_err(OciError::io("cannot rename", &tmp))?;
     Ok(len)
 }
 
@@ -162,8 +162,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    fs::write(&tmp, bytes).map_err(OciError::io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(OciError::io("rename", &tmp))
+    fs::write(&tmp, bytes).map_err(OciError::io("cannot write", &tmp))?;
+    fs::rename(&tmp, path).map_err(OciError::io("cannot rename", &tmp))
 }
 
 /// Checks that the blob `digest` was written with `size`, and recursively every blob an
@@ -221,7 +221,7 @@ fn blob_path(dir: &Path, digest: Digest) -> PathBuf {
 
 fn parse_blob<T: serde::de::DeserializeOwned>(dir: &Path, digest: Digest, what: &'static str) -> Result<T, OciError> {
     let path = blob_path(dir, digest);
-    let bytes = fs::read(&path).map_err(OciError::io("read", &path))?;
+    let bytes = fs::read(&path).map_err(OciError::io("cannot read", &path))?;
     serde_json::from_slice(&bytes).map_err(|source| OciError::Parse { what, path, source })
 }
 
@@ -422,7 +422,7 @@ fn platform_text(p: &oci_spec::image::Platform) -> String {
 }
 
 fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, OciError> {
-    let bytes = fs::read(path).map_err(OciError::io("read", path))?;
+    let bytes = fs::read(path).map_err(OciError::io("cannot read", path))?;
     serde_json::from_slice(&bytes).map_err(|source| OciError::Parse { what, path: path.to_owned(), source })
 }
 
@@ -434,7 +434,7 @@ fn existing_blob(dir: &Path, digest: Digest, size: u64, referenced_by: &str) -> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(OciError::MissingBlob { dir: dir.to_owned(), digest, referenced_by: referenced_by.to_owned() })
         }
-        Err(e) => return Err(OciError::Io { action: "read", path, source: e }),
+        Err(e) => return Err(OciError::Io(executor_base::io::PathError::new("cannot read", path, e))),
     };
     if meta.len() != size {
         return Err(OciError::SizeMismatch { what: path.display().to_string(), expected: size, actual: meta.len() });
@@ -451,7 +451,7 @@ fn read_json_blob<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<(PathBuf, T), OciError> {
     let path = existing_blob(dir, digest, size, referenced_by)?;
-    let bytes = fs::read(&path).map_err(OciError::io("read", &path))?;
+    let bytes = fs::read(&path).map_err(OciError::io("cannot read", &path))?;
     let actual = Digest::of(&bytes);
     if actual != digest {
         return Err(OciError::DigestMismatch { what: path.display().to_string(), expected: digest, actual });

@@ -114,7 +114,7 @@ pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, Registry
     if let Some(sboms) = entries.iter().find(|d| name_of(d).as_deref() == Some(sbom_ref.as_str())) {
         let list = our_digest(sboms.digest(), "index.json")?;
         let path = walk.blob(list, sboms.size(), "index.json")?;
-        let bytes = fs::read(&path).map_err(OciError::io("read", &path))?;
+        let bytes = fs::read(&path).map_err(OciError::io("cannot read", &path))?;
         let actual = Digest::of(&bytes);
         if actual != list {
             return Err(OciError::DigestMismatch { what: path.display().to_string(), expected: list, actual }.into());
@@ -185,7 +185,7 @@ impl Walk<'_> {
             .into());
         }
         let path = self.blob(digest, descriptor.size(), referenced_by)?;
-        let bytes = fs::read(&path).map_err(OciError::io("read", &path))?;
+        let bytes = fs::read(&path).map_err(OciError::io("cannot read", &path))?;
         let actual = Digest::of(&bytes);
         if actual != digest {
             return Err(OciError::DigestMismatch { what: path.display().to_string(), expected: digest, actual }.into());
@@ -223,7 +223,9 @@ impl Walk<'_> {
                 }
                 .into())
             }
-            Err(source) => return Err(OciError::Io { action: "read", path, source }.into()),
+            Err(source) => {
+                return Err(OciError::Io(executor_base::io::PathError::new("cannot read", path, source)).into())
+            }
         };
         if meta.len() != size {
             return Err(OciError::SizeMismatch {
@@ -245,7 +247,7 @@ fn our_digest(digest: &oci_spec::image::Digest, what: &str) -> Result<Digest, Oc
 }
 
 fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, RegistryError> {
-    let bytes = fs::read(path).map_err(OciError::io("read", path))?;
+    let bytes = fs::read(path).map_err(OciError::io("cannot read", path))?;
     parse_bytes(&bytes, path, what)
 }
 

@@ -283,8 +283,8 @@ fn push_blob(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<Blo
         return Ok(BlobOutcome::Present);
     }
     // Checked once before the first byte is sent; the upload hashes again as it reads.
-    let file = File::open(&blob.path).map_err(OciError::io("open", &blob.path))?;
-    let (actual, _) = hash_reader(file).map_err(OciError::io("read", &blob.path))?;
+    let file = File::open(&blob.path).map_err(OciError::io("cannot open", &blob.path))?;
+    let (actual, _) = hash_reader(file).map_err(OciError::io("cannot read", &blob.path))?;
     if actual != blob.digest {
         return Err(
             OciError::DigestMismatch { what: blob.path.display().to_string(), expected: blob.digest, actual }.into()
@@ -321,7 +321,7 @@ fn upload(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOu
 }
 
 fn upload_monolithic(client: &Client, blob: &PlanBlob, location: &str) -> Result<BlobOutcome, RegistryError> {
-    let bytes = std::fs::read(&blob.path).map_err(OciError::io("read", &blob.path))?;
+    let bytes = std::fs::read(&blob.path).map_err(OciError::io("cannot read", &blob.path))?;
     let actual = Digest::of(&bytes);
     if actual != blob.digest {
         cancel(client, location);
@@ -344,13 +344,13 @@ fn upload_chunked(
     mut location: String,
     chunk_size: u64,
 ) -> Result<BlobOutcome, RegistryError> {
-    let mut file = File::open(&blob.path).map_err(OciError::io("open", &blob.path))?;
+    let mut file = File::open(&blob.path).map_err(OciError::io("cannot open", &blob.path))?;
     let mut hasher = Sha256::new();
     let mut buf = Vec::new();
     let mut offset: u64 = 0;
     loop {
         buf.clear();
-        (&mut file).take(chunk_size).read_to_end(&mut buf).map_err(OciError::io("read", &blob.path))?;
+        (&mut file).take(chunk_size).read_to_end(&mut buf).map_err(OciError::io("cannot read", &blob.path))?;
         if buf.is_empty() {
             break;
         }

@@ -120,12 +120,12 @@ pub fn attach_sboms(
     for &(arch, sbom, epoch) in sboms {
         let subject = read_layout_image(dir, Some(image_ref), arch)?.manifest_digest;
         let subject_path = blob_path(dir, subject);
-        let subject_size = fs::metadata(&subject_path).map_err(SbomError::io("read", &subject_path))?.len();
+        let subject_size = fs::metadata(&subject_path).map_err(SbomError::io("cannot read", &subject_path))?.len();
         artifacts.push((arch, sbom_artifact_manifest(sbom, subject, subject_size, epoch)?, subject));
     }
 
     let index_path = dir.join("index.json");
-    let bytes = fs::read(&index_path).map_err(SbomError::io("read", &index_path))?;
+    let bytes = fs::read(&index_path).map_err(SbomError::io("cannot read", &index_path))?;
     let mut top: ImageIndex =
         serde_json::from_slice(&bytes).map_err(|source| SbomError::Parse { path: index_path.clone(), source })?;
     let named = |d: &Descriptor| d.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)) == Some(&ref_name);
@@ -142,7 +142,7 @@ pub fn attach_sboms(
             digest: d.digest().to_string(),
         })?;
         let path = blob_path(dir, digest);
-        let bytes = fs::read(&path).map_err(SbomError::io("read", &path))?;
+        let bytes = fs::read(&path).map_err(SbomError::io("cannot read", &path))?;
         let previous: ImageIndex =
             serde_json::from_slice(&bytes).map_err(|source| SbomError::Parse { path: path.clone(), source })?;
         for m in previous.manifests() {
@@ -221,7 +221,7 @@ fn write_blob(dir: &Path, digest: Digest, bytes: &[u8]) -> Result<(), SbomError>
         Ok(existing) if Digest::of(&existing) == digest => return Ok(()),
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(SbomError::Io { action: "read", path, source: e }),
+        Err(e) => return Err(SbomError::Io(executor_base::io::PathError::new("cannot read", path, e))),
     }
     write_atomically(&path, bytes)
 }
@@ -231,6 +231,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SbomError> {
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let tmp = path.with_file_name(name);
-    fs::write(&tmp, bytes).map_err(SbomError::io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(SbomError::io("rename", &tmp))
+    fs::write(&tmp, bytes).map_err(SbomError::io("cannot write", &tmp))?;
+    fs::rename(&tmp, path).map_err(SbomError::io("cannot rename", &tmp))
 }

@@ -38,15 +38,8 @@ pub enum SbomError {
     },
 
     /// A file-system operation on the layout failed.
-    #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        /// What was being done: `read`, `write`, ...
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] executor_base::io::PathError),
 
     /// The layout's `index.json` is not what an image layout holds.
     #[error("invalid index.json `{path}`: {source}")]
@@ -68,9 +61,9 @@ pub enum SbomError {
 }
 
 impl SbomError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SbomError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SbomError {
         let path = path.into();
-        move |source| SbomError::Io { action, path, source }
+        move |source| SbomError::Io(executor_base::io::PathError::new(what, path, source))
     }
 
     pub(crate) fn serialize(what: &'static str) -> impl FnOnce(serde_json::Error) -> SbomError {

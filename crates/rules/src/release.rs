@@ -1,0 +1,204 @@
+//! Release commands of the image rule set: what `executor push` and `executor verify` do
+//! with a built image or index (the command line builds it first).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::action::Artifact;
+use crate::digest::Digest;
+use crate::error::{built_error, registry_error, verify_error};
+use crate::fetch::FetchOptions;
+use crate::label::Label;
+use crate::rules::Provided;
+use crate::{BuiltMeta, ImageInfo, IndexInfo};
+use executor_engine::Error;
+
+/// The push target `repository` with `--tag`s, checked, and the credentials for its host.
+pub fn push_destination(
+    repository: &str,
+    mut tags: Vec<String>,
+) -> Result<(crate::registry::Reference, Option<crate::registry::Credentials>), Error> {
+    use crate::registry::{load_credentials, AuthEnv, Reference};
+    let mut reference = Reference::parse(repository).map_err(|e| Error::Usage(format!("--repository: {e}")))?;
+    for tag in &tags {
+        crate::registry::reference::check_tag(tag)
+            .map_err(|reason| Error::Usage(format!("--tag `{tag}`: {reason}")))?;
+    }
+    if !tags.is_empty() {
+        // `--tag` replaces the default `latest`, unless the repository named a tag itself.
+        let explicit = repository.rsplit('/').next().is_some_and(|last| last.contains(':'));
+        if !explicit {
+            reference.tags.clear();
+        }
+        reference.tags.append(&mut tags);
+        reference.tags.sort();
+        reference.tags.dedup();
+    }
+    let creds =
+        load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?;
+    Ok((reference, creds))
+}
+
+/// The one image or index target a command built.
+pub struct BuiltImage<'a> {
+    /// Its label.
+    pub label: &'a Label,
+    /// Its OCI layout directory.
+    pub layout: PathBuf,
+    /// Its description (`*.index.json` or `*.image.json`).
+    pub meta: BuiltMeta,
+    /// `index` or `image`.
+    pub kind: &'static str,
+}
+
+/// The single requested target of a build, which must be an `oci_index` or `oci_image`, for
+/// `command` (whose outputs are `done`, as in "only images can be pushed"). `out_root` is
+/// where the build materialized outputs.
+pub fn built_image<'a>(
+    requested: &'a [Label],
+    provided: &BTreeMap<Label, Provided>,
+    out_root: &Path,
+    command: &str,
+    done: &str,
+) -> Result<BuiltImage<'a>, Error> {
+    let [label] = requested else {
+        return Err(Error::Usage(format!("`{command}` takes one target; the pattern matched {}", requested.len())));
+    };
+    let provided = provided
+        .get(label)
+        .ok_or_else(|| built_error(format!("internal error: `{label}` was built but provides nothing")))?;
+    let (layout, meta, kind) = match (provided.get::<IndexInfo>(), provided.get::<ImageInfo>()) {
+        (Some(index), _) => (&index.layout, &index.meta, "index"),
+        (None, Some(image)) => (&image.layout, &image.meta, "image"),
+        _ => {
+            return Err(Error::Usage(format!(
+                "`{label}` is not an `oci_index` or `oci_image` target; only images can be {done}"
+            )))
+        }
+    };
+    let path = |a: &Artifact| match a {
+        Artifact::Derived { path, .. } => out_root.join(path),
+        Artifact::Source { file, .. } => file.clone(),
+    };
+    let meta_path = path(meta);
+    let meta = BuiltMeta::read(&meta_path, kind == "index")
+        .map_err(|e| built_error(format!("cannot read `{}`: {e}", meta_path.display())))?;
+    Ok(BuiltImage { label, layout: path(layout), meta, kind })
+}
+
+/// Pushes a built image or index to `reference`; prints `HOST/REPO@DIGEST` on stdout.
+pub fn push(
+    image: &BuiltImage<'_>,
+    reference: &crate::registry::Reference,
+    creds: Option<crate::registry::Credentials>,
+    options: crate::registry::PushOptions,
+) -> Result<(), Error> {
+    use crate::registry::push_layout;
+    let BuiltImage { label, layout, meta, kind } = image;
+    // The layout's own tag: an index's `tag` attribute, `latest` for an image.
+    let ref_name = meta.tag().to_owned();
+    let report =
+        push_layout(layout, &ref_name, reference, &options, creds).map_err(|e| registry_error(e.to_string()))?;
+    println!("{}/{}@{}", reference.host, reference.repository, report.digest);
+    eprintln!(
+        "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
+        reference.host,
+        reference.repository,
+        reference.tags.join(", "),
+        report.uploaded_blobs,
+        report.bytes_uploaded,
+        report.skipped_blobs,
+        report.mounted_blobs,
+        report.manifests
+    );
+    if report.referrers > 0 {
+        let (what, of) = if report.referrers == 1 {
+            ("1 SBOM".to_owned(), "a referrer of the image manifest")
+        } else {
+            (format!("{} SBOMs", report.referrers), "referrers of the image manifests")
+        };
+        eprintln!(
+            "attached {what} as {of}{}",
+            if report.referrers_tag_schema {
+                " (the registry has no referrers API: listed under the tags `sha256-<manifest hex>`)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// The digest `verify --digest` names: `sha256:…`, `HOST/REPO@sha256:…`, or what the registry
+/// serves for `HOST/REPO:TAG`.
+pub fn expected_digest(expected: &str, insecure: bool, fetch_options: &FetchOptions) -> Result<Digest, Error> {
+    use crate::registry::{load_credentials, resolve_digest, AuthEnv, Reference};
+    let expected_digest = match expected.rsplit_once('@') {
+        _ if expected.starts_with("sha256:") => parse_digest(expected)?,
+        Some((_, digest)) => parse_digest(digest)?,
+        None => {
+            let reference = Reference::parse(expected).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
+            let creds = load_credentials(&reference.host, &AuthEnv::from_process())
+                .map_err(|e| registry_error(e.to_string()))?;
+            let options = push_options(fetch_options, insecure);
+            let digest = resolve_digest(&reference, &options, creds).map_err(|e| registry_error(e.to_string()))?;
+            eprintln!("`{expected}` is {digest}");
+            digest
+        }
+    };
+    Ok(expected_digest)
+}
+
+/// Compares a rebuilt image's digest with the expected one; prints `verified LABEL: DIGEST`
+/// on stdout when they match.
+pub fn check_rebuilt(image: &BuiltImage<'_>, expected_digest: &Digest) -> Result<(), Error> {
+    let BuiltImage { label, meta, .. } = image;
+    let rebuilt = meta.digest();
+    if rebuilt == expected_digest {
+        println!("verified {label}: {rebuilt}");
+        eprintln!("`{label}` rebuilt from {} in an empty cache is {rebuilt}, as expected", crate::lockfile::LOCKFILE);
+        return Ok(());
+    }
+    let mut message = format!(
+        "release check failed: `{label}` rebuilt from {} in an empty cache is {rebuilt}, not {expected_digest}",
+        crate::lockfile::LOCKFILE
+    );
+    if let BuiltMeta::Index(index) = meta {
+        message.push_str(
+            "
+  rebuilt platform images:",
+        );
+        for (platform, digest) in &index.images {
+            message.push_str(&format!(
+                "
+    {platform}  {digest}"
+            ));
+        }
+    }
+    message.push_str(&format!(
+        "
+  fix: check out the commit the release was built from (its BUILD files, rules and {}) and use executor {}; \
+         if they match, the release was not built from them",
+        crate::lockfile::LOCKFILE,
+        crate::action::EXECUTOR_VERSION
+    ));
+    Err(verify_error(message))
+}
+/// How registry requests behave: `--fetch-timeout` and `--fetch-retries` apply to them as
+/// to downloads.
+pub fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::PushOptions {
+    crate::registry::PushOptions {
+        insecure,
+        connect_timeout: fetch.connect_timeout,
+        read_timeout: fetch.read_timeout,
+        retries: fetch.retries,
+        // Named in "no credentials" errors only if it exists (else the error says where to
+        // create one).
+        auth_file: crate::registry::AuthEnv::from_process().auth_file().map(|(path, _)| path).filter(|p| p.is_file()),
+        ..crate::registry::PushOptions::default()
+    }
+}
+
+pub fn parse_digest(text: &str) -> Result<crate::digest::Digest, Error> {
+    text.parse().map_err(|_| Error::Usage(format!("--digest: `{text}` is not `sha256:` and 64 lowercase hex digits")))
+}
