@@ -182,6 +182,11 @@ impl Builder<'_> {
             errors: Mutex::new(Vec::new()),
             plan,
         };
+        // The remote cache's warnings go above the progress bar while one is drawn.
+        let previous_reporter = match (self.remote, self.options.progress_bar) {
+            (Some(remote), true) => Some(remote.replace_reporter(Box::new(shared.reporter.line_sink()))),
+            _ => None,
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.jobs.max(1))
             .build()
@@ -192,6 +197,9 @@ impl Builder<'_> {
             }
         });
         shared.reporter.finish();
+        if let (Some(remote), Some(previous)) = (self.remote, previous_reporter) {
+            drop(remote.replace_reporter(previous));
+        }
         let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
         let outputs: Vec<Option<Vec<OutputRecord>>> =
             shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();

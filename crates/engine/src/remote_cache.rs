@@ -115,7 +115,8 @@ pub struct RemoteCacheStats {
 }
 
 /// Where warnings go: stderr by default, a collector in tests.
-type Reporter = Box<dyn Fn(&str) + Send + Sync>;
+/// Where the remote cache's warning lines go.
+pub type Reporter = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Which action results from the server may be used. See the module documentation.
 #[derive(Debug, Clone, Default)]
@@ -208,7 +209,7 @@ pub struct RemoteCache {
     /// Blobs and entries already reported as corrupt: each is reported once.
     reported: Mutex<HashSet<Digest>>,
     /// Receives each warning line, without a trailing newline.
-    reporter: Reporter,
+    reporter: Mutex<Reporter>,
     /// Which action results may be used.
     trust: ResultTrust,
     /// Signs uploaded action results, when given.
@@ -333,7 +334,7 @@ impl RemoteCache {
             bytes_uploaded: AtomicU64::new(0),
             present: Mutex::new(HashSet::new()),
             reported: Mutex::new(HashSet::new()),
-            reporter: Box::new(|line| eprintln!("{line}")),
+            reporter: Mutex::new(Box::new(|line| eprintln!("{line}"))),
             trust: ResultTrust::default(),
             signer: None,
         })
@@ -358,9 +359,16 @@ impl RemoteCache {
 
     /// Sends warning lines to `reporter` instead of stderr (a progress bar's `println`, or a
     /// collector in tests).
-    pub fn with_reporter(mut self, reporter: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.reporter = Box::new(reporter);
+    pub fn with_reporter(self, reporter: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        drop(self.replace_reporter(Box::new(reporter)));
         self
+    }
+
+    /// Like [`with_reporter`](Self::with_reporter), on a shared cache, returning the reporter
+    /// it replaces: the builder sends the warnings of a build above its progress bar, then
+    /// puts the previous reporter back.
+    pub fn replace_reporter(&self, reporter: Reporter) -> Reporter {
+        std::mem::replace(&mut *self.reporter.lock().unwrap_or_else(|e| e.into_inner()), reporter)
     }
 
     /// The base URL, without a trailing `/`.
@@ -813,7 +821,7 @@ impl RemoteCache {
     }
 
     fn warn(&self, line: &str) {
-        (self.reporter)(line);
+        (self.reporter.lock().unwrap_or_else(|e| e.into_inner()))(line);
     }
 
     /// Classifies a failure before the response headers arrived.

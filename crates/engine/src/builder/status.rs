@@ -63,6 +63,15 @@ impl Reporter {
         }
     }
 
+    /// A sink for other parts' warning lines (the remote cache's) that keeps the bar intact.
+    pub fn line_sink(&self) -> impl Fn(&str) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        move |line: &str| match &bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Clears the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
