@@ -286,7 +286,7 @@ for i, h in enumerate([
         'Bearer ,,, realm="a"',
 ]):
     seed("registry_challenge", f"header-{i}", h)
-for src in [root / "executor" / "src" / "registry" / "auth.rs"] + sorted((root / "tests").rglob("*.rs")):
+for src in [root / "crates" / "image" / "src" / "registry" / "auth.rs"] + sorted((root / "tests").rglob("*.rs")):
     text = src.read_text(errors="replace")
     for i, m in enumerate(re.finditer(r'r#"(\{.*?\})"#', text)):
         if "auths" in m.group(1) or "creds" in m.group(1):

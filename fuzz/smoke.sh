@@ -21,7 +21,10 @@ if ! build_targets; then
 fi
 echo "fuzz: built in $(( $(date +%s) - start ))s" >&2
 if [[ ! -d "$fuzz_dir/corpus" ]]; then
-    "$fuzz_dir/seed.sh" >&2
+    if ! "$fuzz_dir/seed.sh" >&2; then
+        echo "fuzz: seeding the corpus failed" >&2
+        exit 1
+    fi
 fi
 
 logs="$fuzz_dir/target/smoke-logs"
