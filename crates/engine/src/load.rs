@@ -29,7 +29,7 @@ use starlark::values::none::NoneType;
 use starlark::values::Heap;
 use starlark::PrintHandler;
 
-use crate::label::{Label, LabelContext, PackagePath, RepoName, TargetName};
+use crate::label::{Label, LabelContext, LabelError, PackagePath, RepoName, TargetName};
 use crate::rules::{DynRule, Registry, WorkspaceFunction};
 use crate::target::{convert_attr, did_you_mean, AttrError, AttrSpec, AttrValue, Location, Target};
 use crate::workspace::{build_file, is_ignored_dir, Declaration, Workspace, OUT_DIR};
@@ -40,11 +40,39 @@ mod sandbox;
 pub use limits::{Limits, MAX_CALL_DEPTH, MAX_NESTING};
 pub use sandbox::{with_loading_stack, CountingAllocator, STACK_SIZE};
 
-/// A loading error, already rendered with its file, line and column. Cloneable because one
-/// failed `.bzl` module is reported by every package that loads it.
+/// Why a file could not be loaded. Cloneable because one failed `.bzl` module is reported by
+/// every package that loads it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+pub enum LoadError {
+    /// Starlark's diagnostic (a syntax or evaluation error, or a limit the sandbox enforced),
+    /// rendered with its file, line, column and source excerpt.
+    #[error("{0}")]
+    Diagnostic(String),
+    /// A `load()` names a module that does not exist.
+    #[error("cannot find `{label}`: {reason}")]
+    NotFound { label: Label, reason: String },
+    /// A `load()` names a file that is not a `.bzl` module.
+    #[error("cannot load `{label}`: only `.bzl` files can be loaded")]
+    NotBzl { label: Label },
+    /// `load()`s form a cycle.
+    #[error("load cycle: {}", cycle.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" -> "))]
+    Cycle { cycle: Vec<Label> },
+    /// A `load()` names an invalid label.
+    #[error(transparent)]
+    Label(#[from] LabelError),
+    /// An error told at the `load()` statement that caused it.
+    #[error("{location}: {cause}")]
+    AtLoad { location: String, cause: Box<LoadError> },
+    /// A package of a repository `WORKSPACE` does not declare.
+    #[error("repository `@{repo}` is not declared in {workspace_file}\n  fix: declare it with `local_repository(name = ..., path = ...)`")]
+    UnknownRepository { repo: String, workspace_file: &'static str },
+    /// A `WORKSPACE`, `BUILD` or `.bzl` file cannot be read, or resolves outside its repository.
+    #[error("{0}")]
+    Read(String),
+    /// The interpreter could not be set up or run (a thread, a frozen module).
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// One evaluated package.
 #[derive(Debug)]
@@ -151,7 +179,7 @@ fn render(e: starlark::Error) -> LoadError {
             1,
         );
     }
-    LoadError(out)
+    LoadError::Diagnostic(out)
 }
 
 /// A traceback's runs of one repeated frame (a recursion), each as its first frame and a
@@ -180,6 +208,11 @@ fn collapse_repeated_frames(lines: Vec<&str>) -> Vec<String> {
         i += 2 * (repeats + 1);
     }
     out
+}
+
+/// `error`, told at the `load()` at `span`.
+fn at_load(span: &FileSpan, error: LoadError) -> LoadError {
+    LoadError::AtLoad { location: location(span), cause: Box::new(error) }
 }
 
 /// `file:line:col` of a span.
@@ -549,9 +582,9 @@ fn workspace_context<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a Wor
 /// Reads a `WORKSPACE`, `BUILD` or `.bzl` file of the repository rooted at `root`.
 fn read_source(root: Option<&Path>, path: &Path, display: &str) -> Result<String, LoadError> {
     if let Some(root) = root {
-        crate::workspace::check_inside(root, path, display).map_err(LoadError)?;
+        crate::workspace::check_inside(root, path, display).map_err(LoadError::Read)?;
     }
-    fs::read_to_string(path).map_err(|e| LoadError(format!("cannot read `{display}`: {e}")))
+    fs::read_to_string(path).map_err(|e| LoadError::Read(format!("cannot read `{display}`: {e}")))
 }
 
 impl Loader {
@@ -563,7 +596,7 @@ impl Loader {
         limits: Limits,
         registry: Registry,
     ) -> Result<Self, LoadError> {
-        registry.check().map_err(LoadError)?;
+        registry.check().map_err(LoadError::Internal)?;
         let rules = GlobalsBuilder::extended_by(&extensions())
             .with(limits::limited_builtins)
             .with(|b| add_rules(b, &registry))
@@ -667,8 +700,9 @@ impl Loader {
                 if !freeze {
                     return Ok(None);
                 }
-                let frozen =
-                    module.freeze().map_err(|e| LoadError(format!("{display}: cannot freeze module: {e:?}")))?;
+                let frozen = module
+                    .freeze()
+                    .map_err(|e| LoadError::Internal(format!("{display}: cannot freeze module: {e:?}")))?;
                 Ok(Some(frozen))
             })
         })
@@ -721,26 +755,19 @@ impl Loader {
     fn next_module(&self, id: &str, span: &FileSpan, context: &LabelContext, stack: &[Pending]) -> Next {
         let label = match Label::parse(id, context) {
             Ok(label) => label,
-            Err(e) => return Next::Failed(LoadError(format!("{}: {e}", location(span)))),
+            Err(e) => return Next::Failed(at_load(span, LoadError::Label(e))),
         };
         if !label.name.as_str().ends_with(".bzl") {
-            return Next::Failed(LoadError(format!(
-                "{}: cannot load `{label}`: only `.bzl` files can be loaded",
-                location(span)
-            )));
+            return Next::Failed(at_load(span, LoadError::NotBzl { label }));
         }
         // Errors about the module's existence and cycles are told at the `load()`.
-        let here = |e: LoadError| {
-            if e.0.starts_with("cannot find") || e.0.starts_with("load cycle") {
-                LoadError(format!("{}: {}", location(span), e.0))
-            } else {
-                e
-            }
+        let here = |e: LoadError| match e {
+            LoadError::NotFound { .. } | LoadError::Cycle { .. } => at_load(span, e),
+            e => e,
         };
         if let Some(pos) = stack.iter().position(|p| p.label == label) {
-            let cycle: Vec<String> =
-                stack[pos..].iter().map(|p| &p.label).chain([&label]).map(|l| format!("`{l}`")).collect();
-            return Next::Failed(here(LoadError(format!("load cycle: {}", cycle.join(" -> ")))));
+            let cycle = stack[pos..].iter().map(|p| p.label.clone()).chain([label]).collect();
+            return Next::Failed(here(LoadError::Cycle { cycle }));
         }
         let slot = self.module_slot(&label);
         if let Some(done) = slot.get() {
@@ -761,17 +788,23 @@ impl Loader {
     /// Reads and parses the `.bzl` module `label`.
     fn open_module(&self, label: &Label) -> Result<Pending, LoadError> {
         let Some(dir) = self.workspace.package_dir(label.repo.as_ref(), &label.package) else {
-            return Err(LoadError(format!(
-                "cannot find `{label}`: repository `{}` is not declared in {}",
-                label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
-                self.workspace.workspace_file
-            )));
+            return Err(LoadError::NotFound {
+                label: label.clone(),
+                reason: format!(
+                    "repository `{}` is not declared in {}",
+                    label.repo.as_ref().map(|r| r.to_string()).unwrap_or_default(),
+                    self.workspace.workspace_file
+                ),
+            });
         };
         let rel = crate::rules::package_relative(label.package.as_str(), label.name.as_str());
         let display = self.workspace.display_path(label.repo.as_ref(), &rel);
         let path = dir.join(label.name.as_str());
         if !path.is_file() {
-            return Err(LoadError(format!("cannot find `{label}`: file `{display}` does not exist")));
+            return Err(LoadError::NotFound {
+                label: label.clone(),
+                reason: format!("file `{display}` does not exist"),
+            });
         }
         let source = read_source(self.workspace.repo_root(label.repo.as_ref()), &path, &display)?;
         let parsed = self.parse(&display, source, true)?;
@@ -782,7 +815,7 @@ impl Loader {
     fn eval_module(&self, pending: Pending) -> Result<FrozenModule, LoadError> {
         let display = pending.parsed.display.clone();
         self.eval_parsed(pending.parsed, pending.loaded, &self.bzl_globals, None, true)?
-            .ok_or_else(|| LoadError(format!("{display}: the module was not frozen")))
+            .ok_or_else(|| LoadError::Internal(format!("{display}: the module was not frozen")))
     }
 
     /// The cache slot of the `.bzl` module `label`.
@@ -794,11 +827,10 @@ impl Loader {
     /// The package `path` of `repo`, evaluated once. `Ok(None)` if there is no such package.
     pub fn package(&self, repo: Option<&RepoName>, path: &PackagePath) -> Result<Option<Arc<Package>>, LoadError> {
         let Some(dir) = self.workspace.package_dir(repo, path) else {
-            return Err(LoadError(format!(
-                "repository `@{}` is not declared in {}\n  fix: declare it with `local_repository(name = ..., path = ...)`",
-                repo.map(|r| r.as_str()).unwrap_or_default(),
-                self.workspace.workspace_file
-            )));
+            return Err(LoadError::UnknownRepository {
+                repo: repo.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+                workspace_file: self.workspace.workspace_file,
+            });
         };
         if path.as_str().split('/').any(|c| c == OUT_DIR || c.starts_with('.')) && !path.as_str().is_empty() {
             return Ok(None);

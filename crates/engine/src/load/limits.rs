@@ -67,7 +67,7 @@ pub(super) fn check_nesting(display: &str, source: &str) -> Result<(), LoadError
         None => Ok(()),
         Some(offset) => {
             let (line, col) = line_col(source, offset);
-            Err(LoadError(format!(
+            Err(LoadError::Diagnostic(format!(
                 "{display}:{line}:{col}: the syntax nests more than {MAX_NESTING} levels deep here (brackets, \
                  operators, blocks)\n  fix: split the expression: name its parts with variables, or build long \
                  lists and strings with comprehensions and `\"\".join(...)`"
@@ -375,6 +375,10 @@ def f(x, y = lambda a, b: a + b):
     fn nesting_error_names_the_place() {
         let src = format!("x = 1\ny = {}\n", "[".repeat(MAX_NESTING + 1));
         let err = check_nesting("p/BUILD", &src).expect_err("too deep");
-        assert!(err.0.starts_with(&format!("p/BUILD:2:{}: the syntax nests more than", MAX_NESTING + 4)), "{}", err.0);
+        assert!(
+            err.to_string().starts_with(&format!("p/BUILD:2:{}: the syntax nests more than", MAX_NESTING + 4)),
+            "{}",
+            err.to_string()
+        );
     }
 }

@@ -106,7 +106,7 @@ pub(super) fn run<R: Send>(what: &str, f: impl FnOnce() -> Result<R, LoadError> 
                 mark_stack();
                 f()
             })
-            .map_err(|e| LoadError(format!("cannot start a thread to load `{what}`: {e}")))?;
+            .map_err(|e| LoadError::Internal(format!("cannot start a thread to load `{what}`: {e}")))?;
         thread.join().unwrap_or_else(|panic| Err(panicked(what, None, panic.as_ref())))
     })
 }
@@ -173,7 +173,7 @@ fn fatal_memory(limits: &Limits) -> u64 {
 /// Makes `eval` check the scope's limits: steps, time and memory every 1,000 steps, memory
 /// and time before every statement; and caps the depth of function calls.
 pub(super) fn watch<'v, 'a>(eval: &mut Evaluator<'v, 'a, '_>, module: &'a Module<'v>) -> Result<(), LoadError> {
-    let internal = |e: anyhow::Error| LoadError(format!("cannot set up the Starlark interpreter: {e}"));
+    let internal = |e: anyhow::Error| LoadError::Internal(format!("cannot set up the Starlark interpreter: {e}"));
     eval.set_max_callstack_size(MAX_CALL_DEPTH).map_err(internal)?;
     eval.set_check_cancelled(Box::new(move || every_thousand_steps(module.heap().allocated_bytes())));
     eval.before_stmt_for_dap(BeforeStmtFunc::from_dyn(Box::new(BeforeStatement)));
@@ -283,9 +283,9 @@ pub(super) fn explain(mut error: starlark::Error) -> LoadError {
     if let (None, Some(statement)) = (error.span(), statement) {
         error.set_span(statement.span, &statement.file);
     }
-    let text = render(error).0;
+    let text = render(error).to_string();
     let message = stop_message(stop, &limits);
-    LoadError(match text.strip_prefix("Evaluation cancelled") {
+    LoadError::Diagnostic(match text.strip_prefix("Evaluation cancelled") {
         Some(rest) => format!("{message}{rest}"),
         None => text.replacen("error: Evaluation cancelled", &format!("error: {message}"), 1),
     })
@@ -326,7 +326,7 @@ fn panicked(display: &str, statement: Option<FileSpan>, panic: &(dyn std::any::A
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown reason".to_owned());
     let at = statement.map(|s| format!("{}: ", location(&s))).unwrap_or_default();
-    LoadError(format!(
+    LoadError::Diagnostic(format!(
         "{at}the Starlark interpreter failed while evaluating `{display}`: {reason}\n  fix: this input trips a \
          fault of the interpreter; change the statement{} (and please report it)",
         if at.is_empty() { String::new() } else { format!(" at {}", at.trim_end_matches(": ")) }
@@ -577,7 +577,7 @@ mod tests {
         let err = run("p/BUILD", || guarded("p/BUILD", &limits, || -> Result<(), LoadError> { panic!("boom") }))
             .expect_err("panicked");
         assert_eq!(
-            err.0,
+            err.to_string(),
             "the Starlark interpreter failed while evaluating `p/BUILD`: boom\n  fix: this input trips a fault of \
              the interpreter; change the statement (and please report it)"
         );
