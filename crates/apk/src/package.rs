@@ -224,9 +224,10 @@ impl PkgInfo {
                 "pkgname" | "pkgver" | "pkgdesc" | "url" | "builddate" | "packager" | "size" | "arch" | "origin"
                 | "commit" | "maintainer" | "license" | "install_if" | "provider_priority" | "replaces_priority"
                 | "datahash" => {
-                    if single.insert(key, (line, value)).is_some() {
-                        return Err((line, format!("`{key}` appears twice")));
-                    }
+                    // As apk-tools (`read_info_line` -> `apk_pkg_add_info`): a single-valued key
+                    // that appears again replaces the earlier value. Real packages do this (Wolfi
+                    // packages with two `license` lines).
+                    single.insert(key, (line, value));
                 }
                 _ => unknown.push((key.to_owned(), value.to_owned())),
             }
@@ -1096,7 +1097,6 @@ mod tests {
         let cases: &[(&str, (usize, &str))] = &[
             ("pkgver = 1\n", (0, "missing `pkgname`")),
             ("pkgname = a\n", (0, "missing `pkgver`")),
-            ("pkgname = a\npkgname = b\n", (2, "`pkgname` appears twice")),
             ("pkgname = a\npkgver = 1\nsize = x\n", (3, "`size` must be a non-negative integer, found `x`")),
             ("pkgname = a\npkgver = 1\ndatahash = abc\n", (3, "`datahash` must be 64 hex digits, found `abc`")),
             ("pkgname = a\njunk\n", (2, "expected `key = value`, found `junk`")),
@@ -1104,6 +1104,10 @@ mod tests {
         for &(text, (line, message)) in cases {
             assert_eq!(PkgInfo::parse(text), Err((line, message.to_owned())), "{text}");
         }
+        // A single-valued key given twice: the later value wins, as in apk-tools.
+        let info = PkgInfo::parse("pkgname = a\npkgver = 1\nlicense = MIT\nlicense = Apache-2.0\npkgname = b\n")
+            .expect("parses");
+        assert_eq!((info.name.as_str(), info.license.as_deref()), ("b", Some("Apache-2.0")));
         let info = PkgInfo::parse("# c\npkgname = a\npkgver = 1\nurl = \nfoo = bar\n").expect("parses");
         assert_eq!(info.url.as_deref(), Some(""));
         assert_eq!(info.unknown, [("foo".to_owned(), "bar".to_owned())]);

@@ -264,6 +264,20 @@ fn replayout_replaces_pretend_baselayout() {
     assert_eq!(release, expected);
 }
 
+/// A `.PKGINFO` with a single-valued key twice (real Wolfi packages carry two `license`
+/// lines) installs, and the later value is recorded, as apk-tools records it.
+#[test]
+fn a_repeated_pkginfo_key_installs_with_the_later_value() {
+    let mut installer = Installer::new(Arch::X86_64);
+    let twice = meta("pkgname = twice\npkgver = 1.0-r0\narch = x86_64\nlicense = MIT\nlicense = GPL-2.0-only\n");
+    install_tar(&mut installer, twice, Tar::default()).expect("install");
+    let (mut tree, summaries) = installer.finish().expect("finish");
+    assert_eq!(summaries[0].license.as_deref(), Some("GPL-2.0-only"));
+    let db = text_of(&mut tree, INSTALLED_DB);
+    assert!(db_record(&db, "twice").lines().any(|l| l == "L:GPL-2.0-only"), "{db}");
+    assert!(!db.contains("L:MIT"), "{db}");
+}
+
 #[test]
 fn installed_database_golden() {
     let mut installer = Installer::new(Arch::X86_64);
