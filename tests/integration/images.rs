@@ -217,3 +217,53 @@ oci_index(name = "melange", images = [":image_x86_64", ":image_aarch64"], tag = 
     assert_eq!(run.code, 0, "validate_oci.sh failed:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("(2 platform(s))"), "{}", run.stdout);
 }
+
+/// `layer(files = …)` keeps the source file's executable bit, as Docker's `COPY` does: a 0755
+/// binary lands 0755 without `modes`, `modes` still wins, and a `chmod` of the source is a
+/// change that rebuilds the layer. Generated inputs keep `is_executable` the same way.
+#[test]
+fn layer_files_keep_the_executable_bit() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = crate::harness::Workspace::new()
+        .file("app/hello.sh", "#!/bin/sh\necho hello\n")
+        .file("app/notes.txt", "notes\n")
+        .file(
+            "app/BUILD",
+            r##"write_file(name = "gen", out = "gen.sh", content = "#!/bin/sh\n", is_executable = True)
+
+layer(
+    name = "layer",
+    files = {
+        "/usr/bin/hello": "hello.sh",
+        "/usr/bin/forced": "hello.sh",
+        "/usr/bin/gen": ":gen",
+        "/etc/notes": "notes.txt",
+    },
+    modes = {"/usr/bin/forced": "0700"},
+)
+"##,
+        );
+    let chmod =
+        |mode| fs::set_permissions(ws.root().join("app/hello.sh"), fs::Permissions::from_mode(mode)).expect("chmod");
+    let modes = |ws: &crate::harness::Workspace| {
+        let layer = fs::read(ws.root().join("executor-out/app/layer.tar.gz")).expect("layer");
+        let listing = executor::layer::list_layer(&layer[..]).expect("listing");
+        let mode_of = |path: &str| {
+            listing
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(path))
+                .and_then(|l| l.get(1..5))
+                .unwrap_or_else(|| panic!("no `{path}` in\n{listing}"))
+                .to_owned()
+        };
+        ["usr/bin/hello", "usr/bin/forced", "usr/bin/gen", "etc/notes"].map(mode_of)
+    };
+    chmod(0o755);
+    ws.run(&["build", "//app:layer"]).success();
+    assert_eq!(modes(&ws), ["0755", "0700", "0755", "0644"]);
+    // Only the mode of the source changes: the layer is built again.
+    chmod(0o644);
+    let run = ws.run(&["build", "//app:layer"]).success();
+    assert!(run.stderr.contains("1 action run"), "{}", run.stderr);
+    assert_eq!(modes(&ws), ["0644", "0700", "0755", "0644"]);
+}

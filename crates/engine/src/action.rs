@@ -134,7 +134,7 @@ impl Input {
 pub struct ActionContext<'a> {
     /// Verified, read-only store paths of the declared inputs, by name, in declaration order.
     /// Read them with [`input`](Self::input) and [`input_list`](Self::input_list).
-    pub inputs: Vec<(String, PathBuf)>,
+    pub inputs: Vec<InputPath>,
     /// Paths the action must create, one per declared output, in declaration order. For a
     /// [`OutputKind::Dir`] output the path is an existing empty directory.
     pub outputs: Vec<PathBuf>,
@@ -149,28 +149,49 @@ pub struct ActionContext<'a> {
     pub jobs: usize,
 }
 
+/// One input as an action sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputPath {
+    /// Its name ([`Input::name`]).
+    pub name: String,
+    /// Its verified, read-only path.
+    pub path: PathBuf,
+    /// Whether the file is executable: a source file with an execute bit, or an output
+    /// declared executable. The bit is part of the action's key.
+    pub executable: bool,
+}
+
 impl ActionContext<'_> {
     /// The path of the input named `name`.
     pub fn input(&self, name: &str) -> Result<&Path, ActionError> {
+        self.input_entry(name).map(|i| i.path.as_path())
+    }
+
+    /// The input named `name`, with its executable bit.
+    pub fn input_entry(&self, name: &str) -> Result<&InputPath, ActionError> {
         self.inputs
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p.as_path())
+            .find(|i| i.name == name)
             .ok_or_else(|| ActionError(format!("internal error: the action has no input `{name}`")))
     }
 
     /// The paths of the list of inputs named `list` ([`Input::list`]), in order.
     pub fn input_list(&self, list: &str) -> Vec<&Path> {
-        let mut found: Vec<(usize, &Path)> = self
+        self.input_list_entries(list).into_iter().map(|i| i.path.as_path()).collect()
+    }
+
+    /// The list of inputs named `list`, in order, with their executable bits.
+    pub fn input_list_entries(&self, list: &str) -> Vec<&InputPath> {
+        let mut found: Vec<(usize, &InputPath)> = self
             .inputs
             .iter()
-            .filter_map(|(n, p)| {
-                let i = n.strip_prefix(list)?.strip_prefix('/')?.parse().ok()?;
-                Some((i, p.as_path()))
+            .filter_map(|input| {
+                let i = input.name.strip_prefix(list)?.strip_prefix('/')?.parse().ok()?;
+                Some((i, input))
             })
             .collect();
         found.sort_by_key(|(i, _)| *i);
-        found.into_iter().map(|(_, p)| p).collect()
+        found.into_iter().map(|(_, input)| input).collect()
     }
 }
 
@@ -247,21 +268,30 @@ pub struct Action {
     pub exec: Arc<dyn ActionExec>,
 }
 
+/// An input as it enters a key: its name, its bytes and its executable bit.
+#[derive(Serialize)]
+struct KeyInput<'a> {
+    name: &'a str,
+    digest: Digest,
+    executable: bool,
+}
+
 #[derive(Serialize)]
 struct KeyMaterial<'a> {
     executor: &'static str,
     mnemonic: &'static str,
     version: u32,
     data: serde_json::Value,
-    inputs: Vec<(&'a str, Digest)>,
+    inputs: Vec<KeyInput<'a>>,
     outputs: Vec<OutputKind>,
 }
 
 impl Action {
-    /// The action key, given the digests of its inputs in order: the digest of the canonical
-    /// JSON of everything that decides the outputs (inputs enter by name and digest). An action whose key data cannot be
-    /// encoded gets no key (an internal error), never a shared fallback key.
-    pub fn key(&self, input_digests: &[Digest]) -> Result<Digest, String> {
+    /// The action key, given the digest and executable bit of each input, in order: the
+    /// digest of the canonical JSON of everything that decides the outputs (inputs enter by
+    /// name, digest and executable bit). An action whose key data cannot be encoded gets no
+    /// key (an internal error), never a shared fallback key.
+    pub fn key(&self, input_digests: &[(Digest, bool)]) -> Result<Digest, String> {
         let cannot = |e: serde_json::Error| {
             format!("internal error: the key of {} `{}` cannot be encoded: {e}", self.exec.mnemonic(), self.owner)
         };
@@ -279,7 +309,12 @@ impl Action {
             mnemonic: self.exec.mnemonic(),
             version: self.exec.version(),
             data: self.exec.key_data().map_err(cannot)?,
-            inputs: self.inputs.iter().map(|i| i.name.as_str()).zip(input_digests.iter().copied()).collect(),
+            inputs: self
+                .inputs
+                .iter()
+                .zip(input_digests)
+                .map(|(i, &(digest, executable))| KeyInput { name: &i.name, digest, executable })
+                .collect(),
             outputs: self.outputs.iter().map(|o| o.kind).collect(),
         };
         let value = serde_json::to_value(&material).map_err(cannot)?;
@@ -347,15 +382,17 @@ mod tests {
         let one = action("x", &["in"]);
         let d1 = Digest::of(b"1");
         let d2 = Digest::of(b"2");
-        let key = |a: &Action, d: &[Digest]| a.key(d).expect("key");
+        let key = |a: &Action, d: &[Digest]| a.key(&d.iter().map(|d| (*d, false)).collect::<Vec<_>>()).expect("key");
         assert_eq!(key(&one, &[d1]), key(&action("x", &["in"]), &[d1]));
         assert_ne!(key(&one, &[d1]), key(&action("y", &["in"]), &[d1]));
         assert_ne!(key(&one, &[d1]), key(&one, &[d2]));
         // The same bytes under another name are another input.
         assert_ne!(key(&one, &[d1]), key(&action("x", &["other"]), &[d1]));
+        // The same bytes made executable are another input.
+        assert_ne!(key(&one, &[d1]), one.key(&[(d1, true)]).expect("key"));
         let two = action("x", &["a", "b"]);
         assert_ne!(key(&two, &[d1, d2]), key(&two, &[d2, d1]));
         // Digests that do not match the inputs one for one give no key.
-        assert!(two.key(&[d1]).expect_err("one digest for two inputs").contains("has 2 inputs but 1 digests"));
+        assert!(two.key(&[(d1, false)]).expect_err("one digest for two inputs").contains("has 2 inputs but 1 digests"));
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::action::{Action, ActionContext, Artifact, OutputKind};
+use crate::action::{Action, ActionContext, Artifact, InputPath, OutputKind};
 use crate::digest::{hash_reader, Digest};
 use crate::error::Error;
 use crate::filecache::FileDigestCache;
@@ -289,7 +289,10 @@ impl Builder<'_> {
             .map(|input| match &input.artifact {
                 Artifact::Source { file, path, .. } => {
                     let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
-                    Ok((d, Some(OutputRecord::File { digest: d, size, executable: false })))
+                    // A source file's execute bit is part of what the action reads (a layer
+                    // keeps it, as Docker's COPY does).
+                    let executable = fs::metadata(file).is_ok_and(|m| crate::store::is_executable(&m));
+                    Ok((d, Some(OutputRecord::File { digest: d, size, executable })))
                 }
                 Artifact::Derived { action, index, path } => {
                     let record = shared.results[action.0]
@@ -306,8 +309,7 @@ impl Builder<'_> {
 
     fn execute(&self, action: &Action, shared: &Shared<'_>) -> Result<Outcome, String> {
         let inputs = self.input_digests(action, shared)?;
-        let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
-        let key = action.key(&digests)?;
+        let key = action.key(&key_inputs(&inputs))?;
         let mut place = |records: &[OutputRecord], fresh: bool| {
             shared.materializer.materialize(&action.outputs, records, fresh).map_err(|e| e.to_string())
         };
@@ -377,8 +379,7 @@ impl Builder<'_> {
                     .and_then(|r| r.clone())
                     .ok_or_else(|| format!("internal error: input `{path}` was not built"))?;
                 let inputs = self.input_digests(producer_action, shared)?;
-                let digests: Vec<Digest> = inputs.iter().map(|(d, _)| *d).collect();
-                let key = producer_action.key(&digests)?;
+                let key = producer_action.key(&key_inputs(&inputs))?;
                 self.store.remove_action(&key);
                 let records = self.run_action(producer_action, &inputs, shared, depth + 1)?;
                 if records != expected {
@@ -435,7 +436,17 @@ impl Builder<'_> {
         let tmp = scratch.join("tmp");
         fs::create_dir(&tmp).map_err(|e| RunError::Failed(e.to_string()))?;
         let ctx = ActionContext {
-            inputs: action.inputs.iter().map(|i| i.name.clone()).zip(input_paths).collect(),
+            inputs: action
+                .inputs
+                .iter()
+                .zip(input_paths)
+                .zip(inputs)
+                .map(|((i, path), (_, record))| InputPath {
+                    name: i.name.clone(),
+                    path,
+                    executable: matches!(record, Some(OutputRecord::File { executable: true, .. })),
+                })
+                .collect(),
             outputs: output_paths,
             scratch: tmp,
             proofs: self.store,
@@ -460,6 +471,11 @@ impl Builder<'_> {
         }
         Ok(records)
     }
+}
+
+/// The digest and executable bit of each input, for [`Action::key`].
+fn key_inputs(inputs: &[(Digest, Option<OutputRecord>)]) -> Vec<(Digest, bool)> {
+    inputs.iter().map(|(d, record)| (*d, matches!(record, Some(OutputRecord::File { executable: true, .. })))).collect()
 }
 
 /// True when progress should be drawn as a bar.
@@ -494,8 +510,8 @@ mod tests {
                 return Err(ActionError(format!("{} was told to fail", self.name)));
             }
             let mut content = self.name.as_bytes().to_vec();
-            for (_, input) in &ctx.inputs {
-                content.extend(fs::read(input)?);
+            for input in &ctx.inputs {
+                content.extend(fs::read(&input.path)?);
             }
             fs::write(&ctx.outputs[0], content)?;
             Ok(())

@@ -145,9 +145,24 @@ fn absolute(path: &str, attr: &str) -> Result<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Extra {
-    File { path: String, mode: u32, uid: u32, gid: u32 },
-    Dir { path: String, mode: u32, uid: u32, gid: u32 },
-    Symlink { path: String, target: String },
+    /// `mode` is the one `modes` gives; without it, the source file's: 0755 if it is
+    /// executable, else 0644 (as Docker's COPY keeps the mode).
+    File {
+        path: String,
+        mode: Option<u32>,
+        uid: u32,
+        gid: u32,
+    },
+    Dir {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
 }
 
 /// Everything the layer action needs besides its inputs; also its key data.
@@ -232,7 +247,7 @@ impl Rule for LayerRule {
             name: "modes",
             ty: AttrType::StringDict,
             mandatory: false,
-            doc: "Octal mode per path of `files` (default 0644) or `directories` (default 0755).",
+            doc: "Octal mode per path of `files` (default: the source file's, 0755 if it is executable, else 0644) or `directories` (default 0755).",
         },
         AttrSpec {
             name: "owners",
@@ -370,8 +385,9 @@ impl Rule for LayerRule {
                         provided.files.len()
                     )));
                 };
+                let explicit = modes.contains_key(dest);
                 let (mode, uid, gid) = mode_owner(dest, 0o644)?;
-                spec.extras.push(Extra::File { path, mode, uid, gid });
+                spec.extras.push(Extra::File { path, mode: explicit.then_some(mode), uid, gid });
                 file_inputs.push(file.clone());
             }
         }
@@ -432,7 +448,7 @@ impl ActionExec for LayerExec {
         let scratch = ctx.scratch.clone();
         let mut installer = Installer::with_spool_dir(spec.arch.unwrap_or(Arch::X86_64), scratch);
         let mut newest = 0u64;
-        let (apks, keys, files) = (ctx.input_list("apks"), ctx.input_list("keys"), ctx.input_list("files"));
+        let (apks, keys, files) = (ctx.input_list("apks"), ctx.input_list("keys"), ctx.input_list_entries("files"));
         if keys.len() != spec.key_names.len() {
             return Err(fail("internal error: a key input without its name".into()));
         }
@@ -472,8 +488,9 @@ impl ActionExec for LayerExec {
                 Extra::Dir { path, mode, uid, gid } => installer.add_dir(path, *mode, *uid, *gid),
                 Extra::File { path, mode, uid, gid } => {
                     let source = file_inputs.next().ok_or_else(|| fail("internal error: missing file input".into()))?;
-                    let content = Content::from_file(source.to_path_buf())?;
-                    installer.add_file(path, content, *mode, *uid, *gid)
+                    let mode = mode.unwrap_or(if source.executable { 0o755 } else { 0o644 });
+                    let content = Content::from_file(source.path.clone())?;
+                    installer.add_file(path, content, mode, *uid, *gid)
                 }
                 Extra::Symlink { path, target } => installer.add_symlink(path, target),
             }
