@@ -9,7 +9,7 @@ use crate::load::Limits;
 
 /// A hermetic, Bazel-like build tool for reproducible distroless container images.
 #[derive(Debug, Parser)]
-#[command(name = "executor", version, disable_help_subcommand = true)]
+#[command(name = "executor", version)]
 pub struct Cli {
     /// The workspace root (default: the nearest ancestor directory with a `WORKSPACE` file).
     #[arg(long, global = true, value_name = "DIR")]
@@ -76,7 +76,9 @@ pub enum Command {
         /// Keep building independent targets after a failure.
         #[arg(short, long)]
         keep_going: bool,
-        /// Fail unless the lockfile pins exactly what the BUILD files ask for.
+        /// Before building, check that the lockfile pins exactly what every `apk_fetch` target
+        /// of the workspace asks for, as `lock --check` does (a build always refuses the targets
+        /// it builds when their pins are stale; this also covers the others, for CI).
         #[arg(long)]
         locked: bool,
     },
@@ -96,7 +98,7 @@ pub enum Command {
         /// Use plain HTTP for a registry that is not on loopback (loopback always is).
         #[arg(long)]
         insecure: bool,
-        /// Fail unless the lockfile pins exactly what the BUILD files ask for.
+        /// Before building, check the whole lockfile as `lock --check` does (see `build --locked`).
         #[arg(long)]
         locked: bool,
         /// A repository on the same registry that may hold the blobs already (an earlier push
@@ -163,7 +165,9 @@ pub enum Command {
 pub enum QueryOutput {
     /// One label per line.
     Label,
-    /// `<rule kind> rule <label>` (or `source file <label>`) per line.
+    /// `<rule kind> rule <label>` (or `source file <label>`) per line. Bazel's spelling,
+    /// `label_kind`, works too.
+    #[value(alias = "label_kind")]
     LabelKind,
     /// A JSON array of targets with kind, location, attributes and direct deps.
     Json,

@@ -148,7 +148,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 progress_bar: stderr_is_terminal(),
                 remote_cache: remote_config.clone(),
             };
-            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits);
+            // stdout carries the pushed reference only, so `D=$(executor push …)` gets it.
+            let args = BuildArgs {
+                list_outputs: false,
+                ..BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits)
+            };
             let built = build(args, &[target], options, fetch_options)?;
             let image = release::built_image(&built.requested, &built.provided, &built.out_root, "push", "pushed")?;
             release::push(&image, &reference, creds, push_options)

@@ -88,6 +88,11 @@ fn query_formats() {
     let ws = sample();
     let all = ws.run(&["query", "//..."]).success();
     insta::assert_snapshot!("query_label_kind", all.stdout);
+    // Bazel's spelling of the format works too.
+    for spelling in ["label_kind", "label-kind"] {
+        let run = ws.run(&["query", "//...", "--output", spelling]).success();
+        assert_eq!(run.stdout, all.stdout, "--output {spelling}");
+    }
     let deps = ws.run(&["query", "deps(//lib)"]).success();
     insta::assert_snapshot!("query_deps", deps.stdout);
     let json = ws.run(&["query", "deps(//app:bundle)", "--output", "json"]).success();
@@ -191,6 +196,18 @@ expand_template(
         "{}",
         run.stderr
     );
+}
+
+/// `executor help` and `executor help COMMAND` print usage on stdout, as `--help` does.
+#[test]
+fn help_is_a_command() {
+    let ws = Workspace::new();
+    let run = ws.run(&["help"]).success();
+    assert!(run.stdout.contains("Usage: executor"), "{}", run.stdout);
+    assert!(run.stdout.contains("build"), "{}", run.stdout);
+    let run = ws.run(&["help", "build"]).success();
+    assert!(run.stdout.contains("Usage: executor build"), "{}", run.stdout);
+    assert!(run.stdout.contains("--locked"), "{}", run.stdout);
 }
 
 #[test]

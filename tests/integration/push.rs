@@ -156,8 +156,8 @@ fn push_static_image_and_read_it_back() {
         serde_json::from_slice(&std::fs::read(ws.join("executor-out/images/static/index.json")).expect("index.json"))
             .expect("json");
     let digest = local["manifests"][0]["digest"].as_str().expect("digest").to_owned();
-    // The last line of stdout is the pushed reference, for scripts.
-    assert_eq!(first.stdout.lines().last(), Some(format!("{repo}@{digest}").as_str()), "{}", first.stdout);
+    // stdout is the pushed reference and nothing else, for `D=$(executor push …)`.
+    assert_eq!(first.stdout, format!("{repo}@{digest}\n"));
     // 8 layers, 8 configs, 8 SBOMs and the empty `{}` config of the SBOM artifacts.
     assert!(first.stderr.contains("(tags: v1): 25 blobs uploaded"), "{}", first.stderr);
     assert!(first.stderr.contains("attached 8 SBOMs as referrers"), "{}", first.stderr);
@@ -351,7 +351,7 @@ fn push_with_basic_auth_credentials() {
     )
     .expect("json");
     let digest = index["manifests"][0]["digest"].as_str().expect("digest").to_owned();
-    assert_eq!(run.stdout.lines().last(), Some(format!("{}@{digest}", fx.repo()).as_str()), "{}", run.stdout);
+    assert_eq!(run.stdout, format!("{}@{digest}\n", fx.repo()));
     let pushed = format!("pushed index `//images:static` to {} (tags: v1): ", fx.repo());
     assert!(run.stderr.contains(&pushed), "{}", run.stderr);
 

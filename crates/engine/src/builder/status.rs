@@ -9,8 +9,6 @@ use crate::action::Action;
 pub struct Reporter {
     bar: Option<indicatif::ProgressBar>,
     total: usize,
-    /// Actions started (plain lines number them).
-    started: AtomicUsize,
     /// Actions ended, however.
     ended: AtomicUsize,
 }
@@ -28,16 +26,18 @@ impl Reporter {
             }
             bar
         });
-        Reporter { bar, total, started: AtomicUsize::new(0), ended: AtomicUsize::new(0) }
+        Reporter { bar, total, ended: AtomicUsize::new(0) }
     }
 
-    /// An action is about to run (not a cache hit): a numbered line without a bar.
+    /// An action is about to run (not a cache hit): without a bar, a line numbered as Bazel
+    /// numbers them, `[actions ended + 1/all actions]`, so the last line of a build whose
+    /// other actions were cache hits still reads how far the build is.
     pub fn running(&self, action: &Action) {
         if self.bar.is_none() {
             let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
             eprintln!(
                 "[{}/{}] {} {}{what}",
-                self.started.fetch_add(1, Ordering::Relaxed) + 1,
+                self.ended.load(Ordering::Relaxed) + 1,
                 self.total,
                 action.exec.mnemonic(),
                 action.owner
