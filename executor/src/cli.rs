@@ -2,62 +2,127 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 use crate::load::Limits;
 
 /// A hermetic, Bazel-like build tool for reproducible distroless container images.
+///
+/// Options go after the command they apply to (`executor build --cache-dir DIR //...`); given
+/// before the command they apply to it too (`executor --cache-dir DIR build //...`).
 #[derive(Debug, Parser)]
 #[command(name = "executor", version)]
 pub struct Cli {
+    /// Options given before the command.
+    #[command(flatten)]
+    pub workspace: WorkspaceFlags,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cache: CacheFlags,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub fetch: FetchFlags,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub remote: RemoteFlags,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub starlark: StarlarkFlags,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--workspace`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WorkspaceFlags {
     /// The workspace root (default: the nearest ancestor directory with a `WORKSPACE` file).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+}
+
+/// `--cache-dir`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CacheFlags {
     /// The content store and action cache (default: `$EXECUTOR_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/executor`, else `~/.cache/executor`).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Seconds without progress before a download or a registry request fails (per attempt).
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
-    pub fetch_timeout: u64,
+}
+
+/// How downloads and registry requests behave.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FetchFlags {
+    /// Seconds without progress before a download or a registry request fails, per attempt
+    /// (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub fetch_timeout: Option<u64>,
     /// Further attempts after a download or a registry request fails with a 5xx, a 429, a
-    /// timeout or a broken connection.
-    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
-    pub fetch_retries: u32,
-    /// Seconds one download attempt may take in all, however steadily bytes arrive.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 600)]
-    pub fetch_deadline: u64,
+    /// timeout or a broken connection (default 3).
+    #[arg(long, value_name = "N")]
+    pub fetch_retries: Option<u32>,
+    /// Seconds one download attempt may take in all, however steadily bytes arrive (default
+    /// 600).
+    #[arg(long, value_name = "SECONDS")]
+    pub fetch_deadline: Option<u64>,
+}
+
+/// The remote cache.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteFlags {
     /// A Bazel-protocol HTTP remote cache (`http://HOST[:PORT][/PREFIX]`): `build` looks up
     /// actions there after a local cache miss and uploads the results of actions it runs.
     /// A server that is down or slow is ignored, with one warning.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub remote_cache: Option<String>,
     /// Use the remote cache's action results signed by this Ed25519 public key (PEM);
     /// repeatable. Without a key or `--remote-cache-trust`, only blobs named by a digest the
     /// build knows (lockfile pins) are taken from the remote cache.
-    #[arg(long, global = true, value_name = "PUB")]
+    #[arg(long, value_name = "PUB")]
     pub remote_cache_key: Vec<PathBuf>,
     /// Sign the action results uploaded to the remote cache with this Ed25519 private key
     /// (PEM, PKCS#8: `openssl genpkey -algorithm ed25519`).
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(long, value_name = "KEY")]
     pub remote_cache_signing_key: Option<PathBuf>,
     /// Use any action result the remote cache serves, signed or not: whoever can write to
     /// the server can then choose the bytes of outputs.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub remote_cache_trust: bool,
-    /// Steps (loop iterations and function calls) evaluating one Starlark file may take.
-    #[arg(long, global = true, value_name = "N", default_value_t = Limits::DEFAULT.max_steps)]
-    pub starlark_max_steps: u64,
-    /// Memory in MiB evaluating one Starlark file may use.
-    #[arg(long, global = true, value_name = "MIB", default_value_t = Limits::DEFAULT.max_memory >> 20)]
-    pub starlark_max_memory: u64,
-    /// Seconds evaluating one Starlark file may take.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = Limits::DEFAULT.timeout.as_secs())]
-    pub starlark_timeout: u64,
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+/// Limits of Starlark evaluation, per file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StarlarkFlags {
+    /// Steps (loop iterations and function calls) evaluating one Starlark file may take
+    /// (default 10000000).
+    #[arg(long, value_name = "N")]
+    pub starlark_max_steps: Option<u64>,
+    /// Memory in MiB evaluating one Starlark file may use (default 512).
+    #[arg(long, value_name = "MIB")]
+    pub starlark_max_memory: Option<u64>,
+    /// Seconds evaluating one Starlark file may take (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub starlark_timeout: Option<u64>,
+}
+
+/// The options of a command, those given after it winning over those given before it.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `--workspace`.
+    pub workspace: Option<PathBuf>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--fetch-timeout`.
+    pub fetch_timeout: u64,
+    /// `--fetch-retries`.
+    pub fetch_retries: u32,
+    /// `--fetch-deadline`.
+    pub fetch_deadline: u64,
+    /// `--remote-cache` and its trust flags.
+    pub remote: RemoteFlags,
+    /// `--starlark-*`.
+    pub starlark: StarlarkFlags,
 }
 
 /// Subcommands.
@@ -81,6 +146,16 @@ pub enum Command {
         /// it builds when their pins are stale; this also covers the others, for CI).
         #[arg(long)]
         locked: bool,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        cache: CacheFlags,
+        #[command(flatten)]
+        fetch: FetchFlags,
+        #[command(flatten)]
+        remote: RemoteFlags,
+        #[command(flatten)]
+        starlark: StarlarkFlags,
     },
     /// Build an image or index target and push it to an OCI registry; prints the pushed
     /// digest, which equals the local one.
@@ -109,6 +184,16 @@ pub enum Command {
         /// 16 MiB), for registries or proxies that limit the size of a request.
         #[arg(long, value_name = "BYTES")]
         chunk_size: Option<u64>,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        cache: CacheFlags,
+        #[command(flatten)]
+        fetch: FetchFlags,
+        #[command(flatten)]
+        remote: RemoteFlags,
+        #[command(flatten)]
+        starlark: StarlarkFlags,
     },
     /// Check a release: rebuild TARGET from the lockfile in a fresh, empty cache (never a
     /// remote one) and fail unless its digest is the expected one.
@@ -123,6 +208,12 @@ pub enum Command {
         /// Use plain HTTP for a registry that is not on loopback (loopback always is).
         #[arg(long)]
         insecure: bool,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        fetch: FetchFlags,
+        #[command(flatten)]
+        starlark: StarlarkFlags,
     },
     /// Resolve every `apk_fetch` target against the repositories' indexes and write
     /// `executor.lock`, the only input `executor build` trusts for packages.
@@ -136,6 +227,14 @@ pub enum Command {
         /// The `apk_fetch` target that `--import-apko` pins.
         #[arg(long, value_name = "LABEL", requires = "import_apko")]
         target: Option<String>,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        cache: CacheFlags,
+        #[command(flatten)]
+        fetch: FetchFlags,
+        #[command(flatten)]
+        starlark: StarlarkFlags,
     },
     /// List targets: `PATTERN`, or `deps(PATTERN)` for their transitive dependencies.
     Query {
@@ -145,6 +244,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = QueryOutput::LabelKind)]
         output: QueryOutput,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        starlark: StarlarkFlags,
     },
     /// Remove `executor-out/`; with `--cache`, also empty the content store and action cache.
     Clean {
@@ -155,6 +258,10 @@ pub enum Command {
         /// corrupt ones, with the action results that name them (`executor-out/` is kept).
         #[arg(long, conflicts_with = "cache")]
         verify: bool,
+        #[command(flatten)]
+        workspace: WorkspaceFlags,
+        #[command(flatten)]
+        cache_flags: CacheFlags,
     },
     /// Print the version.
     Version,
@@ -173,22 +280,96 @@ pub enum QueryOutput {
     Json,
 }
 
+/// The option groups a command takes (`None`: it takes none of that group).
+type FlagGroups<'a> = (
+    Option<&'a WorkspaceFlags>,
+    Option<&'a CacheFlags>,
+    Option<&'a FetchFlags>,
+    Option<&'a RemoteFlags>,
+    Option<&'a StarlarkFlags>,
+);
+
 impl Cli {
+    /// The options of the command: those given after it, else those given before it, else
+    /// the defaults.
+    pub fn settings(&self) -> Settings {
+        let none = (None, None, None, None, None);
+        let (workspace, cache, fetch, remote, starlark): FlagGroups<'_> = match &self.command {
+            Command::Build { workspace, cache, fetch, remote, starlark, .. }
+            | Command::Push { workspace, cache, fetch, remote, starlark, .. } => {
+                (Some(workspace), Some(cache), Some(fetch), Some(remote), Some(starlark))
+            }
+            Command::Verify { workspace, fetch, starlark, .. } => {
+                (Some(workspace), None, Some(fetch), None, Some(starlark))
+            }
+            Command::Lock { workspace, cache, fetch, starlark, .. } => {
+                (Some(workspace), Some(cache), Some(fetch), None, Some(starlark))
+            }
+            Command::Query { workspace, starlark, .. } => (Some(workspace), None, None, None, Some(starlark)),
+            Command::Clean { workspace, cache_flags, .. } => (Some(workspace), Some(cache_flags), None, None, None),
+            Command::Docs | Command::Version => none,
+        };
+        let pick = |after: Option<u64>, before: Option<u64>| after.or(before);
+        let remote = match remote {
+            Some(r)
+                if r.remote_cache.is_some()
+                    || !r.remote_cache_key.is_empty()
+                    || r.remote_cache_signing_key.is_some()
+                    || r.remote_cache_trust =>
+            {
+                RemoteFlags {
+                    remote_cache: r.remote_cache.clone().or_else(|| self.remote.remote_cache.clone()),
+                    remote_cache_key: if r.remote_cache_key.is_empty() {
+                        self.remote.remote_cache_key.clone()
+                    } else {
+                        r.remote_cache_key.clone()
+                    },
+                    remote_cache_signing_key: r
+                        .remote_cache_signing_key
+                        .clone()
+                        .or_else(|| self.remote.remote_cache_signing_key.clone()),
+                    remote_cache_trust: r.remote_cache_trust || self.remote.remote_cache_trust,
+                }
+            }
+            _ => self.remote.clone(),
+        };
+        Settings {
+            workspace: workspace.and_then(|w| w.workspace.clone()).or_else(|| self.workspace.workspace.clone()),
+            cache_dir: cache.and_then(|c| c.cache_dir.clone()).or_else(|| self.cache.cache_dir.clone()),
+            fetch_timeout: pick(fetch.and_then(|f| f.fetch_timeout), self.fetch.fetch_timeout).unwrap_or(30),
+            fetch_retries: fetch.and_then(|f| f.fetch_retries).or(self.fetch.fetch_retries).unwrap_or(3),
+            fetch_deadline: pick(fetch.and_then(|f| f.fetch_deadline), self.fetch.fetch_deadline).unwrap_or(600),
+            remote,
+            starlark: StarlarkFlags {
+                starlark_max_steps: pick(starlark.and_then(|s| s.starlark_max_steps), self.starlark.starlark_max_steps),
+                starlark_max_memory: pick(
+                    starlark.and_then(|s| s.starlark_max_memory),
+                    self.starlark.starlark_max_memory,
+                ),
+                starlark_timeout: pick(starlark.and_then(|s| s.starlark_timeout), self.starlark.starlark_timeout),
+            },
+        }
+    }
+}
+
+impl Settings {
     /// The `--starlark-*` limits, each at least 1.
     pub fn starlark_limits(&self) -> Result<Limits, Error> {
-        for (flag, value) in [
-            ("--starlark-max-steps", self.starlark_max_steps),
-            ("--starlark-max-memory", self.starlark_max_memory),
-            ("--starlark-timeout", self.starlark_timeout),
-        ] {
+        let d = Limits::DEFAULT;
+        let steps = self.starlark.starlark_max_steps.unwrap_or(d.max_steps);
+        let memory = self.starlark.starlark_max_memory.unwrap_or(d.max_memory >> 20);
+        let timeout = self.starlark.starlark_timeout.unwrap_or(d.timeout.as_secs());
+        for (flag, value) in
+            [("--starlark-max-steps", steps), ("--starlark-max-memory", memory), ("--starlark-timeout", timeout)]
+        {
             if value == 0 {
                 return Err(Error::Usage(format!("`{flag}` must be at least 1")));
             }
         }
         Ok(Limits {
-            max_steps: self.starlark_max_steps,
-            max_memory: self.starlark_max_memory.saturating_mul(1 << 20),
-            timeout: std::time::Duration::from_secs(self.starlark_timeout),
+            max_steps: steps,
+            max_memory: memory.saturating_mul(1 << 20),
+            timeout: std::time::Duration::from_secs(timeout),
         })
     }
 }

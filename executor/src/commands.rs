@@ -29,22 +29,24 @@ pub fn registry() -> crate::rules::Registry {
 
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Error> {
+    let settings = cli.settings();
     let cwd = std::env::current_dir().map_err(|e| Error::Usage(format!("cannot read the current directory: {e}")))?;
     let fetch_options = FetchOptions {
-        read_timeout: std::time::Duration::from_secs(cli.fetch_timeout.max(1)),
-        connect_timeout: std::time::Duration::from_secs(cli.fetch_timeout.clamp(1, 10)),
-        retries: cli.fetch_retries,
-        deadline: std::time::Duration::from_secs(cli.fetch_deadline.max(1)),
+        read_timeout: std::time::Duration::from_secs(settings.fetch_timeout.max(1)),
+        connect_timeout: std::time::Duration::from_secs(settings.fetch_timeout.clamp(1, 10)),
+        retries: settings.fetch_retries,
+        deadline: std::time::Duration::from_secs(settings.fetch_deadline.max(1)),
         ..FetchOptions::default()
     };
-    let remote_config = match &cli.remote_cache {
+    let remote = &settings.remote;
+    let remote_config = match &remote.remote_cache {
         Some(url) => Some(RemoteCacheConfig {
             url: url.clone(),
-            keys: cli.remote_cache_key.clone(),
-            signing_key: cli.remote_cache_signing_key.clone(),
-            trust_server: cli.remote_cache_trust,
+            keys: remote.remote_cache_key.clone(),
+            signing_key: remote.remote_cache_signing_key.clone(),
+            trust_server: remote.remote_cache_trust,
         }),
-        None if !cli.remote_cache_key.is_empty() || cli.remote_cache_signing_key.is_some() || cli.remote_cache_trust => {
+        None if !remote.remote_cache_key.is_empty() || remote.remote_cache_signing_key.is_some() || remote.remote_cache_trust => {
             return Err(Error::Usage(
                 "`--remote-cache-key`, `--remote-cache-signing-key` and `--remote-cache-trust` need `--remote-cache URL`"
                     .into(),
@@ -52,7 +54,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         None => None,
     };
-    let limits = cli.starlark_limits()?;
+    let limits = settings.starlark_limits()?;
     match cli.command {
         Command::Docs => {
             print!("{}", registry().markdown());
@@ -63,7 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Clean { verify: true, .. } => {
-            let dir = cache_dir(cli.cache_dir.as_deref(), &cwd)?;
+            let dir = cache_dir(settings.cache_dir.as_deref(), &cwd)?;
             let report = Store::verify_all(&dir)?;
             eprintln!(
                 "checked {} blobs and {} action results in {}: removed {} corrupt blobs and {} action results",
@@ -76,7 +78,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Clean { cache, .. } => {
-            let (root, _) = find_root(&cwd, cli.workspace.as_deref())?;
+            let (root, _) = find_root(&cwd, settings.workspace.as_deref())?;
             let out = root.join(OUT_DIR);
             if out.exists() {
                 let _lock = lock_workspace(&out)?;
@@ -84,22 +86,22 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
             eprintln!("removed {OUT_DIR}/");
             if cache {
-                let dir = cache_dir(cli.cache_dir.as_deref(), &cwd)?;
+                let dir = cache_dir(settings.cache_dir.as_deref(), &cwd)?;
                 Store::wipe(&dir)?;
                 eprintln!("emptied the cache at {}", dir.display());
             }
             Ok(())
         }
-        Command::Query { expression, output } => {
-            let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
+        Command::Query { expression, output, .. } => {
+            let loader = load(&cwd, settings.workspace.as_deref(), limits)?;
             query(&loader, &cwd, &expression, output)
         }
-        Command::Lock { check, import_apko, target } => {
-            let loader = load(&cwd, cli.workspace.as_deref(), limits)?;
+        Command::Lock { check, import_apko, target, .. } => {
+            let loader = load(&cwd, settings.workspace.as_deref(), limits)?;
             if check {
                 executor_rules::lock::check(&loader)?;
             }
-            let store = Store::open(&cache_dir(cli.cache_dir.as_deref(), &cwd)?)?;
+            let store = Store::open(&cache_dir(settings.cache_dir.as_deref(), &cwd)?)?;
             let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
             if check {
                 // Every pin against its package's bytes (from the cache, else fetched).
@@ -125,7 +127,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size } => {
+        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, .. } => {
             // Everything about the destination is checked before anything is built.
             let (reference, creds) = release::push_destination(&repository, tags)?;
             let mut push_options = release::push_options(&fetch_options, insecure);
@@ -151,13 +153,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             // stdout carries the pushed reference only, so `D=$(executor push …)` gets it.
             let args = BuildArgs {
                 list_outputs: false,
-                ..BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits)
+                ..BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits)
             };
             let built = build(args, &[target], options, fetch_options)?;
             let image = release::built_image(&built.requested, &built.provided, &built.out_root, "push", "pushed")?;
             release::push(&image, &reference, creds, push_options)
         }
-        Command::Build { patterns, jobs, keep_going, locked } => {
+        Command::Build { patterns, jobs, keep_going, locked, .. } => {
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
@@ -165,13 +167,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let options =
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: remote_config };
-            let args = BuildArgs::new(&cwd, cli.workspace.as_deref(), cli.cache_dir.as_deref(), locked, limits);
+            let args =
+                BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits);
             build(args, &patterns, options, fetch_options).map(|_| ())
         }
-        Command::Verify { target, expected, insecure } => verify(
+        Command::Verify { target, expected, insecure, .. } => verify(
             &cwd,
-            cli.workspace.as_deref(),
-            cli.remote_cache.is_some(),
+            settings.workspace.as_deref(),
+            remote.remote_cache.is_some(),
             &target,
             &expected,
             insecure,

@@ -210,6 +210,32 @@ fn help_is_a_command() {
     assert!(run.stdout.contains("--locked"), "{}", run.stdout);
 }
 
+/// Each command takes the options that apply to it, after it or before it; one that does
+/// not apply is a usage error, and a command's help lists only its own.
+#[test]
+fn commands_take_only_their_own_options() {
+    let ws = sample();
+    let run = ws.run(&["version", "--remote-cache", "http://127.0.0.1:1"]).failure(2);
+    assert!(run.stderr.contains("unexpected argument '--remote-cache'"), "{}", run.stderr);
+    let run = ws.run(&["clean", "--fetch-timeout", "1"]).failure(2);
+    assert!(run.stderr.contains("unexpected argument '--fetch-timeout'"), "{}", run.stderr);
+    let help = |command: &str| ws.run(&[command, "--help"]).success().stdout;
+    assert!(!help("version").contains("--workspace"), "{}", help("version"));
+    assert!(!help("query").contains("--remote-cache"), "{}", help("query"));
+    assert!(help("query").contains("--starlark-timeout"), "{}", help("query"));
+    assert!(help("build").contains("--remote-cache"), "{}", help("build"));
+    // After the command or before it, an option applies; after it wins.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let cache = elsewhere.path().join("cache");
+    let cache = cache.to_str().expect("utf-8");
+    ws.run(&["--cache-dir", cache, "build", "//app:hi"]).success();
+    assert!(elsewhere.path().join("cache/ac").is_dir(), "the cache given before `build` was used");
+    let run = ws.run(&["--starlark-max-steps", "0", "query", "//...", "--starlark-max-steps", "1000000"]).success();
+    assert!(run.stdout.contains("//app:hi"), "{}", run.stdout);
+    let run = ws.run(&["--starlark-max-steps", "0", "query", "//..."]).failure(2);
+    assert!(run.stderr.contains("`--starlark-max-steps` must be at least 1"), "{}", run.stderr);
+}
+
 #[test]
 fn version() {
     let ws = Workspace::new();
