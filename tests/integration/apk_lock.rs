@@ -190,6 +190,46 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// An apko lockfile that lacks a package the target asks for is refused, naming it, and no
+/// lockfile is written; one whose pins were edited so that they no longer install a request
+/// fails `lock --check`.
+#[test]
+fn import_apko_refuses_a_lockfile_without_a_requested_package() {
+    let fx = fixtures();
+    let ws = melange(
+        &fx,
+        "apk_fetch(name = \"base\", repository = \"melange\", packages = [\"replayout\", \"pretend-baselayout>=2\", \"so:libnothere.so.1\"], archs = [\"x86_64\", \"aarch64\"])\n",
+    );
+    let apko = fx.join("apko-lock/apko.lock.json");
+    let run = ws.run(&["lock", "--import-apko", apko.to_str().expect("utf-8"), "--target", "//img:base"]).failure(1);
+    assert!(
+        run.stderr.contains("does not install what `//img:base` asks for: `pretend-baselayout>=2` (x86_64, aarch64), `so:libnothere.so.1` (x86_64, aarch64)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("fix: make the apko lockfile again with these packages"), "{}", run.stderr);
+    assert!(!ws.root().join("executor.lock").exists(), "nothing written");
+
+    // A lockfile whose pins stopped installing a request (edited by hand) fails `lock --check`.
+    ws.write(
+        "img/BUILD",
+        "apk_fetch(name = \"base\", repository = \"melange\", packages = [\"replayout\"], archs = [\"x86_64\", \"aarch64\"])\n",
+    );
+    ws.run(&["lock", "--import-apko", apko.to_str().expect("utf-8"), "--target", "//img:base"]).success();
+    ws.run(&["lock", "--check"]).success();
+    let lock = ws.read("executor.lock");
+    // The first install list is aarch64's.
+    let edited = lock.replacen("\n    \"replayout=1.0.0-r0\",\n", "\n", 1);
+    assert_ne!(edited, lock, "the install lists name replayout");
+    ws.write("executor.lock", &edited);
+    let run = ws.run(&["lock", "--check"]).failure(1);
+    assert!(
+        run.stderr.contains("`//img:base` asks for `replayout`, which its pins for aarch64 do not install"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn import_apko_lockfile() {
     let fx = fixtures();

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sha1::{Digest as _, Sha1};
 use sha2::Sha256;
 
-use crate::apk::{Identity, Package, PackageName, PackagePin, SignaturePolicy, Version};
+use crate::apk::{Dependency, Identity, Package, PackageName, PackagePin, Provide, SignaturePolicy, Version};
 use crate::apk_fetch::{requested_archs, requested_packages};
 use crate::error::{fetch_error, import_error, verify_error, RulesError};
 use crate::fetch::Fetcher;
@@ -125,6 +125,8 @@ pub fn import(
 
     let mut install = BTreeMap::new();
     let mut pins = Vec::new();
+    // Requests the imported packages do not satisfy, and for which archs.
+    let mut missing: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     let archs = requested_archs(target).map_err(import_error)?;
     for arch in &archs {
         let listed: Vec<&ApkoPackage> =
@@ -135,11 +137,35 @@ pub fn import(
             )));
         }
         let mut order = Vec::new();
+        let mut installed: Vec<(PackageName, Version, Vec<Provide>)> = Vec::new();
         for p in listed {
-            pins.push(import_package(fetcher, store, repo, *arch, p, &keyring, policy, &shown)?);
+            let (pin, provides) = import_package(fetcher, store, repo, *arch, p, &keyring, policy, &shown)?;
+            installed.push((
+                PackageName::new(&pin.name).map_err(|e| import_error(e.to_string()))?,
+                Version::parse(&pin.version).map_err(|e| import_error(e.to_string()))?,
+                provides,
+            ));
+            pins.push(pin);
             order.push(format!("{}={}", p.name, p.version));
         }
+        for request in requested_packages(target) {
+            let dep = Dependency::parse(&request).map_err(|e| import_error(e.to_string()))?;
+            let met = installed.iter().any(|(name, version, provides)| {
+                dep.matches(name.as_str(), version) || provides.iter().any(|p| p.satisfies(&dep))
+            });
+            // `!name` asks that nothing matching it is installed.
+            if met == dep.conflict {
+                missing.entry(request).or_default().push(arch.apk());
+            }
+        }
         install.insert(arch.apk().to_owned(), order);
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|(p, archs)| format!("`{p}` ({})", archs.join(", "))).collect();
+        return Err(import_error(format!(
+            "`{shown}` does not install what `{label}` asks for: {}\n  fix: make the apko lockfile again with these packages, or remove them from the target's `packages`",
+            list.join(", ")
+        )));
     }
     let fetched = pins.len();
 
@@ -178,7 +204,7 @@ fn import_package(
     keyring: &crate::apk::Keyring,
     policy: SignaturePolicy,
     shown: &str,
-) -> Result<LockedPackage, Error> {
+) -> Result<(LockedPackage, Vec<Provide>), Error> {
     let url = repo.package_url(arch, &p.name, &p.version);
     let context = |m: String| verify_error(format!("`{}-{}` ({arch}) from `{shown}`: {m}", p.name, p.version));
     let pin = PackagePin {
@@ -209,18 +235,22 @@ fn import_package(
         check_segment("the control segment", &p.control, package.control_range(), &bytes).map_err(context)?;
         check_segment("the data segment", &p.data, package.data_range(), &bytes).map_err(context)?;
         let datahash = package.info().datahash.map(hex::encode).unwrap_or_default();
+        let provides = package.info().provides.clone();
         store.commit_blob(&tmp, &fetched.sha256)?;
-        Ok(LockedPackage {
-            repository: repo.name.clone(),
-            arch: arch.apk().to_owned(),
-            name: p.name.clone(),
-            version: p.version.clone(),
-            url: url.clone(),
-            size: fetched.size,
-            sha256: fetched.sha256,
-            identity: p.checksum.clone(),
-            datahash,
-        })
+        Ok((
+            LockedPackage {
+                repository: repo.name.clone(),
+                arch: arch.apk().to_owned(),
+                name: p.name.clone(),
+                version: p.version.clone(),
+                url: url.clone(),
+                size: fetched.size,
+                sha256: fetched.sha256,
+                identity: p.checksum.clone(),
+                datahash,
+            },
+            provides,
+        ))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::apk::{
-    Dependency, Index, IndexEntry, Keyring, Package, PackagePin, Providers, SignaturePolicy, TrustPolicy,
+    Dependency, Index, IndexEntry, Keyring, Package, PackagePin, Provide, Providers, SignaturePolicy, TrustPolicy,
+    Version,
 };
 use crate::apk_fetch::{requested_archs, requested_packages, stale_reasons};
 use crate::digest::Digest;
@@ -421,16 +422,54 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
             keyrings.insert(repo.name.clone(), keyring);
         }
     }
-    let mut problems: Vec<String> = work
+    let checked: Vec<(&LockedPackage, Result<Vec<Provide>, String>)> = work
         .par_iter()
         .filter_map(|(repo, pinned)| {
             let keyring = keyrings.get(&repo.name)?;
             let policy = crate::apk_fetch::signature_policy(repo.allow_untrusted);
-            check_pin(fetcher, store, pinned, keyring, policy).err()
+            Some((*pinned, check_pin(fetcher, store, pinned, keyring, policy)))
         })
         .collect();
+    let mut problems: Vec<String> = checked.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
     if problems.is_empty() {
-        return Ok(());
+        // Every pin is its package: now each target's pins must install what it asks for (an
+        // imported or hand-edited lockfile could pin a set that does not).
+        let provides: BTreeMap<(&str, &str, &str, &str), &[Provide]> = checked
+            .iter()
+            .filter_map(|(p, r)| {
+                let key = (p.repository.as_str(), p.arch.as_str(), p.name.as_str(), p.version.as_str());
+                Some((key, r.as_ref().ok()?.as_slice()))
+            })
+            .collect();
+        let mut unmet = Vec::new();
+        for locked in &lock.targets {
+            for (arch, entries) in &locked.install {
+                let installed: Vec<(&str, &str)> =
+                    entries.iter().filter_map(|e| crate::lockfile::split_install_entry(e)).collect();
+                for request in &locked.packages {
+                    let Ok(dep) = Dependency::parse(request) else { continue };
+                    let met = installed.iter().any(|&(name, version)| {
+                        Version::parse(version).is_ok_and(|v| dep.matches(name, &v))
+                            || provides
+                                .get(&(locked.repository.as_str(), arch.as_str(), name, version))
+                                .is_some_and(|ps| ps.iter().any(|p| p.satisfies(&dep)))
+                    });
+                    if met == dep.conflict {
+                        unmet.push(format!(
+                            "`{}` asks for `{request}`, which its pins for {arch} do not install",
+                            locked.label
+                        ));
+                    }
+                }
+            }
+        }
+        if unmet.is_empty() {
+            return Ok(());
+        }
+        return Err(lock_error(format!(
+            "`{LOCKFILE}` does not pin what the BUILD files ask for:\n  - {}\n  fix: run `executor lock`",
+            unmet.join("\n  - ")
+        )));
     }
     problems.sort();
     Err(verify_error(format!(
@@ -446,7 +485,7 @@ fn check_pin(
     pinned: &LockedPackage,
     keyring: &Keyring,
     policy: SignaturePolicy,
-) -> Result<(), String> {
+) -> Result<Vec<Provide>, String> {
     let id = format!("`{}-{}` ({})", pinned.name, pinned.version, pinned.arch);
     let path = if store.has_blob(&pinned.sha256, pinned.size) {
         store.blob_path(&pinned.sha256)
@@ -467,6 +506,6 @@ fn check_pin(
     };
     let bytes = std::fs::read(&path).map_err(|e| format!("{id}: cannot read `{}`: {e}", path.display()))?;
     Package::verify_locked(&bytes, &pinned.url, &pinned.pin(), keyring, policy, &crate::Verdicts(store))
-        .map(|_| ())
+        .map(|verified| verified.package().info().provides.clone())
         .map_err(|e| format!("{id}: {e}"))
 }
