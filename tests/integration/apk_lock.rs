@@ -230,6 +230,22 @@ fn import_apko_refuses_a_lockfile_without_a_requested_package() {
     );
 }
 
+/// An arch the repository does not publish (the melange fixture has x86_64 and aarch64 only,
+/// like Wolfi): `lock` names the repository and the arch and says what to set, without the
+/// hint about relative `file://` urls (this one is absolute).
+#[test]
+fn lock_names_an_arch_the_repository_does_not_publish() {
+    let fx = fixtures();
+    let ws = melange(
+        &fx,
+        "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\"], archs = [\"x86_64\", \"riscv64\"])\n",
+    );
+    let run = ws.run(&["lock"]).failure(1);
+    assert!(run.stderr.contains("repository `melange` has no index for arch `riscv64`"), "{}", run.stderr);
+    assert!(run.stderr.contains("fix: if it does not publish `riscv64`, set `archs`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("relative"), "{}", run.stderr);
+}
+
 #[test]
 fn import_apko_lockfile() {
     let fx = fixtures();

@@ -56,9 +56,9 @@ pub enum FetchError {
     EmptyFilePath { url: String },
     /// A `file://` URL whose file does not exist.
     #[error(
-        "`{url}`: no such file `{}`; a `file://` url without a leading `/` is relative to the \
-         workspace root",
-        path.display()
+        "`{url}`: no such file `{}`{}",
+        path.display(),
+        if url.starts_with("file:///") { "" } else { "; a `file://` url without a leading `/` is relative to the workspace root" }
     )]
     FileNotFound { url: String, path: PathBuf },
     /// A `file://` URL naming a directory or other non-file.
@@ -141,6 +141,12 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// True when the server (or the file system) says there is nothing at the URL: a 404 or
+    /// 410, or a missing `file://` file.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::FileNotFound { .. } | FetchError::Status { status: 404 | 410, .. })
+    }
+
     /// Whether another attempt may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -683,11 +689,10 @@ mod tests {
                      without a leading `/` is relative to the workspace root"
                 ),
             ),
+            // An absolute url gets no hint about relative ones.
             (
                 "file:///definitely/not/here",
-                "`file:///definitely/not/here`: no such file `/definitely/not/here`; a \
-                 `file://` url without a leading `/` is relative to the workspace root"
-                    .into(),
+                "`file:///definitely/not/here`: no such file `/definitely/not/here`".into(),
             ),
             ("file://sub", format!("`file://sub`: `{root}/sub` is not a regular file")),
             (

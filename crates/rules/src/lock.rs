@@ -220,9 +220,19 @@ fn read_index(
     arch: Arch,
 ) -> Result<(Index, LockedIndex, Option<String>), Error> {
     let url = state.repo.index_url(arch);
-    let bytes = fetcher
-        .fetch_bytes(&url, INDEX_LIMIT)
-        .map_err(|e| fetch_error(format!("repository `{}`: {e}", state.repo.name)))?;
+    let bytes = fetcher.fetch_bytes(&url, INDEX_LIMIT).map_err(|e| {
+        if e.is_not_found() {
+            // Most often an arch the repository does not publish (Wolfi: x86_64 and aarch64).
+            fetch_error(format!(
+                "repository `{}` has no index for arch `{arch}`: {e}\n  fix: if it does not publish `{arch}`, set `archs` \
+                 on the `apk_fetch` targets that use it to the archs it publishes (`archs = [\"x86_64\", \"aarch64\"]` for \
+                 Wolfi); else correct its `url`",
+                state.repo.name
+            ))
+        } else {
+            fetch_error(format!("repository `{}`: {e}", state.repo.name))
+        }
+    })?;
     let policy = if state.repo.allow_untrusted { TrustPolicy::AllowUntrusted } else { TrustPolicy::RequireTrusted };
     let index = Index::read(&bytes, &url, &state.keyring, policy)
         .map_err(|e| verify_error(format!("repository `{}`: {e}", state.repo.name)))?;
