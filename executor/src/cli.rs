@@ -236,9 +236,10 @@ pub enum Command {
         #[command(flatten)]
         starlark: StarlarkFlags,
     },
-    /// List targets: `PATTERN`, or `deps(PATTERN)` for their transitive dependencies.
+    /// List targets: a pattern, or `deps(E)`, `rdeps(UNIVERSE, E)`, `kind(REGEX, E)`,
+    /// `somepath(FROM, TO)`, `allpaths(FROM, TO)` as in Bazel's query, nested.
     Query {
-        /// A target pattern or `deps(PATTERN)`.
+        /// A target pattern or a query function of target patterns.
         #[arg(value_name = "EXPRESSION")]
         expression: String,
         /// Output format.

@@ -101,6 +101,33 @@ fn query_formats() {
     assert_eq!(parsed.as_array().map(Vec::len), Some(5));
 }
 
+/// Bazel's query functions: `rdeps`, `kind`, `somepath`, `allpaths` (quoted arguments too),
+/// nested; an unknown function or an unfinished expression is a usage error that says what
+/// executor knows.
+#[test]
+fn query_functions() {
+    let ws = sample();
+    let q = |expr: &str| ws.run(&["query", expr, "--output", "label"]).success().stdout;
+    assert_eq!(q("rdeps(//..., //app:hi)"), "//app:bundle\n//app:hi\n//lib:lib\n");
+    assert_eq!(q("kind(write_file, //...)"), "//app:hi\n//app:tool\n");
+    assert_eq!(q("kind(\"file rule\", //...)"), "//app:hi\n//app:tool\n");
+    assert_eq!(q("kind('source file', deps(//app:bundle))"), "//app:data/config.txt\n//app:docs/a.md\n");
+    assert_eq!(q("somepath(//lib, //app:hi)"), "//app:hi\n//lib:lib\n");
+    assert_eq!(q("allpaths(//app:bundle, //app:tool)"), "//app:bundle\n//app:tool\n");
+    assert_eq!(q("somepath(//app:hi, //lib)"), "", "no path against the edges");
+    assert_eq!(q("kind(filegroup, rdeps(//..., kind(write_file, //app:all)))"), "//app:bundle\n//lib:lib\n");
+    for (expr, says) in [
+        ("rdeps(", "query `rdeps(`: expected a target pattern or a function (at column 7)"),
+        ("somefunc(//app:hi)", "unknown function `somefunc`"),
+        ("deps(//app:hi", "expected `)`"),
+        ("rdeps(//..., //app:hi) extra", "unexpected `extra`"),
+    ] {
+        let run = ws.run(&["query", expr]).failure(2);
+        assert!(run.stderr.contains(says), "{expr}: {}", run.stderr);
+        assert!(run.stderr.contains("`rdeps(UNIVERSE, E)`"), "{expr}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn target_named_all_wins_over_the_wildcard() {
     let ws = Workspace::new()
