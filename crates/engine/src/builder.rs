@@ -461,7 +461,12 @@ impl Builder<'_> {
                     let (digest, size) = fs::File::open(path)
                         .and_then(hash_reader)
                         .map_err(|e| RunError::Failed(format!("did not write its output `{}`: {e}", spec.path)))?;
-                    self.store.commit_blob(path, &digest).map_err(|e| RunError::Failed(e.to_string()))?;
+                    // A blob the store holds already stays: outputs may be hard links to it.
+                    if self.store.has_blob(&digest, size) {
+                        let _ = fs::remove_file(path);
+                    } else {
+                        self.store.commit_blob(path, &digest).map_err(|e| RunError::Failed(e.to_string()))?;
+                    }
                     OutputRecord::File { digest, size, executable }
                 }
                 OutputKind::Dir => OutputRecord::Dir {

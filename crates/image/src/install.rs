@@ -32,9 +32,11 @@
 //! - A failed [`Installer::install`] leaves the tree as it was before the call.
 //! - **Conflicts**: two packages may install the same path if the entries are identical
 //!   (kind, content or target, mode, owner); the path stays with the first package.
-//!   Otherwise the later package wins only if it `replaces` the earlier one (`.PKGINFO`
-//!   `replaces`, version constraint honoured) or both have the same `origin`; the earlier
-//!   package then loses the path from its database record. Anything else is
+//!   Otherwise, as apk-tools decides (`apk_pkg_replaces_file`): a package that `replaces`
+//!   the other (`.PKGINFO` `replaces`, version constraint honoured) keeps or takes the path
+//!   whichever was installed first, the higher `replaces_priority` winning when both do;
+//!   without `replaces`, the later of two packages with the same `origin` takes it. The
+//!   package that loses the path loses it from its database record. Anything else is
 //!   [`InstallError::Conflict`]. **Directories** are shared freely: the first package's
 //!   metadata stays (as apk keeps an existing directory), every package lists the directory
 //!   in its record with its own `M:`; a directory over a symlink that leads to a directory
@@ -568,16 +570,19 @@ impl Installer {
             });
         }
         let earlier = &self.packages[earlier].meta;
-        if !may_replace(meta, earlier) {
-            return Err(InstallError::Conflict {
+        match replaces_file(earlier, meta) {
+            Replaces::Yes => self.put(tree_path, entry, owner, &subject),
+            // The package already there replaces this one (or wins on priority): its file
+            // stays, and this package does not own the path.
+            Replaces::No => Ok(()),
+            Replaces::Conflict => Err(InstallError::Conflict {
                 package: meta.id(),
                 existing: earlier.id(),
                 existing_name: earlier.info.name.to_string(),
                 path: tree_path.to_string(),
                 difference: existing.difference(&owner),
-            });
+            }),
         }
-        self.put(tree_path, entry, owner, &subject)
     }
 
     /// Whether the symlink at `path` finally leads to a directory of the tree.
@@ -952,12 +957,45 @@ impl Installer {
     }
 }
 
-/// Whether `new` may take a path from `old`: it `replaces` it, or both share an origin.
-fn may_replace(new: &PackageMeta, old: &PackageMeta) -> bool {
-    let replaces =
-        new.info.replaces.iter().any(|dep| !dep.conflict && dep.matches(old.info.name.as_str(), &old.info.version));
-    let same_origin = matches!((&new.info.origin, &old.info.origin), (Some(a), Some(b)) if a == b);
-    replaces || same_origin
+/// What happens to a path `old` installed when `new` ships it too, differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replaces {
+    /// `new`'s entry takes the path.
+    Yes,
+    /// `old`'s entry stays; `new` does not own the path.
+    No,
+    /// Neither package's metadata says.
+    Conflict,
+}
+
+/// apk-tools' `apk_pkg_replaces_file(old, new)`: a package that `replaces` the other wins
+/// whichever was installed first; when both do, the higher `replaces_priority` wins (the
+/// later one on a tie); without `replaces`, packages of one origin replace each other's
+/// files in install order.
+fn replaces_file(old: &PackageMeta, new: &PackageMeta) -> Replaces {
+    if old.info.name == new.info.name {
+        return Replaces::Yes;
+    }
+    let priority = |by: &PackageMeta, of: &PackageMeta| -> i64 {
+        let replaces =
+            by.info.replaces.iter().any(|dep| !dep.conflict && dep.matches(of.info.name.as_str(), &of.info.version));
+        if replaces {
+            i64::try_from(by.info.replaces_priority.unwrap_or(0)).unwrap_or(i64::MAX)
+        } else {
+            -1
+        }
+    };
+    let (old_priority, new_priority) = (priority(old, new), priority(new, old));
+    if old_priority > new_priority {
+        return Replaces::No;
+    }
+    if new_priority >= 0 {
+        return Replaces::Yes;
+    }
+    if matches!((&new.info.origin, &old.info.origin), (Some(a), Some(b)) if a == b) {
+        return Replaces::Yes;
+    }
+    Replaces::Conflict
 }
 
 /// Whether `path` is `/etc/passwd` or `/etc/group`.

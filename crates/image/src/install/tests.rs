@@ -303,24 +303,48 @@ fn installed_database_golden() {
     );
 }
 
+/// replayout `replaces` pretend-baselayout: installed first, its `etc/os-release` stays when
+/// pretend-baselayout comes second (apk-tools' rule; before, a conflict), and
+/// pretend-baselayout does not own it.
+#[test]
+fn the_replacing_package_installed_first_keeps_its_file() {
+    let mut installer = Installer::new(Arch::X86_64);
+    install_fixture(&mut installer, &format!("{MELANGE}replayout-1.0.0-r0.apk")).expect("install");
+    let release = |tree: &mut LayerTree| text_of(tree, "etc/os-release");
+    install_fixture(&mut installer, &format!("{MELANGE}pretend-baselayout-1.0.0-r0.apk"))
+        .expect("replaced, no conflict");
+    let (mut tree, summaries) = installer.finish().expect("finish");
+    let db = text_of(&mut tree, INSTALLED_DB);
+    assert!(db_record(&db, "replayout").contains("R:os-release"), "{db}");
+    assert!(!db_record(&db, "pretend-baselayout").contains("R:os-release"), "{db}");
+    assert_eq!(summaries.len(), 2);
+    // The file is replayout's, as when replayout comes second.
+    let mut second = Installer::new(Arch::X86_64);
+    install_fixture(&mut second, &format!("{MELANGE}pretend-baselayout-1.0.0-r0.apk")).expect("install");
+    install_fixture(&mut second, &format!("{MELANGE}replayout-1.0.0-r0.apk")).expect("install");
+    let (mut expected, _) = second.finish().expect("finish");
+    assert_eq!(release(&mut tree), release(&mut expected));
+}
+
+/// A conflict (no `replaces`, another origin) fails the package, and what it had written
+/// before the conflicting path is taken back.
 #[test]
 fn conflict_without_replaces_is_an_error_and_leaves_nothing() {
     let mut installer = Installer::new(Arch::X86_64);
-    install_fixture(&mut installer, &format!("{MELANGE}replayout-1.0.0-r0.apk")).expect("install");
-    let error =
-        install_fixture(&mut installer, &format!("{MELANGE}pretend-baselayout-1.0.0-r0.apk")).expect_err("conflict");
+    install_tar(&mut installer, simple("a"), Tar::default().dir("etc").file("etc/x", "a")).expect("a");
+    let b = Tar::default().dir("srv").file("srv/b-only", "b").dir("etc").file("etc/x", "b");
+    let error = install_tar(&mut installer, simple("b"), b).expect_err("conflict");
     assert_eq!(
         error.to_string(),
-        "package `pretend-baselayout-1.0.0-r0`: `etc/os-release` is also installed by \
-         `replayout-1.0.0-r0`, with different content; `pretend-baselayout-1.0.0-r0` does not \
-         replace `replayout-1.0.0-r0` and has a different origin: remove one of them, or make the \
-         later one declare `replaces = replayout`"
+        "package `b-1.0-r0`: `etc/x` is also installed by `a-1.0-r0`, with different content; `b-1.0-r0` \
+         does not replace `a-1.0-r0` and has a different origin: remove one of them, or make the later one \
+         declare `replaces = a`"
     );
     let (mut tree, summaries) = installer.finish().expect("finish");
     assert_eq!(summaries.len(), 1);
-    // The entries pretend-baselayout had written before the conflict were taken back.
-    assert!(!tree.contains(&path("var/lib/db/sbom/pretend-baselayout-1.0.0-r0.spdx.json")));
-    assert!(!text_of(&mut tree, INSTALLED_DB).contains("pretend-baselayout-1.0.0-r0.spdx.json"));
+    // The entries b had written before the conflict were taken back.
+    assert!(!tree.contains(&path("srv/b-only")));
+    assert!(!text_of(&mut tree, INSTALLED_DB).contains("P:b"));
 }
 
 #[test]
@@ -614,6 +638,43 @@ fn conflict_rules() {
             )
         );
     }
+
+    // `replaces` works in both install orders: the replacing package's file stays when it
+    // came first, and the replaced package then does not own the path.
+    let replacing = || meta("pkgname = a\npkgver = 1.0-r0\nreplaces = b\n");
+    let mut installer = Installer::new(Arch::X86_64);
+    install_tar(&mut installer, replacing(), same()).expect("a");
+    install_tar(&mut installer, simple("b"), other()).expect("b is replaced by a, installed first");
+    let (mut tree, summaries) = installer.finish().expect("finish");
+    assert_eq!((summaries[0].files.len(), summaries[1].files.len()), (1, 0));
+    assert_eq!(text_of(&mut tree, "etc/x"), "same");
+    let mut installer = Installer::new(Arch::X86_64);
+    install_tar(&mut installer, simple("b"), other()).expect("b");
+    install_tar(&mut installer, replacing(), same()).expect("a replaces b, installed second");
+    let (mut tree, summaries) = installer.finish().expect("finish");
+    assert_eq!((summaries[0].files.len(), summaries[1].files.len()), (0, 1));
+    assert_eq!(text_of(&mut tree, "etc/x"), "same");
+
+    // Two packages that replace each other: the higher `replaces_priority` wins, in either
+    // order; on a tie, the later one takes the path, as apk-tools does.
+    let low = || meta("pkgname = low\npkgver = 1.0-r0\nreplaces = high\nreplaces_priority = 10\n");
+    let high = || meta("pkgname = high\npkgver = 1.0-r0\nreplaces = low\nreplaces_priority = 20\n");
+    for high_first in [true, false] {
+        let mut installer = Installer::new(Arch::X86_64);
+        let (first, second) =
+            if high_first { ((high(), other()), (low(), same())) } else { ((low(), same()), (high(), other())) };
+        install_tar(&mut installer, first.0, first.1).expect("first");
+        install_tar(&mut installer, second.0, second.1).expect("second");
+        let (mut tree, _) = installer.finish().expect("finish");
+        assert_eq!(text_of(&mut tree, "etc/x"), "other", "high wins, high first: {high_first}");
+    }
+    let tie =
+        |name: &str, other_name: &str| meta(&format!("pkgname = {name}\npkgver = 1.0-r0\nreplaces = {other_name}\n"));
+    let mut installer = Installer::new(Arch::X86_64);
+    install_tar(&mut installer, tie("c", "d"), same()).expect("c");
+    install_tar(&mut installer, tie("d", "c"), other()).expect("d");
+    let (mut tree, _) = installer.finish().expect("finish");
+    assert_eq!(text_of(&mut tree, "etc/x"), "other", "on a tie the later one wins");
 
     // One package listing a path twice.
     let mut installer = Installer::new(Arch::X86_64);
