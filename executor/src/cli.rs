@@ -227,6 +227,13 @@ pub enum Command {
         /// The `apk_fetch` target that `--import-apko` pins.
         #[arg(long, value_name = "LABEL", requires = "import_apko")]
         target: Option<String>,
+        /// Resolve every `apk_fetch` target against the verified indexes and print what each
+        /// resolves to per arch, without fetching a package or writing `executor.lock`.
+        #[arg(long, conflicts_with_all = ["check", "import_apko"])]
+        dry_run: bool,
+        /// How `--dry-run` prints the resolution.
+        #[arg(long, value_enum, default_value_t = LockOutput::Text, requires = "dry_run")]
+        output: LockOutput,
         #[command(flatten)]
         workspace: WorkspaceFlags,
         #[command(flatten)]
@@ -266,6 +273,16 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+}
+
+/// `executor lock --dry-run --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockOutput {
+    /// A target per paragraph: `//label (repository NAME, URL)`, then `  ARCH: name version, ...`.
+    Text,
+    /// A JSON array of targets with `label`, `repository`, `url` and `archs` (arch to packages
+    /// with `name` and `version`, in install order).
+    Json,
 }
 
 /// `executor query --output`.

@@ -96,6 +96,20 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let loader = load(&cwd, settings.workspace.as_deref(), limits)?;
             query(&loader, &cwd, &expression, output)
         }
+        Command::Lock { dry_run: true, output, .. } => {
+            let loader = load(&cwd, settings.workspace.as_deref(), limits)?;
+            let store = Store::open(&cache_dir(settings.cache_dir.as_deref(), &cwd)?)?;
+            let fetcher = UrlFetcher::new(loader.workspace.root.clone(), fetch_options);
+            let resolutions = executor_rules::lock::dry_run(&loader, &fetcher, &store)?;
+            print_resolutions(&resolutions, output);
+            eprintln!(
+                "resolved {} target{}; nothing fetched, {} not written (dry run)",
+                resolutions.len(),
+                if resolutions.len() == 1 { "" } else { "s" },
+                executor_rules::lockfile::LOCKFILE
+            );
+            Ok(())
+        }
         Command::Lock { check, import_apko, target, .. } => {
             let loader = load(&cwd, settings.workspace.as_deref(), limits)?;
             if check {
@@ -218,6 +232,27 @@ fn verify(
     let built = build(args, &[target.to_owned()], options, fetch_options)?;
     let image = release::built_image(&built.requested, &built.provided, &built.out_root, "verify", "verified")?;
     release::check_rebuilt(&image, &expected_digest)
+}
+
+/// Prints `lock --dry-run`'s resolutions on stdout.
+fn print_resolutions(resolutions: &[executor_rules::lock::Resolution], output: crate::cli::LockOutput) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match output {
+        crate::cli::LockOutput::Json => {
+            let text = serde_json::to_string_pretty(resolutions).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+        }
+        crate::cli::LockOutput::Text => {
+            for r in resolutions {
+                let _ = writeln!(out, "{} (repository {}, {})", r.label, r.repository, r.url);
+                for (arch, packages) in &r.archs {
+                    let list: Vec<String> = packages.iter().map(|p| format!("{} {}", p.name, p.version)).collect();
+                    let _ = writeln!(out, "  {arch}: {}", list.join(", "));
+                }
+            }
+        }
+    }
 }
 
 fn default_jobs() -> usize {

@@ -246,6 +246,50 @@ fn lock_names_an_arch_the_repository_does_not_publish() {
     assert!(!run.stderr.contains("relative"), "{}", run.stderr);
 }
 
+/// `lock --dry-run` shows each target's resolution per arch, as text or JSON, after
+/// verifying the indexes, and neither fetches a package nor writes the lockfile.
+#[test]
+fn lock_dry_run_shows_the_resolution_without_fetching() {
+    let fx = fixtures();
+    let ws = melange(
+        &fx,
+        "apk_fetch(name = \"a\", repository = \"melange\", packages = [\"replayout\"], archs = [\"x86_64\", \"aarch64\"])\n",
+    );
+    let run = ws.run(&["lock", "--dry-run"]).success();
+    let url = format!("file://{}", fx.join("melange-rsa256").display());
+    assert_eq!(
+        run.stdout,
+        format!(
+            "//img:a (repository melange, {url})\n  aarch64: pretend-baselayout 1.0.0-r0, replayout 1.0.0-r0\n  \
+             x86_64: pretend-baselayout 1.0.0-r0, replayout 1.0.0-r0\n"
+        )
+    );
+    assert!(
+        run.stderr.contains("resolved 1 target; nothing fetched, executor.lock not written (dry run)"),
+        "{}",
+        run.stderr
+    );
+    let json = ws.run(&["lock", "--dry-run", "--output", "json"]).success();
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(parsed[0]["label"], "//img:a");
+    assert_eq!(parsed[0]["archs"]["x86_64"][1]["name"], "replayout");
+    assert_eq!(parsed[0]["archs"]["x86_64"][1]["version"], "1.0.0-r0");
+    assert!(!ws.root().join("executor.lock").exists(), "nothing written");
+    // No package reached the store: only the indexes were read (a real lock stores it).
+    let replayout = fixture_sha256(&fx, "melange-rsa256/x86_64/replayout-1.0.0-r0.apk");
+    let stored = |ws: &Workspace| {
+        walk_files(&ws.cache().join("cas/sha256"))
+            .iter()
+            .filter(|b| fs::read(b).is_ok_and(|bytes| executor::digest::Digest::of(&bytes).to_string() == replayout))
+            .count()
+    };
+    assert_eq!(stored(&ws), 0);
+    let run = ws.run(&["lock", "--output", "json"]).failure(2);
+    assert!(run.stderr.contains("--dry-run"), "{}", run.stderr);
+    ws.run(&["lock"]).success();
+    assert_eq!(stored(&ws), 1);
+}
+
 #[test]
 fn import_apko_lockfile() {
     let fx = fixtures();

@@ -83,8 +83,52 @@ struct RepoState<'a> {
     keys: Vec<LockedKey>,
 }
 
+/// What `executor lock --dry-run` shows: each target's resolution, per arch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Resolution {
+    /// The `apk_fetch` target.
+    pub label: String,
+    /// Its repository's name and URL.
+    pub repository: String,
+    /// The repository URL.
+    pub url: String,
+    /// Per APK arch, the packages in install order.
+    pub archs: BTreeMap<String, Vec<ResolvedPackage>>,
+}
+
+/// One package of a [`Resolution`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ResolvedPackage {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// Resolves every `apk_fetch` target against fresh, verified indexes, without fetching a
+/// package or writing anything: `executor lock --dry-run`.
+pub fn dry_run(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Vec<Resolution>, Error> {
+    match resolve_and_lock(loader, fetcher, store, true)? {
+        Locked::DryRun(resolutions) => Ok(resolutions),
+        Locked::Written(_) => Err(lock_error("internal error: a dry run wrote the lockfile".into())),
+    }
+}
+
 /// Resolves every `apk_fetch` target against fresh indexes and writes the lockfile.
 pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<LockReport, Error> {
+    match resolve_and_lock(loader, fetcher, store, false)? {
+        Locked::Written(report) => Ok(report),
+        Locked::DryRun(_) => Err(lock_error("internal error: lock made a dry run".into())),
+    }
+}
+
+/// What [`resolve_and_lock`] did.
+enum Locked {
+    Written(LockReport),
+    DryRun(Vec<Resolution>),
+}
+
+fn resolve_and_lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store, dry_run: bool) -> Result<Locked, Error> {
     let targets = apk_fetch_targets(loader)?;
     let previous = Lockfile::read(&loader.workspace.root).ok().flatten().unwrap_or_default();
 
@@ -168,6 +212,33 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
         });
     }
 
+    if dry_run {
+        let resolutions = locked_targets
+            .iter()
+            .map(|t| Resolution {
+                label: t.label.clone(),
+                repository: t.repository.clone(),
+                url: repos.get(&t.repository).map(|r| r.repo.url.clone()).unwrap_or_default(),
+                archs: t
+                    .install
+                    .iter()
+                    .map(|(arch, entries)| {
+                        let packages = entries
+                            .iter()
+                            .filter_map(|e| crate::lockfile::split_install_entry(e))
+                            .map(|(name, version)| ResolvedPackage {
+                                name: name.to_owned(),
+                                version: version.to_owned(),
+                            })
+                            .collect();
+                        (arch.clone(), packages)
+                    })
+                    .collect(),
+            })
+            .collect();
+        return Ok(Locked::DryRun(resolutions));
+    }
+
     // Pin every package: reuse a previous pin of the same identity, else fetch and verify.
     let pins: Vec<(LockedPackage, bool, Option<String>)> = wanted
         .par_iter()
@@ -211,7 +282,7 @@ pub fn lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Result<Loc
     };
     lockfile.normalize();
     let changed = lockfile.write(&loader.workspace.root).map_err(RulesError::Lockfile)?;
-    Ok(LockReport { targets: targets.len(), packages: lockfile.packages.len(), fetched, changed })
+    Ok(Locked::Written(LockReport { targets: targets.len(), packages: lockfile.packages.len(), fetched, changed }))
 }
 
 fn read_index(
