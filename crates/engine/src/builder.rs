@@ -253,7 +253,7 @@ impl Builder<'_> {
             };
             let ok = result.is_some();
             let _ = shared.results[id].set(result);
-            shared.reporter.ended(Some(action));
+            shared.reporter.ended(None);
             for dependent in shared.plan.ended(id) {
                 if ok {
                     self.spawn(scope, shared, dependent);
@@ -318,8 +318,10 @@ impl Builder<'_> {
             Some((records, Tier::Remote)) => return Ok(Outcome::RemoteHit(records)),
             None => {}
         }
-        shared.reporter.running(action);
-        let records = self.run_action(action, &inputs, shared, 0)?;
+        let token = shared.reporter.running(action);
+        let result = self.run_action(action, &inputs, shared, 0);
+        shared.reporter.stopped(token);
+        let records = result?;
         shared.cache.record(&key, &records)?;
         if !place(&records, true)? {
             return Err("its outputs vanished from the cache while the build ran; build again".into());

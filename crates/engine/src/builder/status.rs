@@ -1,9 +1,19 @@
-//! What the user sees while a build runs (ninja's `Status`): a progress bar on a terminal,
-//! one line per action run otherwise, and warnings and errors that never garble either.
+//! What the user sees while a build runs (ninja's `Status`): on a terminal, a progress bar
+//! drawn from the first moment that names the actions running and how long each has run;
+//! otherwise one line per action run; warnings and errors above the bar, never through it.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::action::Action;
+
+/// The actions running now, by a sequence number, with their name and start.
+type Running = Arc<Mutex<BTreeMap<usize, (String, Instant)>>>;
+
+/// How often the bar's list of running actions (and their times) is redrawn.
+const TICK: Duration = Duration::from_millis(200);
 
 /// Progress of one build.
 pub struct Reporter {
@@ -11,12 +21,19 @@ pub struct Reporter {
     total: usize,
     /// Actions ended, however.
     ended: AtomicUsize,
+    /// Actions running, for the bar.
+    running: Running,
+    /// Numbers actions as they start running.
+    next: AtomicUsize,
+    /// Tells the thread that refreshes the bar's times to stop.
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Reporter {
     /// A reporter for `total` actions: a bar when `bar` (stderr is a terminal), lines
     /// otherwise.
     pub fn new(total: usize, bar: bool) -> Self {
+        let running: Running = Arc::default();
         let bar = (bar && total > 0).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) =
@@ -24,35 +41,69 @@ impl Reporter {
             {
                 bar.set_style(style);
             }
+            // Drawn at once and redrawn steadily, so a build whose first action takes a
+            // while still shows that it is working, and on what.
+            bar.enable_steady_tick(TICK);
+            bar.set_message("starting");
             bar
         });
-        Reporter { bar, total, ended: AtomicUsize::new(0) }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(bar) = &bar {
+            // Refreshes the times of the running actions while the build runs.
+            let (bar, running, stop) = (bar.clone(), Arc::clone(&running), Arc::clone(&stop));
+            let _ = std::thread::Builder::new().name("progress".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    let running = running.lock().unwrap_or_else(|e| e.into_inner());
+                    if !running.is_empty() {
+                        bar.set_message(describe_running(&running, Instant::now()));
+                    }
+                }
+            });
+        }
+        Reporter { bar, total, ended: AtomicUsize::new(0), running, next: AtomicUsize::new(0), stop }
     }
 
-    /// An action is about to run (not a cache hit): without a bar, a line numbered as Bazel
-    /// numbers them, `[actions ended + 1/all actions]`, so the last line of a build whose
-    /// other actions were cache hits still reads how far the build is.
-    pub fn running(&self, action: &Action) {
-        if self.bar.is_none() {
-            let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
-            eprintln!(
-                "[{}/{}] {} {}{what}",
-                self.ended.load(Ordering::Relaxed) + 1,
-                self.total,
-                action.exec.mnemonic(),
-                action.owner
-            );
+    /// An action is about to run (not a cache hit). With a bar it joins the list of running
+    /// actions; without, a line numbered as Bazel numbers them, `[actions ended + 1/all
+    /// actions]`. Returns a token for [`ended`](Self::ended).
+    pub fn running(&self, action: &Action) -> usize {
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{} {}", action.exec.mnemonic(), action.owner);
+        match &self.bar {
+            Some(bar) => {
+                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                running.insert(token, (name, Instant::now()));
+                bar.set_message(describe_running(&running, Instant::now()));
+            }
+            None => {
+                let what = action.outputs.first().map(|o| format!(" -> executor-out/{}", o.path)).unwrap_or_default();
+                eprintln!("[{}/{}] {name}{what}", self.ended.load(Ordering::Relaxed) + 1, self.total);
+            }
+        }
+        token
+    }
+
+    /// An action that [`running`](Self::running) announced stopped running (it is then
+    /// recorded, and [`ended`](Self::ended)).
+    pub fn stopped(&self, token: usize) {
+        if self.bar.is_some() {
+            self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
         }
     }
 
-    /// An action ended (ran, hit the cache, failed or was skipped).
-    pub fn ended(&self, action: Option<&Action>) {
+    /// An action ended (ran, hit the cache, failed or was skipped); `token` is what
+    /// [`running`](Self::running) returned, when the caller has not called
+    /// [`stopped`](Self::stopped) with it.
+    pub fn ended(&self, token: Option<usize>) {
         let ended = self.ended.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
-            bar.set_position(ended as u64);
-            if let Some(action) = action {
-                bar.set_message(format!("{} {}", action.exec.mnemonic(), action.owner));
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(token) = token {
+                running.remove(&token);
             }
+            bar.set_position(ended as u64);
+            bar.set_message(describe_running(&running, Instant::now()));
         }
     }
 
@@ -74,10 +125,37 @@ impl Reporter {
 
     /// Clears the bar.
     pub fn finish(&self) {
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
+}
+
+impl Drop for Reporter {
+    /// A build that ends early (an error before its actions ran) stops the refresh and clears
+    /// the bar too.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The bar's message: the running actions, longest-running first, with their times, as many
+/// as fit a line; `waiting` when none runs (cache hits, or inputs being hashed).
+fn describe_running(running: &BTreeMap<usize, (String, Instant)>, now: Instant) -> String {
+    if running.is_empty() {
+        return "waiting".to_owned();
+    }
+    let mut items: Vec<(&String, Duration)> =
+        running.values().map(|(name, start)| (name, now.saturating_duration_since(*start))).collect();
+    items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    const SHOWN: usize = 3;
+    let mut text: Vec<String> =
+        items.iter().take(SHOWN).map(|(name, d)| format!("{name} {:.1}s", d.as_secs_f64())).collect();
+    if items.len() > SHOWN {
+        text.push(format!("+{} more", items.len() - SHOWN));
+    }
+    text.join(", ")
 }
 
 /// Actions' warnings go above the progress bar, or to stderr as lines.
@@ -87,5 +165,27 @@ impl crate::action::Status for Reporter {
             Some(bar) => bar.println(format!("warning: {message}")),
             None => eprintln!("warning: {message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_names_the_longest_running_actions_with_their_times() {
+        let now = Instant::now();
+        let mut running = BTreeMap::new();
+        assert_eq!(describe_running(&running, now), "waiting");
+        let ago = |ms| now.checked_sub(Duration::from_millis(ms)).expect("a moment ago");
+        running.insert(0, ("FetchApk //a:apks".to_owned(), ago(400)));
+        running.insert(1, ("Layer //a:layer".to_owned(), ago(2100)));
+        assert_eq!(describe_running(&running, now), "Layer //a:layer 2.1s, FetchApk //a:apks 0.4s");
+        running.insert(2, ("OciImage //a:image".to_owned(), ago(100)));
+        running.insert(3, ("OciLoad //a:tar".to_owned(), ago(50)));
+        assert_eq!(
+            describe_running(&running, now),
+            "Layer //a:layer 2.1s, FetchApk //a:apks 0.4s, OciImage //a:image 0.1s, +1 more"
+        );
     }
 }
