@@ -267,3 +267,48 @@ layer(
     assert!(run.stderr.contains("1 action run"), "{}", run.stderr);
     assert_eq!(modes(&ws), ["0644", "0700", "0755", "0644"]);
 }
+
+/// `layer(base = …, users = …)` on top of an image extends the base's `/etc/passwd` and
+/// `/etc/group` instead of hiding them in the union file system; without `base` the layer's
+/// files hold only its own accounts.
+#[test]
+fn accounts_on_top_of_a_base_keep_the_base_accounts() {
+    let ws = crate::harness::Workspace::new().file(
+        "app/BUILD",
+        r#"layer(
+    name = "base_layer",
+    arch = "x86_64",
+    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
+    groups = ["nonroot:65532"],
+)
+
+oci_image(name = "base", layers = [":base_layer"], sbom = False)
+
+layer(name = "merged", base = ":base", users = ["app:1000:1000:/home/app:/sbin/nologin"], groups = ["app:1000"])
+
+layer(name = "alone", arch = "x86_64", users = ["app:1000:1000:/home/app:/sbin/nologin"])
+
+oci_image(name = "app", base = ":base", layers = [":merged"], user = "nonroot", sbom = False)
+"#,
+    );
+    ws.run(&["build", "//app:app", "//app:alone"]).success();
+    let read = |layer: &str, path: &str| {
+        let file = ws.root().join(format!("executor-out/app/{layer}.tar.gz"));
+        let found = executor::layer::read_layered_file(&[file], path, 1 << 20).expect("read").expect(path);
+        String::from_utf8(found.bytes).expect("utf-8")
+    };
+    let passwd = read("merged", "etc/passwd");
+    assert!(passwd.contains("nonroot:x:65532:65532:"), "{passwd}");
+    assert!(passwd.contains("app:x:1000:1000:"), "{passwd}");
+    let group = read("merged", "etc/group");
+    assert!(group.contains("nonroot:x:65532:") && group.contains("app:x:1000:"), "{group}");
+    let alone = read("alone", "etc/passwd");
+    assert!(!alone.contains("nonroot"), "{alone}");
+    // A base that is not an image is refused at analysis.
+    ws.write(
+        "app/BUILD",
+        "layer(name = \"l\", users = [\"a:1:1:/h:/s\"], base = \":l2\")\nlayer(name = \"l2\", arch = \"x86_64\")\n",
+    );
+    let run = ws.run(&["build", "//app:l"]).failure(1);
+    assert!(run.stderr.contains("attribute `base`: `//app:l2` is not an `oci_image` target"), "{}", run.stderr);
+}

@@ -39,7 +39,7 @@ use std::io::Write;
 pub use crate::digest::Digest;
 pub use crate::layer::error::LayerError;
 pub use crate::layer::gzip::{BLOCK_SIZE, GZIP_OS_UNKNOWN};
-pub use crate::layer::listing::list_layer;
+pub use crate::layer::listing::{list_layer, read_layered_file, LayerFile};
 pub use crate::layer::path::LayerPath;
 pub use crate::layer::tree::{Content, Entry, EntryKind, LayerTree, Mode};
 

@@ -60,6 +60,9 @@ pub struct Attrs {
     /// Unix seconds clamping every mtime.
     #[serde(default)]
     pub epoch: Option<i64>,
+    /// The image this layer goes on: its accounts are merged.
+    #[serde(default)]
+    pub base: Option<Label>,
 }
 
 /// One account line of `users`.
@@ -186,6 +189,10 @@ struct LayerSpec {
     users: Vec<UserSpec>,
     groups: Vec<GroupSpec>,
     epoch: Option<u64>,
+    /// The inputs `base/layout` and `base/meta` are the image this layer goes on, whose
+    /// account files its accounts extend.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    has_base: bool,
 }
 
 /// What a layer action reports about itself (`<name>.layer.json`), for images and SBOMs.
@@ -273,6 +280,12 @@ impl Rule for LayerRule {
             mandatory: false,
             doc: "Unix seconds clamping every mtime (default: the newest package build time, or 0).",
         },
+        AttrSpec {
+            name: "base",
+            ty: AttrType::Label,
+            mandatory: false,
+            doc: "The `oci_image` this layer goes on top of: `users` and `groups` are added to its `/etc/passwd` and `/etc/group` (which the layer then carries whole), so they do not hide the base's accounts.",
+        },
     ];
 
     fn check(&self, attrs: &Attrs) -> Result<(), String> {
@@ -313,6 +326,7 @@ impl Rule for LayerRule {
             users: attrs.users.iter().map(|u| parse_user(u)).collect::<Result<_, _>>().map_err(err)?,
             groups: attrs.groups.iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
+            has_base: false,
         };
         let requested_arch = match &attrs.arch {
             Some(a) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
@@ -412,6 +426,23 @@ impl Rule for LayerRule {
         let mut inputs = Input::list("apks", &apk_inputs);
         inputs.extend(Input::list("keys", &keys));
         inputs.extend(Input::list("files", &file_inputs));
+        if let Some(label) = &attrs.base {
+            let image = ctx
+                .provided(label)?
+                .get::<crate::ImageInfo>()
+                .cloned()
+                .ok_or_else(|| err(format!("attribute `base`: `{label}` is not an `oci_image` target")))?;
+            if let Some(arch) = spec.arch.filter(|a| *a != image.arch) {
+                return Err(err(format!(
+                    "attribute `base`: `{label}` is for `{}`, this layer for `{arch}`",
+                    image.arch
+                )));
+            }
+            spec.has_base = true;
+            spec.arch = Some(image.arch);
+            inputs.push(Input::new("base/layout", image.layout));
+            inputs.push(Input::new("base/meta", image.meta));
+        }
         let outs = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs,
@@ -480,6 +511,25 @@ impl ActionExec for LayerExec {
             installer.set_repositories(spec.repositories.iter().cloned());
             for (name, path) in spec.key_names.iter().zip(&keys) {
                 installer.add_key(name, std::fs::read(path)?).map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        if spec.has_base && (!spec.users.is_empty() || !spec.groups.is_empty()) {
+            // The base's account files, as its layers make them, extended below: without
+            // them, this layer's `/etc/passwd` would hide the base's accounts.
+            let meta: crate::oci_image::ImageMeta = crate::oci_image::read_json(ctx.input("base/meta")?)?;
+            let image =
+                crate::oci::read_layout_image(ctx.input("base/layout")?, Some(crate::oci_image::IMAGE_TAG), meta.arch)
+                    .map_err(|e| fail(e.to_string()))?;
+            let layers: Vec<&std::path::Path> = image.layers.iter().map(|l| l.path.as_path()).collect();
+            for path in ["etc/passwd", "etc/group"] {
+                let found = crate::layer_tree::read_layered_file(&layers, path, crate::install::MAX_ACCOUNT_FILE)
+                    .map_err(|e| fail(format!("cannot read `/{path}` of the base image: {e}")))?;
+                if let Some(file) = found {
+                    let (uid, gid) = (u32::try_from(file.uid).unwrap_or(0), u32::try_from(file.gid).unwrap_or(0));
+                    installer
+                        .add_file(&format!("/{path}"), Content::from_bytes(file.bytes), file.mode, uid, gid)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
             }
         }
         let mut file_inputs = files.iter();

@@ -95,3 +95,119 @@ fn list_entry<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<String, LayerErr
     };
     Ok(format!("{type_letter}{mode:04o} {uid}:{gid} {size} {mtime} {path}{} {sha256}", link.unwrap_or_default()))
 }
+
+/// A regular file found in a stack of layers: its bytes and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFile {
+    /// The content.
+    pub bytes: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+}
+
+/// The regular file at `path` (relative, as `etc/passwd`) of the file system that `layers`
+/// (gzip-compressed tars, bottom first) make, as the union file system shows it: the top-most
+/// layer that has the path decides, and a whiteout (`.wh.<name>`, or `.wh..wh..opq` in its
+/// directory) above it hides it. `None` if no layer has it as a regular file. A file over
+/// `limit` bytes is an error (the content is read into memory); layers are streamed.
+pub fn read_layered_file(
+    layers: &[impl AsRef<std::path::Path>],
+    path: &str,
+    limit: u64,
+) -> Result<Option<LayerFile>, LayerError> {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => ("", path),
+    };
+    let in_dir = |p: &str, entry: &str| if dir.is_empty() { p == entry } else { p == format!("{dir}/{entry}") };
+    for layer in layers.iter().rev() {
+        let file = std::fs::File::open(layer.as_ref()).map_err(LayerError::ReadLayer)?;
+        let mut archive = Archive::new(MultiGzDecoder::new(io::BufReader::new(file)));
+        let mut found: Option<LayerFile> = None;
+        let mut hidden = false;
+        for entry in archive.entries().map_err(LayerError::ReadLayer)? {
+            let mut entry = entry.map_err(LayerError::ReadLayer)?;
+            let entry_path = entry.path().map_err(LayerError::ReadLayer)?.to_string_lossy().into_owned();
+            let entry_path = entry_path.trim_start_matches("./").trim_end_matches('/').to_owned();
+            if in_dir(&entry_path, &format!(".wh.{name}")) || in_dir(&entry_path, ".wh..wh..opq") {
+                hidden = true;
+            }
+            if entry_path == path {
+                if entry.header().entry_type() != EntryType::Regular {
+                    // A directory or link there: not a file this layer provides.
+                    hidden = true;
+                    continue;
+                }
+                if entry.size() > limit {
+                    return Err(LayerError::ReadLayer(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("`{path}` is {} bytes, more than the {limit} read into memory", entry.size()),
+                    )));
+                }
+                let header = entry.header();
+                let (mode, uid, gid) = (
+                    header.mode().map_err(LayerError::ReadLayer)? & 0o7777,
+                    header.uid().map_err(LayerError::ReadLayer)?,
+                    header.gid().map_err(LayerError::ReadLayer)?,
+                );
+                let mut bytes = Vec::new();
+                (&mut entry).take(limit).read_to_end(&mut bytes).map_err(LayerError::ReadLayer)?;
+                found = Some(LayerFile { bytes, mode, uid, gid });
+            }
+        }
+        if found.is_some() {
+            return Ok(found);
+        }
+        if hidden {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod layered_file_tests {
+    use super::*;
+
+    /// A gzip-compressed tar of `(path, content)` regular files, written to `dir/name`.
+    fn layer(dir: &std::path::Path, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, content) in files {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_cksum();
+            tar.append_data(&mut header, path, content.as_bytes()).expect("append");
+        }
+        let bytes = tar.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &bytes).expect("gzip");
+        let path = dir.join(name);
+        std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
+        path
+    }
+
+    #[test]
+    fn the_top_most_layer_decides_and_whiteouts_hide() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bottom = layer(dir.path(), "0", &[("etc/passwd", "root\n"), ("etc/group", "root\n")]);
+        let middle = layer(dir.path(), "1", &[("./etc/passwd", "root\nnonroot\n")]);
+        let top = layer(dir.path(), "2", &[("etc/.wh.group", "")]);
+        let read = |layers: &[&std::path::PathBuf], path: &str| {
+            read_layered_file(layers, path, 1 << 20).expect("read").map(|f| String::from_utf8(f.bytes).expect("utf-8"))
+        };
+        assert_eq!(read(&[&bottom, &middle, &top], "etc/passwd").as_deref(), Some("root\nnonroot\n"));
+        assert_eq!(read(&[&bottom, &middle], "etc/group").as_deref(), Some("root\n"));
+        assert_eq!(read(&[&bottom, &middle, &top], "etc/group"), None, "whited out");
+        assert_eq!(read(&[&bottom], "etc/shadow"), None);
+        let big = read_layered_file(&[&bottom], "etc/passwd", 2).expect_err("over the limit");
+        assert!(big.to_string().contains("more than the 2"), "{big}");
+    }
+}
