@@ -304,6 +304,23 @@ oci_image(name = "app", base = ":base", layers = [":merged"], user = "nonroot", 
     assert!(group.contains("nonroot:x:65532:") && group.contains("app:x:1000:"), "{group}");
     let alone = read("alone", "etc/passwd");
     assert!(!alone.contains("nonroot"), "{alone}");
+    // An image whose upper layer would hide the base's accounts is refused, saying what to do.
+    ws.write(
+        "app/BUILD",
+        &format!(
+            "{}\noci_image(name = \"hiding\", base = \":base\", layers = [\":alone\"], sbom = False)\n",
+            ws.read("app/BUILD")
+        ),
+    );
+    let run = ws.run(&["build", "//app:hiding"]).failure(1);
+    assert!(
+        run.stderr.contains(
+            "layer 1 of `layers` has an `/etc/passwd` without `nonroot`, which the base or the layers below it have"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("fix: set `base` on that layer"), "{}", run.stderr);
     // A base that is not an image is refused at analysis.
     ws.write(
         "app/BUILD",

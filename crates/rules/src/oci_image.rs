@@ -359,8 +359,21 @@ impl ActionExec for ImageExec {
         if tars.len() != spec.layers || metas.len() != spec.layers {
             return Err(fail("internal error: a layer without its description".into()));
         }
-        for (tar, meta) in tars.into_iter().zip(metas) {
+        for (position, (tar, meta)) in tars.into_iter().zip(metas).enumerate() {
             let meta: LayerMeta = read_json(meta)?;
+            // A layer with an `/etc/passwd` replaces the one below it in the union file
+            // system: accounts below that it lacks would vanish from the image.
+            if !meta.users.is_empty() {
+                let hidden: Vec<&str> =
+                    users.keys().filter(|u| !meta.users.contains_key(*u)).map(String::as_str).collect();
+                if !hidden.is_empty() {
+                    return Err(fail(format!(
+                        "layer {} of `layers` has an `/etc/passwd` without {}, which the base or the layers below it have: the image would lose them\n  fix: set `base` on that layer to the image it goes on, so its accounts extend the base's",
+                        position + 1,
+                        hidden.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+                    )));
+                }
+            }
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
