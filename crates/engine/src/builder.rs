@@ -288,11 +288,11 @@ impl Builder<'_> {
             .iter()
             .map(|input| match &input.artifact {
                 Artifact::Source { file, path, .. } => {
-                    let (d, size) = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
                     // A source file's execute bit is part of what the action reads (a layer
                     // keeps it, as Docker's COPY does).
-                    let executable = fs::metadata(file).is_ok_and(|m| crate::store::is_executable(&m));
-                    Ok((d, Some(OutputRecord::File { digest: d, size, executable })))
+                    let found = self.files.ingest(file, self.store).map_err(|e| format!("input `{path}`: {e}"))?;
+                    let (digest, size, executable) = (found.digest, found.size, found.executable);
+                    Ok((digest, Some(OutputRecord::File { digest, size, executable })))
                 }
                 Artifact::Derived { action, index, path } => {
                     let record = shared.results[action.0]

@@ -49,6 +49,17 @@ fn now_nanos() -> i128 {
 }
 
 /// The cache of file digests for one workspace.
+/// A source file as [`FileDigestCache::ingest`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    /// sha256 of its bytes (now in the store).
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Whether any execute bit is set.
+    pub executable: bool,
+}
+
 #[derive(Debug)]
 pub struct FileDigestCache {
     /// Where the cache is saved.
@@ -82,21 +93,23 @@ impl FileDigestCache {
         }
     }
 
-    /// The digest of a source file, making sure its bytes are in the store.
-    pub fn ingest(&self, path: &Path, store: &Store) -> Result<(Digest, u64), StoreError> {
+    /// The digest, size and executable bit of a source file, making sure its bytes are in
+    /// the store. One `stat` serves the cache lookup and the executable bit.
+    pub fn ingest(&self, path: &Path, store: &Store) -> Result<Ingested, StoreError> {
         let meta = fs::metadata(path).map_err(|source| {
             StoreError::Io(executor_base::io::PathError::new("cannot read", path.to_owned(), source))
         })?;
-        if let Some(d) = self.lookup(path, &meta) {
-            if store.has_blob(&d, meta.len()) {
-                return Ok((d, meta.len()));
+        let executable = crate::store::is_executable(&meta);
+        if let Some(digest) = self.lookup(path, &meta) {
+            if store.has_blob(&digest, meta.len()) {
+                return Ok(Ingested { digest, size: meta.len(), executable });
             }
         }
         let (digest, size) = store.put_file(path)?;
         // Record against the stat data from before the copy: if the file changed meanwhile,
         // the next lookup sees a different stat and hashes again.
         self.record(path, &meta, digest);
-        Ok((digest, size))
+        Ok(Ingested { digest, size, executable })
     }
 
     /// True if `path` is known to hold exactly `digest` (an output materialized earlier).

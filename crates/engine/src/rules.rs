@@ -379,6 +379,13 @@ pub fn output_root(label: &Label, rel: &str) -> String {
     }
 }
 
+/// Refuses an `out` attribute of `rule` that is not a relative path inside the package.
+pub fn check_out(rule: &str, out: &str) -> Result<(), String> {
+    crate::label::TargetName::new(out)
+        .map(|_| ())
+        .map_err(|e| format!("attribute `out` of rule `{rule}` must be a relative path: {}", e.reason))
+}
+
 /// The output path `executor-out/<package>/<name>` of a target's file named `name` (below
 /// `@repo/` for an external repository).
 pub fn output_path(label: &Label, name: &str) -> String {

@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, Input, OutputKind, OutputSpec};
 use crate::apk::{Keyring, LockPin, Package, PublicKey};
+use crate::check_epoch;
 use crate::digest::Digest;
 use crate::install::{InstalledSummary, Installer};
 use crate::label::Label;
 use crate::layer_tree::{Content, EntryKind, LayerOptions, LayerPath, LayerTree, LayerWriter};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
 use crate::{ApkInfo, LayerInfo, Verdicts};
 
@@ -298,9 +299,7 @@ impl Rule for LayerRule {
         for g in &attrs.groups {
             parse_group(g)?;
         }
-        if attrs.epoch.is_some_and(|e| e < 0) {
-            return Err("attribute `epoch` of rule `layer` must not be negative".into());
-        }
+        check_epoch("layer", attrs.epoch)?;
         Ok(())
     }
 
@@ -420,9 +419,7 @@ impl Rule for LayerRule {
 
         let spec_arch = spec.arch;
         let name = target.label.name.as_str();
-        let base = |suffix: &str| {
-            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
-        };
+        let base = |suffix: &str| output_path(&target.label, &format!("{name}{suffix}"));
         let mut inputs = Input::list("apks", &apk_inputs);
         inputs.extend(Input::list("keys", &keys));
         inputs.extend(Input::list("files", &file_inputs));

@@ -74,6 +74,14 @@ impl RuleSet for ImageRules {
     }
 }
 
+/// Refuses a negative `epoch` attribute of `rule` (unix seconds).
+pub(crate) fn check_epoch(rule: &str, epoch: Option<i64>) -> Result<(), String> {
+    if epoch.is_some_and(|e| e < 0) {
+        return Err(format!("attribute `epoch` of rule `{rule}` must not be negative"));
+    }
+    Ok(())
+}
+
 /// A repository's keyring and the digests of its key files.
 type RepositoryKeys = (Arc<Keyring>, Vec<LockedKey>);
 

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Input, OutputKind, OutputSpec};
+use crate::check_epoch;
 use crate::digest::Digest;
 use crate::install::InstalledSummary;
 use crate::label::Label;
 use crate::layer::LayerMeta;
 use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::{attach_sbom, spdx_document, SbomInput, SbomPackage};
 use crate::target::{AttrSpec, AttrType, Target};
 use crate::ImageInfo;
@@ -201,9 +202,7 @@ impl Rule for OciImage {
                 return Err(format!("attribute `env` of rule `oci_image`: `{key}` is not a variable name"));
             }
         }
-        if attrs.epoch.is_some_and(|e| e < 0) {
-            return Err("attribute `epoch` of rule `oci_image` must not be negative".into());
-        }
+        check_epoch("oci_image", attrs.epoch)?;
         Ok(())
     }
 
@@ -276,9 +275,7 @@ impl Rule for OciImage {
             distro: attrs.distro.clone(),
         };
         let name = target.label.name.as_str();
-        let path = |suffix: &str| {
-            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
-        };
+        let path = |suffix: &str| output_path(&target.label, &format!("{name}{suffix}"));
         let mut outputs = vec![
             OutputSpec { path: path(""), kind: OutputKind::Dir },
             OutputSpec { path: path(".image.json"), kind: OutputKind::File { executable: false } },

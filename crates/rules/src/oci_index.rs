@@ -7,12 +7,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ActionContext, ActionError, ActionExec, Artifact, Input, OutputKind, OutputSpec};
+use crate::check_epoch;
 use crate::digest::Digest;
 use crate::label::Label;
 use crate::oci::{self, BlobSource, IndexEntry};
 use crate::oci_image::{read_json, ImageMeta, IMAGE_TAG};
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::sbom::attach_sboms;
 use crate::target::{AttrSpec, AttrType, Target};
 use crate::{ImageInfo, IndexInfo};
@@ -90,9 +91,7 @@ impl Rule for OciIndex {
         if attrs.images.is_empty() {
             return Err("attribute `images` of rule `oci_index` must not be empty".into());
         }
-        if attrs.epoch.is_some_and(|e| e < 0) {
-            return Err("attribute `epoch` of rule `oci_index` must not be negative".into());
-        }
+        check_epoch("oci_index", attrs.epoch)?;
         Ok(())
     }
 
@@ -130,9 +129,7 @@ impl Rule for OciIndex {
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
         };
         let name = target.label.name.as_str();
-        let path = |suffix: &str| {
-            output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}{suffix}")))
-        };
+        let path = |suffix: &str| output_path(&target.label, &format!("{name}{suffix}"));
         let mut inputs = Input::list("layouts", &layouts);
         inputs.extend(Input::list("metas", &metas));
         let outs = ctx.graph.add(Action {

@@ -12,7 +12,7 @@ use crate::label::Label;
 use crate::oci_image::IMAGE_TAG;
 use crate::oci_index::IndexMeta;
 use crate::platform::Arch;
-use crate::rules::{output_root, package_relative, AnalysisContext, AnalysisError, Provided, Rule};
+use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
 use crate::target::{AttrSpec, AttrType, Target};
 use crate::{ImageInfo, IndexInfo};
 
@@ -129,7 +129,7 @@ impl Rule for OciLoad {
         };
         let spec = LoadSpec { arch, from_index, repo_tags: attrs.repo_tags.clone() };
         let name = target.label.name.as_str();
-        let out = output_root(&target.label, &package_relative(target.label.package.as_str(), &format!("{name}.tar")));
+        let out = output_path(&target.label, &format!("{name}.tar"));
         let outs = ctx.graph.add(Action {
             owner: target.label.clone(),
             inputs,

@@ -199,7 +199,7 @@ pub(super) fn build(
         let mut lines = Vec::new();
         for file in &provided.files {
             let digest = match file {
-                Artifact::Source { file: path, .. } => files.ingest(path, &store).ok().map(|(d, _)| d),
+                Artifact::Source { file: path, .. } => files.ingest(path, &store).ok().map(|i| i.digest),
                 Artifact::Derived { .. } => result.digest(file, &sources),
             };
             if let Some(d) = digest {

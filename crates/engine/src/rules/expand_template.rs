@@ -62,8 +62,7 @@ impl Rule for ExpandTemplate {
     ];
 
     fn check(&self, attrs: &Attrs) -> Result<(), String> {
-        crate::label::TargetName::new(&attrs.out)
-            .map_err(|e| format!("attribute `out` of rule `expand_template` must be a relative path: {}", e.reason))?;
+        crate::rules::check_out(Self::KIND, &attrs.out)?;
         if attrs.substitutions.contains_key("") {
             return Err("attribute `substitutions` of rule `expand_template`: a key must not be empty".into());
         }

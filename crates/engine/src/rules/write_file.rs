@@ -47,9 +47,7 @@ impl Rule for WriteFile {
     ];
 
     fn check(&self, attrs: &Attrs) -> Result<(), String> {
-        crate::label::TargetName::new(&attrs.out)
-            .map(|_| ())
-            .map_err(|e| format!("attribute `out` of rule `write_file` must be a relative path: {}", e.reason))
+        crate::rules::check_out(Self::KIND, &attrs.out)
     }
 
     fn analyze(
