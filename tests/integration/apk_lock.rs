@@ -321,3 +321,40 @@ fn import_apko_lockfile() {
         assert!(relocked.contains(pin.as_str()), "{pin} missing after relock");
     }
 }
+
+/// A dependency's `apk_fetch` target is resolved with the dependency's own `apk_repository`
+/// (a relative `file://` URL, relative to the dependency) and pinned by its own lockfile;
+/// the main workspace's `lock` leaves it alone.
+#[test]
+fn a_dependencys_targets_use_its_own_repository_and_lockfile() {
+    let fx = fixtures();
+    let dep =
+        Workspace::with_apk_repository("melange", "file://mirror", &[fx.join("melange-rsa256/melange.rsa.pub")], "")
+            .file("img/BUILD", TARGET);
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(fx.join("melange-rsa256"))
+        .arg(dep.root().join("mirror"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let main = Workspace::new()
+        .file("WORKSPACE", &format!("local_repository(name = \"dep\", path = \"{}\")\n", dep.root().display()))
+        .file("app/BUILD", "filegroup(name = \"all\", srcs = [\"@dep//img:apks\"])\n");
+
+    let run = main.run(&["build", "//app:all"]).failure(1);
+    insta::assert_snapshot!("apk_dependency_without_its_lockfile", main.normalize(&run.normalized(&main)));
+
+    // The main workspace's lock pins only its own targets.
+    main.run(&["lock"]).success();
+    assert!(!main.read("executor.lock").contains("apks"), "{}", main.read("executor.lock"));
+    main.run(&["build", "//app:all"]).failure(1);
+
+    dep.run(&["lock"]).success();
+    let run = main.run(&["build", "//app:all"]).success();
+    let line = format!(
+        "  executor-out/@dep/img/apks/x86_64/replayout-1.0.0-r0.apk  {}",
+        fixture_sha256(&fx, "melange-rsa256/x86_64/replayout-1.0.0-r0.apk")
+    );
+    assert!(run.stdout.contains(&line), "missing {line}\n{}", run.stdout);
+}

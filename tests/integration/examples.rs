@@ -109,3 +109,70 @@ fn hello_runs_under_runc_as_nonroot() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("executor-out/hello_tarball.tar  sha256:"), "{}", run.stdout);
 }
+
+/// The digest of the manifest of the OCI layout `dir` (one image) and its layer digests.
+fn image_and_layers(dir: &Path) -> (String, Vec<String>) {
+    let read = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .expect("json")
+    };
+    let index = read(dir.join("index.json"));
+    let digest = index["manifests"][0]["digest"].as_str().expect("manifest digest").to_owned();
+    let manifest = read(dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:")));
+    let layers = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("layer digest").to_owned())
+        .collect();
+    (digest, layers)
+}
+
+/// A repository's image is the same image wherever it is built: `examples/hello` and a
+/// workspace elsewhere on disk (which names the repository differently and declares an APK
+/// repository of the same name as executor's, pointing elsewhere) get `//images:static_x86_64`
+/// byte for byte, and the app image's base layer is the released image's layer.
+#[test]
+fn a_repositorys_image_is_the_same_in_every_workspace() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = private_copy(temp.path(), "hello");
+    let repo = temp.path().join("repo");
+    // The app layer's content does not matter here: no compiler needed.
+    std::fs::create_dir_all(dir.join("bin")).expect("mkdir");
+    std::fs::write(dir.join("bin/hello"), b"#!/bin/true\n").expect("write");
+    let build = |cwd: &Path, targets: &[&str]| {
+        let out = Command::new(executor_bin())
+            .arg("build")
+            .args(targets)
+            .current_dir(cwd)
+            .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+            .output()
+            .expect("run executor");
+        let run = to_run(out);
+        assert_eq!(run.code, 0, "build {targets:?} in {}:\n{}", cwd.display(), run.stderr);
+    };
+    build(&repo, &["//images:static_x86_64"]);
+    let (home, home_layers) = image_and_layers(&repo.join("executor-out/images/static_x86_64"));
+
+    build(&dir, &["@executor//images:static_x86_64", "//:hello"]);
+    let (there, _) = image_and_layers(&dir.join("executor-out/@executor/images/static_x86_64"));
+    assert_eq!(there, home, "@executor//images:static_x86_64 differs in examples/hello");
+    let (_, app_layers) = image_and_layers(&dir.join("executor-out/hello"));
+    assert_eq!(app_layers[..home_layers.len()], home_layers[..], "the app image's base layers");
+    assert_eq!(app_layers.len(), home_layers.len() + 1);
+
+    let elsewhere = temp.path().join("elsewhere/deeper");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    std::fs::write(
+        elsewhere.join("WORKSPACE"),
+        format!(
+            "local_repository(name = \"base\", path = \"{}\")\n\
+             apk_repository(name = \"executor_test\", url = \"https://example.invalid/alpine\", allow_untrusted = True)\n",
+            repo.display()
+        ),
+    )
+    .expect("write");
+    build(&elsewhere, &["@base//images:static_x86_64"]);
+    let (third, _) = image_and_layers(&elsewhere.join("executor-out/@base/images/static_x86_64"));
+    assert_eq!(third, home, "@base//images:static_x86_64 differs in a third workspace");
+}

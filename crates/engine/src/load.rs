@@ -270,8 +270,11 @@ mod context {
     #[derive(ProvidesStaticType)]
     pub(super) struct WorkspaceContext {
         pub(super) root: PathBuf,
+        /// Whose `WORKSPACE` this is: the main repository's (default context) or a declared
+        /// one's, whose relative labels name its own files.
+        pub(super) label_context: LabelContext,
         pub(super) repos: RefCell<BTreeMap<RepoName, (PathBuf, String)>>,
-        pub(super) declarations: RefCell<BTreeMap<(&'static str, String), crate::workspace::Declaration>>,
+        pub(super) declarations: RefCell<BTreeMap<crate::workspace::DeclarationKey, crate::workspace::Declaration>>,
     }
 }
 use context::{PackageContext, WorkspaceContext};
@@ -357,9 +360,9 @@ fn declare_in_workspace<'v>(
     eval: &mut Evaluator<'v, '_, '_>,
 ) -> anyhow::Result<()> {
     let ctx = workspace_context(eval)?;
-    let (name, attrs) = call_attrs(function.kind(), function.attrs(), args, eval.heap(), &LabelContext::default())?;
+    let (name, attrs) = call_attrs(function.kind(), function.attrs(), args, eval.heap(), &ctx.label_context)?;
     let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
-    let key = (function.kind(), name.as_str().to_owned());
+    let key = (ctx.label_context.repo.clone(), function.kind(), name.as_str().to_owned());
     if let Some(previous) = ctx.declarations.borrow().get(&key) {
         anyhow::bail!(
             "{} `{name}` is declared twice; the first declaration is at {}",
@@ -367,7 +370,8 @@ fn declare_in_workspace<'v>(
             previous.location
         );
     }
-    let value = function.declare(name.as_str(), &attrs, &here).map_err(anyhow::Error::msg)?;
+    let value =
+        function.declare(name.as_str(), &attrs, &here, ctx.label_context.repo.as_ref()).map_err(anyhow::Error::msg)?;
     ctx.declarations.borrow_mut().insert(key, Declaration { value, location: here });
     Ok(())
 }
@@ -559,6 +563,11 @@ fn workspace_functions(builder: &mut GlobalsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let ctx = workspace_context(eval)?;
         let repo = RepoName::new(name)?;
+        if ctx.label_context.repo.is_some() {
+            // As in Bazel's WORKSPACE mode, only the main repository declares repositories:
+            // a dependency's own `local_repository` calls are for when it is built alone.
+            return Ok(NoneType);
+        }
         let dir = ctx.root.join(path);
         let dir = fs::canonicalize(&dir).map_err(|_| {
             anyhow::anyhow!("repository `@{name}`: directory `{path}` does not exist\n  fix: correct `path` (relative to the workspace root)")
@@ -632,9 +641,10 @@ impl Loader {
             limits,
         };
         let source = read_source(Some(&root), &root.join(workspace_file), workspace_file)?;
-        let (repos, declarations) = sandbox::run(workspace_file, || {
+        let (repos, mut declarations) = sandbox::run(workspace_file, || {
             let ctx = WorkspaceContext {
                 root,
+                label_context: LabelContext::default(),
                 repos: RefCell::new(BTreeMap::new()),
                 declarations: RefCell::new(BTreeMap::new()),
             };
@@ -642,6 +652,25 @@ impl Loader {
             Ok((ctx.repos.into_inner(), ctx.declarations.into_inner()))
         })?;
         loader.workspace.repos = repos.into_iter().map(|(k, (dir, _))| (k, dir)).collect();
+        // Each declared repository's own `WORKSPACE` declares what its targets see (its APK
+        // repositories, say), so that they build the same wherever the repository is used.
+        for (repo, dir) in &loader.workspace.repos {
+            let Some(file) = crate::workspace::workspace_file(dir) else { continue };
+            let display = loader.workspace.display_path(Some(repo), file);
+            let source = read_source(Some(dir), &dir.join(file), &display)?;
+            let label_context = LabelContext { repo: Some(repo.clone()), package: PackagePath::root() };
+            let theirs = sandbox::run(&display, || {
+                let ctx = WorkspaceContext {
+                    root: dir.clone(),
+                    label_context: label_context.clone(),
+                    repos: RefCell::new(BTreeMap::new()),
+                    declarations: RefCell::new(BTreeMap::new()),
+                };
+                loader.eval(&display, source, true, &ws_globals, &label_context, Some(&ctx))?;
+                Ok(ctx.declarations.into_inner())
+            })?;
+            declarations.extend(theirs);
+        }
         loader.workspace.declarations = declarations;
         Ok(loader)
     }

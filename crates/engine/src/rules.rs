@@ -197,12 +197,15 @@ pub trait WorkspaceFunction: Send + Sync {
     fn doc(&self) -> &'static str;
     /// The arguments besides `name`.
     fn attrs(&self) -> &'static [AttrSpec];
-    /// Checks one call and returns what it declares. `location` is `WORKSPACE:3:1`.
+    /// Checks one call and returns what it declares. `location` is `WORKSPACE:3:1`; `repo`
+    /// is the repository whose `WORKSPACE` it is (`None` = main), whose relative labels
+    /// `attrs` already resolved.
     fn declare(
         &self,
         name: &str,
         attrs: &BTreeMap<&'static str, AttrValue>,
         location: &str,
+        repo: Option<&crate::label::RepoName>,
     ) -> Result<Declared, String>;
 }
 

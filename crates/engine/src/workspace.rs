@@ -43,10 +43,15 @@ pub struct Workspace {
     pub workspace_file: &'static str,
     /// Declared repositories and their absolute roots.
     pub repos: BTreeMap<RepoName, PathBuf>,
-    /// What rule sets' `WORKSPACE` functions declared, by function and name
-    /// ([`crate::rules::WorkspaceFunction`]).
-    pub declarations: BTreeMap<(&'static str, String), Declaration>,
+    /// What rule sets' `WORKSPACE` functions declared ([`crate::rules::WorkspaceFunction`]),
+    /// by repository, function and name: the main repository's `WORKSPACE` and each declared
+    /// repository's own, so that a repository's targets see its own declarations wherever it
+    /// is used.
+    pub declarations: BTreeMap<DeclarationKey, Declaration>,
 }
+
+/// Which repository's `WORKSPACE` (`None` = main) declared what, with which function.
+pub type DeclarationKey = (Option<RepoName>, &'static str, String);
 
 /// One call of a rule set's `WORKSPACE` function.
 #[derive(Clone)]
@@ -101,17 +106,30 @@ impl Workspace {
         Workspace { root, workspace_file, repos: BTreeMap::new(), declarations: BTreeMap::new() }
     }
 
-    /// Every declaration of `WORKSPACE` function `kind`, by name, as the type it declares.
-    pub fn declared<'a, T: std::any::Any>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a T)> + 'a {
+    /// Every declaration of `WORKSPACE` function `kind` in repository `repo`'s `WORKSPACE`
+    /// (`None` = main), by name, as the type it declares.
+    pub fn declared<'a, T: std::any::Any>(
+        &'a self,
+        repo: Option<&'a RepoName>,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a T)> + 'a {
         self.declarations
             .iter()
-            .filter(move |((k, _), _)| *k == kind)
-            .filter_map(|((_, name), d)| Some((name.as_str(), d.value.downcast_ref::<T>()?)))
+            .filter(move |((r, k, _), _)| r.as_ref() == repo && *k == kind)
+            .filter_map(|((_, _, name), d)| Some((name.as_str(), d.value.downcast_ref::<T>()?)))
     }
 
-    /// The declaration `name` of `WORKSPACE` function `kind`.
-    pub fn declaration<T: std::any::Any>(&self, kind: &'static str, name: &str) -> Option<&T> {
-        self.declarations.get(&(kind, name.to_owned())).and_then(|d| d.value.downcast_ref::<T>())
+    /// The declaration `name` of `WORKSPACE` function `kind` in repository `repo`'s
+    /// `WORKSPACE` (`None` = main).
+    pub fn declaration<T: std::any::Any>(&self, repo: Option<&RepoName>, kind: &'static str, name: &str) -> Option<&T> {
+        self.declarations.get(&(repo.cloned(), kind, name.to_owned())).and_then(|d| d.value.downcast_ref::<T>())
+    }
+
+    /// The `WORKSPACE` file of a repository as users see it: `WORKSPACE` for the main one,
+    /// `@repo/WORKSPACE` for another.
+    pub fn workspace_file_of(&self, repo: Option<&RepoName>) -> String {
+        let file = self.repo_root(repo).and_then(workspace_file).unwrap_or(self.workspace_file);
+        self.display_path(repo, file)
     }
     /// The root directory of a repository (`None` = main).
     pub fn repo_root(&self, repo: Option<&RepoName>) -> Option<&Path> {

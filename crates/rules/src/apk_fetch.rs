@@ -127,24 +127,37 @@ impl Rule for ApkFetch {
         let env = ctx.env;
         let state = env.state::<ImageState>()?;
         let repo_name = attrs.repository.as_str();
-        let Some(repo) = env.workspace.declaration::<ApkRepository>(crate::repository::APK_REPOSITORY, repo_name)
+        // A target sees its own repository's declarations and lockfile: `@executor//images:static`
+        // builds the same in every workspace that uses it.
+        let home = target.label.repo.as_ref();
+        let Some(repo) = env.workspace.declaration::<ApkRepository>(home, crate::repository::APK_REPOSITORY, repo_name)
         else {
-            let repos = crate::apk_repositories(&env.workspace);
+            let repos = crate::apk_repositories(&env.workspace, home);
             let hint = did_you_mean(repo_name, repos.keys().copied());
             return Err(AnalysisError(format!(
                 "unknown repository `{repo_name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{repo_name}\", url = ..., keys = [...])`",
-                env.workspace.workspace_file
+                env.workspace.workspace_file_of(home)
             )));
         };
         let archs = archs(attrs).map_err(AnalysisError)?;
         let packages = attrs.packages.clone();
-        let run_lock = "\n  fix: run `executor lock`";
-        let Some(lock) = state.lock.as_ref() else {
-            return Err(AnalysisError(format!("there is no lockfile (`executor.lock`) to pin its packages{run_lock}")));
+        let lockfile = env.workspace.display_path(home, crate::lockfile::LOCKFILE);
+        let run_lock = match home {
+            None => "\n  fix: run `executor lock`".to_owned(),
+            Some(r) => format!(
+                "\n  fix: run `executor lock` in repository `{r}` (its lockfile pins its targets wherever they are used)"
+            ),
         };
-        let label = target.label.to_string();
+        let lock = state.lock_of(home).map_err(AnalysisError)?;
+        let Some(lock) = lock.as_deref() else {
+            return Err(AnalysisError(format!("there is no lockfile (`{lockfile}`) to pin its packages{run_lock}")));
+        };
+        // Its own repository's lockfile names it as that repository does: `//images:static_apks`.
+        let label = crate::label::Label::new(None, target.label.package.clone(), target.label.name.clone()).to_string();
         let Some(locked) = lock.target(&label) else {
-            return Err(AnalysisError(format!("the lockfile pins no packages for this target{run_lock}")));
+            return Err(AnalysisError(format!(
+                "the lockfile (`{lockfile}`) pins no packages for this target{run_lock}"
+            )));
         };
         let stale = stale_reasons(locked, repo_name, &packages, &archs);
         if !stale.is_empty() {
@@ -181,6 +194,7 @@ impl Rule for ApkFetch {
                     ))
                 })?;
                 let exec = FetchApk::new(pinned, Arc::clone(&keyring), repo.allow_untrusted, Arc::clone(&env.fetcher))
+                    .map(|f| f.relative_to(&env.workspace, home))
                     .map_err(|e| AnalysisError(format!("{e}{run_lock}")))?;
                 let rel = format!("{}/{arch}/{name}-{version}.apk", target.label.name);
                 let out = ctx.graph.add(Action {
@@ -310,6 +324,24 @@ impl FetchApk {
             allow_untrusted,
             fetcher,
         })
+    }
+
+    /// Fetches a relative `file://` URL of repository `repo`'s lockfile from that repository's
+    /// root (the fetcher resolves them against the main one's). Only where the bytes come from
+    /// changes: the URL is not part of the key, and no output records it.
+    pub fn relative_to(
+        mut self,
+        workspace: &crate::workspace::Workspace,
+        repo: Option<&crate::label::RepoName>,
+    ) -> Self {
+        let (Some(repo), Some(rest)) = (repo, self.url.strip_prefix("file://")) else { return self };
+        if rest.starts_with('/') {
+            return self;
+        }
+        if let Some(root) = workspace.repo_root(Some(repo)) {
+            self.url = format!("file://{}", root.join(rest).display());
+        }
+        self
     }
 
     fn policy(&self) -> SignaturePolicy {

@@ -115,7 +115,7 @@ pub fn import(
         .filter(|t| t.kind() == "apk_fetch")
         .ok_or_else(|| import_error(format!("`{label}` is not an `apk_fetch` target; `--target` must name one")))?;
     let repo_name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
-    let repos = crate::apk_repositories(&loader.workspace);
+    let repos = crate::apk_repositories(&loader.workspace, None);
     let repo = repos
         .get(repo_name)
         .copied()

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::action::{Artifact, ProofCache};
 use crate::apk::{Keyring, VerdictCache};
+use crate::label::RepoName;
 use crate::platform::Arch;
 use crate::rules::{DynRule, Provided, Provider, RuleSet, WorkspaceFunction};
 use crate::typemap::{Entry, TypeMap};
@@ -82,17 +83,26 @@ pub(crate) fn check_epoch(rule: &str, epoch: Option<i64>) -> Result<(), String> 
     Ok(())
 }
 
+/// A repository's lockfile as read: none, or why it could not be read.
+type LockRead = Result<Option<Arc<Lockfile>>, String>;
+
 /// A repository's keyring and the digests of its key files.
 type RepositoryKeys = (Arc<Keyring>, Vec<LockedKey>);
 
-/// What the image rules' analysis reads besides the targets: the lockfile and the
+/// What the image rules' analysis reads besides the targets: the lockfiles and the
 /// repositories' keyrings (each read once per command).
+///
+/// A target pins its packages in its own repository's lockfile: the main repository's
+/// `executor.lock` for its targets, `<repo>/executor.lock` for those of a `local_repository`,
+/// so that a repository's image builds the same wherever it is used.
 #[derive(Debug)]
 pub struct ImageState {
     workspace: Workspace,
-    /// The lockfile, if the workspace has one.
-    pub lock: Option<Lockfile>,
-    keyrings: Mutex<BTreeMap<String, RepositoryKeys>>,
+    /// The main repository's lockfile, if it has one.
+    lock: Option<Arc<Lockfile>>,
+    /// Other repositories' lockfiles, read when a target of theirs is analyzed.
+    other_locks: Mutex<BTreeMap<RepoName, LockRead>>,
+    keyrings: Mutex<BTreeMap<(Option<RepoName>, String), RepositoryKeys>>,
 }
 
 impl Entry for ImageState {
@@ -102,25 +112,55 @@ impl Entry for ImageState {
 impl ImageState {
     /// State for one command.
     pub fn new(workspace: Workspace, lock: Option<Lockfile>) -> Self {
-        ImageState { workspace, lock, keyrings: Mutex::new(BTreeMap::new()) }
+        ImageState {
+            workspace,
+            lock: lock.map(Arc::new),
+            other_locks: Mutex::new(BTreeMap::new()),
+            keyrings: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The lockfile of repository `repo` (`None` = main), if it has one.
+    pub fn lock_of(&self, repo: Option<&RepoName>) -> Result<Option<Arc<Lockfile>>, String> {
+        let Some(repo) = repo else {
+            return Ok(self.lock.clone());
+        };
+        let mut cache = self.other_locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = cache.get(repo) {
+            return found.clone();
+        }
+        let read = match self.workspace.repo_root(Some(repo)) {
+            None => Err(format!("repository `{repo}` is not declared")),
+            Some(root) => {
+                let display = self.workspace.display_path(Some(repo), lockfile::LOCKFILE);
+                Lockfile::read_as(root, &display).map(|l| l.map(Arc::new)).map_err(|e| e.to_string())
+            }
+        };
+        cache.insert(repo.clone(), read.clone());
+        read
     }
 
     /// The trusted keys of a repository and their digests.
     pub fn keyring(&self, repo: &ApkRepository) -> Result<(Arc<Keyring>, Vec<LockedKey>), String> {
         let mut cache = self.keyrings.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, d)) = cache.get(&repo.name) {
+        let key = (repo.declared_in.clone(), repo.name.clone());
+        if let Some((k, d)) = cache.get(&key) {
             return Ok((Arc::clone(k), d.clone()));
         }
         let (keyring, digests) = repo.keyring(&self.workspace)?;
         let keyring = Arc::new(keyring);
-        cache.insert(repo.name.clone(), (Arc::clone(&keyring), digests.clone()));
+        cache.insert(key, (Arc::clone(&keyring), digests.clone()));
         Ok((keyring, digests))
     }
 }
 
-/// The APK repositories `WORKSPACE` declares, by name.
-pub fn apk_repositories(workspace: &Workspace) -> BTreeMap<&str, &ApkRepository> {
-    workspace.declared::<ApkRepository>(repository::APK_REPOSITORY).collect()
+/// The APK repositories the `WORKSPACE` of repository `repo` (`None` = main) declares, by
+/// name.
+pub fn apk_repositories<'a>(
+    workspace: &'a Workspace,
+    repo: Option<&'a RepoName>,
+) -> BTreeMap<&'a str, &'a ApkRepository> {
+    workspace.declared::<ApkRepository>(repo, repository::APK_REPOSITORY).collect()
 }
 
 /// The package verdicts of [`crate::apk`] kept as the engine's proofs.

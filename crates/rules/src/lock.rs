@@ -34,8 +34,9 @@ use executor_engine::Error;
 /// Indexes larger than this are refused (Alpine's largest is a few MiB).
 const INDEX_LIMIT: u64 = 256 << 20;
 
-/// Every `apk_fetch` target of the main repository, and those of other repositories that
-/// its targets depend on (an image built `FROM` a repository's image), sorted by label.
+/// Every `apk_fetch` target of the main repository, sorted by label. Those of other
+/// repositories (an image built `FROM` a repository's image) are pinned by their own
+/// repository's lockfile, so that they build the same wherever they are used.
 pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
     let packages = loader.workspace.find_packages(None, &PackagePath::root()).map_err(|e| lock_error(e.to_string()))?;
     if packages.is_empty() {
@@ -47,7 +48,7 @@ pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
         .nodes
         .values()
         .filter_map(|n| match n {
-            Node::Rule(t) if t.kind() == "apk_fetch" => Some(t.clone()),
+            Node::Rule(t) if t.kind() == "apk_fetch" && t.label.repo.is_none() => Some(t.clone()),
             _ => None,
         })
         .collect())
@@ -55,8 +56,8 @@ pub fn apk_fetch_targets(loader: &Loader) -> Result<Vec<Target>, Error> {
 
 fn repository<'a>(loader: &'a Loader, target: &Target) -> Result<&'a ApkRepository, Error> {
     let name = crate::apk_fetch::attrs_of(target).map(|a| a.repository.as_str()).unwrap_or_default();
-    crate::apk_repositories(&loader.workspace).get(name).copied().ok_or_else(|| {
-        let hint = did_you_mean(name, crate::apk_repositories(&loader.workspace).keys().copied());
+    crate::apk_repositories(&loader.workspace, None).get(name).copied().ok_or_else(|| {
+        let hint = did_you_mean(name, crate::apk_repositories(&loader.workspace, None).keys().copied());
         lock_error(format!(
             "{}: `{}`: unknown repository `{name}`{hint}\n  fix: declare it in {} with `apk_repository(name = \"{name}\", url = ..., keys = [...])`",
             target.location, target.label, loader.workspace.workspace_file
@@ -475,7 +476,8 @@ pub fn check_pins(loader: &Loader, fetcher: &dyn Fetcher, store: &Store) -> Resu
     let mut work = Vec::new();
     let mut seen = BTreeSet::new();
     for locked in &lock.targets {
-        let Some(repo) = crate::apk_repositories(&loader.workspace).get(locked.repository.as_str()).copied() else {
+        let Some(repo) = crate::apk_repositories(&loader.workspace, None).get(locked.repository.as_str()).copied()
+        else {
             continue;
         };
         for (arch, entries) in &locked.install {

@@ -34,6 +34,9 @@ pub enum LockfileError {
     Invalid { path: String, message: String },
 }
 
+/// Lockfiles larger than this are refused (one pinning ten thousand packages is a few MiB).
+pub const MAX_LOCKFILE: u64 = 64 << 20;
+
 /// The whole lockfile.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -190,11 +193,29 @@ impl Lockfile {
 
     /// Reads the lockfile of a workspace, `Ok(None)` if there is none.
     pub fn read(root: &Path) -> Result<Option<Self>, LockfileError> {
-        match fs::read_to_string(root.join(LOCKFILE)) {
-            Ok(text) => Self::parse(&text, LOCKFILE).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LockfileError::Io(executor_base::io::PathError::new("cannot read", LOCKFILE, source))),
+        Self::read_as(root, LOCKFILE)
+    }
+
+    /// Reads the lockfile of the repository rooted at `root`, named `display` in messages
+    /// (`@executor/executor.lock`); `Ok(None)` if there is none. Refuses one larger than
+    /// [`MAX_LOCKFILE`].
+    pub fn read_as(root: &Path, display: &str) -> Result<Option<Self>, LockfileError> {
+        use std::io::Read;
+        let io = |source| LockfileError::Io(executor_base::io::PathError::new("cannot read", display, source));
+        let file = match fs::File::open(root.join(LOCKFILE)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        let mut text = String::new();
+        file.take(MAX_LOCKFILE + 1).read_to_string(&mut text).map_err(io)?;
+        if text.len() as u64 > MAX_LOCKFILE {
+            return Err(LockfileError::Invalid {
+                path: display.to_owned(),
+                message: format!("it is larger than {} MiB", MAX_LOCKFILE >> 20),
+            });
         }
+        Self::parse(&text, display).map(Some)
     }
 
     /// Writes the lockfile atomically; returns true if its bytes changed.

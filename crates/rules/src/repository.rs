@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::apk::{Keyring, PublicKey};
 use crate::digest::Digest;
-use crate::label::Label;
+use crate::label::{Label, RepoName};
 use crate::lockfile::LockedKey;
 use crate::platform::Arch;
 use crate::rules::{typed_attrs, Declared, WorkspaceFunction};
@@ -27,6 +27,8 @@ pub struct ApkRepository {
     pub allow_untrusted: bool,
     /// Where it was declared (`WORKSPACE:3:1`).
     pub location: String,
+    /// The repository whose `WORKSPACE` declared it (`None` = main).
+    pub declared_in: Option<RepoName>,
 }
 
 /// The `WORKSPACE` function that declares an [`ApkRepository`].
@@ -80,6 +82,7 @@ impl WorkspaceFunction for ApkRepositoryFunction {
         name: &str,
         attrs: &BTreeMap<&'static str, AttrValue>,
         location: &str,
+        repo: Option<&RepoName>,
     ) -> Result<Declared, String> {
         let args: Args = typed_attrs(APK_REPOSITORY, attrs)?;
         let url = check_url(&args.url)?;
@@ -99,6 +102,7 @@ impl WorkspaceFunction for ApkRepositoryFunction {
             keys: args.keys,
             allow_untrusted: args.allow_untrusted,
             location: location.to_owned(),
+            declared_in: repo.cloned(),
         }))
     }
 }
