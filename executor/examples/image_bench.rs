@@ -19,7 +19,8 @@
 //!    (uncompressed layer bytes / wall time) next to `gzip -n -6` on the same tar on one
 //!    core, times the number of cores.
 //!
-//! FIGURES picks figures: `12` (default), `1` or `2`. Each figure is the median of RUNS runs (default 5; the gzip baseline of figure 2 uses at
+//! FIGURES picks figures: `12` (default), `1` or `2`; `0` only generates the synthetic set
+//! (for `bench/vs-apko.sh`) and prints its directory. Each figure is the median of RUNS runs (default 5; the gzip baseline of figure 2 uses at
 //! most 3 runs, each takes half a minute).
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,20 @@ fn main() {
     if figures.contains('2') {
         synthetic_layer(&exe, &repo_root, &base, work.path(), runs);
     }
+    if figures == "0" {
+        // For bench/vs-apko.sh: only make sure the synthetic set exists; its directory last.
+        println!("{}", synthetic_repository(&repo_root, &base).display());
+    }
+}
+
+/// The synthetic workspace (generated once into BENCH_TMPDIR, then reused).
+fn synthetic_repository(repo_root: &Path, base: &Path) -> PathBuf {
+    let ws = base.join(format!("image-bench-synthetic-v{SYNTHETIC_VERSION}"));
+    if !ws.join("repo/x86_64/APKINDEX.tar.gz").exists() {
+        let _ = std::fs::remove_dir_all(&ws);
+        make_repository(repo_root, &ws);
+    }
+    ws
 }
 
 /// Figure 1: the cold multi-arch build against `tar | gzip | sha256sum` over its trees.
@@ -124,13 +139,9 @@ fn synthetic_layer(exe: &Path, repo_root: &Path, base: &Path, work: &Path, runs:
     // Writing the packages takes minutes (`write_package` compresses at gzip level 9), so
     // the workspace is kept in BENCH_TMPDIR and reused; the index is written last, so an
     // interrupted generation starts over.
-    let ws = base.join(format!("image-bench-synthetic-v{SYNTHETIC_VERSION}"));
     let start = Instant::now();
-    let reused = ws.join("repo/x86_64/APKINDEX.tar.gz").exists();
-    if !reused {
-        let _ = std::fs::remove_dir_all(&ws);
-        make_repository(repo_root, &ws);
-    }
+    let reused = base.join(format!("image-bench-synthetic-v{SYNTHETIC_VERSION}/repo/x86_64/APKINDEX.tar.gz")).exists();
+    let ws = synthetic_repository(repo_root, base);
     let total: u64 = std::fs::read_dir(ws.join("repo/x86_64"))
         .expect("the repository")
         .flatten()

@@ -4,6 +4,7 @@ mod harness;
 
 mod apk_http;
 mod apk_lock;
+mod apko;
 mod bombs;
 mod core_build;
 mod core_errors;

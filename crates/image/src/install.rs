@@ -50,13 +50,18 @@
 //!   `/etc/passwd` and `/etc/group` the packages ship (the files are created, `0644`
 //!   root-owned, when no package ships them); the shipped file keeps its metadata and its
 //!   package's `Z:`, as after an apk post-install `adduser`. No `/etc/shadow` lines are
-//!   written. A home directory is created (parents `0755` root, itself `0755`) and owned by
+//!   written. A home directory is created (parents `0755` root, itself `0700`) and owned by
 //!   the account either way.
 //! - **The apk database** ([`Installer::finish`]): `/etc/apk/world` (sorted names),
 //!   `/etc/apk/arch`, `/etc/apk/repositories`, `/etc/apk/keys/<name>`, and the installed
-//!   database at `/usr/lib/apk/db/installed` only (where apko, apk-tools 2.14+ with a
-//!   `/usr`-merged layout, Syft and Trivy look; no `/lib/apk/db` copy or symlink, so no
-//!   scanner counts packages twice). No `scripts.tar` or `triggers`: scripts never run.
+//!   database at `/usr/lib/apk/db/installed` (where apko, apk-tools 2.14+ with a
+//!   `/usr`-merged layout, Syft and Trivy look), with `/lib/apk -> ../usr/lib/apk` as apko
+//!   links it (older Trivy reads `/lib/apk/db/installed`; a symlink, so no scanner counts
+//!   packages twice); beside it, apk-tools' `triggers`, `scripts.tar` and `lock`, empty
+//!   (scripts never run).
+//! - **Base directories** ([`BASE_DIRS`]): a layer that installs packages has the directories
+//!   apko creates in every image (`/tmp` `1777`, `/proc` `0555`, `/dev`, `/var/cache/apk`,
+//!   …) where no package ships them.
 
 mod accounts;
 pub(crate) mod database;
@@ -83,6 +88,31 @@ pub use crate::install::error::{InstallError, Subject, Unsafe};
 
 /// Where the installed database goes.
 pub const INSTALLED_DB: &str = "usr/lib/apk/db/installed";
+
+/// The mode of a home directory [`Installer::add_user`] creates.
+pub const HOME_MODE: u32 = 0o700;
+
+/// The directories apko creates in every image when no package ships them (its
+/// `baseDirectories` and `initDirectories`), and their modes: a layer that installs
+/// packages gets them too.
+pub const BASE_DIRS: [(&str, u32); 16] = [
+    ("dev", 0o755),
+    ("etc", 0o755),
+    ("etc/apk", 0o755),
+    ("etc/apk/keys", 0o755),
+    ("opt", 0o755),
+    ("proc", 0o555),
+    ("tmp", 0o1777),
+    ("usr", 0o755),
+    ("usr/lib", 0o755),
+    ("usr/lib/apk", 0o755),
+    ("usr/lib/apk/db", 0o755),
+    ("usr/lib/apk/exec", 0o755),
+    ("var", 0o755),
+    ("var/cache", 0o755),
+    ("var/cache/apk", 0o755),
+    ("var/cache/misc", 0o755),
+];
 
 /// The largest `/etc/passwd` or `/etc/group` read into memory (to merge accounts into it).
 pub const MAX_ACCOUNT_FILE: u64 = 16 << 20;
@@ -416,6 +446,7 @@ impl Installer {
                 uid: id_field("uid", uid)?,
                 gid: id_field("gid", gid)?,
                 mode: header.mode().map_err(read_error)? & 0o7777,
+                xattrs: database::xattr_sha1(&xattrs),
             };
             let mtime = header.mtime().map_err(read_error)?;
             let tree_path = resolve::resolve_parent(&self.tree, &package_path).map_err(unsafe_path)?;
@@ -721,7 +752,12 @@ impl Installer {
         if let EntryKind::Symlink(target) = &entry.kind {
             resolve::check_symlink_target(&tree_path, target).map_err(unsafe_path)?;
         }
-        let acl = Acl { uid: entry.uid, gid: entry.gid, mode: entry.mode.bits() };
+        let acl = Acl {
+            uid: entry.uid,
+            gid: entry.gid,
+            mode: entry.mode.bits(),
+            xattrs: database::xattr_sha1(&entry.xattrs),
+        };
         let owner = Owner { by: By::Extra, package_path: path, acl, fingerprint };
         if let (Some(existing), Some(same_as)) = (self.owners.get(&tree_path), same_as) {
             if existing.fingerprint == same_as && existing.acl == acl {
@@ -743,7 +779,7 @@ impl Installer {
         Ok(())
     }
 
-    /// Adds a user to `/etc/passwd` and creates its home directory (owned `uid:gid`, `0755`
+    /// Adds a user to `/etc/passwd` and creates its home directory (owned `uid:gid`, `0700`
     /// when new, parents `0755` root). Adding one that is there with the same values only
     /// makes sure of the home directory; the same name or uid with other values is an error.
     pub fn add_user(
@@ -782,7 +818,10 @@ impl Installer {
             return Ok(());
         };
         let mut entry = match self.tree.get(&home) {
-            None => Entry::directory(),
+            // Private to its owner, as apko and distroless make it.
+            None => Entry::directory().with_mode(
+                Mode::new(HOME_MODE).map_err(|source| InstallError::Layer { subject: Subject::Accounts, source })?,
+            ),
             // Keep the directory's mode, mtime and xattrs; only the owner changes.
             Some(existing @ Entry { kind: EntryKind::Directory, .. }) => Entry {
                 kind: EntryKind::Directory,
@@ -804,7 +843,7 @@ impl Installer {
         };
         entry.uid = user.uid;
         entry.gid = user.gid;
-        let acl = Acl { uid: user.uid, gid: user.gid, mode: entry.mode.bits() };
+        let acl = Acl::new(user.uid, user.gid, entry.mode.bits());
         let owner = Owner { by: By::Extra, package_path: path, acl, fingerprint: Fingerprint::Directory };
         self.ensure_parents(&home, &Subject::Accounts)?;
         self.put(home, entry, owner, &Subject::Accounts)
@@ -867,8 +906,15 @@ impl Installer {
 
         let arch = self.arch.apk();
         // A layer of files alone (on top of a base image) has no apk database of its own:
-        // writing one would hide the base image's in the union filesystem.
-        let mut files: Vec<(String, Vec<u8>)> = if self.packages.is_empty() && self.world.is_empty() {
+        // writing one would hide the base image's in the union filesystem. Nor the base
+        // directories: they are the base image's.
+        let root_layer = !(self.packages.is_empty() && self.world.is_empty());
+        if root_layer {
+            for (dir, mode) in BASE_DIRS {
+                self.add_base_dir(dir, mode)?;
+            }
+        }
+        let mut files: Vec<(String, Vec<u8>)> = if !root_layer {
             Vec::new()
         } else {
             vec![
@@ -899,8 +945,14 @@ impl Installer {
             // apk-tools ends every record with a blank line.
             db.push('\n');
         }
-        if !self.packages.is_empty() || !self.world.is_empty() {
+        if root_layer {
             self.write_generated(INSTALLED_DB, db.into_bytes())?;
+            // The rest of apk-tools' database, empty: no script ever runs, no trigger is
+            // pending; `apk` added in a later layer finds the database it expects.
+            self.write_generated("usr/lib/apk/db/triggers", Vec::new())?;
+            self.write_generated("usr/lib/apk/db/scripts.tar", vec![0; 1024])?;
+            self.write_generated_with_mode("usr/lib/apk/db/lock", Vec::new(), 0o600)?;
+            self.link_lib_apk()?;
         }
 
         let summaries = self
@@ -941,12 +993,64 @@ impl Installer {
         }
     }
 
+    /// Creates directory `dir` (root-owned, `mode`) unless the tree has something there
+    /// (through symlinked parents, as a package's path would resolve).
+    fn add_base_dir(&mut self, dir: &str, mode: u32) -> Result<(), InstallError> {
+        let layer = |source| InstallError::Layer { subject: Subject::Database, source };
+        let path = LayerPath::new(dir).map_err(layer)?;
+        let tree_path = resolve::resolve_parent(&self.tree, &path).map_err(|reason| InstallError::UnsafePath {
+            subject: Subject::Database,
+            path: dir.to_owned(),
+            reason,
+        })?;
+        if self.tree.contains(&tree_path) {
+            return Ok(());
+        }
+        self.ensure_parents(&tree_path, &Subject::Database)?;
+        let owner =
+            Owner { by: By::Extra, package_path: path, acl: Acl::new(0, 0, mode), fingerprint: Fingerprint::Directory };
+        let entry = Entry::directory().with_mode(Mode::new(mode).map_err(layer)?);
+        self.put(tree_path, entry, owner, &Subject::Database)
+    }
+
+    /// `/lib/apk -> ../usr/lib/apk`, as apko links it, for scanners that look for the
+    /// database only at `/lib/apk/db/installed` (older Trivy). Nothing when `/lib` is a
+    /// symlink (merged `/usr`: the path resolves already) or not a directory, or when
+    /// `/lib/apk` exists (a package ships it).
+    fn link_lib_apk(&mut self) -> Result<(), InstallError> {
+        let layer = |source| InstallError::Layer { subject: Subject::Database, source };
+        let lib = LayerPath::new("lib").map_err(layer)?;
+        let lib_apk = LayerPath::new("lib/apk").map_err(layer)?;
+        match self.tree.get(&lib).map(|e| &e.kind) {
+            None | Some(EntryKind::Directory) => {}
+            Some(_) => return Ok(()),
+        }
+        if self.tree.contains(&lib_apk) {
+            return Ok(());
+        }
+        self.add_base_dir("lib", 0o755)?;
+        let target = "../usr/lib/apk";
+        let owner = Owner {
+            by: By::Extra,
+            package_path: lib_apk.clone(),
+            acl: Acl::new(0, 0, Mode::SYMLINK.bits()),
+            fingerprint: Fingerprint::Symlink(target.to_owned()),
+        };
+        self.put(lib_apk, Entry::symlink(target), owner, &Subject::Database)
+    }
+
     /// Writes a generated `0644` root-owned file; an identical package file stays its
     /// package's.
     fn write_generated(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), InstallError> {
+        self.write_generated_with_mode(path, bytes, 0o644)
+    }
+
+    /// [`Self::write_generated`] with another mode.
+    fn write_generated_with_mode(&mut self, path: &str, bytes: Vec<u8>, mode: u32) -> Result<(), InstallError> {
         let sha1: [u8; 20] = Sha1::digest(&bytes).into();
         let fingerprint = Fingerprint::File(Some(sha1));
-        let entry = Entry::file(Content::from_bytes(bytes));
+        let mode = Mode::new(mode).map_err(|source| InstallError::Layer { subject: Subject::Database, source })?;
+        let entry = Entry::file(Content::from_bytes(bytes)).with_mode(mode);
         self.put_extra(path, entry, fingerprint.clone(), Some(fingerprint)).map_err(|error| match error {
             InstallError::UnsafePath { path, reason, .. } => {
                 InstallError::UnsafePath { subject: Subject::Database, path, reason }

@@ -288,13 +288,13 @@ fn installed_database_golden() {
     assert_eq!(
         db,
         "C:Q1m6wB0UFePGN8Drz82pC8y2uAiu8=\nP:pretend-baselayout\nV:1.0.0-r0\nA:x86_64\nS:2930\nI:3476\n\
-         T:replacement baselayout\nL:MIT\no:pretend-baselayout\nm:unknown\n\
+         T:replacement baselayout\nU:\nL:MIT\no:pretend-baselayout\nm:unknown\n\
          c:326e0ed687bdfeadac839dc9b25686e4442c9d04\n\
          F:etc\nF:var\nF:var/lib\nF:var/lib/db\nF:var/lib/db/sbom\n\
          R:pretend-baselayout-1.0.0-r0.spdx.json\nZ:Q15d+IKXrVK1o8pOAjbHFqnDfAwIY=\n\
          \n\
          C:Q11/HhSewwwOXgl0r0ffb0O0BRtYc=\nP:replayout\nV:1.0.0-r0\nA:x86_64\nS:2961\nI:3389\n\
-         T:replacement baselayout\nL:MIT\no:replayout\nm:unknown\n\
+         T:replacement baselayout\nU:\nL:MIT\no:replayout\nm:unknown\n\
          c:326e0ed687bdfeadac839dc9b25686e4442c9d04\nD:pretend-baselayout\nr:pretend-baselayout\n\
          F:etc\nR:os-release\na:501:20:644\nZ:Q1yl5Se7uKXMnEwtK04pYY2Mo75fg=\n\
          F:var\nF:var/lib\nF:var/lib/db\nF:var/lib/db/sbom\n\
@@ -353,9 +353,11 @@ fn alpine_baselayout_golden() {
     install_fixture(&mut installer, "alpine-packages/aarch64/alpine-baselayout-3.2.0-r23.apk").expect("install");
     let (mut tree, _) = installer.finish().expect("finish");
     let list = listing(&tree);
-    // 83 data entries, the apk files (arch, repositories, world, installed) and the
-    // implicit `usr/lib/apk` and `usr/lib/apk/db` (`etc/apk` is the package's).
-    assert_eq!(list.len(), 83 + 4 + 2);
+    // 83 data entries, the apk files (arch, repositories, world, installed, triggers,
+    // scripts.tar, lock), the base
+    // directories the package does not ship (`etc/apk/keys`, `usr/lib/apk`, `usr/lib/apk/db`,
+    // `usr/lib/apk/exec`, `var/cache/apk`) and the `lib/apk` link.
+    assert_eq!(list.len(), 83 + 7 + 5 + 1, "{list:#?}");
     for line in [
         "etc/crontabs/root regular file 600 0:0",
         "root directory 700 0:0",
@@ -365,6 +367,12 @@ fn alpine_baselayout_golden() {
         "var/spool/cron/crontabs -> /etc/crontabs 777 0:0",
         "sbin/mkmntdirs regular file 755 0:0",
         "usr/lib/apk/db directory 755 0:0",
+        "usr/lib/apk/exec directory 755 0:0",
+        "var/cache/apk directory 755 0:0",
+        "lib/apk -> ../usr/lib/apk 777 0:0",
+        "usr/lib/apk/db/lock regular file 600 0:0",
+        "usr/lib/apk/db/triggers regular file 644 0:0",
+        "usr/lib/apk/db/scripts.tar regular file 644 0:0",
     ] {
         assert!(list.iter().any(|l| l == line), "missing `{line}` in {list:#?}");
     }
@@ -523,12 +531,12 @@ fn symlinked_parents_resolve_inside_the_root() {
     let sha1 = database::q1(&Sha1::digest(b"ELF").into());
     assert_eq!(
         db_record(&db, "libfoo"),
-        format!("P:libfoo\nV:1.0-r0\nA:x86_64\no:libfoo\nF:lib\nR:libfoo.so\nZ:{sha1}\nR:libfoo.so.1\nZ:{sha1}\n")
+        format!("P:libfoo\nV:1.0-r0\nA:x86_64\nS:0\nI:0\nT:\nU:\nL:\no:libfoo\nF:lib\nR:libfoo.so\nZ:{sha1}\nR:libfoo.so.1\nZ:{sha1}\n")
     );
     assert_eq!(
         db_record(&db, "base"),
         format!(
-            "P:base\nV:1.0-r0\nA:x86_64\no:base\nF:\nR:lib\na:0:0:777\nZ:{}\nF:usr\nF:usr/lib\n",
+            "P:base\nV:1.0-r0\nA:x86_64\nS:0\nI:0\nT:\nU:\nL:\no:base\nF:\nR:lib\na:0:0:777\nZ:{}\nF:usr\nF:usr/lib\n",
             database::q1(&Sha1::digest(b"usr/lib").into())
         )
     );
@@ -557,6 +565,8 @@ fn devices_fifos_xattrs_and_pax_records() {
         });
     let mut installer = Installer::new(Arch::X86_64);
     install_tar(&mut installer, simple("devices"), tar).expect("install");
+    // An `a:` line carries the hash of the capability xattr (computed independently, with
+    // Python's hashlib, from apk-tools' `apk_fileinfo_hash_xattr_array`).
     let (mut tree, _) = installer.finish().expect("finish");
     let ping = tree.get(&path("usr/bin/ping")).expect("ping");
     assert_eq!(ping.xattrs.keys().collect::<Vec<_>>(), ["security.capability"]);
@@ -569,11 +579,70 @@ fn devices_fifos_xattrs_and_pax_records() {
     assert_eq!(
         db_record(&db, "devices"),
         format!(
-            "P:devices\nV:1.0-r0\nA:x86_64\no:devices\nF:dev\nR:initctl\nR:null\na:0:0:666\nR:sda\na:0:6:660\n\
-             F:usr\nF:usr/bin\nR:ping\na:1000:0:4755\nZ:{}\n",
+            "P:devices\nV:1.0-r0\nA:x86_64\nS:0\nI:0\nT:\nU:\nL:\no:devices\nF:dev\nR:initctl\nR:null\na:0:0:666\nR:sda\na:0:6:660\n\
+             F:usr\nF:usr/bin\nR:ping\na:1000:0:4755:Q1I5+wkQQUBvmlLQsGDN5Z8Gcf0wo=\nZ:{}\n",
             database::q1(&Sha1::digest(b"#!/bin/sh\n").into())
         )
     );
+}
+
+#[test]
+fn an_entry_with_xattrs_gets_an_acl_line_with_their_hash() {
+    let tar = Tar::default().dir("usr").raw(Raw {
+        content: b"x",
+        mode: 0o644,
+        pax: vec![("SCHILY.xattr.user.b", b"2".to_vec()), ("SCHILY.xattr.security.capability", vec![1, 0, 0, 2])],
+        ..Raw::new("usr/x", tar::EntryType::Regular)
+    });
+    let mut installer = Installer::new(Arch::X86_64);
+    install_tar(&mut installer, simple("caps"), tar).expect("install");
+    let (mut tree, _) = installer.finish().expect("finish");
+    let db = text_of(&mut tree, INSTALLED_DB);
+    // Default owner and mode, but xattrs: the line is written, the hash over both, by name.
+    assert!(db_record(&db, "caps").contains("F:usr\nR:x\na:0:0:644:Q1PAdPwiY/3P736kAQVQ6l8/eYCT8=\nZ:"), "{db}");
+}
+
+#[test]
+fn base_directories_and_the_lib_apk_link() {
+    let mut installer = Installer::new(Arch::X86_64);
+    // The package ships `tmp` with its own mode: it stays; the others are created.
+    install_tar(
+        &mut installer,
+        simple("base"),
+        Tar::default().raw(Raw { mode: 0o755, ..Raw::new("tmp", tar::EntryType::Directory) }),
+    )
+    .expect("install");
+    let (tree, _) = installer.finish().expect("finish");
+    let list = listing(&tree);
+    for line in [
+        "tmp directory 755 0:0",
+        "proc directory 555 0:0",
+        "dev directory 755 0:0",
+        "opt directory 755 0:0",
+        "etc/apk/keys directory 755 0:0",
+        "usr/lib/apk/exec directory 755 0:0",
+        "var/cache/misc directory 755 0:0",
+        "lib directory 755 0:0",
+        "lib/apk -> ../usr/lib/apk 777 0:0",
+    ] {
+        assert!(list.iter().any(|l| l == line), "missing `{line}` in {list:#?}");
+    }
+
+    // Without a package, `/tmp` is `1777`; a merged `/usr` (`lib -> usr/lib`) needs no link.
+    let mut installer = Installer::new(Arch::X86_64);
+    let merged = Tar::default().dir("usr").dir("usr/lib").symlink("lib", "usr/lib");
+    install_tar(&mut installer, simple("merged"), merged).expect("install");
+    let (tree, _) = installer.finish().expect("finish");
+    let list = listing(&tree);
+    assert!(list.iter().any(|l| l == "tmp directory 1777 0:0"), "{list:#?}");
+    assert!(list.iter().any(|l| l == "usr/lib/apk/db directory 755 0:0"), "{list:#?}");
+    assert!(!list.iter().any(|l| l.starts_with("lib/")), "{list:#?}");
+
+    // A layer of files alone gets neither: they are its base image's.
+    let mut installer = Installer::new(Arch::X86_64);
+    installer.add_file("/app", Content::from_bytes(b"x".to_vec()), 0o755, 0, 0).expect("add");
+    let (tree, _) = installer.finish().expect("finish");
+    assert_eq!(listing(&tree), ["app regular file 755 0:0"]);
 }
 
 #[test]
@@ -750,7 +819,7 @@ fn accounts_are_appended_to_the_shipped_files() {
 
     let (mut tree, _) = installer.finish().expect("finish");
     let list = listing(&tree);
-    for line in ["home directory 755 0:0", "home/nonroot directory 755 65532:65532"] {
+    for line in ["home directory 755 0:0", "home/nonroot directory 700 65532:65532"] {
         assert!(list.iter().any(|l| l == line), "missing `{line}` in {list:#?}");
     }
     // The package keeps `etc/passwd` in its record, with the shipped checksum.
