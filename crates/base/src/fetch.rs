@@ -198,6 +198,20 @@ pub trait Fetcher: Send + Sync {
     /// caller knows it). On error `dest` may hold a partial download.
     fn fetch_to_file(&self, url: &str, dest: &Path, limit: u64) -> Result<Fetched, FetchError>;
 
+    /// [`fetch_to_file`](Self::fetch_to_file), telling `progress` how many bytes of the
+    /// current attempt have arrived, as they arrive (for progress bars). Fetchers that cannot
+    /// tell fetch without reporting.
+    fn fetch_to_file_reporting(
+        &self,
+        url: &str,
+        dest: &Path,
+        limit: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Fetched, FetchError> {
+        let _ = progress;
+        self.fetch_to_file(url, dest, limit)
+    }
+
     /// Reads the whole resource into memory, refusing bodies over `limit` bytes. For small
     /// things such as indexes.
     fn fetch_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError>;
@@ -421,11 +435,22 @@ impl UrlFetcher {
 
 impl Fetcher for UrlFetcher {
     fn fetch_to_file(&self, url: &str, dest: &Path, limit: u64) -> Result<Fetched, FetchError> {
+        self.fetch_to_file_reporting(url, dest, limit, &|_| {})
+    }
+
+    fn fetch_to_file_reporting(
+        &self,
+        url: &str,
+        dest: &Path,
+        limit: u64,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Fetched, FetchError> {
         let location = self.locate(url)?;
         let write_err = |source| FetchError::WriteFile { url: url.into(), path: dest.to_path_buf(), source };
         self.with_retries(url, || {
             let file = File::create(dest).map_err(write_err)?;
-            let mut out = HashingWriter::new(BufWriter::with_capacity(BUFFER_SIZE, file));
+            let counted = crate::io::ProgressWriter::new(file, progress);
+            let mut out = HashingWriter::new(BufWriter::with_capacity(BUFFER_SIZE, counted));
             self.attempt(url, &location, limit, &mut out, &write_err)?;
             let (sha256, size, buffered) = out.finish();
             buffered.into_inner().map_err(|e| write_err(e.into_error()))?;

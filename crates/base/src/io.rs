@@ -46,9 +46,53 @@ impl std::error::Error for PathError {
     }
 }
 
+/// A writer that tells `progress` how many bytes have gone through it so far, after each
+/// write: for progress bars.
+pub struct ProgressWriter<W, F> {
+    inner: W,
+    written: u64,
+    progress: F,
+}
+
+impl<W: io::Write, F: Fn(u64)> ProgressWriter<W, F> {
+    /// Counts what is written to `inner`.
+    pub fn new(inner: W, progress: F) -> Self {
+        ProgressWriter { inner, written: 0, progress }
+    }
+
+    /// The writer inside.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: io::Write, F: Fn(u64)> io::Write for ProgressWriter<W, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        (self.progress)(self.written);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_writer_reports_the_running_total() {
+        use std::io::Write as _;
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut out = ProgressWriter::new(Vec::new(), |n| seen.borrow_mut().push(n));
+        out.write_all(b"abc").expect("write");
+        out.write_all(b"de").expect("write");
+        assert_eq!(out.into_inner(), b"abcde");
+        assert_eq!(*seen.borrow(), [3, 5]);
+    }
 
     #[test]
     fn names_the_attempt_the_path_and_the_cause() {

@@ -106,6 +106,12 @@ impl ProofCache for NoProofs {
 pub trait Status: Sync {
     /// A warning about the action's work; the build goes on.
     fn warn(&self, message: &str);
+
+    /// How many bytes the action has moved so far (downloaded, written): shown beside it
+    /// while it runs.
+    fn progress(&self, bytes: u64) {
+        let _ = bytes;
+    }
 }
 
 /// One declared input of an action: a name the action reads it by, and the artifact.

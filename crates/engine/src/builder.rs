@@ -319,7 +319,7 @@ impl Builder<'_> {
             None => {}
         }
         let token = shared.reporter.running(action);
-        let result = self.run_action(action, &inputs, shared, 0);
+        let result = self.run_action(action, &inputs, shared, 0, Some(token));
         shared.reporter.stopped(token);
         let records = result?;
         shared.cache.record(&key, &records)?;
@@ -340,13 +340,14 @@ impl Builder<'_> {
         inputs: &[(Digest, Option<OutputRecord>)],
         shared: &Shared<'_>,
         depth: usize,
+        token: Option<usize>,
     ) -> Result<Vec<OutputRecord>, String> {
         // Each input can be re-made once per attempt; more attempts than inputs means the
         // store keeps losing bytes (a failing disk): stop.
         for _ in 0..=inputs.len() {
             let scratch = self.store.temp_path("action");
             fs::create_dir_all(&scratch).map_err(|e| format!("cannot create `{}`: {e}", scratch.display()))?;
-            let result = self.run_in(action, inputs, &scratch, shared);
+            let result = self.run_in(action, inputs, &scratch, shared, token);
             let _ = fs::remove_dir_all(&scratch);
             match result {
                 Ok(records) => return Ok(records),
@@ -383,7 +384,7 @@ impl Builder<'_> {
                 let inputs = self.input_digests(producer_action, shared)?;
                 let key = producer_action.key(&key_inputs(&inputs))?;
                 self.store.remove_action(&key);
-                let records = self.run_action(producer_action, &inputs, shared, depth + 1)?;
+                let records = self.run_action(producer_action, &inputs, shared, depth + 1, None)?;
                 if records != expected {
                     return Err(format!(
                         "input `executor-out/{path}` was corrupt in the cache, and {} `{}` made different bytes when run again: it is not reproducible",
@@ -403,7 +404,9 @@ impl Builder<'_> {
         inputs: &[(Digest, Option<OutputRecord>)],
         scratch: &Path,
         shared: &Shared<'_>,
+        token: Option<usize>,
     ) -> Result<Vec<OutputRecord>, RunError> {
+        let status = shared.reporter.for_action(token);
         let mut input_paths = Vec::with_capacity(inputs.len());
         for (i, (digest, record)) in inputs.iter().enumerate() {
             match record {
@@ -452,7 +455,7 @@ impl Builder<'_> {
             outputs: output_paths,
             scratch: tmp,
             proofs: self.store,
-            status: &shared.reporter,
+            status: &status,
             jobs: self.options.jobs.max(1),
         };
         action.exec.run(&ctx).map_err(|e| RunError::Failed(e.0))?;

@@ -404,13 +404,15 @@ impl ActionExec for FetchApk {
             ActionError(message)
         };
         // Stops at the pinned size: an endless body costs at most that much disk.
-        let fetched = self.fetcher.fetch_to_file(&self.url, dest, self.pin.size).map_err(|e| match e {
-            crate::fetch::FetchError::TooLarge { .. } => fail(format!(
-                "`{}` does not match the lockfile: it is larger than the pinned {} bytes (download stopped there)",
-                self.url, self.pin.size
-            )),
-            e => fail(e.to_string()),
-        })?;
+        let progress = |bytes| ctx.status.progress(bytes);
+        let fetched =
+            self.fetcher.fetch_to_file_reporting(&self.url, dest, self.pin.size, &progress).map_err(|e| match e {
+                crate::fetch::FetchError::TooLarge { .. } => fail(format!(
+                    "`{}` does not match the lockfile: it is larger than the pinned {} bytes (download stopped there)",
+                    self.url, self.pin.size
+                )),
+                e => fail(e.to_string()),
+            })?;
         if fetched.size != self.pin.size || fetched.sha256 != self.sha256 {
             return Err(fail(format!(
                 "`{}` does not match the lockfile: expected {} bytes with {}, got {} bytes with {}",

@@ -563,6 +563,8 @@ impl ActionExec for LayerExec {
         // compress side by side), nor than the cores.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let jobs = ctx.jobs.clamp(1, cores);
+        // The compressed bytes written so far show beside the action while it runs.
+        let out = executor_base::io::ProgressWriter::new(out, |bytes| ctx.status.progress(bytes));
         let writer = LayerWriter::new(BufWriter::new(out), LayerOptions { epoch, jobs, ..LayerOptions::default() })
             .map_err(|e| fail(e.to_string()))?;
         let digests = writer.write_tree(tree).map_err(|e| fail(e.to_string()))?;

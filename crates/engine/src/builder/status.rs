@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::action::Action;
 
-/// The actions running now, by a sequence number, with their name and start.
-type Running = Arc<Mutex<BTreeMap<usize, (String, Instant)>>>;
+/// The actions running now, by a sequence number, with their name, start and bytes moved.
+type Running = Arc<Mutex<BTreeMap<usize, (String, Instant, u64)>>>;
 
 /// How often the bar's list of running actions (and their times) is redrawn.
 const TICK: Duration = Duration::from_millis(200);
@@ -73,7 +73,7 @@ impl Reporter {
         match &self.bar {
             Some(bar) => {
                 let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-                running.insert(token, (name, Instant::now()));
+                running.insert(token, (name, Instant::now(), 0));
                 bar.set_message(describe_running(&running, Instant::now()));
             }
             None => {
@@ -82,6 +82,20 @@ impl Reporter {
             }
         }
         token
+    }
+
+    /// The action of `token` has moved `bytes` so far (see [`crate::action::Status::progress`]).
+    pub fn progress(&self, token: usize, bytes: u64) {
+        if self.bar.is_some() {
+            if let Some(entry) = self.running.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&token) {
+                entry.2 = bytes;
+            }
+        }
+    }
+
+    /// What one running action sees: its warnings and progress go to this reporter.
+    pub fn for_action(&self, token: Option<usize>) -> ActionStatus<'_> {
+        ActionStatus { reporter: self, token }
     }
 
     /// An action that [`running`](Self::running) announced stopped running (it is then
@@ -142,20 +156,36 @@ impl Drop for Reporter {
 
 /// The bar's message: the running actions, longest-running first, with their times, as many
 /// as fit a line; `waiting` when none runs (cache hits, or inputs being hashed).
-fn describe_running(running: &BTreeMap<usize, (String, Instant)>, now: Instant) -> String {
+fn describe_running(running: &BTreeMap<usize, (String, Instant, u64)>, now: Instant) -> String {
     if running.is_empty() {
         return "waiting".to_owned();
     }
-    let mut items: Vec<(&String, Duration)> =
-        running.values().map(|(name, start)| (name, now.saturating_duration_since(*start))).collect();
+    let mut items: Vec<(&String, Duration, u64)> =
+        running.values().map(|(name, start, bytes)| (name, now.saturating_duration_since(*start), *bytes)).collect();
     items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     const SHOWN: usize = 3;
-    let mut text: Vec<String> =
-        items.iter().take(SHOWN).map(|(name, d)| format!("{name} {:.1}s", d.as_secs_f64())).collect();
+    let mut text: Vec<String> = items
+        .iter()
+        .take(SHOWN)
+        .map(|(name, d, bytes)| match bytes {
+            0 => format!("{name} {:.1}s", d.as_secs_f64()),
+            _ => format!("{name} {:.1}s {}", d.as_secs_f64(), human_bytes(*bytes)),
+        })
+        .collect();
     if items.len() > SHOWN {
         text.push(format!("+{} more", items.len() - SHOWN));
     }
     text.join(", ")
+}
+
+/// `1.5 MB`, `820 kB`, `12 B`: decimal units, as download sizes are shown.
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.0} kB", bytes as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
+    }
 }
 
 /// Actions' warnings go above the progress bar, or to stderr as lines.
@@ -164,6 +194,25 @@ impl crate::action::Status for Reporter {
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {message}")),
             None => eprintln!("warning: {message}"),
+        }
+    }
+}
+
+/// The [`crate::action::Status`] of one running action ([`Reporter::for_action`]).
+pub struct ActionStatus<'a> {
+    reporter: &'a Reporter,
+    /// `None` for an action re-made as another's input: its progress is not shown.
+    token: Option<usize>,
+}
+
+impl crate::action::Status for ActionStatus<'_> {
+    fn warn(&self, message: &str) {
+        crate::action::Status::warn(self.reporter, message);
+    }
+
+    fn progress(&self, bytes: u64) {
+        if let Some(token) = self.token {
+            self.reporter.progress(token, bytes);
         }
     }
 }
@@ -178,14 +227,33 @@ mod tests {
         let mut running = BTreeMap::new();
         assert_eq!(describe_running(&running, now), "waiting");
         let ago = |ms| now.checked_sub(Duration::from_millis(ms)).expect("a moment ago");
-        running.insert(0, ("FetchApk //a:apks".to_owned(), ago(400)));
-        running.insert(1, ("Layer //a:layer".to_owned(), ago(2100)));
+        running.insert(0, ("FetchApk //a:apks".to_owned(), ago(400), 0));
+        running.insert(1, ("Layer //a:layer".to_owned(), ago(2100), 0));
         assert_eq!(describe_running(&running, now), "Layer //a:layer 2.1s, FetchApk //a:apks 0.4s");
-        running.insert(2, ("OciImage //a:image".to_owned(), ago(100)));
-        running.insert(3, ("OciLoad //a:tar".to_owned(), ago(50)));
+        running.insert(2, ("OciImage //a:image".to_owned(), ago(100), 0));
+        running.insert(3, ("OciLoad //a:tar".to_owned(), ago(50), 0));
         assert_eq!(
             describe_running(&running, now),
             "Layer //a:layer 2.1s, FetchApk //a:apks 0.4s, OciImage //a:image 0.1s, +1 more"
         );
+        // Bytes moved, once an action reports them.
+        running.get_mut(&0).expect("fetch").2 = 2_345_678;
+        running.get_mut(&1).expect("layer").2 = 820_400;
+        assert_eq!(
+            describe_running(&running, now),
+            "Layer //a:layer 2.1s 820 kB, FetchApk //a:apks 0.4s 2.3 MB, OciImage //a:image 0.1s, +1 more"
+        );
+    }
+
+    #[test]
+    fn an_actions_progress_reaches_its_entry_only() {
+        // A bar (hidden: indicatif draws nothing when stderr is not a terminal).
+        let reporter = Reporter::new(2, true);
+        let token = 7;
+        reporter.running.lock().expect("lock").insert(token, ("Fetch //a:b".to_owned(), Instant::now(), 0));
+        crate::action::Status::progress(&reporter.for_action(Some(token)), 1234);
+        crate::action::Status::progress(&reporter.for_action(None), 99);
+        assert_eq!(reporter.running.lock().expect("lock")[&token].2, 1234);
+        reporter.finish();
     }
 }
