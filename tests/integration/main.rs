@@ -17,4 +17,5 @@ mod push;
 mod push_faults;
 mod release;
 mod remote_cache;
+mod scanners;
 mod trust;
