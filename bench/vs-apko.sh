@@ -4,6 +4,7 @@
 #
 #   bash bench/vs-apko.sh                   # release build, 5 runs of each measurement
 #   RUNS=3 bash bench/vs-apko.sh            # fewer runs
+#   IMAGES=static bash bench/vs-apko.sh     # one of the images (static, synthetic)
 #   BENCH_TMPDIR=/big bash bench/vs-apko.sh # where the scratch (and the ~400 MB synthetic set) go
 #
 # Images, each built by both tools from the same signed file:// repository:
@@ -77,12 +78,16 @@ EOF
 }
 
 # measure FILE DIR CMD...: runs CMD in DIR under GNU time; appends "wall cpu rss_kib" to FILE.
+# Wall time from bash's microsecond clock (GNU time's %e has 10 ms steps, too coarse for a
+# no-op build); CPU time and peak RSS from GNU time.
 measure() {
   local file=$1 dir=$2; shift 2
-  if ! (cd "$dir" && /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" >"$WORK/out" 2>&1); then
+  local start=$EPOCHREALTIME
+  if ! (cd "$dir" && /usr/bin/time -f "%U %S %M" -o "$WORK/time" "$@" >"$WORK/out" 2>&1); then
     echo "error: in $dir: $*" >&2; cat "$WORK/out" >&2; exit 1
   fi
-  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$WORK/time" >> "$file"
+  local end=$EPOCHREALTIME
+  awk -v s="$start" -v e="$end" '{printf "%.4f %.2f %s\n", e - s, $1 + $2, $3}' "$WORK/time" >> "$file"
 }
 
 run_image() {
@@ -101,26 +106,32 @@ run_image() {
   stat -c %s "$ap/image.tar" > "$WORK/$name.apko.bytes"
 }
 
-setup_static
-setup_synthetic
-run_image static //images:static images/static x86,x86_64,aarch64,armhf,armv7,ppc64le,riscv64,s390x
-run_image synthetic //:image image x86_64
+IMAGES=${IMAGES:-static synthetic}
+for image in $IMAGES; do
+  case $image in
+    static) setup_static
+            run_image static //images:static images/static x86,x86_64,aarch64,armhf,armv7,ppc64le,riscv64,s390x ;;
+    synthetic) setup_synthetic
+               run_image synthetic //:image image x86_64 ;;
+    *) echo "error: unknown image \`$image\` in IMAGES (static, synthetic)" >&2; exit 2 ;;
+  esac
+done
 
-python3 - "$WORK" <<'EOF'
+python3 - "$WORK" "$IMAGES" <<'EOF'
 import statistics, sys, os
-work = sys.argv[1]
+work, images = sys.argv[1], sys.argv[2].split()
 def med(name, col):
     rows = [l.split() for l in open(os.path.join(work, name)) if l.strip()]
     return statistics.median(float(r[col]) for r in rows)
 print(f"{'image':10} {'build':5} {'tool':8} {'wall s':>8} {'cpu s':>8} {'RSS MiB':>8} {'out MB':>8}")
-for image in ["static", "synthetic"]:
+for image in images:
     for kind in ["cold", "warm"]:
         for tool in ["executor", "apko"]:
             f = f"{image}.{tool}.{kind}"
             size = int(open(os.path.join(work, f"{image}.{tool}.bytes")).read()) / 1e6
-            print(f"{image:10} {kind:5} {tool:8} {med(f,0):8.3f} {med(f,1):8.2f} {med(f,2)/1024:8.1f} {size:8.2f}")
+            print(f"{image:10} {kind:5} {tool:8} {med(f,0):8.4f} {med(f,1):8.2f} {med(f,2)/1024:8.1f} {size:8.2f}")
 print()
-for image in ["static", "synthetic"]:
+for image in images:
     for kind, goal in [("cold", 0.5), ("warm", 0.05)]:
         e, a = med(f"{image}.executor.{kind}", 0), med(f"{image}.apko.{kind}", 0)
         ec, ac = med(f"{image}.executor.{kind}", 1), med(f"{image}.apko.{kind}", 1)
