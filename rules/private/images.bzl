@@ -23,6 +23,7 @@ def distroless_image(
         labels = {},
         annotations = {},
         epoch = None,
+        compression_level = None,
         tag = "latest",
         repo_tags = []):
     """A multi-arch image: one package list, accounts and config, expanded per arch.
@@ -59,6 +60,7 @@ def distroless_image(
       labels: config.Labels.
       annotations: manifest and index annotations.
       epoch: unix seconds for `created` and every mtime (default: newest package build time).
+      compression_level: the layers' gzip level, 0 to 9 (default 6; lower is faster, larger).
       tag: the index's ref name in the layout's index.json.
       repo_tags: `name:tag` references for the docker-archive tarballs.
     """
@@ -85,6 +87,7 @@ def distroless_image(
             modes = modes,
             owners = owners,
             epoch = epoch,
+            compression_level = compression_level,
         )
         image = "%s_%s" % (name, arch)
         native.oci_image(

@@ -358,3 +358,35 @@ fn a_dependencys_targets_use_its_own_repository_and_lockfile() {
     );
     assert!(run.stdout.contains(&line), "missing {line}\n{}", run.stdout);
 }
+
+/// `compression_level` changes the compressed bytes only: the same tar inside, another digest;
+/// a level outside 0..=9 is refused where it is written.
+#[test]
+fn compression_level_changes_the_gzip_not_the_tar() {
+    use std::io::Read as _;
+    let fx = fixtures();
+    let build = "apk_fetch(name = \"apks\", repository = \"melange\", packages = [\"replayout\"], arch = \"x86_64\")\n\
+                 layer(name = \"default\", packages = \":apks\")\n\
+                 layer(name = \"fast\", packages = \":apks\", compression_level = 1)\n";
+    let ws = melange(&fx, build);
+    ws.run(&["lock"]).success();
+    ws.run(&["build", "//img:default", "//img:fast"]).success();
+    let read = |name: &str| fs::read(ws.root().join(format!("executor-out/img/{name}.tar.gz"))).expect("layer");
+    let (default, fast) = (read("default"), read("fast"));
+    assert_ne!(default, fast);
+    let gunzip = |bytes: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).expect("gunzip");
+        out
+    };
+    assert_eq!(gunzip(&default), gunzip(&fast));
+
+    ws.write("img/BUILD", &build.replace("compression_level = 1", "compression_level = 12"));
+    let run = ws.run(&["build", "//img:fast"]).failure(1);
+    assert!(
+        run.stderr.contains("img/BUILD:3:1")
+            && run.stderr.contains("`compression_level` of rule `layer` must be 0 to 9, not 12"),
+        "{}",
+        run.stderr
+    );
+}

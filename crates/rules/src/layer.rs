@@ -64,6 +64,9 @@ pub struct Attrs {
     /// The image this layer goes on: its accounts are merged.
     #[serde(default)]
     pub base: Option<Label>,
+    /// Deflate level 0..=9 (default 6).
+    #[serde(default)]
+    pub compression_level: Option<i64>,
 }
 
 /// One account line of `users`.
@@ -86,6 +89,17 @@ pub struct GroupSpec {
 
 fn parse_id(text: &str, what: &str, line: &str) -> Result<u32, String> {
     text.parse().map_err(|_| format!("{what} `{text}` in `{line}` is not a number"))
+}
+
+/// The `compression_level` attribute: `None` for the default level (6), so that layers at the
+/// default keep their action keys.
+fn compression_level(level: Option<i64>) -> Result<Option<u32>, String> {
+    match level {
+        None => Ok(None),
+        Some(l) if l == i64::from(crate::layer_tree::DEFAULT_LEVEL) => Ok(None),
+        Some(l @ 0..=9) => Ok(u32::try_from(l).ok()),
+        Some(l) => Err(format!("attribute `compression_level` of rule `layer` must be 0 to 9, not {l}")),
+    }
 }
 
 fn parse_user(line: &str) -> Result<UserSpec, String> {
@@ -194,6 +208,9 @@ struct LayerSpec {
     /// account files its accounts extend.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     has_base: bool,
+    /// Deflate level when not the default (a layer of the default level keeps its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compression_level: Option<u32>,
 }
 
 /// What a layer action reports about itself (`<name>.layer.json`), for images and SBOMs.
@@ -287,6 +304,12 @@ impl Rule for LayerRule {
             mandatory: false,
             doc: "The `oci_image` this layer goes on top of: `users` and `groups` are added to its `/etc/passwd` and `/etc/group` (which the layer then carries whole), so they do not hide the base's accounts.",
         },
+        AttrSpec {
+            name: "compression_level",
+            ty: AttrType::Int,
+            mandatory: false,
+            doc: "gzip (deflate) level, 0 to 9 (default 6, gzip's own default). Lower is faster and larger: a layer of 1 GiB of text takes 15.8 s and 327 MB at level 6, 11.3 s and 336 MB at 4, 8.5 s and 356 MB at 3 (2 cores). Another level is another digest.",
+        },
     ];
 
     fn check(&self, attrs: &Attrs) -> Result<(), String> {
@@ -300,6 +323,7 @@ impl Rule for LayerRule {
             parse_group(g)?;
         }
         check_epoch("layer", attrs.epoch)?;
+        compression_level(attrs.compression_level)?;
         Ok(())
     }
 
@@ -326,6 +350,7 @@ impl Rule for LayerRule {
             groups: attrs.groups.iter().map(|g| parse_group(g)).collect::<Result<_, _>>().map_err(err)?,
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
             has_base: false,
+            compression_level: compression_level(attrs.compression_level).map_err(err)?,
         };
         let requested_arch = match &attrs.arch {
             Some(a) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
@@ -565,7 +590,8 @@ impl ActionExec for LayerExec {
         let jobs = ctx.jobs.clamp(1, cores);
         // The compressed bytes written so far show beside the action while it runs.
         let out = executor_base::io::ProgressWriter::new(out, |bytes| ctx.status.progress(bytes));
-        let writer = LayerWriter::new(BufWriter::new(out), LayerOptions { epoch, jobs, ..LayerOptions::default() })
+        let level = spec.compression_level.unwrap_or(crate::layer_tree::DEFAULT_LEVEL);
+        let writer = LayerWriter::new(BufWriter::new(out), LayerOptions { epoch, jobs, level })
             .map_err(|e| fail(e.to_string()))?;
         let digests = writer.write_tree(tree).map_err(|e| fail(e.to_string()))?;
         let created_by = match packages.len() {
