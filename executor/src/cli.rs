@@ -184,6 +184,12 @@ pub enum Command {
         /// 16 MiB), for registries or proxies that limit the size of a request.
         #[arg(long, value_name = "BYTES")]
         chunk_size: Option<u64>,
+        /// Sign what is pushed with this private key (cosign's `cosign.key`, password from
+        /// COSIGN_PASSWORD or the terminal; or a PKCS#8 P-256 PEM), as `cosign sign
+        /// --recursive` does: the image and each platform manifest, in both formats `cosign
+        /// verify` reads.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<std::path::PathBuf>,
         #[command(flatten)]
         workspace: WorkspaceFlags,
         #[command(flatten)]
@@ -271,6 +277,13 @@ pub enum Command {
         #[command(flatten)]
         cache_flags: CacheFlags,
     },
+    /// Write a signing key pair cosign accepts: `<prefix>.key` (encrypted with
+    /// COSIGN_PASSWORD, or a password asked twice on the terminal) and `<prefix>.pub`.
+    Keygen {
+        /// Where to write the pair.
+        #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+        output_prefix: String,
+    },
     /// Print the version.
     Version,
 }
@@ -325,7 +338,7 @@ impl Cli {
             }
             Command::Query { workspace, starlark, .. } => (Some(workspace), None, None, None, Some(starlark)),
             Command::Clean { workspace, cache_flags, .. } => (Some(workspace), Some(cache_flags), None, None, None),
-            Command::Docs | Command::Version => none,
+            Command::Docs | Command::Version | Command::Keygen { .. } => none,
         };
         let pick = |after: Option<u64>, before: Option<u64>| after.or(before);
         let remote = match remote {

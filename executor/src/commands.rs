@@ -4,6 +4,7 @@
 
 mod build;
 mod query;
+mod sign;
 
 use build::{build, lock_workspace, BuildArgs};
 use query::query;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             println!("executor {}", crate::action::EXECUTOR_VERSION);
             Ok(())
         }
+        Command::Keygen { output_prefix } => sign::keygen(&output_prefix),
         Command::Clean { verify: true, .. } => {
             let dir = cache_dir(settings.cache_dir.as_deref(), &cwd)?;
             let report = Store::verify_all(&dir)?;
@@ -141,9 +143,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, .. } => {
-            // Everything about the destination is checked before anything is built.
+        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, sign, .. } => {
+            // Everything about the destination, and the key, is checked before anything is
+            // built.
             let (reference, creds) = release::push_destination(&repository, tags)?;
+            let signer = sign.as_deref().map(sign::load_key).transpose()?;
             let mut push_options = release::push_options(&fetch_options, insecure);
             if let Some(from) = mount_from {
                 let from = from.strip_prefix(&format!("{}/", reference.host)).unwrap_or(&from).to_owned();
@@ -171,7 +175,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let built = build(args, &[target], options, fetch_options)?;
             let image = release::built_image(&built.requested, &built.provided, &built.out_root, "push", "pushed")?;
-            release::push(&image, &reference, creds, push_options)
+            release::push(
+                &image,
+                &reference,
+                creds,
+                push_options,
+                signer.as_ref().map(|k| k as &dyn executor_image::sign::Signer),
+            )
         }
         Command::Build { patterns, jobs, keep_going, locked, .. } => {
             let jobs = match jobs {

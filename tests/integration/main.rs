@@ -18,4 +18,5 @@ mod push_faults;
 mod release;
 mod remote_cache;
 mod scanners;
+mod signing;
 mod trust;

@@ -13,8 +13,8 @@ use crate::harness::{executor_bin, free_port, require, to_run, Run};
 
 /// A docker-registry serving plain HTTP on 127.0.0.1 from a throw-away directory, as
 /// ../shared/tools/registry_up.sh starts it; killed when dropped.
-struct Registry {
-    port: u16,
+pub(crate) struct Registry {
+    pub(crate) port: u16,
     /// `config.yml`, `htpasswd`, `registry.log` and `storage/`.
     state: tempfile::TempDir,
     /// The `docker-registry serve` process, started here.
@@ -23,7 +23,7 @@ struct Registry {
 
 impl Registry {
     /// A registry that lets anyone push.
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         Registry::start_with(None)
     }
 

@@ -14,3 +14,4 @@ pub mod layer;
 pub mod oci;
 pub mod registry;
 pub mod sbom;
+pub mod sign;

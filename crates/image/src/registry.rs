@@ -34,6 +34,6 @@ pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,
 };
 pub use crate::registry::error::RegistryError;
-pub use crate::registry::push::{push_layout, PushOptions, PushReport};
+pub use crate::registry::push::{push_layout, push_signatures, PushOptions, PushReport, SignReport};
 pub use crate::registry::reference::{Reference, ReferenceError};
 pub use crate::registry::resolve::resolve_digest;

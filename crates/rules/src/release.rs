@@ -92,13 +92,14 @@ pub fn push(
     reference: &crate::registry::Reference,
     creds: Option<crate::registry::Credentials>,
     options: crate::registry::PushOptions,
+    signer: Option<&dyn executor_image::sign::Signer>,
 ) -> Result<(), Error> {
     use crate::registry::push_layout;
     let BuiltImage { label, layout, meta, kind } = image;
     // The layout's own tag: an index's `tag` attribute, `latest` for an image.
     let ref_name = meta.tag().to_owned();
-    let report =
-        push_layout(layout, &ref_name, reference, &options, creds).map_err(|e| registry_error(e.to_string()))?;
+    let report = push_layout(layout, &ref_name, reference, &options, creds.clone())
+        .map_err(|e| registry_error(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
     eprintln!(
         "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
@@ -124,6 +125,17 @@ pub fn push(
             } else {
                 ""
             }
+        );
+    }
+    if let Some(signer) = signer {
+        let signed = crate::registry::push_signatures(reference, &options, creds, signer, &report.pushed)
+            .map_err(|e| registry_error(e.to_string()))?;
+        eprintln!(
+            "signed {} manifests with key {} (cosign's `.sig` tags and Sigstore bundles{}): {} blobs and manifests put",
+            signed.signed,
+            signer.public_key().hint(),
+            if signed.referrers_tag_schema { ", listed under the referrers tag schema" } else { "" },
+            signed.uploaded
         );
     }
     Ok(())

@@ -93,6 +93,9 @@ pub struct PushReport {
     /// Whether the registry lacks the referrers API, so that the referrers were listed
     /// under the fallback tags `sha256-<subject hex>` instead.
     pub referrers_tag_schema: bool,
+    /// The manifests and indexes pushed (media type, size, digest), children first, the
+    /// image itself last: what `--sign` signs.
+    pub pushed: Vec<(String, u64, Digest)>,
 }
 
 /// What happened to one blob.
@@ -127,6 +130,7 @@ pub fn push_layout(
         manifests: plan.manifests.len(),
         referrers: plan.referrers.len(),
         referrers_tag_schema: false,
+        pushed: plan.manifests.iter().map(|m| (m.media_type.clone(), m.bytes.len() as u64, m.digest)).collect(),
     };
     for outcome in outcomes {
         match outcome {
@@ -160,6 +164,133 @@ pub fn push_layout(
         update_referrers_tag(&client, subject, &referrers)?;
     }
     Ok(report)
+}
+
+/// What [`push_signatures`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignReport {
+    /// Manifests signed (each in both formats).
+    pub signed: usize,
+    /// Blobs and manifests put (0 when every signature was there already).
+    pub uploaded: usize,
+    /// Whether the bundles were listed under the referrers tag schema.
+    pub referrers_tag_schema: bool,
+}
+
+/// Signs each of `subjects` (media type, size, digest of manifests in `target`'s repository)
+/// with `signer`, as `cosign sign --recursive` does, in both formats `cosign verify` reads: a
+/// simple-signing layer added to the manifest tagged `sha256-<hex>.sig` (keeping the
+/// signatures already there), and a Sigstore bundle attached as a referrer. Signatures are
+/// deterministic; one already in place is not sent again.
+pub fn push_signatures(
+    target: &Reference,
+    opts: &PushOptions,
+    creds: Option<Credentials>,
+    signer: &dyn crate::sign::Signer,
+    subjects: &[(String, u64, Digest)],
+) -> Result<SignReport, RegistryError> {
+    use crate::sign::cosign;
+    let client = Client::new(target, opts, creds);
+    client.ping()?;
+    let docker_reference = format!("{}/{}", target.host, target.repository);
+    let mut report = SignReport::default();
+    for (media_type, size, digest) in subjects {
+        report.signed += 1;
+        // The legacy `.sig` manifest: ours joins the signatures already there.
+        let (layer, payload) = cosign::legacy_layer(signer, &docker_reference, digest);
+        let tag = cosign::signature_tag(digest);
+        let mut layers: Vec<serde_json::Value> = match get_manifest(&client, &tag)? {
+            Some(bytes) => {
+                let existing: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                        method: "GET",
+                        url: client.repo_url(&format!("/manifests/{tag}")),
+                        detail: format!("the signature manifest `{tag}` is not JSON: {e}"),
+                    })?;
+                existing["layers"].as_array().cloned().unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        if !layers.contains(&layer) {
+            layers.push(layer);
+            let (config, manifest) = cosign::signature_manifest(&layers);
+            report.uploaded += usize::from(put_blob_bytes(&client, &payload)?);
+            report.uploaded += usize::from(put_blob_bytes(&client, &config)?);
+            let manifest =
+                PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
+            put_manifest(&client, &manifest, &tag)?;
+            report.uploaded += 1;
+        }
+        // The bundle, a referrer of the manifest.
+        let statement = cosign::sign_statement(digest);
+        let bundle = cosign::bundle(signer, cosign::envelope(signer, cosign::IN_TOTO, &statement));
+        let manifest = cosign::bundle_manifest(&bundle, cosign::SIGN_PREDICATE, (media_type, *size, digest));
+        let manifest =
+            PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
+        if get_manifest(&client, &manifest.digest.to_string())?.is_some() {
+            continue;
+        }
+        report.uploaded += usize::from(put_blob_bytes(&client, cosign::EMPTY_BLOB)?);
+        report.uploaded += usize::from(put_blob_bytes(&client, &bundle)?);
+        let listed = put_manifest(&client, &manifest, &manifest.digest.to_string())?;
+        report.uploaded += 1;
+        if !listed {
+            report.referrers_tag_schema = true;
+            let referrer = PlanReferrer {
+                manifest,
+                subject: *digest,
+                artifact_type: cosign::BUNDLE.into(),
+                annotations: BTreeMap::from([
+                    ("dev.sigstore.bundle.content".to_owned(), "dsse-envelope".to_owned()),
+                    ("dev.sigstore.bundle.predicateType".to_owned(), cosign::SIGN_PREDICATE.to_owned()),
+                ]),
+            };
+            update_referrers_tag(&client, *digest, &[&referrer])?;
+        }
+    }
+    Ok(report)
+}
+
+/// The manifest at `reference` (a tag or digest), if the repository has one.
+fn get_manifest(client: &Client, reference: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+    let url = client.repo_url(&format!("/manifests/{reference}"));
+    client.with_retries(|| {
+        let resp = client.request("GET", &url, &[("Accept", MANIFEST_ACCEPT)], None)?;
+        match resp.status {
+            200 => Ok(Some(resp.body)),
+            404 => Ok(None),
+            _ => Err(client.fail("GET", &url, &resp)),
+        }
+    })
+}
+
+/// Makes sure the repository has the blob `bytes` (small: sent in one request); whether it
+/// was sent.
+fn put_blob_bytes(client: &Client, bytes: &[u8]) -> Result<bool, RegistryError> {
+    let digest = Digest::of(bytes);
+    let url = client.repo_url(&format!("/blobs/{digest}"));
+    client.with_retries(|| {
+        let resp = client.request("HEAD", &url, &[], None)?;
+        if matches!(resp.status, 200 | 302 | 303 | 307) {
+            check_digest_header(&resp, "HEAD", &url, digest)?;
+            return Ok(false);
+        }
+        if resp.status != 404 {
+            return Err(client.fail("HEAD", &url, &resp));
+        }
+        let start = client.repo_url("/blobs/uploads/");
+        let resp = client.request("POST", &start, &[], Some(&[]))?;
+        if resp.status != 202 {
+            return Err(client.fail("POST", &start, &resp));
+        }
+        let put = with_digest(&location(client, &resp, "POST", &start)?, digest);
+        let resp = client.request("PUT", &put, &[("Content-Type", "application/octet-stream")], Some(bytes))?;
+        if resp.status != 201 {
+            return Err(client.fail("PUT", &put, &resp));
+        }
+        check_digest_header(&resp, "PUT", &put, digest)?;
+        Ok(true)
+    })
 }
 
 /// The referrers tag schema: adds `referrers` to the index tagged `sha256-<subject hex>`

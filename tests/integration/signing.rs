@@ -1,0 +1,129 @@
+//! `executor push --sign` and `executor keygen`, checked by cosign itself (installed by
+//! ../shared/tools/install_peers.sh go, run by .ci/run) against a real registry: both
+//! signature formats, for the index and each platform manifest, with keys made by cosign and
+//! by executor; repeatable byte for byte; refusing a wrong password before anything is built.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{executor_bin, require, to_run, Run};
+use crate::push::Registry;
+
+fn executor(ws: &Path, cache: &Path, args: &[&str], password: &str) -> Run {
+    let out = Command::new(executor_bin())
+        .args(args)
+        .current_dir(ws)
+        .env("EXECUTOR_CACHE_DIR", cache)
+        .env("COSIGN_PASSWORD", password)
+        .output()
+        .expect("run executor");
+    to_run(out)
+}
+
+/// `cosign verify` of `image` with `public_key`; `legacy` reads the `.sig` tag instead of the
+/// bundle. Its stdout (the verified payloads) on success.
+fn cosign_verify(image: &str, public_key: &Path, legacy: bool) -> Run {
+    let mut cmd = Command::new("cosign");
+    cmd.args(["verify", "--key"]).arg(public_key).args([
+        "--insecure-ignore-tlog=true",
+        "--allow-insecure-registry",
+        "--allow-http-registry",
+    ]);
+    if legacy {
+        cmd.arg("--new-bundle-format=false");
+    }
+    to_run(cmd.arg(image).output().expect("run cosign"))
+}
+
+#[test]
+#[ignore = "needs cosign, docker-registry and skopeo (.ci/run installs them)"]
+fn cosign_verifies_what_executor_signs() {
+    require(&["cosign"]);
+    let registry = Registry::start();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    crate::images::copy_repository(&ws);
+    let cache = temp.path().join("cache");
+    let keys = temp.path().join("keys");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+
+    // A key pair made by cosign.
+    let out = Command::new("cosign")
+        .args(["generate-key-pair", "--output-key-prefix", "cosign"])
+        .current_dir(&keys)
+        .env("COSIGN_PASSWORD", "correct horse")
+        .output()
+        .expect("cosign generate-key-pair");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A wrong password fails before anything is built or pushed.
+    let repo = format!("127.0.0.1:{}/signed/static", registry.port);
+    let key = keys.join("cosign.key");
+    let key = key.to_str().expect("utf-8 path");
+    let run = executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "wrong");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("wrong password (the key did not decrypt)"), "{}", run.stderr);
+    assert!(!ws.join("executor-out").exists(), "nothing was built");
+
+    let run =
+        executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = run.stdout.trim().to_owned();
+    assert!(run.stderr.contains("signed 9 manifests"), "{}", run.stderr);
+
+    // cosign verifies the index and a platform manifest, in both formats.
+    let index = read_json(&ws.join("executor-out/images/static/index.json"));
+    let digest = index["manifests"][0]["digest"].as_str().expect("digest").to_owned();
+    let inner =
+        read_json(&ws.join("executor-out/images/static/blobs/sha256").join(digest.trim_start_matches("sha256:")));
+    let platform = inner["manifests"][0]["digest"].as_str().expect("platform digest");
+    let platform_image = format!("{repo}@{platform}");
+    for target in [image.as_str(), platform_image.as_str()] {
+        for legacy in [false, true] {
+            let run = cosign_verify(target, &keys.join("cosign.pub"), legacy);
+            assert_eq!(run.code, 0, "cosign verify {target} (legacy: {legacy}):\n{}\n{}", run.stdout, run.stderr);
+        }
+    }
+
+    // A second push finds every signature in place.
+    let run =
+        executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("0 blobs and manifests put"), "{}", run.stderr);
+
+    // A key pair made by executor: cosign verifies executor's signatures with it, and
+    // another key verifies nothing.
+    let run = executor(&keys, &cache, &["keygen", "--output-prefix", "ours"], "another");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ours = keys.join("ours.key");
+    let ours = ours.to_str().expect("utf-8 path");
+    let other = format!("127.0.0.1:{}/signed/other", registry.port);
+    let run = executor(&ws, &cache, &["push", "//images:static", "--repository", &other, "--sign", ours], "another");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let signed = run.stdout.trim().to_owned();
+    for legacy in [false, true] {
+        let run = cosign_verify(&signed, &keys.join("ours.pub"), legacy);
+        assert_eq!(run.code, 0, "cosign verify with executor's key:\n{}", run.stderr);
+        let run = cosign_verify(&signed, &keys.join("cosign.pub"), legacy);
+        assert_ne!(run.code, 0, "another key must verify nothing:\n{}", run.stdout);
+    }
+    // cosign accepts executor's private key, and adds its signature to the `.sig` manifest
+    // executor wrote; a push by executor keeps it.
+    let out = Command::new("cosign")
+        .args(["sign", "--key", ours, "--tlog-upload=false", "--use-signing-config=false", "--new-bundle-format=false"])
+        .args(["--allow-insecure-registry", "--allow-http-registry", "-y", &image])
+        .env("COSIGN_PASSWORD", "another")
+        .output()
+        .expect("cosign sign");
+    assert!(out.status.success(), "cosign sign with executor's key: {}", String::from_utf8_lossy(&out.stderr));
+    let run = executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for public in ["ours.pub", "cosign.pub"] {
+        let run = cosign_verify(&image, &keys.join(public), true);
+        assert_eq!(run.code, 0, "{public}: {}", run.stderr);
+    }
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
