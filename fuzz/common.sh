@@ -8,7 +8,8 @@
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TARGETS=(apk_index apk_index_text apk_package apk_pkginfo apk_gzip apk_tar apk_version
-         lockfile apko_lock oci_layout registry_http registry_challenge docker_config starlark_load)
+         lockfile apko_lock oci_layout registry_http registry_challenge docker_config starlark_load
+         signing_key)
 triple="x86_64-unknown-linux-gnu"
 
 ensure_cargo_fuzz() {

@@ -75,7 +75,7 @@ def strip_insta(text):
 
 targets = ["apk_index", "apk_index_text", "apk_package", "apk_pkginfo", "apk_gzip", "apk_tar",
            "apk_version", "lockfile", "apko_lock", "oci_layout", "registry_http",
-           "registry_challenge", "docker_config", "starlark_load"]
+           "registry_challenge", "docker_config", "starlark_load", "signing_key"]
 for t in targets:
     clear(t)
 
@@ -155,6 +155,13 @@ for snap in sorted(root.rglob("*.snap")):
     body = strip_insta(snap.read_text(errors="replace"))
     if "[[packages]]" in body or "version = 1" in body and "[[" in body:
         seed("lockfile", snap.name, body)
+
+# --- key files: an encrypted key (password "fuzz", made once by `executor keygen`), PKCS#8 and
+# public keys, and the test repository's RSA key (refused)
+for f in sorted((fuzz / "seeds" / "signing_key").glob("*")):
+    seed("signing_key", f.name, f.read_bytes())
+for f in sorted((root / "third_party" / "keys").glob("*")):
+    seed("signing_key", f.name, f.read_bytes())
 
 # --- apko lockfiles
 apko = fixtures / "apko-lock" / "apko.lock.json"

@@ -14,6 +14,6 @@ pub use executor_engine::{
     action, builder, error, filecache, graph, label, load, remote_cache, rules, store, target, typemap, workspace,
     Error,
 };
-pub use executor_image::{docker_archive, install, layer, oci, registry, sbom};
+pub use executor_image::{docker_archive, install, layer, oci, registry, sbom, sign};
 pub use executor_rules as image_rules;
 pub use executor_rules::{apko, lock, lockfile, repository};
