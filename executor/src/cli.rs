@@ -211,6 +211,11 @@ pub enum Command {
         /// `HOST/REPO:TAG` (the digest the registry serves for the tag now).
         #[arg(long = "digest", value_name = "DIGEST|REFERENCE")]
         expected: String,
+        /// Also check the registry's cosign signatures of the release (the index and each
+        /// platform manifest) against this public key (`cosign.pub`); needs `--digest` to name
+        /// the registry (`HOST/REPO@sha256:<hex>` or `HOST/REPO:TAG`).
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
         /// Use plain HTTP for a registry that is not on loopback (loopback always is).
         #[arg(long)]
         insecure: bool,

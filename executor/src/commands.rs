@@ -195,12 +195,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits);
             build(args, &patterns, options, fetch_options).map(|_| ())
         }
-        Command::Verify { target, expected, insecure, .. } => verify(
+        Command::Verify { target, expected, insecure, key, .. } => verify(
             &cwd,
             settings.workspace.as_deref(),
             remote.remote_cache.is_some(),
             &target,
             &expected,
+            key.as_deref(),
             insecure,
             fetch_options,
             limits,
@@ -218,10 +219,13 @@ fn verify(
     remote_given: bool,
     target: &str,
     expected: &str,
+    key: Option<&Path>,
     insecure: bool,
     fetch_options: FetchOptions,
     limits: Limits,
 ) -> Result<(), Error> {
+    // The key and where the signatures are, checked before anything is built.
+    let signatures = key.map(|key| release::signature_check(key, expected)).transpose()?;
     let expected_digest = release::expected_digest(expected, insecure, &fetch_options)?;
     if remote_given {
         eprintln!("note: `verify` ignores --remote-cache: a release check rebuilds everything itself");
@@ -239,9 +243,13 @@ fn verify(
         list_outputs: false,
         ..BuildArgs::new(cwd, workspace, Some(&cache), true, limits)
     };
-    let built = build(args, &[target.to_owned()], options, fetch_options)?;
+    let built = build(args, &[target.to_owned()], options, fetch_options.clone())?;
     let image = release::built_image(&built.requested, &built.provided, &built.out_root, "verify", "verified")?;
-    release::check_rebuilt(&image, &expected_digest)
+    release::check_rebuilt(&image, &expected_digest)?;
+    match signatures {
+        Some(check) => release::check_signatures(&image, &check, insecure, &fetch_options),
+        None => Ok(()),
+    }
 }
 
 /// Prints `lock --dry-run`'s resolutions on stdout.

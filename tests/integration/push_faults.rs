@@ -79,6 +79,7 @@ impl Fixture {
             .env("EXECUTOR_CACHE_DIR", self.temp.path().join("cache"))
             .env("REGISTRY_AUTH_FILE", auth_file)
             .env("HOME", self.temp.path().join("home"))
+            .env("COSIGN_PASSWORD", "fake-key-password")
             .env_remove("DOCKER_CONFIG")
             .env_remove("XDG_CACHE_HOME")
             .stdin(Stdio::null())
@@ -674,4 +675,102 @@ fn push_one_platform_image_with_its_sbom() {
     let index: serde_json::Value = serde_json::from_slice(&referrers.bytes).expect("json");
     assert_eq!(index["manifests"][0]["artifactType"], "application/spdx+json");
     fx.registry.assert_consistent();
+}
+
+/// `verify --key` accepts a release `push --sign` signed, and refuses, naming each manifest
+/// and why: another key, no signature, signature blobs the registry serves altered, a
+/// signature moved from another image, and a registry that dropped the referrers.
+#[test]
+fn verify_checks_the_signatures_and_refuses_every_forgery() {
+    let fx = Fixture::anonymous();
+    fx.registry.set_referrers_api(false);
+    let auth = fx.no_auth();
+    let keys = fx.temp.path().join("keys");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    for prefix in ["signer", "stranger"] {
+        let p = keys.join(prefix);
+        let run = fx.run(&["keygen", "--output-prefix", p.to_str().expect("utf-8")], &auth);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let (key, public, stranger) = (keys.join("signer.key"), keys.join("signer.pub"), keys.join("stranger.pub"));
+    let run = fx.push(&auth, &["--sign", key.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let release = format!("{}:v1", fx.repo());
+    let verify = |public: &Path| {
+        fx.run(&["verify", "//images:static", "--digest", &release, "--key", public.to_str().expect("utf-8")], &auth)
+    };
+    let run = verify(&public);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("9 manifests in")
+            && run.stderr.contains("(9 with a Sigstore bundle, 9 with a `.sig` signature)"),
+        "{}",
+        run.stderr
+    );
+
+    // Another key: every manifest is refused.
+    let run = verify(&stranger);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("9 of 9 manifests in"), "{}", run.stderr);
+    assert!(run.stderr.contains("a signature by another key (or over altered bytes)"), "{}", run.stderr);
+
+    // The index's and a platform manifest's signatures, attacked in both formats.
+    let tags = fx.registry.tags(REPO);
+    let index = tags["v1"].clone();
+    let platform = tags
+        .keys()
+        .filter_map(|t| t.strip_suffix(".sig"))
+        .map(|t| t.replacen("sha256-", "sha256:", 1))
+        .find(|d| *d != index)
+        .expect("a platform manifest's signature");
+    let sig_layers = |digest: &str| -> Vec<String> {
+        let tag = format!("{}.sig", digest.replacen("sha256:", "sha256-", 1));
+        let manifest = fx.registry.manifest(REPO, &tag).expect("a .sig manifest");
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest.bytes).expect("json");
+        manifest["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| l["digest"].as_str().expect("digest").to_owned())
+            .collect()
+    };
+    // 1. The index's payload and bundle blobs served altered.
+    for layer in sig_layers(&index) {
+        fx.registry.tamper_blob(&layer, b"{}".to_vec());
+    }
+    let bundle_tag = index.replacen("sha256:", "sha256-", 1);
+    let referrers: serde_json::Value =
+        serde_json::from_slice(&fx.registry.manifest(REPO, &bundle_tag).expect("referrers index").bytes).expect("json");
+    for referrer in referrers["manifests"].as_array().expect("manifests") {
+        if referrer["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json" {
+            let m = fx.registry.manifest(REPO, referrer["digest"].as_str().expect("digest")).expect("bundle manifest");
+            let m: serde_json::Value = serde_json::from_slice(&m.bytes).expect("json");
+            fx.registry.tamper_blob(m["layers"][0]["digest"].as_str().expect("digest"), b"{}".to_vec());
+        }
+    }
+    // 2. The platform manifest: the index's signature moved to its `.sig` tag, its
+    //    referrers dropped.
+    let platform_tag = platform.replacen("sha256:", "sha256-", 1);
+    fx.registry.retag(REPO, &format!("{platform_tag}.sig"), &format!("{bundle_tag}.sig"));
+    fx.registry.untag(REPO, &platform_tag);
+    let run = verify(&public);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("2 of 9 manifests in"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{index}: ")) && run.stderr.contains("was served altered"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{platform}: ")), "{}", run.stderr);
+    assert!(run.stderr.contains("no referrers (bundles)"), "{}", run.stderr);
+
+    // 3. No signature at all: a release pushed without `--sign`.
+    let unsigned = format!("{}/acme/unsigned", fx.registry.host());
+    let run = fx.run(&["push", "//images:static", "--repository", &unsigned, "--tag", "v1"], &auth);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let release = format!("{unsigned}:v1");
+    let run =
+        fx.run(&["verify", "//images:static", "--digest", &release, "--key", public.to_str().expect("utf-8")], &auth);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("9 of 9 manifests") && run.stderr.contains(".sig` manifest (legacy signatures)"),
+        "{}",
+        run.stderr
+    );
 }

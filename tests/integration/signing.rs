@@ -85,6 +85,18 @@ fn cosign_verifies_what_executor_signs() {
         }
     }
 
+    // `executor verify --key` checks them too, against the real registry.
+    let cosign_pub = keys.join("cosign.pub");
+    let release = format!("{repo}:latest");
+    let run = executor(
+        &ws,
+        &cache,
+        &["verify", "//images:static", "--digest", &release, "--key", cosign_pub.to_str().expect("utf-8")],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("(9 with a Sigstore bundle, 9 with a `.sig` signature)"), "{}", run.stderr);
+
     // A second push finds every signature in place.
     let run =
         executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
@@ -116,7 +128,8 @@ fn cosign_verifies_what_executor_signs() {
         .output()
         .expect("cosign sign");
     assert!(out.status.success(), "cosign sign with executor's key: {}", String::from_utf8_lossy(&out.stderr));
-    let run = executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
+    let run =
+        executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
     assert_eq!(run.code, 0, "{}", run.stderr);
     for public in ["ours.pub", "cosign.pub"] {
         let run = cosign_verify(&image, &keys.join(public), true);

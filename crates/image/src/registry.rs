@@ -29,6 +29,7 @@ mod plan;
 mod push;
 pub mod reference;
 mod resolve;
+mod signatures;
 
 pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,
@@ -37,3 +38,4 @@ pub use crate::registry::error::RegistryError;
 pub use crate::registry::push::{push_layout, push_signatures, PushOptions, PushReport, SignReport};
 pub use crate::registry::reference::{Reference, ReferenceError};
 pub use crate::registry::resolve::resolve_digest;
+pub use crate::registry::signatures::{verify_signatures, SignatureCheck};

@@ -214,3 +214,77 @@ pub fn push_options(fetch: &FetchOptions, insecure: bool) -> crate::registry::Pu
 pub fn parse_digest(text: &str) -> Result<crate::digest::Digest, Error> {
     text.parse().map_err(|_| Error::Usage(format!("--digest: `{text}` is not `sha256:` and 64 lowercase hex digits")))
 }
+
+/// What `verify --key` checks: the public key and the repository holding the signatures.
+pub struct SignatureCheck {
+    key: executor_image::sign::PublicKey,
+    key_path: String,
+    reference: crate::registry::Reference,
+}
+
+/// Reads `--key` and takes the repository from `--digest`, which must name one.
+pub fn signature_check(key: &Path, expected: &str) -> Result<SignatureCheck, Error> {
+    let key_path = key.display().to_string();
+    let text =
+        std::fs::read_to_string(key).map_err(|e| Error::Usage(format!("cannot read the key `{key_path}`: {e}")))?;
+    let key = executor_image::sign::PublicKey::from_pem(&text, &key_path).map_err(|e| Error::Usage(e.to_string()))?;
+    let name = match expected.rsplit_once('@') {
+        Some((name, _)) => name.to_owned(),
+        None if expected.starts_with("sha256:") => {
+            return Err(Error::Usage(format!(
+                "`--key` checks the registry's signatures, but `--digest {expected}` names no registry\n  fix: pass `--digest HOST/REPO@{expected}`"
+            )))
+        }
+        None => expected.to_owned(),
+    };
+    let mut reference = crate::registry::Reference::parse(&name).map_err(|e| Error::Usage(format!("--digest: {e}")))?;
+    reference.tags.clear();
+    Ok(SignatureCheck { key, key_path, reference })
+}
+
+/// Checks that the registry holds a signature by the key for the image and each of its
+/// platform manifests; prints what was found on stderr.
+pub fn check_signatures(
+    image: &BuiltImage<'_>,
+    check: &SignatureCheck,
+    insecure: bool,
+    fetch_options: &FetchOptions,
+) -> Result<(), Error> {
+    use crate::registry::{load_credentials, verify_signatures, AuthEnv};
+    let mut subjects = vec![*image.meta.digest()];
+    if let BuiltMeta::Index(index) = &image.meta {
+        subjects.extend(index.images.values().copied());
+    }
+    let reference = &check.reference;
+    let creds =
+        load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?;
+    let options = push_options(fetch_options, insecure);
+    let checks = verify_signatures(reference, &options, creds, &check.key, &subjects)
+        .map_err(|e| registry_error(e.to_string()))?;
+    let unsigned: Vec<_> = checks.iter().filter(|c| !c.legacy && !c.bundle).collect();
+    if unsigned.is_empty() {
+        let (bundles, legacy) =
+            (checks.iter().filter(|c| c.bundle).count(), checks.iter().filter(|c| c.legacy).count());
+        eprintln!(
+            "signed by `{}`: {} manifests in {}/{} ({bundles} with a Sigstore bundle, {legacy} with a `.sig` signature)",
+            check.key_path,
+            checks.len(),
+            reference.host,
+            reference.repository
+        );
+        return Ok(());
+    }
+    let mut message = format!(
+        "signature check failed: {} of {} manifests in {}/{} have no valid signature by `{}`",
+        unsigned.len(),
+        checks.len(),
+        reference.host,
+        reference.repository,
+        check.key_path
+    );
+    for c in unsigned {
+        message.push_str(&format!("\n  {}: {}", c.digest, c.problems.join("; ")));
+    }
+    message.push_str("\n  fix: sign the release with the matching key (`executor push --sign KEY`), or check that the public key is the one the release is signed with");
+    Err(registry_error(message))
+}

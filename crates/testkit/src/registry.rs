@@ -275,6 +275,27 @@ impl FakeRegistry {
         lock(&self.shared.state).blobs.clone()
     }
 
+    /// **An attack**: serves `bytes` for blob `digest` from now on (they need not hash to it).
+    pub fn tamper_blob(&self, digest: &str, bytes: Vec<u8>) {
+        lock(&self.shared.state).blobs.insert(digest.to_owned(), bytes);
+    }
+
+    /// **An attack**: points `tag` of repository `name` at the manifest another tag names.
+    pub fn retag(&self, name: &str, tag: &str, from_tag: &str) {
+        let mut state = lock(&self.shared.state);
+        let Some(repo) = state.repositories.get_mut(name) else { return };
+        if let Some(digest) = repo.tags.get(from_tag).cloned() {
+            repo.tags.insert(tag.to_owned(), digest);
+        }
+    }
+
+    /// **An attack**: forgets tag `tag` of repository `name` (a registry that drops it).
+    pub fn untag(&self, name: &str, tag: &str) {
+        if let Some(repo) = lock(&self.shared.state).repositories.get_mut(name) {
+            repo.tags.remove(tag);
+        }
+    }
+
     /// How many upload sessions are open (neither committed nor cancelled).
     pub fn open_uploads(&self) -> usize {
         lock(&self.shared.state).uploads.len()
