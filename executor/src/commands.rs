@@ -181,6 +181,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 creds,
                 push_options,
                 signer.as_ref().map(|k| k as &dyn executor_image::sign::Signer),
+                &built.root,
             )
         }
         Command::Build { patterns, jobs, keep_going, locked, .. } => {

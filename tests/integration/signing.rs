@@ -1,9 +1,12 @@
-//! `executor push --sign` and `executor keygen`, checked by cosign itself (installed by
-//! ../shared/tools/install_peers.sh go, run by .ci/run) against a real registry: both
-//! signature formats, for the index and each platform manifest, with keys made by cosign and
-//! by executor; repeatable byte for byte; refusing a wrong password before anything is built.
+//! `executor push --sign` and `executor keygen`, checked by cosign itself (pinned and
+//! installed by .ci/install_cosign.sh) against a real registry: both signature formats, for
+//! the index and each platform manifest, with keys made by cosign and by executor; the SLSA
+//! provenance and SBOM attestations (`cosign verify-attestation`); repeatable byte for byte;
+//! refusing a wrong password before anything is built.
 
 use std::path::Path;
+
+use base64::Engine as _;
 use std::process::Command;
 
 use crate::harness::{executor_bin, require, to_run, Run};
@@ -85,6 +88,68 @@ fn cosign_verifies_what_executor_signs() {
         }
     }
 
+    // cosign verifies the attestations of a platform manifest, in both formats, and the
+    // provenance names exactly the lockfile's pins for that platform.
+    for (kind, predicate) in
+        [("slsaprovenance1", "https://slsa.dev/provenance/v1"), ("spdxjson", "https://spdx.dev/Document")]
+    {
+        for legacy in [false, true] {
+            let out = Command::new("cosign")
+                .args(["verify-attestation", "--key"])
+                .arg(keys.join("cosign.pub"))
+                .args([
+                    "--insecure-ignore-tlog=true",
+                    "--type",
+                    kind,
+                    "--allow-insecure-registry",
+                    "--allow-http-registry",
+                ])
+                .arg(format!("--new-bundle-format={}", !legacy))
+                .arg(&platform_image)
+                .output()
+                .expect("cosign verify-attestation");
+            let run = to_run(out);
+            assert_eq!(run.code, 0, "cosign verify-attestation --type {kind} (legacy: {legacy}):\n{}", run.stderr);
+            let envelope: serde_json::Value =
+                serde_json::from_str(run.stdout.lines().next().expect("an attestation")).expect("json");
+            let payload = base64::engine::general_purpose::STANDARD
+                .decode(envelope["payload"].as_str().expect("payload"))
+                .expect("base64");
+            let statement: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+            assert_eq!(statement["predicateType"], predicate);
+            assert_eq!(statement["subject"][0]["digest"]["sha256"], platform.trim_start_matches("sha256:"));
+            if kind == "slsaprovenance1" {
+                let lock = std::fs::read_to_string(ws.join("executor.lock")).expect("lockfile");
+                let params = &statement["predicate"]["buildDefinition"]["externalParameters"];
+                assert_eq!(params["target"], "//images:static");
+                let lock_digest = executor::digest::Digest::of(lock.as_bytes()).hex();
+                assert_eq!(params["lockfile"]["digest"]["sha256"], lock_digest.as_str());
+                let platform_name = params["platform"].as_str().expect("platform");
+                let apk_arch = executor::platform::Arch::ALL
+                    .into_iter()
+                    .find(|a| a.oci_platform() == platform_name)
+                    .expect("a known platform")
+                    .apk();
+                let packages: Vec<&serde_json::Value> = statement["predicate"]["buildDefinition"]
+                    ["resolvedDependencies"]
+                    .as_array()
+                    .expect("dependencies")
+                    .iter()
+                    .filter(|d| d["uri"].as_str().is_some_and(|u| !u.is_empty()))
+                    .collect();
+                assert_eq!(packages.len(), 3, "{packages:#?}");
+                for package in packages {
+                    let uri = package["uri"].as_str().expect("uri");
+                    assert!(uri.contains(&format!("/{apk_arch}/")), "{uri} is not the {apk_arch} pin");
+                    let line = format!("url = \"{uri}\"");
+                    assert!(lock.contains(&line), "{line} is not in the lockfile");
+                    let sha = format!("sha256 = \"sha256:{}\"", package["digest"]["sha256"].as_str().expect("sha256"));
+                    assert!(lock.contains(&sha), "{sha} is not in the lockfile");
+                }
+            }
+        }
+    }
+
     // `executor verify --key` checks them too, against the real registry.
     let cosign_pub = keys.join("cosign.pub");
     let release = format!("{repo}:latest");
@@ -101,7 +166,7 @@ fn cosign_verifies_what_executor_signs() {
     let run =
         executor(&ws, &cache, &["push", "//images:static", "--repository", &repo, "--sign", key], "correct horse");
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("0 blobs and manifests put"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("): 0 blobs and manifests put").count(), 2, "{}", run.stderr);
 
     // A key pair made by executor: cosign verifies executor's signatures with it, and
     // another key verifies nothing.

@@ -35,7 +35,9 @@ pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,
 };
 pub use crate::registry::error::RegistryError;
-pub use crate::registry::push::{push_layout, push_signatures, PushOptions, PushReport, SignReport};
+pub use crate::registry::push::{
+    push_attestations, push_layout, push_signatures, Attestation, PushOptions, PushReport, SignReport,
+};
 pub use crate::registry::reference::{Reference, ReferenceError};
 pub use crate::registry::resolve::resolve_digest;
 pub use crate::registry::signatures::{verify_signatures, SignatureCheck};

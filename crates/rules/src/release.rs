@@ -93,6 +93,7 @@ pub fn push(
     creds: Option<crate::registry::Credentials>,
     options: crate::registry::PushOptions,
     signer: Option<&dyn executor_image::sign::Signer>,
+    workspace_root: &Path,
 ) -> Result<(), Error> {
     use crate::registry::push_layout;
     let BuiltImage { label, layout, meta, kind } = image;
@@ -128,7 +129,7 @@ pub fn push(
         );
     }
     if let Some(signer) = signer {
-        let signed = crate::registry::push_signatures(reference, &options, creds, signer, &report.pushed)
+        let signed = crate::registry::push_signatures(reference, &options, creds.clone(), signer, &report.pushed)
             .map_err(|e| registry_error(e.to_string()))?;
         eprintln!(
             "signed {} manifests with key {} (cosign's `.sig` tags and Sigstore bundles{}): {} blobs and manifests put",
@@ -137,8 +138,141 @@ pub fn push(
             if signed.referrers_tag_schema { ", listed under the referrers tag schema" } else { "" },
             signed.uploaded
         );
+        let statements = attestations(image, &report.pushed, workspace_root, reference);
+        let attested = crate::registry::push_attestations(reference, &options, creds, signer, &statements)
+            .map_err(|e| registry_error(e.to_string()))?;
+        eprintln!(
+            "attested {} platform images (SLSA provenance v1 and the SPDX SBOM, signed; `.att` tags and bundles): {} blobs and manifests put",
+            statements.iter().filter(|a| a.predicate_type == executor_image::sign::cosign::SLSA_PROVENANCE).count(),
+            attested.uploaded
+        );
     }
     Ok(())
+}
+
+/// The builder's identity in provenance.
+const BUILDER_ID: &str = "https://executor.invalid/executor";
+/// What kind of build a provenance describes.
+const BUILD_TYPE: &str = "https://executor.invalid/build/oci-image/v1";
+
+/// Per platform image of `image`: an SLSA provenance v1 statement and its SPDX SBOM as an
+/// in-toto statement, both about the platform manifest. The provenance names the target, the
+/// lockfile (by digest) and every package the image installs (URL and sha256 from the
+/// lockfile, the apk identity as SHA-1), and the repositories' keys; nothing from the clock.
+fn attestations(
+    image: &BuiltImage<'_>,
+    pushed: &[(String, u64, Digest)],
+    workspace_root: &Path,
+    reference: &crate::registry::Reference,
+) -> Vec<crate::registry::Attestation> {
+    use executor_image::sign::cosign;
+    use serde_json::json;
+    let lock_bytes = std::fs::read(workspace_root.join(crate::lockfile::LOCKFILE)).ok();
+    let lock = crate::lockfile::Lockfile::read(workspace_root).ok().flatten();
+    let platforms: Vec<(String, Digest, Option<Digest>)> = match &image.meta {
+        BuiltMeta::Index(index) => index
+            .images
+            .iter()
+            .map(|(platform, digest)| (platform.clone(), *digest, index.sboms.get(platform).copied()))
+            .collect(),
+        BuiltMeta::Image(meta) => {
+            vec![(meta.arch.oci_platform().to_string(), meta.digest, meta.sbom.as_ref().map(|s| s.digest))]
+        }
+    };
+    let mut out = Vec::new();
+    for (platform, digest, sbom) in platforms {
+        let Some(subject) = pushed.iter().find(|(_, _, d)| *d == digest).cloned() else { continue };
+        let sbom: Option<serde_json::Value> = sbom.and_then(|s| {
+            let bytes = std::fs::read(image.layout.join("blobs/sha256").join(s.hex())).ok()?;
+            serde_json::from_slice(&bytes).ok()
+        });
+        let mut dependencies = Vec::new();
+        for package in sbom.as_ref().and_then(|s| s["packages"].as_array()).into_iter().flatten() {
+            let is_apk = package["externalRefs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["referenceLocator"].as_str().is_some_and(|l| l.starts_with("pkg:apk/")));
+            if !is_apk {
+                continue;
+            }
+            let sha256 = package["checksums"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["algorithm"] == "SHA256")
+                .and_then(|c| c["checksumValue"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            // A `noarch` package has the same bytes under every arch: this platform's pin.
+            let apk_arch =
+                crate::platform::Arch::ALL.into_iter().find(|a| a.oci_platform() == platform).map(|a| a.apk());
+            let pinned = lock.as_ref().and_then(|l| {
+                let mut same = l.packages.iter().filter(|p| p.sha256.hex() == sha256);
+                same.clone().find(|p| Some(p.arch.as_str()) == apk_arch).or_else(|| same.next())
+            });
+            let mut digests = json!({ "sha256": sha256 });
+            if let Some(sha1) = pinned.and_then(|p| q1_hex(&p.identity)) {
+                digests["sha1"] = json!(sha1);
+            }
+            dependencies.push(json!({
+                "name": format!(
+                    "{}-{}",
+                    package["name"].as_str().unwrap_or_default(),
+                    package["versionInfo"].as_str().unwrap_or_default()
+                ),
+                "uri": pinned.map(|p| p.url.clone()).unwrap_or_default(),
+                "digest": digests,
+                "annotations": { "apk.identity": pinned.map(|p| p.identity.clone()).unwrap_or_default() },
+            }));
+        }
+        for repo in lock.as_ref().map(|l| l.repositories.as_slice()).unwrap_or_default() {
+            for key in &repo.keys {
+                dependencies.push(json!({
+                    "name": format!("{} key {}", repo.name, key.name),
+                    "digest": { "sha256": key.sha256.hex() },
+                }));
+            }
+        }
+        let predicate = json!({
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "target": image.label.to_string(),
+                    "platform": platform,
+                    "lockfile": {
+                        "path": crate::lockfile::LOCKFILE,
+                        "digest": { "sha256": lock_bytes.as_ref().map(|b| Digest::of(b).hex()).unwrap_or_default() },
+                    },
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": { "id": BUILDER_ID, "version": { "executor": crate::action::EXECUTOR_VERSION } },
+                "metadata": { "invocationId": format!("{}/{}@{digest}", reference.host, reference.repository) },
+            },
+        });
+        out.push(crate::registry::Attestation {
+            subject: subject.clone(),
+            predicate_type: cosign::SLSA_PROVENANCE.to_owned(),
+            statement: cosign::statement(&digest, cosign::SLSA_PROVENANCE, &predicate),
+        });
+        if let Some(sbom) = sbom {
+            out.push(crate::registry::Attestation {
+                subject,
+                predicate_type: cosign::SPDX_PREDICATE.to_owned(),
+                statement: cosign::statement(&digest, cosign::SPDX_PREDICATE, &sbom),
+            });
+        }
+    }
+    out
+}
+
+/// The hex SHA-1 of an apk identity `Q1<base64>`.
+fn q1_hex(identity: &str) -> Option<String> {
+    use base64::Engine as _;
+    let b64 = identity.strip_prefix("Q1")?;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok().map(hex::encode)
 }
 
 /// The digest `verify --digest` names: `sha256:…`, `HOST/REPO@sha256:…`, or what the registry

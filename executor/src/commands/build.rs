@@ -28,6 +28,8 @@ pub(super) struct Built {
     pub(super) provided: std::collections::BTreeMap<Label, crate::rules::Provided>,
     /// `executor-out/` of the workspace.
     pub(super) out_root: PathBuf,
+    /// The workspace root (where `executor.lock` is).
+    pub(super) root: PathBuf,
 }
 
 /// Takes the workspace's exclusive lock, waiting (and saying so) while another command holds it.
@@ -230,7 +232,12 @@ pub(super) fn build(
     if result.errors.is_empty() {
         eprintln!("build succeeded: {summary}");
         let provided = graph.requested.iter().map(|l| (l.clone(), analysis.provided[l].clone())).collect();
-        return Ok(Built { requested: graph.requested.clone(), provided, out_root });
+        return Ok(Built {
+            requested: graph.requested.clone(),
+            provided,
+            out_root,
+            root: loader.workspace.root.clone(),
+        });
     }
     eprintln!("build failed: {summary}");
     Err(Error::Build(BuildError::Actions { failures: result.errors, skipped: stats.skipped }))

@@ -196,59 +196,125 @@ pub fn push_signatures(
     let mut report = SignReport::default();
     for (media_type, size, digest) in subjects {
         report.signed += 1;
-        // The legacy `.sig` manifest: ours joins the signatures already there.
         let (layer, payload) = cosign::legacy_layer(signer, &docker_reference, digest);
-        let tag = cosign::signature_tag(digest);
-        let mut layers: Vec<serde_json::Value> = match get_manifest(&client, &tag)? {
-            Some(bytes) => {
-                let existing: serde_json::Value =
-                    serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
-                        method: "GET",
-                        url: client.repo_url(&format!("/manifests/{tag}")),
-                        detail: format!("the signature manifest `{tag}` is not JSON: {e}"),
-                    })?;
-                existing["layers"].as_array().cloned().unwrap_or_default()
-            }
-            None => Vec::new(),
-        };
-        if !layers.contains(&layer) {
-            layers.push(layer);
-            let (config, manifest) = cosign::signature_manifest(&layers);
-            report.uploaded += usize::from(put_blob_bytes(&client, &payload)?);
-            report.uploaded += usize::from(put_blob_bytes(&client, &config)?);
-            let manifest =
-                PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
-            put_manifest(&client, &manifest, &tag)?;
-            report.uploaded += 1;
-        }
-        // The bundle, a referrer of the manifest.
+        put_legacy(&client, &cosign::signature_tag(digest), layer, &payload, &mut report)?;
         let statement = cosign::sign_statement(digest);
         let bundle = cosign::bundle(signer, cosign::envelope(signer, cosign::IN_TOTO, &statement));
-        let manifest = cosign::bundle_manifest(&bundle, cosign::SIGN_PREDICATE, (media_type, *size, digest));
-        let manifest =
-            PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
-        if get_manifest(&client, &manifest.digest.to_string())?.is_some() {
-            continue;
-        }
-        report.uploaded += usize::from(put_blob_bytes(&client, cosign::EMPTY_BLOB)?);
-        report.uploaded += usize::from(put_blob_bytes(&client, &bundle)?);
-        let listed = put_manifest(&client, &manifest, &manifest.digest.to_string())?;
-        report.uploaded += 1;
-        if !listed {
-            report.referrers_tag_schema = true;
-            let referrer = PlanReferrer {
-                manifest,
-                subject: *digest,
-                artifact_type: cosign::BUNDLE.into(),
-                annotations: BTreeMap::from([
-                    ("dev.sigstore.bundle.content".to_owned(), "dsse-envelope".to_owned()),
-                    ("dev.sigstore.bundle.predicateType".to_owned(), cosign::SIGN_PREDICATE.to_owned()),
-                ]),
-            };
-            update_referrers_tag(&client, *digest, &[&referrer])?;
-        }
+        put_bundle(&client, &bundle, cosign::SIGN_PREDICATE, (media_type, *size, digest), &mut report)?;
     }
     Ok(report)
+}
+
+/// One in-toto statement to sign and attach to a pushed manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attestation {
+    /// The manifest it is about: media type, size, digest.
+    pub subject: (String, u64, Digest),
+    /// The statement's `predicateType`.
+    pub predicate_type: String,
+    /// The statement, as signed.
+    pub statement: Vec<u8>,
+}
+
+/// Signs each attestation (a DSSE envelope) and attaches it as `cosign attest` does: a layer
+/// of the manifest tagged `sha256-<hex>.att` (keeping the ones there), and a Sigstore bundle
+/// referrer. Deterministic; one already in place is not sent again.
+pub fn push_attestations(
+    target: &Reference,
+    opts: &PushOptions,
+    creds: Option<Credentials>,
+    signer: &dyn crate::sign::Signer,
+    attestations: &[Attestation],
+) -> Result<SignReport, RegistryError> {
+    use crate::sign::cosign;
+    let client = Client::new(target, opts, creds);
+    client.ping()?;
+    let mut report = SignReport::default();
+    for attestation in attestations {
+        report.signed += 1;
+        let (media_type, size, digest) = &attestation.subject;
+        let envelope = cosign::envelope(signer, cosign::IN_TOTO, &attestation.statement);
+        let envelope_bytes = serde_json::to_vec(&envelope).expect("JSON serializes");
+        let layer = serde_json::json!({
+            "mediaType": cosign::DSSE_ENVELOPE,
+            "size": envelope_bytes.len(),
+            "digest": Digest::of(&envelope_bytes).to_string(),
+            "annotations": { cosign::SIGNATURE_ANNOTATION: "", "predicateType": attestation.predicate_type },
+        });
+        put_legacy(&client, &cosign::attestation_tag(digest), layer, &envelope_bytes, &mut report)?;
+        let bundle = cosign::bundle(signer, envelope);
+        put_bundle(&client, &bundle, &attestation.predicate_type, (media_type, *size, digest), &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Adds `layer` (whose blob is `blob`) to the cosign manifest tagged `tag`, keeping the layers
+/// there; nothing when it is there already.
+fn put_legacy(
+    client: &Client,
+    tag: &str,
+    layer: serde_json::Value,
+    blob: &[u8],
+    report: &mut SignReport,
+) -> Result<(), RegistryError> {
+    use crate::sign::cosign;
+    let mut layers: Vec<serde_json::Value> = match get_manifest(client, tag)? {
+        Some(bytes) => {
+            let existing: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                method: "GET",
+                url: client.repo_url(&format!("/manifests/{tag}")),
+                detail: format!("the cosign manifest `{tag}` is not JSON: {e}"),
+            })?;
+            existing["layers"].as_array().cloned().unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    if layers.contains(&layer) {
+        return Ok(());
+    }
+    layers.push(layer);
+    let (config, manifest) = cosign::signature_manifest(&layers);
+    report.uploaded += usize::from(put_blob_bytes(client, blob)?);
+    report.uploaded += usize::from(put_blob_bytes(client, &config)?);
+    let manifest = PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
+    put_manifest(client, &manifest, tag)?;
+    report.uploaded += 1;
+    Ok(())
+}
+
+/// Attaches `bundle` to `subject` as a referrer (the referrers tag schema where the registry
+/// has no referrers API); nothing when it is there already.
+fn put_bundle(
+    client: &Client,
+    bundle: &[u8],
+    predicate_type: &str,
+    subject: (&str, u64, &Digest),
+    report: &mut SignReport,
+) -> Result<(), RegistryError> {
+    use crate::sign::cosign;
+    let manifest = cosign::bundle_manifest(bundle, predicate_type, subject);
+    let manifest = PlanManifest { digest: Digest::of(&manifest), media_type: cosign::MANIFEST.into(), bytes: manifest };
+    if get_manifest(client, &manifest.digest.to_string())?.is_some() {
+        return Ok(());
+    }
+    report.uploaded += usize::from(put_blob_bytes(client, cosign::EMPTY_BLOB)?);
+    report.uploaded += usize::from(put_blob_bytes(client, bundle)?);
+    let listed = put_manifest(client, &manifest, &manifest.digest.to_string())?;
+    report.uploaded += 1;
+    if !listed {
+        report.referrers_tag_schema = true;
+        let referrer = PlanReferrer {
+            manifest,
+            subject: *subject.2,
+            artifact_type: cosign::BUNDLE.into(),
+            annotations: BTreeMap::from([
+                ("dev.sigstore.bundle.content".to_owned(), "dsse-envelope".to_owned()),
+                ("dev.sigstore.bundle.predicateType".to_owned(), predicate_type.to_owned()),
+            ]),
+        };
+        update_referrers_tag(client, *subject.2, &[&referrer])?;
+    }
+    Ok(())
 }
 
 /// The manifest at `reference` (a tag or digest), if the repository has one.

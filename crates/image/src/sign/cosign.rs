@@ -27,6 +27,29 @@ pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// An OCI image config.
 pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
+/// The media type of a legacy attestation layer: a DSSE envelope.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// SLSA provenance v1's predicate type.
+pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
+/// An SPDX document as an in-toto predicate.
+pub const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
+
+/// The legacy tag of `digest`'s attestations: `sha256-<hex>.att`.
+pub fn attestation_tag(digest: &Digest) -> String {
+    format!("sha256-{}.att", digest.hex())
+}
+
+/// An in-toto v1 statement about the manifest `digest`.
+pub fn statement(digest: &Digest, predicate_type: &str, predicate: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "digest": { "sha256": digest.hex() } }],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+    .expect("JSON serializes")
+}
+
 /// The legacy tag of `digest`'s signatures: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &Digest) -> String {
     format!("sha256-{}.sig", digest.hex())
