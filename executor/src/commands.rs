@@ -248,7 +248,7 @@ fn verify(
     let image = release::built_image(&built.requested, &built.provided, &built.out_root, "verify", "verified")?;
     release::check_rebuilt(&image, &expected_digest)?;
     match signatures {
-        Some(check) => release::check_signatures(&image, &check, insecure, &fetch_options),
+        Some(check) => release::check_signatures(&image, &check, insecure, &fetch_options, &built.root),
         None => Ok(()),
     }
 }

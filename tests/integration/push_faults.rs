@@ -707,12 +707,40 @@ fn verify_checks_the_signatures_and_refuses_every_forgery() {
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("attested: 16 statements"), "{}", run.stderr);
 
     // Another key: every manifest is refused.
     let run = verify(&stranger);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("9 of 9 manifests in"), "{}", run.stderr);
     assert!(run.stderr.contains("a signature by another key (or over altered bytes)"), "{}", run.stderr);
+
+    // An attestation moved from another platform image (its subject is that image), the
+    // referrers of this one dropped: the signatures still hold, the attestations do not.
+    let attested = format!("{}/acme/attested", fx.registry.host());
+    let run = fx.run(
+        &["push", "//images:static", "--repository", &attested, "--tag", "v1", "--sign", key.to_str().expect("utf-8")],
+        &auth,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let att_tags: Vec<String> = fx.registry.tags("acme/attested").into_keys().filter(|t| t.ends_with(".att")).collect();
+    assert_eq!(att_tags.len(), 8, "{att_tags:?}");
+    fx.registry.retag("acme/attested", &att_tags[0], &att_tags[1]);
+    fx.registry.untag("acme/attested", att_tags[0].trim_end_matches(".att"));
+    let moved = att_tags[0].trim_end_matches(".att").replacen("sha256-", "sha256:", 1);
+    let run = fx.run(
+        &["verify", "//images:static", "--digest", &format!("{attested}:v1"), "--key", public.to_str().expect("utf-8")],
+        &auth,
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("attestation check failed for 2 of 16 statements"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{moved}: its `https://slsa.dev/provenance/v1` attestation, signed by the key, differs"
+        )),
+        "{}",
+        run.stderr
+    );
 
     // The index's and a platform manifest's signatures, attacked in both formats.
     let tags = fx.registry.tags(REPO);

@@ -39,9 +39,13 @@ fn cosign_verify(image: &str, public_key: &Path, legacy: bool) -> Run {
 }
 
 #[test]
-#[ignore = "needs cosign, docker-registry and skopeo (.ci/run installs them)"]
+#[ignore = "needs cosign, docker-registry, skopeo, @sigstore/verify and securesystemslib (.ci/run installs them)"]
 fn cosign_verifies_what_executor_signs() {
-    require(&["cosign"]);
+    require(&["cosign", "node", "python3"]);
+    let have_peers =
+        Command::new("python3").args(["-c", "import securesystemslib"]).status().is_ok_and(|s| s.success())
+            && Path::new("/opt/peers/node/node_modules/@sigstore/verify").is_dir();
+    assert!(have_peers, "needs @sigstore/verify and securesystemslib: ../shared/tools/install_peers.sh node and py");
     let registry = Registry::start();
     let temp = tempfile::tempdir().expect("tempdir");
     let ws = temp.path().join("ws");
@@ -149,6 +153,57 @@ fn cosign_verifies_what_executor_signs() {
             }
         }
     }
+
+    // The bundles of the platform manifest (signature, provenance, SBOM), checked by
+    // @sigstore/verify (npm) and their DSSE envelopes by securesystemslib (PyPI), offline,
+    // with ../shared/tools/peers.
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/peers");
+    let get = |path: &str| -> Vec<u8> {
+        let url = format!("http://127.0.0.1:{}/v2/signed/static{path}", registry.port);
+        let mut resp = ureq::get(&url)
+            .header("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        resp.body_mut().read_to_vec().expect("body")
+    };
+    let referrers: serde_json::Value =
+        serde_json::from_slice(&get(&format!("/manifests/{}", platform.replacen("sha256:", "sha256-", 1))))
+            .expect("json");
+    let mut predicates = Vec::new();
+    for referrer in referrers["manifests"].as_array().expect("manifests") {
+        if referrer["artifactType"] != "application/vnd.dev.sigstore.bundle.v0.3+json" {
+            continue;
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&get(&format!("/manifests/{}", referrer["digest"].as_str().expect("digest"))))
+                .expect("json");
+        predicates
+            .push(manifest["annotations"]["dev.sigstore.bundle.predicateType"].as_str().expect("type").to_owned());
+        let bundle = keys.join("bundle.json");
+        std::fs::write(&bundle, get(&format!("/blobs/{}", manifest["layers"][0]["digest"].as_str().expect("layer"))))
+            .expect("write bundle");
+        let out = Command::new("node")
+            .arg(peers.join("verify_bundle.mjs"))
+            .arg(&bundle)
+            .arg(keys.join("cosign.pub"))
+            .env("NODE_PATH", "/opt/peers/node/node_modules")
+            .output()
+            .expect("node");
+        let run = to_run(out);
+        assert!(run.code == 0 && run.stdout.starts_with("VERIFIED"), "@sigstore/verify:\n{}{}", run.stdout, run.stderr);
+        let out = Command::new("python3")
+            .arg(peers.join("verify_dsse.py"))
+            .arg(&bundle)
+            .arg(keys.join("cosign.pub"))
+            .output();
+        let run = to_run(out.expect("python3"));
+        assert!(run.code == 0 && run.stdout.starts_with("VERIFIED"), "securesystemslib:\n{}{}", run.stdout, run.stderr);
+    }
+    predicates.sort();
+    assert_eq!(
+        predicates,
+        ["https://sigstore.dev/cosign/sign/v1", "https://slsa.dev/provenance/v1", "https://spdx.dev/Document"]
+    );
 
     // `executor verify --key` checks them too, against the real registry.
     let cosign_pub = keys.join("cosign.pub");

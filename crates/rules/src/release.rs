@@ -138,7 +138,7 @@ pub fn push(
             if signed.referrers_tag_schema { ", listed under the referrers tag schema" } else { "" },
             signed.uploaded
         );
-        let statements = attestations(image, &report.pushed, workspace_root, reference);
+        let statements = attestations(image, &report.pushed, workspace_root);
         let attested = crate::registry::push_attestations(reference, &options, creds, signer, &statements)
             .map_err(|e| registry_error(e.to_string()))?;
         eprintln!(
@@ -163,7 +163,6 @@ fn attestations(
     image: &BuiltImage<'_>,
     pushed: &[(String, u64, Digest)],
     workspace_root: &Path,
-    reference: &crate::registry::Reference,
 ) -> Vec<crate::registry::Attestation> {
     use executor_image::sign::cosign;
     use serde_json::json;
@@ -249,7 +248,6 @@ fn attestations(
             },
             "runDetails": {
                 "builder": { "id": BUILDER_ID, "version": { "executor": crate::action::EXECUTOR_VERSION } },
-                "metadata": { "invocationId": format!("{}/{}@{digest}", reference.host, reference.repository) },
             },
         });
         out.push(crate::registry::Attestation {
@@ -383,6 +381,7 @@ pub fn check_signatures(
     check: &SignatureCheck,
     insecure: bool,
     fetch_options: &FetchOptions,
+    workspace_root: &Path,
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, verify_signatures, AuthEnv};
     let mut subjects = vec![*image.meta.digest()];
@@ -406,7 +405,7 @@ pub fn check_signatures(
             reference.host,
             reference.repository
         );
-        return Ok(());
+        return check_attestations(image, check, &options, workspace_root, &checks);
     }
     let mut message = format!(
         "signature check failed: {} of {} manifests in {}/{} have no valid signature by `{}`",
@@ -421,4 +420,61 @@ pub fn check_signatures(
     }
     message.push_str("\n  fix: sign the release with the matching key (`executor push --sign KEY`), or check that the public key is the one the release is signed with");
     Err(registry_error(message))
+}
+
+/// Every attestation `push --sign` makes for the image is in the registry, signed by the key,
+/// and byte for byte what this checkout makes: the provenance's dependencies are the
+/// lockfile's, its subject the rebuilt manifest.
+fn check_attestations(
+    image: &BuiltImage<'_>,
+    check: &SignatureCheck,
+    options: &crate::registry::PushOptions,
+    workspace_root: &Path,
+    checks: &[crate::registry::SignatureCheck],
+) -> Result<(), Error> {
+    use crate::registry::{load_credentials, verified_attestations, AuthEnv};
+    let reference = &check.reference;
+    let creds =
+        load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?;
+    // The sizes and media types of the manifests do not enter statements; only digests do.
+    let pushed: Vec<(String, u64, Digest)> = checks.iter().map(|c| (String::new(), 0, c.digest)).collect();
+    let expected = attestations(image, &pushed, workspace_root);
+    let mut failures = Vec::new();
+    for attestation in &expected {
+        let digest = attestation.subject.2;
+        let (found, problems) =
+            verified_attestations(reference, options, creds.clone(), &check.key, &digest, &attestation.predicate_type)
+                .map_err(|e| registry_error(e.to_string()))?;
+        if found.contains(&attestation.statement) {
+            continue;
+        }
+        let why = if found.is_empty() {
+            format!(
+                "no `{}` attestation signed by the key{}",
+                attestation.predicate_type,
+                if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
+            )
+        } else {
+            format!(
+                "its `{}` attestation, signed by the key, differs from what this checkout builds (another lockfile, target or image)",
+                attestation.predicate_type
+            )
+        };
+        failures.push(format!("{digest}: {why}"));
+    }
+    if failures.is_empty() {
+        eprintln!(
+            "attested: {} statements (SLSA provenance naming {}'s pins, SBOMs) signed by `{}`, equal to this checkout's",
+            expected.len(),
+            crate::lockfile::LOCKFILE,
+            check.key_path
+        );
+        return Ok(());
+    }
+    Err(registry_error(format!(
+        "attestation check failed for {} of {} statements:\n  {}\n  fix: push the release with `--sign` from this checkout, or verify from the commit it was built from",
+        failures.len(),
+        expected.len(),
+        failures.join("\n  ")
+    )))
 }

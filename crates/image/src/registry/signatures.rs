@@ -50,6 +50,83 @@ pub fn verify_signatures(
     Ok(checks)
 }
 
+/// The in-toto statements attached to `digest` with `predicate_type` (as `.att` layers or
+/// bundle referrers) that `key` signed, as signed; and why others did not count.
+pub fn verified_attestations(
+    target: &Reference,
+    opts: &PushOptions,
+    creds: Option<Credentials>,
+    key: &PublicKey,
+    digest: &Digest,
+    predicate_type: &str,
+) -> Result<(Vec<Vec<u8>>, Vec<String>), RegistryError> {
+    let client = Client::new(target, opts, creds).pull_only();
+    let mut check = SignatureCheck { digest: *digest, legacy: false, bundle: false, problems: Vec::new() };
+    let mut statements = Vec::new();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut envelopes: Vec<Value> = Vec::new();
+    let tag = cosign::attestation_tag(digest);
+    if let Some(manifest) = get(&client, &format!("/manifests/{tag}"), MANIFEST_ACCEPT)? {
+        let manifest: Value = parse(&manifest, &client, &tag)?;
+        for layer in manifest["layers"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            if layer["annotations"]["predicateType"] != predicate_type {
+                continue;
+            }
+            let Some(layer_digest) = layer["digest"].as_str() else { continue };
+            if let Some(bytes) = blob(&client, layer_digest, &mut check)? {
+                envelopes.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+            }
+        }
+    }
+    let index = match referrers_api(&client, digest)? {
+        Some(index) => Some(index),
+        None => {
+            get(&client, &format!("/manifests/sha256-{}", digest.hex()), "application/vnd.oci.image.index.v1+json")?
+        }
+    };
+    if let Some(index) = index {
+        let index: Value = parse(&index, &client, "the referrers index")?;
+        for descriptor in index["manifests"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            if descriptor["artifactType"] != cosign::BUNDLE {
+                continue;
+            }
+            let Some(manifest_digest) = descriptor["digest"].as_str() else { continue };
+            let Some(manifest) = get(&client, &format!("/manifests/{manifest_digest}"), MANIFEST_ACCEPT)? else {
+                continue;
+            };
+            if Digest::of(&manifest).to_string() != manifest_digest {
+                check.problems.push(format!("the bundle manifest {manifest_digest} was served altered"));
+                continue;
+            }
+            let manifest: Value = parse(&manifest, &client, manifest_digest)?;
+            if manifest["annotations"]["dev.sigstore.bundle.predicateType"] != predicate_type {
+                continue;
+            }
+            let Some(layer_digest) = manifest["layers"][0]["digest"].as_str() else { continue };
+            if let Some(bytes) = blob(&client, layer_digest, &mut check)? {
+                let bundle: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                envelopes.push(bundle["dsseEnvelope"].clone());
+            }
+        }
+    }
+    for envelope in envelopes {
+        let payload = envelope["payload"].as_str().and_then(|p| b64.decode(p).ok()).unwrap_or_default();
+        let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
+        let signed = envelope["signatures"].as_array().into_iter().flatten().any(|s| {
+            s["sig"]
+                .as_str()
+                .and_then(|sig| b64.decode(sig).ok())
+                .is_some_and(|sig| key.verify(&cosign::pae(payload_type, &payload), &sig))
+        });
+        if signed {
+            statements.push(payload);
+        } else {
+            check.problems.push(format!("a `{predicate_type}` attestation not signed by the key (or altered)"));
+        }
+    }
+    Ok((statements, check.problems))
+}
+
 /// The legacy `.sig` manifest's layers.
 fn legacy(client: &Client, key: &PublicKey, digest: &Digest, check: &mut SignatureCheck) -> Result<(), RegistryError> {
     let tag = cosign::signature_tag(digest);

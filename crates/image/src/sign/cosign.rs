@@ -127,7 +127,8 @@ pub fn envelope(signer: &dyn Signer, payload_type: &str, payload: &[u8]) -> Valu
     json!({
         "payload": b64.encode(payload),
         "payloadType": payload_type,
-        "signatures": [{ "sig": b64.encode(signer.sign(&pae(payload_type, payload))) }],
+        // `keyid` empty: DSSE's "no hint"; securesystemslib wants the field present.
+        "signatures": [{ "keyid": "", "sig": b64.encode(signer.sign(&pae(payload_type, payload))) }],
     })
 }
 
