@@ -16,7 +16,7 @@ use crate::harness::{executor_bin, free_port, require, to_run, Run};
 pub(crate) struct Registry {
     pub(crate) port: u16,
     /// `config.yml`, `htpasswd`, `registry.log` and `storage/`.
-    state: tempfile::TempDir,
+    pub(crate) state: tempfile::TempDir,
     /// The `docker-registry serve` process, started here.
     child: Child,
 }

@@ -260,3 +260,97 @@ fn cosign_verifies_what_executor_signs() {
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
 }
+
+/// `verify --key` against a real registry whose storage is tampered with underneath: an
+/// attestation moved from another platform image (with the referrers dropped), then the
+/// index's signature payloads altered in place.
+#[test]
+#[ignore = "needs docker-registry and skopeo (.ci/run installs them)"]
+fn verify_refuses_forgeries_on_a_real_registry() {
+    let registry = Registry::start();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    crate::images::copy_repository(&ws);
+    let cache = temp.path().join("cache");
+    let keys = temp.path().join("keys");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    let run = executor(&keys, &cache, &["keygen", "--output-prefix", "release"], "pw");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let key = keys.join("release.key");
+    let public = keys.join("release.pub");
+    let repo = format!("127.0.0.1:{}/forged/static", registry.port);
+    let run = executor(
+        &ws,
+        &cache,
+        &["push", "//images:static", "--repository", &repo, "--sign", key.to_str().expect("utf-8")],
+        "pw",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let index = run.stdout.trim().rsplit_once('@').expect("a digest").1.to_owned();
+    let release = format!("{repo}:latest");
+    let verify = || {
+        executor(
+            &ws,
+            &cache,
+            &["verify", "//images:static", "--digest", &release, "--key", public.to_str().expect("utf-8")],
+            "",
+        )
+    };
+    let run = verify();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    let storage = registry.state.path().join("storage/docker/registry/v2");
+    let tags = storage.join("repositories/forged/static/_manifests/tags");
+    let mut att: Vec<String> = std::fs::read_dir(&tags)
+        .expect("tags")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|t| t.ends_with(".att"))
+        .collect();
+    att.sort();
+    assert_eq!(att.len(), 8);
+    // 1. One platform image's `.att` tag names another's attestations; its referrers are gone.
+    let link = |tag: &str| tags.join(tag).join("current/link");
+    std::fs::copy(link(&att[1]), link(&att[0])).expect("move the tag");
+    std::fs::remove_dir_all(tags.join(att[0].trim_end_matches(".att"))).expect("drop the referrers");
+    let run = verify();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let moved = att[0].trim_end_matches(".att").replacen("sha256-", "sha256:", 1);
+    assert!(
+        run.stderr.contains(&format!(
+            "{moved}: its `https://slsa.dev/provenance/v1` attestation, signed by the key, differs"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // 2. The index's signature payloads (simple-signing layer and bundle) altered in place.
+    let blob_data = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        storage.join("blobs/sha256").join(&hex[..2]).join(hex).join("data")
+    };
+    let manifest_of = |tag: &str| -> serde_json::Value {
+        let digest = std::fs::read_to_string(link(tag)).expect("link");
+        serde_json::from_slice(&std::fs::read(blob_data(digest.trim())).expect("manifest")).expect("json")
+    };
+    let index_tag = index.replacen("sha256:", "sha256-", 1);
+    let mut altered =
+        vec![manifest_of(&format!("{index_tag}.sig"))["layers"][0]["digest"].as_str().expect("layer").to_owned()];
+    for referrer in manifest_of(&index_tag)["manifests"].as_array().expect("referrers") {
+        let bundle_manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(blob_data(referrer["digest"].as_str().expect("digest"))).expect("bundle manifest"),
+        )
+        .expect("json");
+        altered.push(bundle_manifest["layers"][0]["digest"].as_str().expect("layer").to_owned());
+    }
+    for digest in &altered {
+        let path = blob_data(digest);
+        let mut bytes = std::fs::read(&path).expect("blob");
+        // Same length, one byte changed: what a registry serving altered bytes would send.
+        let at = bytes.iter().position(|b| *b == b'A').unwrap_or(0);
+        bytes[at] = if bytes[at] == b'B' { b'C' } else { b'B' };
+        std::fs::write(&path, bytes).expect("alter");
+    }
+    let run = verify();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("{index}: ")) && run.stderr.contains("was served altered"), "{}", run.stderr);
+}
