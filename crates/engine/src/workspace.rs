@@ -183,6 +183,44 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// The digest of the main repository's Starlark sources: every `WORKSPACE`, `BUILD` and
+    /// `.bzl` file below the root (hidden directories, `executor-out/` and nested workspaces
+    /// left out, symlinked directories not followed), as the sha256 of a sorted listing of
+    /// `<sha256>  <path>` lines. The same checkout gives the same digest wherever it sits on
+    /// disk; what a release's provenance names as its source.
+    pub fn starlark_digest(&self) -> Result<crate::digest::Digest, WorkspaceError> {
+        let io = |path: &Path, source| {
+            WorkspaceError::Io(executor_base::io::PathError::new("cannot read", path.to_owned(), source))
+        };
+        let mut listing = BTreeMap::new();
+        let mut stack = vec![(self.root.clone(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let entry = entry.map_err(|e| io(&dir, e))?;
+                let Ok(name) = entry.file_name().into_string() else { continue };
+                let Ok(kind) = entry.file_type() else { continue };
+                let path = entry.path();
+                let shown = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+                if kind.is_dir() {
+                    if !is_ignored_dir(&name) && workspace_file(&path).is_none() {
+                        stack.push((path, shown));
+                    }
+                } else if kind.is_file()
+                    && (WORKSPACE_FILES.contains(&name.as_str())
+                        || BUILD_FILES.contains(&name.as_str())
+                        || name.ends_with(".bzl"))
+                {
+                    let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+                    listing.insert(shown, crate::digest::Digest::of(&bytes));
+                }
+            }
+        }
+        let text: String = listing.iter().map(|(path, digest)| format!("{digest}  {path}\n")).collect();
+        Ok(crate::digest::Digest::of(text.as_bytes()))
+    }
+}
+
 /// True for directory names never searched for packages: hidden ones and the output tree.
 pub fn is_ignored_dir(name: &str) -> bool {
     name.starts_with('.') || name == OUT_DIR
@@ -252,4 +290,46 @@ pub fn check_inside(root: &Path, path: &Path, display: &str) -> Result<(), Strin
         "`{display}` is a symlink to `{}`, outside the repository: executor reads only files inside it\n  fix: copy the file into the repository, or declare its directory with `local_repository`",
         real.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    fn digest(dir: &Path) -> crate::digest::Digest {
+        Workspace::new(dir.to_owned(), "WORKSPACE").starlark_digest().expect("digest")
+    }
+
+    #[test]
+    fn the_starlark_digest_covers_starlark_files_only_wherever_the_checkout_is() {
+        let files = [
+            ("WORKSPACE", "w"),
+            ("a/BUILD", "b"),
+            ("rules/defs.bzl", "d"),
+            ("a/notes.txt", "not starlark"),
+            ("executor-out/x/BUILD", "an output"),
+            (".git/BUILD", "hidden"),
+            ("nested/WORKSPACE", "another world"),
+            ("nested/BUILD", "of the nested workspace"),
+        ];
+        let (one, two) = (tree(&files), tree(&files));
+        assert_eq!(digest(one.path()), digest(two.path()));
+        let before = digest(one.path());
+        for ignored in ["a/notes.txt", "executor-out/x/BUILD", ".git/BUILD", "nested/BUILD"] {
+            fs::write(one.path().join(ignored), "changed").expect("write");
+            assert_eq!(digest(one.path()), before, "{ignored} must not count");
+        }
+        fs::write(one.path().join("rules/defs.bzl"), "changed").expect("write");
+        assert_ne!(digest(one.path()), before);
+    }
 }

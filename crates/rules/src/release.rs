@@ -94,6 +94,7 @@ pub fn push(
     options: crate::registry::PushOptions,
     signer: Option<&dyn executor_image::sign::Signer>,
     workspace_root: &Path,
+    sources: &Digest,
 ) -> Result<(), Error> {
     use crate::registry::push_layout;
     let BuiltImage { label, layout, meta, kind } = image;
@@ -138,7 +139,7 @@ pub fn push(
             if signed.referrers_tag_schema { ", listed under the referrers tag schema" } else { "" },
             signed.uploaded
         );
-        let statements = attestations(image, &report.pushed, workspace_root);
+        let statements = attestations(image, &report.pushed, workspace_root, sources);
         let attested = crate::registry::push_attestations(reference, &options, creds, signer, &statements)
             .map_err(|e| registry_error(e.to_string()))?;
         eprintln!(
@@ -158,11 +159,13 @@ const BUILD_TYPE: &str = "https://executor.invalid/build/oci-image/v1";
 /// Per platform image of `image`: an SLSA provenance v1 statement and its SPDX SBOM as an
 /// in-toto statement, both about the platform manifest. The provenance names the target, the
 /// lockfile (by digest) and every package the image installs (URL and sha256 from the
-/// lockfile, the apk identity as SHA-1), and the repositories' keys; nothing from the clock.
+/// lockfile, the apk identity as SHA-1), the repositories' keys and the digest of the main
+/// repository's Starlark sources; nothing from the clock.
 fn attestations(
     image: &BuiltImage<'_>,
     pushed: &[(String, u64, Digest)],
     workspace_root: &Path,
+    sources: &Digest,
 ) -> Vec<crate::registry::Attestation> {
     use executor_image::sign::cosign;
     use serde_json::json;
@@ -225,6 +228,10 @@ fn attestations(
                 "annotations": { "apk.identity": pinned.map(|p| p.identity.clone()).unwrap_or_default() },
             }));
         }
+        dependencies.push(json!({
+            "name": "WORKSPACE, BUILD and .bzl sources",
+            "digest": { "sha256": sources.hex() },
+        }));
         for repo in lock.as_ref().map(|l| l.repositories.as_slice()).unwrap_or_default() {
             for key in &repo.keys {
                 dependencies.push(json!({
@@ -382,6 +389,7 @@ pub fn check_signatures(
     insecure: bool,
     fetch_options: &FetchOptions,
     workspace_root: &Path,
+    sources: &Digest,
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, verify_signatures, AuthEnv};
     let mut subjects = vec![*image.meta.digest()];
@@ -405,7 +413,7 @@ pub fn check_signatures(
             reference.host,
             reference.repository
         );
-        return check_attestations(image, check, &options, workspace_root, &checks);
+        return check_attestations(image, check, &options, (workspace_root, sources), &checks);
     }
     let mut message = format!(
         "signature check failed: {} of {} manifests in {}/{} have no valid signature by `{}`",
@@ -429,7 +437,7 @@ fn check_attestations(
     image: &BuiltImage<'_>,
     check: &SignatureCheck,
     options: &crate::registry::PushOptions,
-    workspace_root: &Path,
+    (workspace_root, sources): (&Path, &Digest),
     checks: &[crate::registry::SignatureCheck],
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, verified_attestations, AuthEnv};
@@ -438,7 +446,7 @@ fn check_attestations(
         load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?;
     // The sizes and media types of the manifests do not enter statements; only digests do.
     let pushed: Vec<(String, u64, Digest)> = checks.iter().map(|c| (String::new(), 0, c.digest)).collect();
-    let expected = attestations(image, &pushed, workspace_root);
+    let expected = attestations(image, &pushed, workspace_root, sources);
     let mut failures = Vec::new();
     for attestation in &expected {
         let digest = attestation.subject.2;
