@@ -262,8 +262,9 @@ fn read_json(path: &Path) -> serde_json::Value {
 }
 
 /// `verify --key` against a real registry whose storage is tampered with underneath: an
-/// attestation moved from another platform image (with the referrers dropped), then the
-/// index's signature payloads altered in place.
+/// attestation moved from another platform image (with the referrers dropped), a signature
+/// moved from another manifest, the index's signature payloads altered in place; and a
+/// release without signatures.
 #[test]
 #[ignore = "needs docker-registry and skopeo (.ci/run installs them)"]
 fn verify_refuses_forgeries_on_a_real_registry() {
@@ -298,6 +299,22 @@ fn verify_refuses_forgeries_on_a_real_registry() {
     };
     let run = verify();
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Another key verifies nothing.
+    let run = executor(&keys, &cache, &["keygen", "--output-prefix", "other"], "pw");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let other = keys.join("other.pub");
+    let run = executor(
+        &ws,
+        &cache,
+        &["verify", "//images:static", "--digest", &release, "--key", other.to_str().expect("utf-8")],
+        "",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("9 of 9 manifests") && run.stderr.contains("a signature by another key"),
+        "{}",
+        run.stderr
+    );
 
     let storage = registry.state.path().join("storage/docker/registry/v2");
     let tags = storage.join("repositories/forged/static/_manifests/tags");
@@ -323,7 +340,16 @@ fn verify_refuses_forgeries_on_a_real_registry() {
         run.stderr
     );
 
-    // 2. The index's signature payloads (simple-signing layer and bundle) altered in place.
+    // 2. A platform manifest's `.sig` tag names another manifest's signatures (made for
+    //    another digest), its bundles dropped with the referrers above: no valid signature.
+    let moved_sig = format!("{}.sig", att[0].trim_end_matches(".att"));
+    std::fs::copy(link(&format!("{}.sig", att[1].trim_end_matches(".att"))), link(&moved_sig)).expect("move the .sig");
+    let run = verify();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("signature check failed: 1 of 9 manifests"), "{}", run.stderr);
+    assert!(run.stderr.contains("a signature by the key for another image"), "{}", run.stderr);
+
+    // 3. The index's signature payloads (simple-signing layer and bundle) altered in place.
     let blob_data = |digest: &str| {
         let hex = digest.trim_start_matches("sha256:");
         storage.join("blobs/sha256").join(&hex[..2]).join(hex).join("data")
@@ -353,4 +379,22 @@ fn verify_refuses_forgeries_on_a_real_registry() {
     let run = verify();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains(&format!("{index}: ")) && run.stderr.contains("was served altered"), "{}", run.stderr);
+
+    // 4. No signature at all: the release pushed again, unsigned, to another repository.
+    let unsigned = format!("127.0.0.1:{}/unsigned/static", registry.port);
+    let run = executor(&ws, &cache, &["push", "//images:static", "--repository", &unsigned], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let release = format!("{unsigned}:latest");
+    let run = executor(
+        &ws,
+        &cache,
+        &["verify", "//images:static", "--digest", &release, "--key", public.to_str().expect("utf-8")],
+        "",
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("9 of 9 manifests") && run.stderr.contains("no Sigstore bundle among its referrers"),
+        "{}",
+        run.stderr
+    );
 }
