@@ -157,9 +157,17 @@ fn a_repositorys_image_is_the_same_in_every_workspace() {
     build(&dir, &["@executor//images:static_x86_64", "//:hello"]);
     let (there, _) = image_and_layers(&dir.join("executor-out/@executor/images/static_x86_64"));
     assert_eq!(there, home, "@executor//images:static_x86_64 differs in examples/hello");
-    let (_, app_layers) = image_and_layers(&dir.join("executor-out/hello"));
+    let (app, app_layers) = image_and_layers(&dir.join("executor-out/hello"));
     assert_eq!(app_layers[..home_layers.len()], home_layers[..], "the app image's base layers");
     assert_eq!(app_layers.len(), home_layers.len() + 1);
+    // The app image names its base, as ko does.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("executor-out/hello/blobs/sha256").join(app.trim_start_matches("sha256:")))
+            .expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.digest"], home.as_str());
+    assert_eq!(manifest["annotations"]["org.opencontainers.image.base.name"], "@executor//images:static_x86_64");
 
     let elsewhere = temp.path().join("elsewhere/deeper");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");

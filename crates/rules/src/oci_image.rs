@@ -111,10 +111,18 @@ pub struct SbomMeta {
     pub distro: String,
 }
 
+/// The manifest annotation naming the base image's manifest digest.
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// The manifest annotation naming the base image.
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ImageSpec {
     arch: Arch,
     has_base: bool,
+    /// The base image's label, for the `org.opencontainers.image.base.name` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    base_name: Option<String>,
     layers: usize,
     entrypoint: Vec<String>,
     cmd: Vec<String>,
@@ -137,7 +145,12 @@ impl Rule for OciImage {
     const DOC: &'static str =
         "An OCI image for one platform: `base` plus `layers`, with entrypoint, cmd, env, user, workdir, labels and annotations.";
     const ATTRS: &'static [AttrSpec] = &[
-        AttrSpec { name: "base", ty: AttrType::Label, mandatory: false, doc: "An `oci_image` this one is built on." },
+        AttrSpec {
+            name: "base",
+            ty: AttrType::Label,
+            mandatory: false,
+            doc: "An `oci_image` this one is built on; the manifest then carries `org.opencontainers.image.base.digest` (its manifest digest) and `org.opencontainers.image.base.name` (its label), as ko sets them, unless `annotations` sets them.",
+        },
         AttrSpec { name: "layers", ty: AttrType::LabelList, mandatory: false, doc: "`layer` targets, bottom first." },
         AttrSpec {
             name: "arch",
@@ -261,6 +274,7 @@ impl Rule for OciImage {
         let spec = ImageSpec {
             arch,
             has_base: base,
+            base_name: attrs.base.as_ref().map(ToString::to_string),
             layers: layer_labels.len(),
             entrypoint: attrs.entrypoint.clone(),
             cmd: attrs.cmd.clone(),
@@ -340,9 +354,11 @@ impl ActionExec for ImageExec {
         let mut packages = Vec::new();
         let mut epoch = 0u64;
         let mut os_release_id = None;
+        let mut base_digest = None;
         let base = if spec.has_base {
             let (layout, meta) = (ctx.input("base/layout")?, ctx.input("base/meta")?);
             let meta: ImageMeta = read_json(meta)?;
+            base_digest = Some(meta.digest);
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
@@ -404,7 +420,15 @@ impl ActionExec for ImageExec {
             oci::image_config(base.as_ref().map(|b| &b.config), &settings, &infos).map_err(|e| fail(e.to_string()))?;
         let mut descriptors: Vec<LayerDescriptor> = base.as_ref().map(|b| b.layer_descriptors()).unwrap_or_default();
         descriptors.extend(infos.iter().map(LayerInfo::descriptor));
-        let manifest = oci::image_manifest(config.digest, config.size(), &descriptors, &spec.annotations)
+        // An image on a base says which (as ko does), unless the target says otherwise.
+        let mut annotations = spec.annotations.clone();
+        if let Some(digest) = &base_digest {
+            annotations.entry(ANNOTATION_BASE_DIGEST.to_owned()).or_insert_with(|| digest.to_string());
+            if let Some(name) = &spec.base_name {
+                annotations.entry(ANNOTATION_BASE_NAME.to_owned()).or_insert_with(|| name.clone());
+            }
+        }
+        let manifest = oci::image_manifest(config.digest, config.size(), &descriptors, &annotations)
             .map_err(|e| fail(e.to_string()))?;
         let mut blobs: Vec<(Digest, BlobSource<'_>)> = vec![(config.digest, BlobSource::Bytes(&config.bytes))];
         if let Some(b) = &base {
