@@ -146,6 +146,11 @@ pub enum Command {
         /// it builds when their pins are stale; this also covers the others, for CI).
         #[arg(long)]
         locked: bool,
+        /// Build only these platforms of multi-platform targets, comma-separated
+        /// (`linux/amd64,linux/arm64`; APK names such as `x86_64` work too): an index holds
+        /// only them, and nothing is fetched or built for the others.
+        #[arg(long, value_name = "PLATFORMS", value_delimiter = ',')]
+        platforms: Vec<String>,
         #[command(flatten)]
         workspace: WorkspaceFlags,
         #[command(flatten)]

@@ -185,7 +185,18 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 &built.sources,
             )
         }
-        Command::Build { patterns, jobs, keep_going, locked, .. } => {
+        Command::Build { patterns, jobs, keep_going, locked, platforms, .. } => {
+            let platforms = if platforms.is_empty() {
+                None
+            } else {
+                let mut oci = Vec::new();
+                for p in &platforms {
+                    let arch = crate::platform::Arch::parse(p.trim())
+                        .map_err(|e| Error::Usage(format!("--platforms: {e}")))?;
+                    oci.push(arch.oci_platform());
+                }
+                Some(oci)
+            };
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
@@ -193,8 +204,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let options =
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: remote_config };
-            let args =
-                BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits);
+            let args = BuildArgs {
+                platforms,
+                ..BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits)
+            };
             build(args, &patterns, options, fetch_options).map(|_| ())
         }
         Command::Verify { target, expected, insecure, key, .. } => verify(

@@ -329,3 +329,50 @@ oci_image(name = "app", base = ":base", layers = [":merged"], user = "nonroot", 
     let run = ws.run(&["build", "//app:l"]).failure(1);
     assert!(run.stderr.contains("attribute `base`: `//app:l2` is not an `oci_image` target"), "{}", run.stderr);
 }
+
+/// `--platforms` builds only those platforms of `//images:static`: its index holds two
+/// images, and nothing is fetched or built for the six others.
+#[test]
+fn platforms_build_only_those_slices() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    copy_repository(&ws);
+    let out = Command::new(executor_bin())
+        .args(["build", "//images:static", "--platforms", "linux/amd64,aarch64"])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .output()
+        .expect("run executor");
+    let run = to_run(out).success();
+    let ran: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(ran.iter().all(|l| l.contains("/11] ")), "{}", run.stderr);
+    for other in ["x86_layer", "armhf", "armv7", "ppc64le", "riscv64", "s390x"] {
+        assert!(!run.stderr.contains(other), "{other} was built:\n{}", run.stderr);
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.join("executor-out/images/static/index.json")).expect("index.json"))
+            .expect("json");
+    let digest = index["manifests"][0]["digest"].as_str().expect("digest");
+    let inner: serde_json::Value = serde_json::from_slice(
+        &fs::read(ws.join("executor-out/images/static/blobs/sha256").join(digest.trim_start_matches("sha256:")))
+            .expect("index blob"),
+    )
+    .expect("json");
+    let platforms: Vec<&str> = inner["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["platform"]["architecture"].as_str())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+
+    let out = Command::new(executor_bin())
+        .args(["build", "//images:static", "--platforms", "linux/mips"])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .output()
+        .expect("run executor");
+    let run = to_run(out);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--platforms: unknown architecture `linux/mips`"), "{}", run.stderr);
+}

@@ -168,14 +168,24 @@ struct Shared<'a> {
 impl Builder<'_> {
     /// Runs every action of `analysis` and materializes its outputs.
     pub fn run(&self, analysis: &Analysis) -> Result<BuildResult, Error> {
+        self.run_wanted(analysis, None)
+    }
+
+    /// Runs the actions of `analysis` that `wanted` marks (all when `None`; see
+    /// [`Analysis::needed_by`]) and materializes their outputs.
+    pub fn run_wanted(&self, analysis: &Analysis, wanted: Option<&[bool]>) -> Result<BuildResult, Error> {
         let start = Instant::now();
-        let plan = Plan::new(&analysis.actions);
+        let plan = match wanted {
+            Some(wanted) => Plan::only(&analysis.actions, wanted),
+            None => Plan::new(&analysis.actions),
+        };
         let n = plan.len();
+        let unwanted = n - plan.wanted();
         let shared = Shared {
             analysis,
             cache: CacheChain { store: self.store, remote: self.remote },
             materializer: Materializer { store: self.store, files: self.files, out_root: self.out_root.clone() },
-            reporter: Reporter::new(n, self.options.progress_bar),
+            reporter: Reporter::new(plan.wanted(), self.options.progress_bar),
             results: (0..n).map(|_| OnceLock::new()).collect(),
             stop: AtomicBool::new(false),
             stats: Mutex::new(BuildStats::default()),
@@ -203,7 +213,7 @@ impl Builder<'_> {
         let mut stats = shared.stats.into_inner().unwrap_or_else(|e| e.into_inner());
         let outputs: Vec<Option<Vec<OutputRecord>>> =
             shared.results.into_iter().map(|r| r.into_inner().flatten()).collect();
-        stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed;
+        stats.skipped = outputs.iter().filter(|o| o.is_none()).count() - stats.failed - unwanted;
         let mut errors = shared.errors.into_inner().unwrap_or_else(|e| e.into_inner());
         errors.sort_by_key(|(id, _)| *id);
         Ok(BuildResult {

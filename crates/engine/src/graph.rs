@@ -362,6 +362,32 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+impl Analysis {
+    /// The actions the files of `labels` need, transitively through action inputs, marked by
+    /// action id: what a build of those targets runs. Other analyzed actions (an index's
+    /// images left out by `--platforms`) do not run.
+    pub fn needed_by(&self, labels: &[Label]) -> Vec<bool> {
+        let derived = |artifact: &crate::action::Artifact| match artifact {
+            crate::action::Artifact::Derived { action, .. } => Some(action.0),
+            crate::action::Artifact::Source { .. } => None,
+        };
+        let mut wanted = vec![false; self.actions.actions.len()];
+        let mut stack: Vec<usize> = labels
+            .iter()
+            .filter_map(|label| self.provided.get(label))
+            .flat_map(|provided| provided.files.iter().filter_map(derived))
+            .collect();
+        while let Some(id) = stack.pop() {
+            let Some(seen) = wanted.get_mut(id) else { continue };
+            if std::mem::replace(seen, true) {
+                continue;
+            }
+            stack.extend(self.actions.actions[id].inputs.iter().filter_map(|input| derived(&input.artifact)));
+        }
+        wanted
+    }
+}
+
 /// Runs every rule's analysis in dependency order.
 pub fn analyze(graph: &TargetGraph, env: &AnalysisEnv) -> Result<Analysis, Error> {
     let mut out = Analysis::default();

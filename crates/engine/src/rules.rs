@@ -75,6 +75,19 @@ pub struct AnalysisEnv {
     pub state: TypeMap,
 }
 
+/// What the command line says about every target, for rule sets to read from
+/// [`AnalysisEnv::state`] (always there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildSettings {
+    /// `--platforms`: build only these platforms of multi-platform targets (`linux/amd64`,
+    /// `linux/arm/v7`); `None` builds them all.
+    pub platforms: Option<Vec<String>>,
+}
+
+impl crate::typemap::Entry for BuildSettings {
+    const NAME: &'static str = "BuildSettings";
+}
+
 impl AnalysisEnv {
     /// An environment for one command.
     pub fn new(workspace: Workspace, fetcher: Arc<dyn Fetcher>, state: TypeMap) -> Self {

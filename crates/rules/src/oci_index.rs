@@ -105,12 +105,19 @@ impl Rule for OciIndex {
         let (mut layouts, mut metas): (Vec<Artifact>, Vec<Artifact>) = (Vec::new(), Vec::new());
         let mut seen: BTreeMap<Arch, String> = BTreeMap::new();
         let mut archs = Vec::new();
+        // `--platforms`: only those images (and so only their actions) make the index.
+        let wanted = ctx.env.state.get::<crate::rules::BuildSettings>().and_then(|s| s.platforms.clone());
+        let mut skipped = Vec::new();
         for label in &attrs.images {
             let image = ctx
                 .provided(label)?
                 .get::<ImageInfo>()
                 .cloned()
                 .ok_or_else(|| err(format!("attribute `images`: `{label}` is not an `oci_image` target")))?;
+            if wanted.as_ref().is_some_and(|w| !w.contains(&image.arch.oci_platform())) {
+                skipped.push(image.arch.oci_platform());
+                continue;
+            }
             if let Some(first) = seen.insert(image.arch, label.to_string()) {
                 return Err(err(format!(
                     "attribute `images`: `{first}` and `{label}` are both for `{}`; an index holds one image per platform",
@@ -120,6 +127,13 @@ impl Rule for OciIndex {
             archs.push(image.arch);
             layouts.push(image.layout);
             metas.push(image.meta);
+        }
+        if archs.is_empty() {
+            return Err(err(format!(
+                "none of its platforms ({}) is in `--platforms` ({})\n  fix: name one of its platforms, or build it without `--platforms`",
+                skipped.join(", "),
+                wanted.unwrap_or_default().join(", ")
+            )));
         }
         let tag = attrs.tag.clone().unwrap_or_else(|| "latest".to_owned());
         let spec = IndexSpec {

@@ -138,6 +138,8 @@ pub(super) struct BuildArgs<'a> {
     pub(super) locked: bool,
     /// `--starlark-*`.
     pub(super) limits: Limits,
+    /// `--platforms`, as OCI platforms.
+    pub(super) platforms: Option<Vec<String>>,
 }
 
 impl<'a> BuildArgs<'a> {
@@ -148,7 +150,7 @@ impl<'a> BuildArgs<'a> {
         locked: bool,
         limits: Limits,
     ) -> Self {
-        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked, limits }
+        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked, limits, platforms: None }
     }
 }
 
@@ -158,7 +160,7 @@ pub(super) fn build(
     options: BuildOptions,
     fetch_options: FetchOptions,
 ) -> Result<Built, Error> {
-    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked, limits } = args;
+    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked, limits, platforms } = args;
     let start = Instant::now();
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
@@ -174,7 +176,8 @@ pub(super) fn build(
     let patterns = parse_patterns(&loader, cwd, patterns)?;
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
-    let state = loader.registry.analysis_state(&loader.workspace)?;
+    let mut state = loader.registry.analysis_state(&loader.workspace)?;
+    state.insert(crate::rules::BuildSettings { platforms });
     let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), fetch_options));
     let env = AnalysisEnv::new(loader.workspace.clone(), fetcher, state);
     let analysis = analyze(&graph, &env)?;
@@ -188,7 +191,10 @@ pub(super) fn build(
     let files = FileDigestCache::load(out_root.join(".executor/file-digests.json"));
     let builder =
         Builder { store: &store, files: &files, out_root: out_root.clone(), options, remote: remote.as_ref() };
-    let result = builder.run(&analysis)?;
+    // Only what the requested targets' files need runs (an index built with `--platforms`
+    // leaves out its other images' actions).
+    let wanted = analysis.needed_by(&graph.requested);
+    let result = builder.run_wanted(&analysis, Some(&wanted))?;
 
     // Digests of source files that targets provide directly (filegroups of sources).
     let sources = std::sync::Mutex::new(Vec::new());

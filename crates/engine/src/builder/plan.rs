@@ -10,8 +10,11 @@ use crate::action::{ActionGraph, Artifact};
 pub struct Plan {
     /// For each action, the actions that read one of its outputs.
     dependents: Vec<Vec<usize>>,
-    /// For each action, how many of the actions it reads from have not ended.
+    /// For each action, how many of the actions it reads from have not ended; `usize::MAX`
+    /// for an action that is not wanted (it never becomes ready).
     remaining: Vec<AtomicUsize>,
+    /// How many actions are wanted.
+    wanted: usize,
 }
 
 impl Plan {
@@ -36,7 +39,25 @@ impl Plan {
             }
             remaining.push(AtomicUsize::new(deps.len()));
         }
-        Plan { dependents, remaining }
+        Plan { dependents, remaining, wanted: n }
+    }
+
+    /// The plan of the actions of `graph` that `wanted` marks (a set closed under "reads the
+    /// outputs of"): the others never start.
+    pub fn only(graph: &ActionGraph, wanted: &[bool]) -> Self {
+        let mut plan = Plan::new(graph);
+        for (id, remaining) in plan.remaining.iter_mut().enumerate() {
+            if !wanted.get(id).copied().unwrap_or(true) {
+                *remaining = AtomicUsize::new(usize::MAX);
+            }
+        }
+        plan.wanted = (0..graph.actions.len()).filter(|id| wanted.get(*id).copied().unwrap_or(true)).count();
+        plan
+    }
+
+    /// How many actions the plan runs (or skips): the wanted ones.
+    pub fn wanted(&self) -> usize {
+        self.wanted
     }
 
     /// The number of actions.
@@ -136,5 +157,15 @@ mod tests {
             handles.into_iter().flat_map(|h| h.join().expect("thread")).collect()
         });
         assert_eq!(released, [200]);
+    }
+
+    #[test]
+    fn actions_not_wanted_never_start() {
+        // 0 -> 2 is wanted; 1 -> 3 is not (an image `--platforms` leaves out); 3 also reads 0.
+        let plan = Plan::only(&graph(&[&[], &[], &[0], &[1, 0]]), &[true, false, true, false]);
+        assert_eq!(plan.wanted(), 2);
+        assert_eq!(plan.ready(), [0]);
+        assert_eq!(plan.ended(0), [2], "3 reads 0 but is not wanted");
+        assert_eq!(plan.ended(2), Vec::<usize>::new());
     }
 }
