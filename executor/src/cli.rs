@@ -125,6 +125,22 @@ pub struct Settings {
     pub starlark: StarlarkFlags,
 }
 
+/// Stamping images with where and when they were built (opt-in: it makes outputs depend on
+/// the checkout's state and the environment).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StampFlags {
+    /// Annotate images and indexes with `org.opencontainers.image.revision` and `.source`
+    /// (from `--workspace-status-command`) and `.created` (from `SOURCE_DATE_EPOCH`);
+    /// unstamped builds keep their cache.
+    #[arg(long)]
+    pub stamp: bool,
+    /// A program run in the workspace root for `--stamp` that prints `KEY VALUE` lines, as
+    /// Bazel's: `STABLE_GIT_COMMIT` (or `STABLE_GIT_SHA`, `BUILD_SCM_REVISION`) is the
+    /// revision, `STABLE_SOURCE_URL` (or `BUILD_SCM_REMOTE`) the source.
+    #[arg(long, value_name = "PROGRAM", requires = "stamp")]
+    pub workspace_status_command: Option<PathBuf>,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -151,6 +167,8 @@ pub enum Command {
         /// only them, and nothing is fetched or built for the others.
         #[arg(long, value_name = "PLATFORMS", value_delimiter = ',')]
         platforms: Vec<String>,
+        #[command(flatten)]
+        stamp: StampFlags,
         #[command(flatten)]
         workspace: WorkspaceFlags,
         #[command(flatten)]
@@ -195,6 +213,8 @@ pub enum Command {
         /// verify` reads.
         #[arg(long, value_name = "KEY")]
         sign: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        stamp: StampFlags,
         #[command(flatten)]
         workspace: WorkspaceFlags,
         #[command(flatten)]

@@ -143,7 +143,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, sign, .. } => {
+        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, sign, stamp, .. } => {
+            let stamp = build::stamp_annotations(&stamp, &cwd, settings.workspace.as_deref())?;
             // Everything about the destination, and the key, is checked before anything is
             // built.
             let (reference, creds) = release::push_destination(&repository, tags)?;
@@ -171,6 +172,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             // stdout carries the pushed reference only, so `D=$(executor push …)` gets it.
             let args = BuildArgs {
                 list_outputs: false,
+                stamp,
                 ..BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits)
             };
             let built = build(args, &[target], options, fetch_options)?;
@@ -185,7 +187,8 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 &built.sources,
             )
         }
-        Command::Build { patterns, jobs, keep_going, locked, platforms, .. } => {
+        Command::Build { patterns, jobs, keep_going, locked, platforms, stamp, .. } => {
+            let stamp = build::stamp_annotations(&stamp, &cwd, settings.workspace.as_deref())?;
             let platforms = if platforms.is_empty() {
                 None
             } else {
@@ -206,6 +209,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 BuildOptions { jobs, keep_going, progress_bar: stderr_is_terminal(), remote_cache: remote_config };
             let args = BuildArgs {
                 platforms,
+                stamp,
                 ..BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits)
             };
             build(args, &patterns, options, fetch_options).map(|_| ())

@@ -376,3 +376,56 @@ fn platforms_build_only_those_slices() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--platforms: unknown architecture `linux/mips`"), "{}", run.stderr);
 }
+
+/// `--stamp` annotates with the workspace status command's revision and source and
+/// `SOURCE_DATE_EPOCH`; it re-runs only the image action, and an unstamped build afterwards
+/// is the unstamped image again, from the cache.
+#[test]
+fn stamping_annotates_without_touching_unstamped_builds() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    copy_repository(&ws);
+    fs::write(
+        ws.join("status.sh"),
+        "#!/bin/sh\necho STABLE_GIT_COMMIT 0123abc\necho STABLE_SOURCE_URL https://example.invalid/src\n",
+    )
+    .expect("status.sh");
+    let mut perms = fs::metadata(ws.join("status.sh")).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(ws.join("status.sh"), perms).expect("chmod");
+    let build = |extra: &[&str]| {
+        let out = Command::new(executor_bin())
+            .args(["build", "//images:static_x86_64"])
+            .args(extra)
+            .current_dir(&ws)
+            .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .expect("run executor");
+        to_run(out)
+    };
+    let manifest = || -> serde_json::Value {
+        let layout = ws.join("executor-out/images/static_x86_64");
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index.json")).expect("json");
+        let digest = index["manifests"][0]["digest"].as_str().expect("digest").trim_start_matches("sha256:").to_owned();
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(digest)).expect("manifest")).expect("json")
+    };
+    let plain = build(&[]).success();
+    let unstamped = manifest();
+    let run = build(&["--stamp", "--workspace-status-command", "status.sh"]).success();
+    assert!(run.stderr.contains("1 action run"), "only the image action re-runs:\n{}", run.stderr);
+    let stamped = manifest();
+    assert_eq!(stamped["annotations"]["org.opencontainers.image.revision"], "0123abc");
+    assert_eq!(stamped["annotations"]["org.opencontainers.image.source"], "https://example.invalid/src");
+    assert_eq!(stamped["annotations"]["org.opencontainers.image.created"], "2023-11-14T22:13:20Z");
+    assert_ne!(stamped, unstamped);
+    let again = build(&[]).success();
+    assert!(again.stderr.contains("0 actions run"), "{}", again.stderr);
+    assert_eq!(manifest(), unstamped);
+    assert_eq!(again.stdout, plain.stdout);
+
+    let run = build(&["--stamp", "--workspace-status-command", "missing.sh"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--workspace-status-command `missing.sh`: cannot run it"), "{}", run.stderr);
+}

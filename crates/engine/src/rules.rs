@@ -82,6 +82,10 @@ pub struct BuildSettings {
     /// `--platforms`: build only these platforms of multi-platform targets (`linux/amd64`,
     /// `linux/arm/v7`); `None` builds them all.
     pub platforms: Option<Vec<String>>,
+    /// `--stamp`: annotations for images and indexes (`org.opencontainers.image.revision`,
+    /// `.source`, `.created`) from the workspace status command and `SOURCE_DATE_EPOCH`;
+    /// empty for an unstamped build, whose actions keep their keys.
+    pub stamp: std::collections::BTreeMap<String, String>,
 }
 
 impl crate::typemap::Entry for BuildSettings {

@@ -75,6 +75,21 @@ impl RuleSet for ImageRules {
     }
 }
 
+/// A target's annotations with `--stamp`'s added (the target's own win); unchanged for an
+/// unstamped build.
+pub(crate) fn stamped(
+    env: &crate::rules::AnalysisEnv,
+    annotations: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = annotations.clone();
+    if let Some(settings) = env.state.get::<crate::rules::BuildSettings>() {
+        for (key, value) in &settings.stamp {
+            out.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    out
+}
+
 /// Refuses a negative `epoch` attribute of `rule` (unix seconds).
 pub(crate) fn check_epoch(rule: &str, epoch: Option<i64>) -> Result<(), String> {
     if epoch.is_some_and(|e| e < 0) {

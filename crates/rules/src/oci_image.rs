@@ -282,7 +282,7 @@ impl Rule for OciImage {
             user: attrs.user.clone(),
             workdir: attrs.workdir.clone().unwrap_or_default(),
             labels: attrs.labels.clone(),
-            annotations: attrs.annotations.clone(),
+            annotations: crate::stamped(ctx.env, &attrs.annotations),
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
             tag: IMAGE_TAG.into(),
             sbom_name: attrs.sbom.then(|| sbom_image_name(name_of(target))),

@@ -138,7 +138,7 @@ impl Rule for OciIndex {
         let tag = attrs.tag.clone().unwrap_or_else(|| "latest".to_owned());
         let spec = IndexSpec {
             archs: archs.clone(),
-            annotations: attrs.annotations.clone(),
+            annotations: crate::stamped(ctx.env, &attrs.annotations),
             tag,
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
         };

@@ -140,6 +140,8 @@ pub(super) struct BuildArgs<'a> {
     pub(super) limits: Limits,
     /// `--platforms`, as OCI platforms.
     pub(super) platforms: Option<Vec<String>>,
+    /// `--stamp`'s annotations (empty: unstamped).
+    pub(super) stamp: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> BuildArgs<'a> {
@@ -150,7 +152,17 @@ impl<'a> BuildArgs<'a> {
         locked: bool,
         limits: Limits,
     ) -> Self {
-        BuildArgs { cwd, workspace, cache, out_dir: None, list_outputs: true, locked, limits, platforms: None }
+        BuildArgs {
+            cwd,
+            workspace,
+            cache,
+            out_dir: None,
+            list_outputs: true,
+            locked,
+            limits,
+            platforms: None,
+            stamp: std::collections::BTreeMap::new(),
+        }
     }
 }
 
@@ -160,7 +172,7 @@ pub(super) fn build(
     options: BuildOptions,
     fetch_options: FetchOptions,
 ) -> Result<Built, Error> {
-    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked, limits, platforms } = args;
+    let BuildArgs { cwd, workspace, cache, out_dir, list_outputs, locked, limits, platforms, stamp } = args;
     let start = Instant::now();
     // A bad url is a usage error at once; a bad server only ever costs a warning.
     let remote = options
@@ -177,7 +189,7 @@ pub(super) fn build(
     let requested = expand(&loader, &patterns)?;
     let graph = TargetGraph::build(&loader, requested)?;
     let mut state = loader.registry.analysis_state(&loader.workspace)?;
-    state.insert(crate::rules::BuildSettings { platforms });
+    state.insert(crate::rules::BuildSettings { platforms, stamp });
     let fetcher = Arc::new(UrlFetcher::new(loader.workspace.root.clone(), fetch_options));
     let env = AnalysisEnv::new(loader.workspace.clone(), fetcher, state);
     let analysis = analyze(&graph, &env)?;
@@ -285,4 +297,57 @@ mod tests {
         let third = File::options().write(true).open(&path).expect("open");
         assert!(third.try_lock().is_err(), "the lock at the path is held");
     }
+}
+
+/// `--stamp`'s annotations: `org.opencontainers.image.revision` and `.source` from the
+/// workspace status command's `KEY VALUE` lines (run in the workspace root), `.created` from
+/// `SOURCE_DATE_EPOCH`. Empty without `--stamp`.
+pub(super) fn stamp_annotations(
+    flags: &crate::cli::StampFlags,
+    cwd: &Path,
+    workspace: Option<&Path>,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let mut out = std::collections::BTreeMap::new();
+    if !flags.stamp {
+        return Ok(out);
+    }
+    let (root, _) = crate::workspace::find_root(cwd, workspace)?;
+    if let Some(program) = &flags.workspace_status_command {
+        let shown = program.display().to_string();
+        let output = std::process::Command::new(root.join(program)).current_dir(&root).output().map_err(|e| {
+            Error::Usage(format!(
+                "--workspace-status-command `{shown}`: cannot run it: {e}\n  fix: name an executable program (relative to the workspace root)"
+            ))
+        })?;
+        if !output.status.success() {
+            return Err(Error::Usage(format!(
+                "--workspace-status-command `{shown}` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let values: std::collections::BTreeMap<&str, &str> =
+            text.lines().filter_map(|l| l.split_once(' ')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let first =
+            |keys: &[&str]| keys.iter().find_map(|k| values.get(k).filter(|v| !v.is_empty())).map(|v| (*v).to_owned());
+        if let Some(revision) = first(&["STABLE_GIT_COMMIT", "STABLE_GIT_SHA", "BUILD_SCM_REVISION"]) {
+            out.insert("org.opencontainers.image.revision".to_owned(), revision);
+        }
+        if let Some(source) = first(&["STABLE_SOURCE_URL", "BUILD_SCM_REMOTE"]) {
+            out.insert("org.opencontainers.image.source".to_owned(), source);
+        }
+    }
+    if let Some(epoch) = std::env::var_os("SOURCE_DATE_EPOCH") {
+        let text = epoch.to_string_lossy();
+        let seconds: u64 =
+            text.trim().parse().map_err(|_| Error::Usage(format!("SOURCE_DATE_EPOCH `{text}` is not unix seconds")))?;
+        let created =
+            executor_image::oci::rfc3339_utc(seconds).map_err(|e| Error::Usage(format!("SOURCE_DATE_EPOCH: {e}")))?;
+        out.insert("org.opencontainers.image.created".to_owned(), created);
+    }
+    if out.is_empty() {
+        eprintln!("warning: --stamp found nothing to stamp: pass --workspace-status-command, or set SOURCE_DATE_EPOCH");
+    }
+    Ok(out)
 }
