@@ -265,40 +265,6 @@ pub(super) fn build(
     Err(Error::Build(BuildError::Actions { failures: result.errors, skipped: stats.skipped }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-
-    #[test]
-    fn a_command_waiting_while_clean_removes_the_lock_file_takes_the_new_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join(OUT_DIR);
-        let held = lock_workspace(&out).expect("first lock");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waiter = std::thread::spawn({
-            let out = out.clone();
-            move || {
-                let file = lock_workspace(&out).expect("second lock");
-                let _ = tx.send(());
-                file
-            }
-        });
-        // Long enough for the waiter to block on the file the first command holds.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(rx.try_recv().is_err(), "the second command waits");
-        // What `executor clean` does: remove the directory, lock file and all, then release.
-        fs::remove_dir_all(&out).expect("clean");
-        drop(held);
-        let file = waiter.join().expect("waiter");
-        let path = out.join(".executor/lock");
-        assert!(same_file(&file, &path), "the waiter holds the lock file now at {}", path.display());
-        // So a third command waits for it rather than running beside it.
-        let third = File::options().write(true).open(&path).expect("open");
-        assert!(third.try_lock().is_err(), "the lock at the path is held");
-    }
-}
-
 /// `--stamp`'s annotations: `org.opencontainers.image.revision` and `.source` from the
 /// workspace status command's `KEY VALUE` lines (run in the workspace root), `.created` from
 /// `SOURCE_DATE_EPOCH`. Empty without `--stamp`.
@@ -350,4 +316,38 @@ pub(super) fn stamp_annotations(
         eprintln!("warning: --stamp found nothing to stamp: pass --workspace-status-command, or set SOURCE_DATE_EPOCH");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn a_command_waiting_while_clean_removes_the_lock_file_takes_the_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join(OUT_DIR);
+        let held = lock_workspace(&out).expect("first lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let out = out.clone();
+            move || {
+                let file = lock_workspace(&out).expect("second lock");
+                let _ = tx.send(());
+                file
+            }
+        });
+        // Long enough for the waiter to block on the file the first command holds.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "the second command waits");
+        // What `executor clean` does: remove the directory, lock file and all, then release.
+        fs::remove_dir_all(&out).expect("clean");
+        drop(held);
+        let file = waiter.join().expect("waiter");
+        let path = out.join(".executor/lock");
+        assert!(same_file(&file, &path), "the waiter holds the lock file now at {}", path.display());
+        // So a third command waits for it rather than running beside it.
+        let third = File::options().write(true).open(&path).expect("open");
+        assert!(third.try_lock().is_err(), "the lock at the path is held");
+    }
 }
