@@ -29,6 +29,9 @@ pub enum LockfileError {
     /// The file cannot be read or written.
     #[error(transparent)]
     Io(#[from] executor_base::io::PathError),
+    /// The file is a symlink leading out of its repository.
+    #[error("{0}")]
+    Outside(String),
     /// The file is not a valid lockfile.
     #[error("`{path}` is not a valid lockfile: {message}\n  fix: run `executor lock` to write it again")]
     Invalid { path: String, message: String },
@@ -202,6 +205,9 @@ impl Lockfile {
     pub fn read_as(root: &Path, display: &str) -> Result<Option<Self>, LockfileError> {
         use std::io::Read;
         let io = |source| LockfileError::Io(executor_base::io::PathError::new("cannot read", display, source));
+        // A lockfile that is a symlink out of its repository is refused, like any source.
+        crate::workspace::check_inside(root, &root.join(LOCKFILE), display)
+            .map_err(LockfileError::Outside)?;
         let file = match fs::File::open(root.join(LOCKFILE)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -304,6 +310,17 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_lockfile_linking_out_of_its_repository_is_refused() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("elsewhere.lock"), "version = 1\n").expect("write");
+        let repo = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(outside.path().join("elsewhere.lock"), repo.path().join(LOCKFILE)).expect("symlink");
+        let err = Lockfile::read_as(repo.path(), "@dep/executor.lock").expect_err("refused");
+        assert!(err.to_string().contains("is a symlink to"), "{err}");
+        assert!(err.to_string().starts_with("`@dep/executor.lock` is a symlink to"), "{err}");
     }
 
     #[test]
