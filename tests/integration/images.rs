@@ -429,3 +429,98 @@ fn stamping_annotates_without_touching_unstamped_builds() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("--workspace-status-command `missing.sh`: cannot run it"), "{}", run.stderr);
 }
+
+/// `layer(tars = [...])`: a prebuilt tarball's directories, files (modes and owners kept),
+/// symlinks and hard links (as copies) land in the layer, with mtime 0 as `files` get; a
+/// hostile path or a device is refused, naming the tarball and the entry.
+#[test]
+fn a_tarball_becomes_layer_contents() {
+    use std::io::Write as _;
+    let entry = |builder: &mut tar::Builder<Vec<u8>>,
+                 path: &str,
+                 kind: tar::EntryType,
+                 mode: u32,
+                 uid: u64,
+                 data: &[u8],
+                 link: Option<&str>| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid);
+        header.set_gid(uid);
+        header.set_size(data.len() as u64);
+        header.set_mtime(1_700_000_000);
+        if let Some(link) = link {
+            header.set_link_name(link).expect("link name");
+        }
+        header.set_path(path).expect("path");
+        header.set_cksum();
+        builder.append(&header, data).expect("append");
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    entry(&mut builder, "./", tar::EntryType::Directory, 0o755, 0, b"", None);
+    entry(&mut builder, "./opt/app/", tar::EntryType::Directory, 0o750, 1000, b"", None);
+    entry(&mut builder, "./opt/app/run", tar::EntryType::Regular, 0o755, 1000, b"#!/bin/true\n", None);
+    entry(&mut builder, "./opt/app/again", tar::EntryType::Link, 0o755, 1000, b"", Some("./opt/app/run"));
+    entry(&mut builder, "./opt/app/latest", tar::EntryType::Symlink, 0o777, 0, b"", Some("run"));
+    let tarball = builder.into_inner().expect("tar");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tarball).expect("gzip");
+    let ws = crate::harness::Workspace::new()
+        .file("app/BUILD", "layer(name = \"layer\", tars = [\"app.tar.gz\"], epoch = 1)\n");
+    fs::write(ws.root().join("app/app.tar.gz"), gz.finish().expect("gzip")).expect("write");
+    ws.run(&["build", "//app:layer"]).success();
+    let layer = fs::read(ws.root().join("executor-out/app/layer.tar.gz")).expect("layer");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
+    let mut listing = Vec::new();
+    for e in archive.entries().expect("entries") {
+        let e = e.expect("entry");
+        let h = e.header();
+        listing.push(format!(
+            "{} {:?} {:o} {}:{} {}",
+            e.path().expect("path").display(),
+            h.entry_type(),
+            h.mode().expect("mode") & 0o7777,
+            h.uid().expect("uid"),
+            h.gid().expect("gid"),
+            h.mtime().expect("mtime"),
+        ));
+    }
+    assert_eq!(
+        listing,
+        [
+            "opt/ Directory 755 0:0 0",
+            "opt/app/ Directory 750 1000:1000 0",
+            "opt/app/again Regular 755 1000:1000 0",
+            "opt/app/latest Symlink 777 0:0 0",
+            "opt/app/run Regular 755 1000:1000 0",
+        ],
+        "{listing:#?}"
+    );
+
+    // A path out of the root, then a device: refused with the tarball and the entry named.
+    for (path, kind, why) in [
+        ("../etc/passwd", tar::EntryType::Regular, "`/../etc/passwd`"),
+        ("dev/sda", tar::EntryType::Block, "`/dev/sda` is a block device entry"),
+    ] {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        // `set_path` refuses `..`; hostile tarballs write the name field directly.
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, &b""[..]).expect("append");
+        fs::write(ws.root().join("app/app.tar.gz"), builder.into_inner().expect("tar")).expect("write");
+        let run = ws.run(&["build", "//app:layer"]).failure(1);
+        assert!(
+            run.stderr.contains("layer tarball `//app:app.tar.gz`: ") && run.stderr.contains(why),
+            "{why}:\n{}",
+            run.stderr
+        );
+    }
+}

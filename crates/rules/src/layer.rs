@@ -46,6 +46,9 @@ pub struct Attrs {
     /// Link path to target.
     #[serde(default)]
     pub symlinks: BTreeMap<String, String>,
+    /// Tarballs whose entries the layer holds, as rules_oci's `tars`.
+    #[serde(default)]
+    pub tars: Vec<Label>,
     /// Octal mode per path.
     #[serde(default)]
     pub modes: BTreeMap<String, String>,
@@ -211,7 +214,20 @@ struct LayerSpec {
     /// Deflate level when not the default (a layer of the default level keeps its key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     compression_level: Option<u32>,
+    /// Number of tarball inputs (the list `tars`), unpacked after the packages.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    tars: usize,
+    /// The tarballs' labels, for messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tar_labels: Vec<String>,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Decompressed bytes a layer tarball may hold (a gzip bomb stops there).
+const MAX_TAR_BYTES: u64 = 64 << 30;
 
 /// What a layer action reports about itself (`<name>.layer.json`), for images and SBOMs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +284,12 @@ impl Rule for LayerRule {
             doc: "Directories to create (mode 0755, owner 0:0 unless `modes`/`owners` say otherwise).",
         },
         AttrSpec { name: "symlinks", ty: AttrType::StringDict, mandatory: false, doc: "Link path to target." },
+        AttrSpec {
+            name: "tars",
+            ty: AttrType::LabelList,
+            mandatory: false,
+            doc: "Tarballs (plain or gzip, each one file: a source or another target's output) whose directories, files, symlinks and hard links the layer holds, with their modes and numeric owners, after the packages and before `files`, `directories` and `symlinks`; paths are checked as packages' are, and devices are refused. mtimes are 0 (as for `files`), xattrs are dropped, hard links become copies.",
+        },
         AttrSpec {
             name: "modes",
             ty: AttrType::StringDict,
@@ -351,6 +373,8 @@ impl Rule for LayerRule {
             epoch: attrs.epoch.and_then(|e| u64::try_from(e).ok()),
             has_base: false,
             compression_level: compression_level(attrs.compression_level).map_err(err)?,
+            tars: 0,
+            tar_labels: Vec::new(),
         };
         let requested_arch = match &attrs.arch {
             Some(a) => Some(Arch::parse(a).map_err(|e| err(e.to_string()))?),
@@ -448,6 +472,20 @@ impl Rule for LayerRule {
         let mut inputs = Input::list("apks", &apk_inputs);
         inputs.extend(Input::list("keys", &keys));
         inputs.extend(Input::list("files", &file_inputs));
+        let mut tar_inputs = Vec::new();
+        for label in &attrs.tars {
+            let provided = ctx.provided(label)?;
+            let [file] = &provided.files[..] else {
+                return Err(err(format!(
+                    "attribute `tars`: `{label}` must provide exactly one file, it provides {}",
+                    provided.files.len()
+                )));
+            };
+            tar_inputs.push(file.clone());
+            spec.tar_labels.push(label.to_string());
+        }
+        spec.tars = tar_inputs.len();
+        inputs.extend(Input::list("tars", &tar_inputs));
         if let Some(label) = &attrs.base {
             let image = ctx
                 .provided(label)?
@@ -554,6 +592,10 @@ impl ActionExec for LayerExec {
                 }
             }
         }
+        for (n, tar) in ctx.input_list("tars").into_iter().enumerate() {
+            let shown = spec.tar_labels.get(n).cloned().unwrap_or_else(|| format!("tars/{n}"));
+            add_tar(&mut installer, tar, &shown, &ctx.scratch.join(format!("tar-{n}"))).map_err(fail)?;
+        }
         let mut file_inputs = files.iter();
         for extra in &spec.extras {
             match extra {
@@ -648,6 +690,91 @@ fn parse_os_release_id(text: &str) -> Option<String> {
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
         .collect();
     (!id.is_empty()).then_some(id)
+}
+
+/// Adds the entries of the tarball at `path` (plain or gzip) to the layer: directories, files
+/// (spooled into `scratch`), symlinks and hard links (as copies), with their modes and numeric
+/// owners; anything else is refused. Paths go through the installer's checks.
+fn add_tar(
+    installer: &mut crate::install::Installer,
+    path: &std::path::Path,
+    shown: &str,
+    scratch: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Read as _;
+    let bad = |what: String| format!("layer tarball `{shown}`: {what}");
+    let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut magic = [0u8; 2];
+    let gzip = file.read(&mut magic).map_err(|e| bad(e.to_string()))? == 2 && magic == [0x1f, 0x8b];
+    let file = File::open(path).map_err(|e| bad(e.to_string()))?;
+    let reader: Box<dyn std::io::Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file)).take(MAX_TAR_BYTES))
+    } else {
+        Box::new(file)
+    };
+    std::fs::create_dir_all(scratch).map_err(|e| bad(e.to_string()))?;
+    let mut archive = tar::Archive::new(reader);
+    let mut extracted: BTreeMap<String, (std::path::PathBuf, u32, u32, u32)> = BTreeMap::new();
+    for (n, entry) in archive.entries().map_err(|e| bad(e.to_string()))?.enumerate() {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let raw = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| bad("a path is not UTF-8".into()))?;
+        let rel = raw.trim_start_matches("./").trim_end_matches('/');
+        if rel.is_empty() || rel == "." {
+            continue;
+        }
+        let dest = format!("/{rel}");
+        let header = entry.header();
+        let mode = header.mode().map_err(|e| bad(e.to_string()))? & 0o7777;
+        let id = |v: std::io::Result<u64>| -> Result<u32, String> {
+            v.ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| bad(format!("`{dest}`: its owner id is unreadable or over 32 bits")))
+        };
+        let (uid, gid) = (id(header.uid())?, id(header.gid())?);
+        let kind = header.entry_type();
+        let added = match kind {
+            tar::EntryType::Directory => installer.add_dir(&dest, mode, uid, gid),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let spooled = scratch.join(n.to_string());
+                let mut out = File::create(&spooled).map_err(|e| bad(e.to_string()))?;
+                std::io::copy(&mut entry, &mut out).map_err(|e| bad(format!("`{dest}`: {e}")))?;
+                extracted.insert(rel.to_owned(), (spooled.clone(), mode, uid, gid));
+                let content = Content::from_file(spooled).map_err(|e| bad(e.to_string()))?;
+                installer.add_file(&dest, content, mode, uid, gid)
+            }
+            tar::EntryType::Symlink => {
+                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target =
+                    String::from_utf8(target).map_err(|_| bad(format!("`{dest}`: a link target that is not UTF-8")))?;
+                installer.add_symlink(&dest, &target)
+            }
+            tar::EntryType::Link => {
+                let target = entry.link_name_bytes().map(|t| t.into_owned()).unwrap_or_default();
+                let target = String::from_utf8_lossy(&target).trim_start_matches("./").to_owned();
+                let Some((spooled, _, _, _)) = extracted.get(&target).cloned() else {
+                    return Err(bad(format!(
+                        "`{dest}` is a hard link to `{target}`, which is not a file before it in the tarball"
+                    )));
+                };
+                let content = Content::from_file(spooled).map_err(|e| bad(e.to_string()))?;
+                installer.add_file(&dest, content, mode, uid, gid)
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+            other => {
+                return Err(bad(format!(
+                    "`{dest}` is a {} entry; a layer tarball holds directories, files and links",
+                    match other {
+                        tar::EntryType::Char => "character device",
+                        tar::EntryType::Block => "block device",
+                        tar::EntryType::Fifo => "fifo",
+                        _ => "special",
+                    }
+                )))
+            }
+        };
+        added.map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -206,8 +206,7 @@ impl Lockfile {
         use std::io::Read;
         let io = |source| LockfileError::Io(executor_base::io::PathError::new("cannot read", display, source));
         // A lockfile that is a symlink out of its repository is refused, like any source.
-        crate::workspace::check_inside(root, &root.join(LOCKFILE), display)
-            .map_err(LockfileError::Outside)?;
+        crate::workspace::check_inside(root, &root.join(LOCKFILE), display).map_err(LockfileError::Outside)?;
         let file = match fs::File::open(root.join(LOCKFILE)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
