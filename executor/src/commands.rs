@@ -184,7 +184,6 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 push_options,
                 signer.as_ref().map(|k| k as &dyn executor_image::sign::Signer),
                 &built.root,
-                &built.sources,
             )
         }
         Command::Build { patterns, jobs, keep_going, locked, platforms, stamp, .. } => {
@@ -266,7 +265,7 @@ fn verify(
     let image = release::built_image(&built.requested, &built.provided, &built.out_root, "verify", "verified")?;
     release::check_rebuilt(&image, &expected_digest)?;
     match signatures {
-        Some(check) => release::check_signatures(&image, &check, insecure, &fetch_options, &built.root, &built.sources),
+        Some(check) => release::check_signatures(&image, &check, insecure, &fetch_options, &built.root),
         None => Ok(()),
     }
 }

@@ -183,42 +183,40 @@ impl Workspace {
     }
 }
 
-impl Workspace {
-    /// The digest of the main repository's Starlark sources: every `WORKSPACE`, `BUILD` and
-    /// `.bzl` file below the root (hidden directories, `executor-out/` and nested workspaces
-    /// left out, symlinked directories not followed), as the sha256 of a sorted listing of
-    /// `<sha256>  <path>` lines. The same checkout gives the same digest wherever it sits on
-    /// disk; what a release's provenance names as its source.
-    pub fn starlark_digest(&self) -> Result<crate::digest::Digest, WorkspaceError> {
-        let io = |path: &Path, source| {
-            WorkspaceError::Io(executor_base::io::PathError::new("cannot read", path.to_owned(), source))
-        };
-        let mut listing = BTreeMap::new();
-        let mut stack = vec![(self.root.clone(), String::new())];
-        while let Some((dir, rel)) = stack.pop() {
-            for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-                let entry = entry.map_err(|e| io(&dir, e))?;
-                let Ok(name) = entry.file_name().into_string() else { continue };
-                let Ok(kind) = entry.file_type() else { continue };
-                let path = entry.path();
-                let shown = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-                if kind.is_dir() {
-                    if !is_ignored_dir(&name) && workspace_file(&path).is_none() {
-                        stack.push((path, shown));
-                    }
-                } else if kind.is_file()
-                    && (WORKSPACE_FILES.contains(&name.as_str())
-                        || BUILD_FILES.contains(&name.as_str())
-                        || name.ends_with(".bzl"))
-                {
-                    let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
-                    listing.insert(shown, crate::digest::Digest::of(&bytes));
+/// The digest of the Starlark sources of the repository rooted at `root`: every `WORKSPACE`,
+/// `BUILD` and `.bzl` file below it (hidden directories, `executor-out/` and nested workspaces
+/// left out, symlinked directories not followed), as the sha256 of a sorted listing of
+/// `<sha256>  <path>` lines. The same checkout gives the same digest wherever it sits on
+/// disk; what a release's provenance names as its source.
+pub fn starlark_digest(root: &Path) -> Result<crate::digest::Digest, WorkspaceError> {
+    let io = |path: &Path, source| {
+        WorkspaceError::Io(executor_base::io::PathError::new("cannot read", path.to_owned(), source))
+    };
+    let mut listing = BTreeMap::new();
+    let mut stack = vec![(root.to_owned(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(kind) = entry.file_type() else { continue };
+            let path = entry.path();
+            let shown = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if kind.is_dir() {
+                if !is_ignored_dir(&name) && workspace_file(&path).is_none() {
+                    stack.push((path, shown));
                 }
+            } else if kind.is_file()
+                && (WORKSPACE_FILES.contains(&name.as_str())
+                    || BUILD_FILES.contains(&name.as_str())
+                    || name.ends_with(".bzl"))
+            {
+                let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+                listing.insert(shown, crate::digest::Digest::of(&bytes));
             }
         }
-        let text: String = listing.iter().map(|(path, digest)| format!("{digest}  {path}\n")).collect();
-        Ok(crate::digest::Digest::of(text.as_bytes()))
     }
+    let text: String = listing.iter().map(|(path, digest)| format!("{digest}  {path}\n")).collect();
+    Ok(crate::digest::Digest::of(text.as_bytes()))
 }
 
 /// True for directory names never searched for packages: hidden ones and the output tree.
@@ -307,7 +305,7 @@ mod tests {
     }
 
     fn digest(dir: &Path) -> crate::digest::Digest {
-        Workspace::new(dir.to_owned(), "WORKSPACE").starlark_digest().expect("digest")
+        starlark_digest(dir).expect("digest")
     }
 
     #[test]

@@ -40,4 +40,4 @@ pub use crate::registry::push::{
 };
 pub use crate::registry::reference::{Reference, ReferenceError};
 pub use crate::registry::resolve::resolve_digest;
-pub use crate::registry::signatures::{verified_attestations, verify_signatures, SignatureCheck};
+pub use crate::registry::signatures::{verified_attestations, verify_signatures, Attestations, SignatureCheck};

@@ -94,7 +94,6 @@ pub fn push(
     options: crate::registry::PushOptions,
     signer: Option<&dyn executor_image::sign::Signer>,
     workspace_root: &Path,
-    sources: &Digest,
 ) -> Result<(), Error> {
     use crate::registry::push_layout;
     let BuiltImage { label, layout, meta, kind } = image;
@@ -139,7 +138,7 @@ pub fn push(
             if signed.referrers_tag_schema { ", listed under the referrers tag schema" } else { "" },
             signed.uploaded
         );
-        let statements = attestations(image, &report.pushed, workspace_root, sources);
+        let statements = attestations(image, &report.pushed, workspace_root)?;
         let attested = crate::registry::push_attestations(reference, &options, creds, signer, &statements)
             .map_err(|e| registry_error(e.to_string()))?;
         eprintln!(
@@ -165,12 +164,16 @@ fn attestations(
     image: &BuiltImage<'_>,
     pushed: &[(String, u64, Digest)],
     workspace_root: &Path,
-    sources: &Digest,
-) -> Vec<crate::registry::Attestation> {
+) -> Result<Vec<crate::registry::Attestation>, Error> {
     use executor_image::sign::cosign;
     use serde_json::json;
+    // Walked only here (push --sign, verify --key), never on an ordinary build.
+    let sources = crate::workspace::starlark_digest(workspace_root).map_err(|e| registry_error(e.to_string()))?;
     let lock_bytes = std::fs::read(workspace_root.join(crate::lockfile::LOCKFILE)).ok();
-    let lock = crate::lockfile::Lockfile::read(workspace_root).ok().flatten();
+    let lock = lock_bytes
+        .as_ref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|text| crate::lockfile::Lockfile::parse(text, crate::lockfile::LOCKFILE).ok());
     let platforms: Vec<(String, Digest, Option<Digest>)> = match &image.meta {
         BuiltMeta::Index(index) => index
             .images
@@ -270,7 +273,7 @@ fn attestations(
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// The hex SHA-1 of an apk identity `Q1<base64>`.
@@ -389,7 +392,6 @@ pub fn check_signatures(
     insecure: bool,
     fetch_options: &FetchOptions,
     workspace_root: &Path,
-    sources: &Digest,
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, verify_signatures, AuthEnv};
     let mut subjects = vec![*image.meta.digest()];
@@ -413,7 +415,7 @@ pub fn check_signatures(
             reference.host,
             reference.repository
         );
-        return check_attestations(image, check, &options, (workspace_root, sources), &checks);
+        return check_attestations(image, check, &options, workspace_root, &checks);
     }
     let mut message = format!(
         "signature check failed: {} of {} manifests in {}/{} have no valid signature by `{}`",
@@ -437,7 +439,7 @@ fn check_attestations(
     image: &BuiltImage<'_>,
     check: &SignatureCheck,
     options: &crate::registry::PushOptions,
-    (workspace_root, sources): (&Path, &Digest),
+    workspace_root: &Path,
     checks: &[crate::registry::SignatureCheck],
 ) -> Result<(), Error> {
     use crate::registry::{load_credentials, verified_attestations, AuthEnv};
@@ -446,22 +448,26 @@ fn check_attestations(
         load_credentials(&reference.host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?;
     // The sizes and media types of the manifests do not enter statements; only digests do.
     let pushed: Vec<(String, u64, Digest)> = checks.iter().map(|c| (String::new(), 0, c.digest)).collect();
-    let expected = attestations(image, &pushed, workspace_root, sources);
+    let expected = attestations(image, &pushed, workspace_root)?;
     let mut failures = Vec::new();
+    // One read of each platform manifest's attestations, for both predicate types.
+    let mut found: BTreeMap<Digest, crate::registry::Attestations> = BTreeMap::new();
     for attestation in &expected {
         let digest = attestation.subject.2;
-        let (found, problems) =
-            verified_attestations(reference, options, creds.clone(), &check.key, &digest, &attestation.predicate_type)
-                .map_err(|e| registry_error(e.to_string()))?;
-        if found.contains(&attestation.statement) {
+        let (statements, problems) = match found.entry(digest) {
+            std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::btree_map::Entry::Vacant(entry) => entry.insert(
+                verified_attestations(reference, options, creds.clone(), &check.key, &digest)
+                    .map_err(|e| registry_error(e.to_string()))?,
+            ),
+        };
+        let signed = statements.get(&attestation.predicate_type).map(Vec::as_slice).unwrap_or_default();
+        if signed.contains(&attestation.statement) {
             continue;
         }
-        let why = if found.is_empty() {
-            format!(
-                "no `{}` attestation signed by the key{}",
-                attestation.predicate_type,
-                if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) }
-            )
+        let why = if signed.is_empty() {
+            let problems = if problems.is_empty() { String::new() } else { format!(" ({})", problems.join("; ")) };
+            format!("no `{}` attestation signed by the key{problems}", attestation.predicate_type)
         } else {
             format!(
                 "its `{}` attestation, signed by the key, differs from what this checkout builds (another lockfile, target or image)",

@@ -30,9 +30,6 @@ pub(super) struct Built {
     pub(super) out_root: PathBuf,
     /// The workspace root (where `executor.lock` is).
     pub(super) root: PathBuf,
-    /// The digest of the main repository's `WORKSPACE`, `BUILD` and `.bzl` files
-    /// ([`crate::workspace::Workspace::starlark_digest`]).
-    pub(super) sources: crate::digest::Digest,
 }
 
 /// Takes the workspace's exclusive lock, waiting (and saying so) while another command holds it.
@@ -258,7 +255,6 @@ pub(super) fn build(
             provided,
             out_root,
             root: loader.workspace.root.clone(),
-            sources: loader.workspace.starlark_digest()?,
         });
     }
     eprintln!("build failed: {summary}");

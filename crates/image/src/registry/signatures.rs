@@ -3,6 +3,8 @@
 //! attached as referrers (through the referrers API, else the referrers tag schema). Every
 //! blob is read bounded and checked against its digest before its signature is.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -14,6 +16,13 @@ use crate::registry::push::{PushOptions, MANIFEST_ACCEPT};
 use crate::registry::reference::Reference;
 use crate::sign::cosign;
 use crate::sign::PublicKey;
+
+/// Verified attestation statements by predicate type, and why others did not count.
+pub type Attestations = (BTreeMap<String, Vec<Vec<u8>>>, Vec<String>);
+
+/// A bundle's predicate type (as its manifest names it), its manifest's digest, its DSSE
+/// envelope.
+type BundleEnvelope = (String, String, Value);
 
 /// Signature manifests, bundles and payloads larger than this are refused.
 const MAX_SIGNATURE_BLOB: usize = 1 << 20;
@@ -50,78 +59,42 @@ pub fn verify_signatures(
     Ok(checks)
 }
 
-/// The in-toto statements attached to `digest` with `predicate_type` (as `.att` layers or
-/// bundle referrers) that `key` signed, as signed; and why others did not count.
+/// The in-toto statements attached to `digest` (as `.att` layers or bundle referrers) that
+/// `key` signed, as signed, by predicate type; and why others did not count. Reads the `.att`
+/// manifest and the referrers of `digest` once, whatever the number of predicate types.
 pub fn verified_attestations(
     target: &Reference,
     opts: &PushOptions,
     creds: Option<Credentials>,
     key: &PublicKey,
     digest: &Digest,
-    predicate_type: &str,
-) -> Result<(Vec<Vec<u8>>, Vec<String>), RegistryError> {
+) -> Result<Attestations, RegistryError> {
     let client = Client::new(target, opts, creds).pull_only();
     let mut check = SignatureCheck { digest: *digest, legacy: false, bundle: false, problems: Vec::new() };
-    let mut statements = Vec::new();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut envelopes: Vec<Value> = Vec::new();
+    // (predicate type, DSSE envelope) from both places.
+    let mut envelopes: Vec<(String, Value)> = Vec::new();
     let tag = cosign::attestation_tag(digest);
     if let Some(manifest) = get(&client, &format!("/manifests/{tag}"), MANIFEST_ACCEPT)? {
         let manifest: Value = parse(&manifest, &client, &tag)?;
         for layer in manifest["layers"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            if layer["annotations"]["predicateType"] != predicate_type {
-                continue;
-            }
-            let Some(layer_digest) = layer["digest"].as_str() else { continue };
-            if let Some(bytes) = blob(&client, layer_digest, &mut check)? {
-                envelopes.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
-            }
-        }
-    }
-    let index = match referrers_api(&client, digest)? {
-        Some(index) => Some(index),
-        None => {
-            get(&client, &format!("/manifests/sha256-{}", digest.hex()), "application/vnd.oci.image.index.v1+json")?
-        }
-    };
-    if let Some(index) = index {
-        let index: Value = parse(&index, &client, "the referrers index")?;
-        for descriptor in index["manifests"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            if descriptor["artifactType"] != cosign::BUNDLE {
-                continue;
-            }
-            let Some(manifest_digest) = descriptor["digest"].as_str() else { continue };
-            let Some(manifest) = get(&client, &format!("/manifests/{manifest_digest}"), MANIFEST_ACCEPT)? else {
+            let (Some(predicate), Some(layer_digest)) =
+                (layer["annotations"]["predicateType"].as_str(), layer["digest"].as_str())
+            else {
                 continue;
             };
-            if Digest::of(&manifest).to_string() != manifest_digest {
-                check.problems.push(format!("the bundle manifest {manifest_digest} was served altered"));
-                continue;
-            }
-            let manifest: Value = parse(&manifest, &client, manifest_digest)?;
-            if manifest["annotations"]["dev.sigstore.bundle.predicateType"] != predicate_type {
-                continue;
-            }
-            let Some(layer_digest) = manifest["layers"][0]["digest"].as_str() else { continue };
             if let Some(bytes) = blob(&client, layer_digest, &mut check)? {
-                let bundle: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                envelopes.push(bundle["dsseEnvelope"].clone());
+                envelopes.push((predicate.to_owned(), serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
             }
         }
     }
-    for envelope in envelopes {
-        let payload = envelope["payload"].as_str().and_then(|p| b64.decode(p).ok()).unwrap_or_default();
-        let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
-        let signed = envelope["signatures"].as_array().into_iter().flatten().any(|s| {
-            s["sig"]
-                .as_str()
-                .and_then(|sig| b64.decode(sig).ok())
-                .is_some_and(|sig| key.verify(&cosign::pae(payload_type, &payload), &sig))
-        });
-        if signed {
-            statements.push(payload);
-        } else {
-            check.problems.push(format!("a `{predicate_type}` attestation not signed by the key (or altered)"));
+    for (predicate, _, envelope) in bundle_envelopes(&client, digest, &mut check)?.unwrap_or_default() {
+        envelopes.push((predicate, envelope));
+    }
+    let mut statements: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for (predicate, envelope) in envelopes {
+        match signed_payload(&envelope, key) {
+            Some(payload) => statements.entry(predicate).or_default().push(payload),
+            None => check.problems.push(format!("a `{predicate}` attestation not signed by the key (or altered)")),
         }
     }
     Ok((statements, check.problems))
@@ -164,54 +137,20 @@ fn legacy(client: &Client, key: &PublicKey, digest: &Digest, check: &mut Signatu
     Ok(())
 }
 
-/// The bundles attached to `digest` as referrers.
+/// The signature bundles attached to `digest` as referrers.
 fn bundles(client: &Client, key: &PublicKey, digest: &Digest, check: &mut SignatureCheck) -> Result<(), RegistryError> {
-    let index_accept = "application/vnd.oci.image.index.v1+json";
-    let index = match referrers_api(client, digest)? {
-        Some(index) => Some(index),
-        // Without the referrers API: the tag schema.
-        None => get(client, &format!("/manifests/sha256-{}", digest.hex()), index_accept)?,
-    };
-    let Some(index) = index else {
+    let Some(envelopes) = bundle_envelopes(client, digest, check)? else {
         check.problems.push("no referrers (bundles)".to_owned());
         return Ok(());
     };
-    let index: Value = parse(&index, client, "the referrers index")?;
-    let listed = index["manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
-    if !listed.iter().any(|d| d["artifactType"] == cosign::BUNDLE) {
-        check.problems.push("no Sigstore bundle among its referrers".to_owned());
-    }
-    for descriptor in listed {
-        if descriptor["artifactType"] != cosign::BUNDLE {
+    for (predicate, manifest_digest, envelope) in envelopes {
+        if predicate != cosign::SIGN_PREDICATE {
             continue;
         }
-        let Some(manifest_digest) = descriptor["digest"].as_str() else { continue };
-        let Some(manifest) = get(client, &format!("/manifests/{manifest_digest}"), MANIFEST_ACCEPT)? else {
-            check.problems.push(format!("the bundle manifest {manifest_digest} is listed but missing"));
-            continue;
-        };
-        if Digest::of(&manifest).to_string() != manifest_digest {
-            check.problems.push(format!("the bundle manifest {manifest_digest} was served altered"));
-            continue;
-        }
-        let manifest: Value = parse(&manifest, client, manifest_digest)?;
-        let Some(layer_digest) = manifest["layers"][0]["digest"].as_str() else { continue };
-        let Some(bundle) = blob(client, layer_digest, check)? else { continue };
-        let bundle: Value = serde_json::from_slice(&bundle).unwrap_or(Value::Null);
-        let envelope = &bundle["dsseEnvelope"];
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let payload = envelope["payload"].as_str().and_then(|p| b64.decode(p).ok()).unwrap_or_default();
-        let payload_type = envelope["payloadType"].as_str().unwrap_or_default();
-        let signed_by_key = envelope["signatures"].as_array().into_iter().flatten().any(|s| {
-            s["sig"]
-                .as_str()
-                .and_then(|sig| b64.decode(sig).ok())
-                .is_some_and(|sig| key.verify(&cosign::pae(payload_type, &payload), &sig))
-        });
-        if !signed_by_key {
+        let Some(payload) = signed_payload(&envelope, key) else {
             check.problems.push(format!("bundle {manifest_digest}: not signed by the key (or altered)"));
             continue;
-        }
+        };
         let statement: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
         let names_digest = statement["subject"]
             .as_array()
@@ -225,6 +164,57 @@ fn bundles(client: &Client, key: &PublicKey, digest: &Digest, check: &mut Signat
         check.bundle = true;
     }
     Ok(())
+}
+
+/// The DSSE envelopes of the Sigstore bundles attached to `digest` (the referrers API, else
+/// the referrers tag schema), with the predicate type their manifest names and the manifest's
+/// digest; every manifest and blob checked against its digest. `None` without referrers.
+fn bundle_envelopes(
+    client: &Client,
+    digest: &Digest,
+    check: &mut SignatureCheck,
+) -> Result<Option<Vec<BundleEnvelope>>, RegistryError> {
+    let index = match referrers_api(client, digest)? {
+        Some(index) => Some(index),
+        None => get(client, &format!("/manifests/sha256-{}", digest.hex()), "application/vnd.oci.image.index.v1+json")?,
+    };
+    let Some(index) = index else { return Ok(None) };
+    let index: Value = parse(&index, client, "the referrers index")?;
+    let listed = index["manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !listed.iter().any(|d| d["artifactType"] == cosign::BUNDLE) {
+        check.problems.push("no Sigstore bundle among its referrers".to_owned());
+    }
+    let mut out = Vec::new();
+    for descriptor in listed.iter().filter(|d| d["artifactType"] == cosign::BUNDLE) {
+        let Some(manifest_digest) = descriptor["digest"].as_str() else { continue };
+        let Some(manifest) = get(client, &format!("/manifests/{manifest_digest}"), MANIFEST_ACCEPT)? else {
+            check.problems.push(format!("the bundle manifest {manifest_digest} is listed but missing"));
+            continue;
+        };
+        if Digest::of(&manifest).to_string() != manifest_digest {
+            check.problems.push(format!("the bundle manifest {manifest_digest} was served altered"));
+            continue;
+        }
+        let manifest: Value = parse(&manifest, client, manifest_digest)?;
+        let predicate = manifest["annotations"]["dev.sigstore.bundle.predicateType"].as_str().unwrap_or_default();
+        let Some(layer_digest) = manifest["layers"][0]["digest"].as_str() else { continue };
+        let Some(bundle) = blob(client, layer_digest, check)? else { continue };
+        let bundle: Value = serde_json::from_slice(&bundle).unwrap_or(Value::Null);
+        out.push((predicate.to_owned(), manifest_digest.to_owned(), bundle["dsseEnvelope"].clone()));
+    }
+    Ok(Some(out))
+}
+
+/// The payload of a DSSE envelope if one of its signatures is `key`'s over its PAE.
+fn signed_payload(envelope: &Value, key: &PublicKey) -> Option<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64.decode(envelope["payload"].as_str()?).ok()?;
+    let pae = cosign::pae(envelope["payloadType"].as_str().unwrap_or_default(), &payload);
+    let signed = envelope["signatures"]
+        .as_array()?
+        .iter()
+        .any(|s| s["sig"].as_str().and_then(|sig| b64.decode(sig).ok()).is_some_and(|sig| key.verify(&pae, &sig)));
+    signed.then_some(payload)
 }
 
 /// The referrers API's index for `digest`; `None` from a registry without the API (which
