@@ -213,6 +213,10 @@ pub enum Command {
         /// verify` reads.
         #[arg(long, value_name = "KEY")]
         sign: Option<std::path::PathBuf>,
+        /// Push only these platforms of a multi-platform target, comma-separated, as `build
+        /// --platforms` builds them: the pushed index holds only them.
+        #[arg(long, value_name = "PLATFORMS", value_delimiter = ',')]
+        platforms: Vec<String>,
         #[command(flatten)]
         stamp: StampFlags,
         #[command(flatten)]

@@ -143,8 +143,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Push { target, repository, tags, insecure, locked, mount_from, chunk_size, sign, stamp, .. } => {
+        Command::Push {
+            target, repository, tags, insecure, locked, mount_from, chunk_size, sign, platforms, stamp, ..
+        } => {
             let stamp = build::stamp_annotations(&stamp, &cwd, settings.workspace.as_deref())?;
+            let platforms = parse_platforms(&platforms)?;
             // Everything about the destination, and the key, is checked before anything is
             // built.
             let (reference, creds) = release::push_destination(&repository, tags)?;
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             // stdout carries the pushed reference only, so `D=$(executor push …)` gets it.
             let args = BuildArgs {
                 list_outputs: false,
+                platforms,
                 stamp,
                 ..BuildArgs::new(&cwd, settings.workspace.as_deref(), settings.cache_dir.as_deref(), locked, limits)
             };
@@ -188,17 +192,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Build { patterns, jobs, keep_going, locked, platforms, stamp, .. } => {
             let stamp = build::stamp_annotations(&stamp, &cwd, settings.workspace.as_deref())?;
-            let platforms = if platforms.is_empty() {
-                None
-            } else {
-                let mut oci = Vec::new();
-                for p in &platforms {
-                    let arch = crate::platform::Arch::parse(p.trim())
-                        .map_err(|e| Error::Usage(format!("--platforms: {e}")))?;
-                    oci.push(arch.oci_platform());
-                }
-                Some(oci)
-            };
+            let platforms = parse_platforms(&platforms)?;
             let jobs = match jobs {
                 Some(0) => return Err(Error::Usage("`--jobs` must be at least 1".into())),
                 Some(j) => j,
@@ -289,6 +283,19 @@ fn print_resolutions(resolutions: &[executor_rules::lock::Resolution], output: c
             }
         }
     }
+}
+
+/// `--platforms`, as OCI platforms; `None` when not given.
+fn parse_platforms(platforms: &[String]) -> Result<Option<Vec<String>>, Error> {
+    if platforms.is_empty() {
+        return Ok(None);
+    }
+    let mut oci = Vec::new();
+    for p in platforms {
+        let arch = crate::platform::Arch::parse(p.trim()).map_err(|e| Error::Usage(format!("--platforms: {e}")))?;
+        oci.push(arch.oci_platform());
+    }
+    Ok(Some(oci))
 }
 
 fn default_jobs() -> usize {

@@ -215,6 +215,12 @@ pub trait Fetcher: Send + Sync {
     /// Reads the whole resource into memory, refusing bodies over `limit` bytes. For small
     /// things such as indexes.
     fn fetch_bytes(&self, url: &str, limit: u64) -> Result<Vec<u8>, FetchError>;
+
+    /// The timeouts and retry policy it works with, for other clients (a registry's) that
+    /// should behave alike.
+    fn options(&self) -> FetchOptions {
+        FetchOptions::default()
+    }
 }
 
 /// Timeouts and retry policy for [`UrlFetcher`].
@@ -434,6 +440,10 @@ impl UrlFetcher {
 }
 
 impl Fetcher for UrlFetcher {
+    fn options(&self) -> FetchOptions {
+        self.opts.clone()
+    }
+
     fn fetch_to_file(&self, url: &str, dest: &Path, limit: u64) -> Result<Fetched, FetchError> {
         self.fetch_to_file_reporting(url, dest, limit, &|_| {})
     }

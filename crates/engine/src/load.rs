@@ -275,6 +275,8 @@ mod context {
         pub(super) label_context: LabelContext,
         pub(super) repos: RefCell<BTreeMap<RepoName, (PathBuf, String)>>,
         pub(super) declarations: RefCell<BTreeMap<crate::workspace::DeclarationKey, crate::workspace::Declaration>>,
+        /// Repositories declared by rule sets' functions: their `BUILD` source and where.
+        pub(super) generated: RefCell<BTreeMap<RepoName, (String, String)>>,
     }
 }
 use context::{PackageContext, WorkspaceContext};
@@ -372,6 +374,21 @@ fn declare_in_workspace<'v>(
     }
     let value =
         function.declare(name.as_str(), &attrs, &here, ctx.label_context.repo.as_ref()).map_err(anyhow::Error::msg)?;
+    if ctx.label_context.repo.is_none() {
+        if let Some(build) = function.repository(&value) {
+            let repo = RepoName::new(name.as_str())?;
+            let previous = ctx
+                .repos
+                .borrow()
+                .get(&repo)
+                .map(|(_, at)| at.clone())
+                .or_else(|| ctx.generated.borrow().get(&repo).map(|(_, at)| at.clone()));
+            if let Some(previous) = previous {
+                anyhow::bail!("repository `@{name}` is declared twice; the first declaration is at {previous}");
+            }
+            ctx.generated.borrow_mut().insert(repo, (build, here.clone()));
+        }
+    }
     ctx.declarations.borrow_mut().insert(key, Declaration { value, location: here });
     Ok(())
 }
@@ -574,7 +591,8 @@ fn workspace_functions(builder: &mut GlobalsBuilder) {
         })?;
         let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
         let mut repos = ctx.repos.borrow_mut();
-        if let Some((_, previous)) = repos.get(&repo) {
+        let previous = repos.get(&repo).map(|(_, at)| at.clone()).or_else(|| ctx.generated.borrow().get(&repo).map(|(_, at)| at.clone()));
+        if let Some(previous) = previous {
             anyhow::bail!("repository `@{name}` is declared twice; the first declaration is at {previous}");
         }
         repos.insert(repo, (dir, here));
@@ -641,20 +659,30 @@ impl Loader {
             limits,
         };
         let source = read_source(Some(&root), &root.join(workspace_file), workspace_file)?;
-        let (repos, mut declarations) = sandbox::run(workspace_file, || {
+        let (repos, mut declarations, generated) = sandbox::run(workspace_file, || {
             let ctx = WorkspaceContext {
-                root,
+                root: root.clone(),
                 label_context: LabelContext::default(),
                 repos: RefCell::new(BTreeMap::new()),
                 declarations: RefCell::new(BTreeMap::new()),
+                generated: RefCell::new(BTreeMap::new()),
             };
             loader.eval(workspace_file, source, true, &ws_globals, &LabelContext::default(), Some(&ctx))?;
-            Ok((ctx.repos.into_inner(), ctx.declarations.into_inner()))
+            Ok((ctx.repos.into_inner(), ctx.declarations.into_inner(), ctx.generated.into_inner()))
         })?;
         loader.workspace.repos = repos.into_iter().map(|(k, (dir, _))| (k, dir)).collect();
+        // A generated repository's root is a directory that does not exist: it has no files.
+        for (repo, (build, _)) in generated {
+            let dir = root.join(OUT_DIR).join(".executor").join("external").join(repo.as_str());
+            loader.workspace.repos.insert(repo.clone(), dir);
+            loader.workspace.generated.insert(repo, build);
+        }
         // Each declared repository's own `WORKSPACE` declares what its targets see (its APK
         // repositories, say), so that they build the same wherever the repository is used.
         for (repo, dir) in &loader.workspace.repos {
+            if loader.workspace.generated.contains_key(repo) {
+                continue;
+            }
             let Some(file) = crate::workspace::workspace_file(dir) else { continue };
             let display = loader.workspace.display_path(Some(repo), file);
             let source = read_source(Some(dir), &dir.join(file), &display)?;
@@ -665,6 +693,7 @@ impl Loader {
                     label_context: label_context.clone(),
                     repos: RefCell::new(BTreeMap::new()),
                     declarations: RefCell::new(BTreeMap::new()),
+                    generated: RefCell::new(BTreeMap::new()),
                 };
                 loader.eval(&display, source, true, &ws_globals, &label_context, Some(&ctx))?;
                 Ok(ctx.declarations.into_inner())
@@ -864,8 +893,14 @@ impl Loader {
         if path.as_str().split('/').any(|c| c == OUT_DIR || c.starts_with('.')) && !path.as_str().is_empty() {
             return Ok(None);
         }
-        let Some(build) = build_file(&dir) else {
-            return Ok(None);
+        let generated = repo.and_then(|r| self.workspace.generated.get(r));
+        let build = match generated {
+            Some(_) if !path.as_str().is_empty() => return Ok(None),
+            Some(_) => "BUILD",
+            None => match build_file(&dir) {
+                Some(build) => build,
+                None => return Ok(None),
+            },
         };
         let slot = {
             let mut packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
@@ -874,7 +909,10 @@ impl Loader {
         slot.get_or_init(|| {
             let rel = crate::rules::package_relative(path.as_str(), build);
             let display = self.workspace.display_path(repo, &rel);
-            let source = read_source(self.workspace.repo_root(repo), &dir.join(build), &display)?;
+            let source = match generated {
+                Some(source) => source.clone(),
+                None => read_source(self.workspace.repo_root(repo), &dir.join(build), &display)?,
+            };
             let context = LabelContext { repo: repo.cloned(), package: path.clone() };
             let targets = sandbox::run(&display, || {
                 let ctx = PackageContext {

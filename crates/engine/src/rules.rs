@@ -224,6 +224,13 @@ pub trait WorkspaceFunction: Send + Sync {
         location: &str,
         repo: Option<&crate::label::RepoName>,
     ) -> Result<Declared, String>;
+    /// The `BUILD` file of the repository `@<name>` that a call declares, for functions that
+    /// declare one (as Bazel's repository rules write one): `oci_pull`'s targets. Only the
+    /// main `WORKSPACE`'s calls declare repositories, as with `local_repository`.
+    fn repository(&self, declared: &Declared) -> Option<String> {
+        let _ = declared;
+        None
+    }
 }
 
 /// A set of rules with what they need: the unit that extends the engine.

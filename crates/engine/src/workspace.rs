@@ -48,6 +48,10 @@ pub struct Workspace {
     /// repository's own, so that a repository's targets see its own declarations wherever it
     /// is used.
     pub declarations: BTreeMap<DeclarationKey, Declaration>,
+    /// Repositories a rule set's `WORKSPACE` function declares (`oci_pull`), by name: the
+    /// source of their one `BUILD` file, at their root. They have no files on disk; their
+    /// entry in `repos` is a directory that does not exist.
+    pub generated: BTreeMap<RepoName, String>,
 }
 
 /// Which repository's `WORKSPACE` (`None` = main) declared what, with which function.
@@ -103,7 +107,13 @@ pub fn find_root(start: &Path, explicit: Option<&Path>) -> Result<(PathBuf, &'st
 impl Workspace {
     /// A workspace rooted at `root` with nothing declared yet.
     pub fn new(root: PathBuf, workspace_file: &'static str) -> Self {
-        Workspace { root, workspace_file, repos: BTreeMap::new(), declarations: BTreeMap::new() }
+        Workspace {
+            root,
+            workspace_file,
+            repos: BTreeMap::new(),
+            declarations: BTreeMap::new(),
+            generated: BTreeMap::new(),
+        }
     }
 
     /// Every declaration of `WORKSPACE` function `kind` in repository `repo`'s `WORKSPACE`

@@ -116,15 +116,18 @@ struct ManifestEntry<'a> {
 
 /// Writes `arch`'s image of the layout `layout` (the `index.json` entry `image_ref`, or
 /// its only entry) to the docker-archive `out`, through a temporary file beside it,
-/// tagged `repo_tags` (none: the loaded image is untagged).
+/// tagged `repo_tags` (none: the loaded image is untagged). The layer blobs a shallow
+/// layout lacks are looked for in `blob_dirs` (directories of pulled blobs).
 pub fn write_docker_archive(
     layout: &Path,
     image_ref: Option<&str>,
     arch: Arch,
     repo_tags: &[String],
+    blob_dirs: &[&Path],
     out: &Path,
 ) -> Result<DockerArchive, DockerArchiveError> {
-    let image = read_layout_image(layout, image_ref, arch)?;
+    let mut image = read_layout_image(layout, image_ref, arch)?;
+    image.find_missing(blob_dirs)?;
     let mut name = out.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");
     let tmp = out.with_file_name(name);
@@ -190,7 +193,8 @@ pub fn write_archive<W: Write>(
     }
     let mut entries: std::collections::BTreeMap<String, Source<'_>> = std::collections::BTreeMap::new();
     let mut layer_names = Vec::with_capacity(image.layers.len());
-    for (layer, diff_id) in image.layers.iter().zip(&diff_ids) {
+    let paths = image.layer_paths(layout)?;
+    for ((layer, diff_id), path) in image.layers.iter().zip(&diff_ids).zip(paths) {
         let digest = layer.descriptor.digest;
         let gzip = match &layer.descriptor.media_type {
             MediaType::ImageLayerGzip => true,
@@ -204,12 +208,12 @@ pub fn write_archive<W: Write>(
         if entries.contains_key(&name) {
             continue;
         }
-        let (actual, len) = hash_reader(open_layer(&layer.path, gzip)?)
-            .map_err(DockerArchiveError::io("cannot decompress", &layer.path))?;
+        let (actual, len) =
+            hash_reader(open_layer(path, gzip)?).map_err(DockerArchiveError::io("cannot decompress", path))?;
         if actual != *diff_id {
             return Err(DockerArchiveError::DiffIdMismatch { digest, expected: *diff_id, actual });
         }
-        entries.insert(name, Source::Layer { path: &layer.path, gzip, digest, diff_id: *diff_id, len });
+        entries.insert(name, Source::Layer { path, gzip, digest, diff_id: *diff_id, len });
     }
     let config_name = format!("{}.json", config_digest.hex());
     let manifest = [ManifestEntry { config: config_name.clone(), repo_tags, layers: layer_names }];

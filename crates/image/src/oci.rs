@@ -33,19 +33,20 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use crate::oci::config::{image_config, ImageSettings, LayerInfo, DEFAULT_PATH, DEFAULT_SSL_CERT_FILE};
+pub use crate::oci::config::{check_platform, image_config, ImageSettings, LayerInfo, DEFAULT_PATH, DEFAULT_SSL_CERT_FILE};
 pub use crate::oci::error::OciError;
 pub use crate::oci::index::{image_index, oci_arch, platform, IndexEntry};
 pub use crate::oci::json::{canonical_json, JsonBlob};
 pub use crate::oci::layout::{
-    read_layout_image, write_image_layout, write_layout, BaseImage, BaseLayer, BlobSource, LAYOUT_VERSION,
+    platform_matches, platform_text, read_layout_image, write_image_layout, write_layout, write_shallow_image_layout, write_shallow_layout, BaseImage,
+    BaseLayer, BlobSource, LAYOUT_VERSION,
 };
 pub use crate::oci::manifest::{image_manifest, LayerDescriptor};
 pub use crate::oci::time::rfc3339_utc;
 
 /// The `oci-spec` types this module's API exposes, re-exported so callers need no direct
 /// dependency on the crate.
-pub use oci_spec::image::{ImageConfiguration, ImageManifest, MediaType};
+pub use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 /// The annotation that names an image in a layout's `index.json` (its tag).
 pub const ANNOTATION_REF_NAME: &str = oci_spec::image::ANNOTATION_REF_NAME;

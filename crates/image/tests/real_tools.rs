@@ -565,9 +565,9 @@ fn real_image_round_trips_through_skopeo() {
     let a = tmp.path().join("a.tar");
     let b = tmp.path().join("b.tar");
     let written =
-        executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &a)
+        executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &[], &a)
             .expect("archive");
-    executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &b)
+    executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &tags, &[], &b)
         .expect("archive");
     let bytes = fs::read(&a).expect("read");
     assert_eq!(bytes, fs::read(&b).expect("read"), "deterministic");
@@ -653,7 +653,7 @@ fn real_image_round_trips_through_skopeo() {
     );
 
     let bad = vec!["Executor/Static".to_owned()];
-    let err = executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &a)
+    let err = executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &[], &a)
         .expect_err("bad tag");
     assert_eq!(
         err.to_string(),

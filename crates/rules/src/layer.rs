@@ -502,6 +502,10 @@ impl Rule for LayerRule {
             spec.arch = Some(image.arch);
             inputs.push(Input::new("base/layout", image.layout));
             inputs.push(Input::new("base/meta", image.meta));
+            if !attrs.users.is_empty() || !attrs.groups.is_empty() {
+                // Its account files are read from its layers: a shallow base's are fetched.
+                inputs.extend(Input::list("base/blobs", &image.blobs));
+            }
         }
         let outs = ctx.graph.add(Action {
             owner: target.label.clone(),
@@ -577,10 +581,12 @@ impl ActionExec for LayerExec {
             // The base's account files, as its layers make them, extended below: without
             // them, this layer's `/etc/passwd` would hide the base's accounts.
             let meta: crate::oci_image::ImageMeta = crate::oci_image::read_json(ctx.input("base/meta")?)?;
-            let image =
-                crate::oci::read_layout_image(ctx.input("base/layout")?, Some(crate::oci_image::IMAGE_TAG), meta.arch)
-                    .map_err(|e| fail(e.to_string()))?;
-            let layers: Vec<&std::path::Path> = image.layers.iter().map(|l| l.path.as_path()).collect();
+            let layout = ctx.input("base/layout")?;
+            let mut image = crate::oci::read_layout_image(layout, Some(crate::oci_image::IMAGE_TAG), meta.arch)
+                .map_err(|e| fail(e.to_string()))?;
+            let blob_dirs = ctx.input_list("base/blobs");
+            image.find_missing(&blob_dirs).map_err(|e| fail(e.to_string()))?;
+            let layers = image.layer_paths(layout).map_err(|e| fail(e.to_string()))?;
             for path in ["etc/passwd", "etc/group"] {
                 let found = crate::layer_tree::read_layered_file(&layers, path, crate::install::MAX_ACCOUNT_FILE)
                     .map_err(|e| fail(format!("cannot read `/{path}` of the base image: {e}")))?;

@@ -33,6 +33,7 @@ pub mod lockfile;
 pub mod oci_image;
 pub mod oci_index;
 pub mod oci_load;
+pub mod oci_pull;
 pub mod release;
 pub mod repository;
 
@@ -57,11 +58,18 @@ impl RuleSet for ImageRules {
     }
 
     fn rules(&self) -> &'static [&'static dyn DynRule] {
-        &[&apk_fetch::ApkFetch, &layer::LayerRule, &oci_image::OciImage, &oci_index::OciIndex, &oci_load::OciLoad]
+        &[
+            &apk_fetch::ApkFetch,
+            &layer::LayerRule,
+            &oci_image::OciImage,
+            &oci_index::OciIndex,
+            &oci_load::OciLoad,
+            &oci_pull::PulledImage,
+        ]
     }
 
     fn workspace_functions(&self) -> &'static [&'static dyn WorkspaceFunction] {
-        &[&repository::ApkRepositoryFunction]
+        &[&repository::ApkRepositoryFunction, &oci_pull::OciPullFunction]
     }
 
     fn analysis_state(&self, workspace: &Workspace, state: &mut TypeMap) -> Result<(), executor_engine::Error> {
@@ -250,6 +258,10 @@ pub struct ImageInfo {
     pub meta: Artifact,
     /// The platform.
     pub arch: Arch,
+    /// Directories of layer blobs (`blobs/sha256/<hex>`) the layout lacks because it is
+    /// shallow (a pulled base's layers). They are made by actions that download them, which
+    /// run only when an action that needs the layers' bytes lists them as inputs.
+    pub blobs: Vec<Artifact>,
 }
 
 impl Provider for ImageInfo {
@@ -265,6 +277,8 @@ pub struct IndexInfo {
     pub meta: Artifact,
     /// The platforms of its images, in index order.
     pub archs: Vec<Arch>,
+    /// Per platform, the directories of layer blobs its layout lacks ([`ImageInfo::blobs`]).
+    pub blobs: BTreeMap<Arch, Vec<Artifact>>,
 }
 
 impl Provider for IndexInfo {
@@ -298,6 +312,14 @@ impl BuiltMeta {
         match self {
             BuiltMeta::Index(m) => &m.digest,
             BuiltMeta::Image(m) => &m.digest,
+        }
+    }
+
+    /// The layer blobs the layout lacks (it is shallow) and where each is.
+    pub fn remote_blobs(&self) -> &BTreeMap<crate::digest::Digest, String> {
+        match self {
+            BuiltMeta::Index(m) => &m.remote_blobs,
+            BuiltMeta::Image(m) => &m.remote_blobs,
         }
     }
 

@@ -262,6 +262,7 @@ fn resolve_and_lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store, dry_r
         }
     }
     let fetched = pins.iter().filter(|(_, f, _)| *f).count();
+    let images = lock_images(loader)?;
 
     let mut lockfile = Lockfile {
         version: LOCK_VERSION,
@@ -280,10 +281,41 @@ fn resolve_and_lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store, dry_r
             .collect(),
         targets: locked_targets,
         packages: pins.into_iter().map(|(p, _, _)| p).collect(),
+        images,
     };
     lockfile.normalize();
     let changed = lockfile.write(&loader.workspace.root).map_err(RulesError::Lockfile)?;
     Ok(Locked::Written(LockReport { targets: targets.len(), packages: lockfile.packages.len(), fetched, changed }))
+}
+
+/// The digest of every `oci_pull` of the main `WORKSPACE`: the one it gives, or what its
+/// tag names in the registry now (the only place a tag is ever resolved).
+fn lock_images(loader: &Loader) -> Result<Vec<crate::lockfile::LockedImage>, Error> {
+    use crate::registry::{load_credentials, resolve_digest, AuthEnv, PushOptions, Reference};
+    let mut images = Vec::new();
+    for (name, pull) in crate::oci_pull::pulls(&loader.workspace) {
+        let digest = match pull.digest {
+            Some(digest) => digest,
+            None => {
+                let tag = pull.tag.clone().unwrap_or_else(|| "latest".to_owned());
+                let mut reference = Reference::parse(&pull.image).map_err(|e| lock_error(e.to_string()))?;
+                reference.tags = vec![tag.clone()];
+                let creds = load_credentials(&reference.host, &AuthEnv::from_process())
+                    .map_err(|e| lock_error(format!("{}: oci_pull `{name}`: {e}", pull.location)))?;
+                let digest = resolve_digest(&reference, &PushOptions::default(), creds)
+                    .map_err(|e| lock_error(format!("{}: oci_pull `{name}`: {e}", pull.location)))?;
+                eprintln!("oci_pull `{name}`: `{}:{tag}` is {digest}", pull.image);
+                digest
+            }
+        };
+        images.push(crate::lockfile::LockedImage {
+            name: name.to_owned(),
+            image: pull.image.clone(),
+            tag: if pull.digest.is_some() { None } else { pull.tag.clone().or_else(|| Some("latest".to_owned())) },
+            digest,
+        });
+    }
+    Ok(images)
 }
 
 fn read_index(
@@ -402,9 +434,17 @@ fn pin_package(
 pub fn check(loader: &Loader) -> Result<(), Error> {
     let targets = apk_fetch_targets(loader)?;
     let lock = Lockfile::read(&loader.workspace.root).map_err(RulesError::Lockfile)?;
+    let tag_pulls: Vec<&crate::oci_pull::OciPull> =
+        crate::oci_pull::pulls(&loader.workspace).into_values().filter(|p| p.digest.is_none()).collect();
     let Some(lock) = lock else {
-        if targets.is_empty() {
+        if targets.is_empty() && tag_pulls.is_empty() {
             return Ok(());
+        }
+        if targets.is_empty() {
+            return Err(lock_error(format!(
+                "there is no lockfile (`{LOCKFILE}`), and `oci_pull` `{}` names a tag, which only `executor lock` resolves\n  fix: run `executor lock`",
+                tag_pulls[0].name
+            )));
         }
         return Err(lock_error(format!(
             "there is no lockfile (`{LOCKFILE}`), and {} `apk_fetch` target{} need one\n  fix: run `executor lock`",
@@ -413,6 +453,14 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
         )));
     };
     let mut problems = Vec::new();
+    for pull in &tag_pulls {
+        let tag = pull.tag.as_deref().unwrap_or("latest");
+        match lock.image(&pull.name) {
+            Some(locked) if locked.image == pull.image && locked.tag.as_deref() == Some(tag) => {}
+            Some(_) => problems.push(format!("oci_pull `{}` changed (image or tag) since the lockfile was written", pull.name)),
+            None => problems.push(format!("oci_pull `{}` (tag `{tag}`) is not pinned", pull.name)),
+        }
+    }
     let mut repos_seen = BTreeSet::new();
     for target in &targets {
         let repo = repository(loader, target)?;

@@ -55,6 +55,25 @@ pub struct Lockfile {
     /// Packages by repository, arch, name and version.
     #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<LockedPackage>,
+    /// `oci_pull` images by name: the digest each pulls.
+    #[serde(default, rename = "image", skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<LockedImage>,
+}
+
+/// The digest an `oci_pull` pulls: the one `WORKSPACE` gives, or what its tag named when
+/// `executor lock` ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedImage {
+    /// The `oci_pull` name.
+    pub name: String,
+    /// `HOST/REPOSITORY`.
+    pub image: String,
+    /// The tag resolved, if `WORKSPACE` gives one and no digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The index (or manifest) digest.
+    pub digest: Digest,
 }
 
 /// A repository and what was read of it.
@@ -166,6 +185,8 @@ impl Lockfile {
         self.targets.sort_by(|a, b| a.label.cmp(&b.label));
         self.packages.sort_by(|a, b| a.key().cmp(&b.key()));
         self.packages.dedup();
+        self.images.sort_by(|a, b| a.name.cmp(&b.name));
+        self.images.dedup();
     }
 
     /// The canonical text.
@@ -250,6 +271,11 @@ impl Lockfile {
             .map(|i| &self.packages[i])
     }
 
+    /// The pinned `oci_pull` image with this name.
+    pub fn image(&self, name: &str) -> Option<&LockedImage> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
     /// The locked repository with this name.
     pub fn repository(&self, name: &str) -> Option<&LockedRepository> {
         self.repositories.iter().find(|r| r.name == name)
@@ -308,6 +334,12 @@ mod tests {
                     datahash: "11".into(),
                 },
             ],
+            images: vec![LockedImage {
+                name: "static".into(),
+                image: "127.0.0.1:5000/executor/static".into(),
+                tag: Some("v1".into()),
+                digest: Digest::of(b"index"),
+            }],
         }
     }
 

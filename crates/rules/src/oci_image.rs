@@ -98,6 +98,14 @@ pub struct ImageMeta {
     /// The SBOM attached to the image in its layout (`<tag>.sbom`), if any.
     #[serde(default)]
     pub sbom: Option<SbomMeta>,
+    /// The layer blobs the layout lacks (it is shallow: built on a pulled base), and the
+    /// repository (`HOST/REPO`) each can be read from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_blobs: BTreeMap<Digest, String>,
+    /// Whether `users` lists every account: not so on a pulled base, whose `/etc/passwd` is
+    /// in layers a shallow build does not read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accounts_unknown: bool,
 }
 
 /// An image's SBOM: the SPDX document's blob, attached with `epoch` as its `created`.
@@ -228,6 +236,7 @@ impl Rule for OciImage {
         let err = |m: String| AnalysisError(m);
         let mut inputs: Vec<Input> = Vec::new();
         let mut archs: Vec<(String, Arch)> = Vec::new();
+        let mut blobs = Vec::new();
         let base = match &attrs.base {
             Some(label) => {
                 let image = ctx
@@ -238,6 +247,8 @@ impl Rule for OciImage {
                 archs.push((format!("base `{label}`"), image.arch));
                 inputs.push(Input::new("base/layout", image.layout.clone()));
                 inputs.push(Input::new("base/meta", image.meta.clone()));
+                // A shallow base stays shallow: its layers' blobs are not inputs here.
+                blobs = image.blobs.clone();
                 true
             }
             None => false,
@@ -299,7 +310,7 @@ impl Rule for OciImage {
         }
         let outs =
             ctx.graph.add(Action { owner: target.label.clone(), inputs, outputs, exec: Arc::new(ImageExec { spec }) });
-        let image = ImageInfo { layout: outs[0].clone(), meta: outs[1].clone(), arch };
+        let image = ImageInfo { layout: outs[0].clone(), meta: outs[1].clone(), arch, blobs };
         Ok(Provided::files(outs).with(image))
     }
 }
@@ -355,15 +366,28 @@ impl ActionExec for ImageExec {
         let mut epoch = 0u64;
         let mut os_release_id = None;
         let mut base_digest = None;
+        let mut remote_blobs = BTreeMap::new();
+        let mut accounts_unknown = false;
         let base = if spec.has_base {
             let (layout, meta) = (ctx.input("base/layout")?, ctx.input("base/meta")?);
             let meta: ImageMeta = read_json(meta)?;
             base_digest = Some(meta.digest);
+            remote_blobs = meta.remote_blobs.clone();
+            accounts_unknown = meta.accounts_unknown;
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
             os_release_id = meta.os_release_id.clone();
-            Some(oci::read_layout_image(layout, Some(&spec.tag), spec.arch).map_err(|e| fail(e.to_string()))?)
+            let image = oci::read_layout_image(layout, Some(&spec.tag), spec.arch).map_err(|e| fail(e.to_string()))?;
+            // A blob the base's layout lacks must be one it says where to read from.
+            if let Some(missing) = image.missing().into_iter().find(|d| !remote_blobs.contains_key(d)) {
+                return Err(fail(format!(
+                    "the base's layout `{}` lacks the layer blob {missing}, and its description names no registry to read it from",
+                    layout.display()
+                )));
+            }
+            remote_blobs.retain(|d, _| image.missing().contains(d));
+            Some(image)
         } else {
             None
         };
@@ -402,7 +426,9 @@ impl ActionExec for ImageExec {
             };
             layers.push((info, tar));
         }
-        check_user(&spec.user, &users)?;
+        if !accounts_unknown {
+            check_user(&spec.user, &users)?;
+        }
         let epoch = spec.epoch.unwrap_or(epoch);
         let settings = ImageSettings {
             arch: spec.arch,
@@ -435,7 +461,8 @@ impl ActionExec for ImageExec {
             blobs.extend(b.layer_blobs());
         }
         blobs.extend(layers.iter().map(|(i, p)| (i.digest, BlobSource::File(p))));
-        oci::write_image_layout(&ctx.outputs[0], &manifest, spec.arch, blobs, &spec.tag)
+        let absent = remote_blobs.keys().copied().collect();
+        oci::write_shallow_image_layout(&ctx.outputs[0], &manifest, spec.arch, blobs, &spec.tag, &absent)
             .map_err(|e| fail(e.to_string()))?;
         let sbom = match &spec.sbom_name {
             Some(image_name) => {
@@ -466,6 +493,8 @@ impl ActionExec for ImageExec {
             packages,
             os_release_id,
             sbom,
+            remote_blobs,
+            accounts_unknown,
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
         Ok(())

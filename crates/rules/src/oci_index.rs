@@ -52,6 +52,10 @@ pub struct IndexMeta {
     /// Per platform, the digest of the image's SPDX SBOM, where it has one.
     #[serde(default)]
     pub sboms: BTreeMap<String, Digest>,
+    /// The layer blobs the layout lacks (shallow images), and the repository (`HOST/REPO`)
+    /// each can be read from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remote_blobs: BTreeMap<Digest, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +112,7 @@ impl Rule for OciIndex {
         // `--platforms`: only those images (and so only their actions) make the index.
         let wanted = ctx.env.state.get::<crate::rules::BuildSettings>().and_then(|s| s.platforms.clone());
         let mut skipped = Vec::new();
+        let mut blobs = BTreeMap::new();
         for label in &attrs.images {
             let image = ctx
                 .provided(label)?
@@ -125,6 +130,9 @@ impl Rule for OciIndex {
                 )));
             }
             archs.push(image.arch);
+            if !image.blobs.is_empty() {
+                blobs.insert(image.arch, image.blobs.clone());
+            }
             layouts.push(image.layout);
             metas.push(image.meta);
         }
@@ -155,7 +163,7 @@ impl Rule for OciIndex {
             ],
             exec: Arc::new(IndexExec { spec }),
         });
-        let index = IndexInfo { layout: outs[0].clone(), meta: outs[1].clone(), archs };
+        let index = IndexInfo { layout: outs[0].clone(), meta: outs[1].clone(), archs, blobs };
         Ok(Provided::files(outs).with(index))
     }
 }
@@ -210,12 +218,24 @@ impl ActionExec for IndexExec {
         let created = self.spec.epoch.unwrap_or(epoch);
         let index = oci::image_index(&entries, created, &self.spec.annotations).map_err(|e| fail(e.to_string()))?;
         let mut blobs: Vec<(Digest, BlobSource<'_>)> = Vec::new();
+        let mut remote_blobs = BTreeMap::new();
         for (image, manifest, config, meta, _) in &images {
             blobs.push((meta.digest, BlobSource::File(manifest)));
             blobs.push((meta.config, BlobSource::File(config)));
             blobs.extend(image.layer_blobs());
+            for missing in image.missing() {
+                let source = meta.remote_blobs.get(&missing).ok_or_else(|| {
+                    fail(format!(
+                        "the {} image lacks the layer blob {missing}, and its description names no registry to read it from",
+                        meta.arch.oci_platform()
+                    ))
+                })?;
+                remote_blobs.insert(missing, source.clone());
+            }
         }
-        oci::write_layout(&ctx.outputs[0], &index, blobs, &self.spec.tag).map_err(|e| fail(e.to_string()))?;
+        let absent = remote_blobs.keys().copied().collect();
+        oci::write_shallow_layout(&ctx.outputs[0], &index, blobs, &self.spec.tag, &absent)
+            .map_err(|e| fail(e.to_string()))?;
         // Each image's SBOM, attached again in this layout: the same artifact manifests, now
         // listed under `<tag>.sbom`.
         let sboms: Vec<(Arch, &oci::JsonBlob, u64)> =
@@ -232,6 +252,7 @@ impl ActionExec for IndexExec {
                 .iter()
                 .filter_map(|(_, _, _, m, _)| m.sbom.as_ref().map(|s| (m.arch.oci_platform(), s.digest)))
                 .collect(),
+            remote_blobs,
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
         Ok(())

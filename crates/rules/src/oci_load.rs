@@ -101,11 +101,11 @@ impl Rule for OciLoad {
                         p.oci_platform()
                     )));
                 }
-                (
-                    vec![Input::new("layout", image.layout.clone()), Input::new("meta", image.meta.clone())],
-                    image.arch,
-                    false,
-                )
+                let mut inputs =
+                    vec![Input::new("layout", image.layout.clone()), Input::new("meta", image.meta.clone())];
+                // A docker-archive holds every layer: a shallow image's are fetched for it.
+                inputs.extend(Input::list("blobs", &image.blobs));
+                (inputs, image.arch, false)
             }
             (None, Some(index)) => {
                 let Some(arch) = platform else {
@@ -121,7 +121,10 @@ impl Rule for OciLoad {
                         have.join(", ")
                     )));
                 }
-                (vec![Input::new("layout", index.layout.clone()), Input::new("meta", index.meta.clone())], arch, true)
+                let mut inputs =
+                    vec![Input::new("layout", index.layout.clone()), Input::new("meta", index.meta.clone())];
+                inputs.extend(Input::list("blobs", index.blobs.get(&arch).map_or(&[][..], Vec::as_slice)));
+                (inputs, arch, true)
             }
             (None, None) => {
                 return Err(err(format!("attribute `image`: `{label}` is not an `oci_image` or `oci_index` target")))
@@ -169,7 +172,8 @@ impl ActionExec for LoadExec {
         } else {
             IMAGE_TAG.to_owned()
         };
-        write_docker_archive(layout, Some(&tag), self.spec.arch, &self.spec.repo_tags, &ctx.outputs[0])
+        let blob_dirs = ctx.input_list("blobs");
+        write_docker_archive(layout, Some(&tag), self.spec.arch, &self.spec.repo_tags, &blob_dirs, &ctx.outputs[0])
             .map_err(|e| ActionError(e.to_string()))?;
         Ok(())
     }

@@ -95,20 +95,34 @@ pub fn push(
     signer: Option<&dyn executor_image::sign::Signer>,
     workspace_root: &Path,
 ) -> Result<(), Error> {
-    use crate::registry::push_layout;
+    use crate::registry::{load_credentials, push_shallow_layout, AuthEnv, RemoteBlobs};
     let BuiltImage { label, layout, meta, kind } = image;
     // The layout's own tag: an index's `tag` attribute, `latest` for an image.
     let ref_name = meta.tag().to_owned();
-    let report = push_layout(layout, &ref_name, reference, &options, creds.clone())
+    // A shallow layout's absent layers are mounted or copied from where they were pulled.
+    let mut remote = RemoteBlobs { blobs: meta.remote_blobs().clone(), ..RemoteBlobs::default() };
+    for source in remote.blobs.values() {
+        let host = source.split('/').next().unwrap_or_default().to_owned();
+        if remote.creds.contains_key(&host) {
+            continue;
+        }
+        if let Some(found) =
+            load_credentials(&host, &AuthEnv::from_process()).map_err(|e| registry_error(e.to_string()))?
+        {
+            remote.creds.insert(host, found);
+        }
+    }
+    let report = push_shallow_layout(layout, &ref_name, reference, &options, creds.clone(), &remote)
         .map_err(|e| registry_error(e.to_string()))?;
     println!("{}/{}@{}", reference.host, reference.repository, report.digest);
     eprintln!(
-        "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes), {} already there, {} mounted, {} manifests",
+        "pushed {kind} `{label}` to {}/{} (tags: {}): {} blobs uploaded ({} bytes{}), {} already there, {} mounted, {} manifests",
         reference.host,
         reference.repository,
         reference.tags.join(", "),
         report.uploaded_blobs,
         report.bytes_uploaded,
+        if report.copied_blobs > 0 { format!(", {} of them read from the base's registry", report.copied_blobs) } else { String::new() },
         report.skipped_blobs,
         report.mounted_blobs,
         report.manifests

@@ -280,6 +280,16 @@ impl FakeRegistry {
         lock(&self.shared.state).blobs.insert(digest.to_owned(), bytes);
     }
 
+    /// **An attack**: serves `bytes` for manifest `digest` of repository `name` from now on
+    /// (they need not hash to it).
+    pub fn tamper_manifest(&self, name: &str, digest: &str, bytes: Vec<u8>) {
+        if let Some(repo) = lock(&self.shared.state).repositories.get_mut(name) {
+            if let Some(manifest) = repo.manifests.get_mut(digest) {
+                manifest.bytes = bytes;
+            }
+        }
+    }
+
     /// **An attack**: points `tag` of repository `name` at the manifest another tag names.
     pub fn retag(&self, name: &str, tag: &str, from_tag: &str) {
         let mut state = lock(&self.shared.state);

@@ -160,7 +160,7 @@ pub fn image_config(
 }
 
 /// Fails unless `image` is `linux` on `arch` (for arm64, a `v8` variant or none).
-pub(crate) fn check_platform(image: &ImageConfiguration, arch: Arch, what: &str) -> Result<(), OciError> {
+pub fn check_platform(image: &ImageConfiguration, arch: Arch, what: &str) -> Result<(), OciError> {
     let variant = image.variant().as_deref();
     let variant_ok = variant == arch.oci_variant() || (arch == Arch::Aarch64 && variant == Some("v8"));
     if *image.os() == Os::Linux && image.architecture().to_string() == arch.oci_architecture() && variant_ok {

@@ -7,7 +7,7 @@
 //! ([`write_image_layout`]). That is the shape `skopeo copy oci:DIR:TAG` and `umoci` resolve.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,32 @@ pub fn write_layout<'a>(
     blobs: impl IntoIterator<Item = (Digest, BlobSource<'a>)>,
     ref_name: &str,
 ) -> Result<(), OciError> {
-    write_with_top(dir, MediaType::ImageIndex, index, None, blobs, ref_name)
+    write_with_top(dir, MediaType::ImageIndex, index, None, blobs, ref_name, &BTreeSet::new())
+}
+
+/// [`write_layout`] for a **shallow** layout: the layer blobs in `absent` (a pulled base's,
+/// say) may be missing, recorded only by the descriptors that name them. Indexes, manifests
+/// and configs are always there.
+pub fn write_shallow_layout<'a>(
+    dir: &Path,
+    index: &JsonBlob,
+    blobs: impl IntoIterator<Item = (Digest, BlobSource<'a>)>,
+    ref_name: &str,
+    absent: &BTreeSet<Digest>,
+) -> Result<(), OciError> {
+    write_with_top(dir, MediaType::ImageIndex, index, None, blobs, ref_name, absent)
+}
+
+/// [`write_image_layout`] for a shallow layout, as [`write_shallow_layout`].
+pub fn write_shallow_image_layout<'a>(
+    dir: &Path,
+    manifest: &JsonBlob,
+    arch: Arch,
+    blobs: impl IntoIterator<Item = (Digest, BlobSource<'a>)>,
+    ref_name: &str,
+    absent: &BTreeSet<Digest>,
+) -> Result<(), OciError> {
+    write_with_top(dir, MediaType::ImageManifest, manifest, Some(arch), blobs, ref_name, absent)
 }
 
 /// Writes a single-platform image layout to `dir`: like [`write_layout`], but `index.json`
@@ -66,7 +91,7 @@ pub fn write_image_layout<'a>(
     blobs: impl IntoIterator<Item = (Digest, BlobSource<'a>)>,
     ref_name: &str,
 ) -> Result<(), OciError> {
-    write_with_top(dir, MediaType::ImageManifest, manifest, Some(arch), blobs, ref_name)
+    write_with_top(dir, MediaType::ImageManifest, manifest, Some(arch), blobs, ref_name, &BTreeSet::new())
 }
 
 fn write_with_top<'a>(
@@ -76,6 +101,7 @@ fn write_with_top<'a>(
     arch: Option<Arch>,
     blobs: impl IntoIterator<Item = (Digest, BlobSource<'a>)>,
     ref_name: &str,
+    absent: &BTreeSet<Digest>,
 ) -> Result<(), OciError> {
     if !valid_ref_name(ref_name) {
         return Err(OciError::InvalidRefName { name: ref_name.to_owned() });
@@ -91,7 +117,8 @@ fn write_with_top<'a>(
             slot.insert(write_blob(&blob_dir, digest, source)?);
         }
     }
-    check_reachable(dir, &written, &media_type, top.digest, top.size(), "index.json", 0)?;
+    let reach = Reach { dir, written: &written, absent };
+    reach.check(&media_type, top.digest, top.size(), "index.json", 0)?;
 
     let layout = OciLayoutBuilder::default()
         .image_layout_version(LAYOUT_VERSION)
@@ -166,44 +193,59 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), OciError> {
     fs::rename(&tmp, path).map_err(OciError::io("cannot rename", &tmp))
 }
 
-/// Checks that the blob `digest` was written with `size`, and recursively every blob an
-/// index or manifest blob references.
-fn check_reachable(
-    dir: &Path,
-    written: &BTreeMap<Digest, u64>,
-    media_type: &MediaType,
-    digest: Digest,
-    size: u64,
-    referenced_by: &str,
-    depth: usize,
-) -> Result<(), OciError> {
-    if depth > MAX_INDEX_DEPTH {
-        return Err(OciError::TooDeep { dir: dir.to_owned(), max: MAX_INDEX_DEPTH });
-    }
-    let Some(&actual) = written.get(&digest) else {
-        return Err(OciError::MissingBlob { dir: dir.to_owned(), digest, referenced_by: referenced_by.to_owned() });
-    };
-    if actual != size {
-        return Err(OciError::SizeMismatch {
-            what: format!("blob {digest} referenced by {referenced_by}"),
-            expected: size,
-            actual,
-        });
-    }
-    let children: Vec<Descriptor> = match media_type {
-        MediaType::ImageIndex => parse_blob::<ImageIndex>(dir, digest, "image index")?.manifests().clone(),
-        MediaType::ImageManifest => {
-            let manifest = parse_blob::<ImageManifest>(dir, digest, "image manifest")?;
-            std::iter::once(manifest.config().clone()).chain(manifest.layers().iter().cloned()).collect()
+/// What [`Reach::check`] compares a layout's descriptors with.
+struct Reach<'a> {
+    dir: &'a Path,
+    /// Blobs written, with their sizes.
+    written: &'a BTreeMap<Digest, u64>,
+    /// Layer blobs allowed to be missing (a shallow layout's).
+    absent: &'a BTreeSet<Digest>,
+}
+
+impl Reach<'_> {
+    /// Checks that the blob `digest` was written with `size` (or is an allowed absent
+    /// layer), and recursively every blob an index or manifest blob references.
+    fn check(
+        &self,
+        media_type: &MediaType,
+        digest: Digest,
+        size: u64,
+        referenced_by: &str,
+        depth: usize,
+    ) -> Result<(), OciError> {
+        let dir = self.dir;
+        if depth > MAX_INDEX_DEPTH {
+            return Err(OciError::TooDeep { dir: dir.to_owned(), max: MAX_INDEX_DEPTH });
         }
-        _ => Vec::new(),
-    };
-    let me = format!("{} {digest}", kind(media_type));
-    for child in &children {
-        let child_digest = our_digest(child.digest(), &me)?;
-        check_reachable(dir, written, child.media_type(), child_digest, child.size(), &me, depth + 1)?;
+        let is_document = matches!(media_type, MediaType::ImageIndex | MediaType::ImageManifest | MediaType::ImageConfig);
+        let Some(&actual) = self.written.get(&digest) else {
+            if !is_document && self.absent.contains(&digest) {
+                return Ok(());
+            }
+            return Err(OciError::MissingBlob { dir: dir.to_owned(), digest, referenced_by: referenced_by.to_owned() });
+        };
+        if actual != size {
+            return Err(OciError::SizeMismatch {
+                what: format!("blob {digest} referenced by {referenced_by}"),
+                expected: size,
+                actual,
+            });
+        }
+        let children: Vec<Descriptor> = match media_type {
+            MediaType::ImageIndex => parse_blob::<ImageIndex>(dir, digest, "image index")?.manifests().clone(),
+            MediaType::ImageManifest => {
+                let manifest = parse_blob::<ImageManifest>(dir, digest, "image manifest")?;
+                std::iter::once(manifest.config().clone()).chain(manifest.layers().iter().cloned()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let me = format!("{} {digest}", kind(media_type));
+        for child in &children {
+            let child_digest = our_digest(child.digest(), &me)?;
+            self.check(child.media_type(), child_digest, child.size(), &me, depth + 1)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn kind(media_type: &MediaType) -> &'static str {
@@ -272,9 +314,10 @@ pub struct BaseImage {
 pub struct BaseLayer {
     /// As the base manifest lists it (media type kept).
     pub descriptor: LayerDescriptor,
-    /// The blob in the base layout. Not re-hashed when read: [`write_layout`] hashes it
-    /// when copying it.
-    pub path: PathBuf,
+    /// The blob in the base layout, or in a directory of fetched blobs
+    /// ([`BaseImage::find_missing`]); `None` while a shallow layout lacks it. Not re-hashed
+    /// when read: [`write_layout`] hashes it when copying it.
+    pub path: Option<PathBuf>,
 }
 
 impl BaseImage {
@@ -283,9 +326,44 @@ impl BaseImage {
         self.layers.iter().map(|l| l.descriptor.clone()).collect()
     }
 
-    /// The layer blobs, for [`write_layout`].
+    /// The layer blobs at hand, for [`write_layout`] (a shallow layout's absent ones left
+    /// out: see [`BaseImage::missing`]).
     pub fn layer_blobs(&self) -> impl Iterator<Item = (Digest, BlobSource<'_>)> {
-        self.layers.iter().map(|l| (l.descriptor.digest, BlobSource::File(&l.path)))
+        self.layers.iter().filter_map(|l| Some((l.descriptor.digest, BlobSource::File(l.path.as_deref()?))))
+    }
+
+    /// The layer blobs the layout lacks (it is shallow), bottom first.
+    pub fn missing(&self) -> Vec<Digest> {
+        self.layers.iter().filter(|l| l.path.is_none()).map(|l| l.descriptor.digest).collect()
+    }
+
+    /// Looks for the missing layer blobs in `dirs` (each holding `blobs/sha256/<hex>`, as
+    /// layouts do), checking sizes.
+    pub fn find_missing(&mut self, dirs: &[&Path]) -> Result<(), OciError> {
+        for layer in self.layers.iter_mut().filter(|l| l.path.is_none()) {
+            let digest = layer.descriptor.digest;
+            for dir in dirs {
+                if blob_path(dir, digest).exists() {
+                    layer.path = Some(existing_blob(dir, digest, layer.descriptor.size, "a directory of pulled blobs")?);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The paths of every layer blob, bottom first; an error naming the first absent one.
+    pub fn layer_paths(&self, dir: &Path) -> Result<Vec<&Path>, OciError> {
+        self.layers
+            .iter()
+            .map(|l| {
+                l.path.as_deref().ok_or_else(|| OciError::MissingBlob {
+                    dir: dir.to_owned(),
+                    digest: l.descriptor.digest,
+                    referenced_by: format!("image manifest {}", self.manifest_digest),
+                })
+            })
+            .collect()
     }
 }
 
@@ -384,7 +462,13 @@ fn resolve(
             let mut layers = Vec::with_capacity(manifest.layers().len());
             for l in manifest.layers() {
                 let layer_digest = our_digest(l.digest(), &me)?;
-                let path = existing_blob(dir, layer_digest, l.size(), &me)?;
+                // A shallow layout lacks its base's layer blobs: they are fetched only where
+                // their bytes are needed.
+                let path = match existing_blob(dir, layer_digest, l.size(), &me) {
+                    Ok(path) => Some(path),
+                    Err(OciError::MissingBlob { .. }) => None,
+                    Err(e) => return Err(e),
+                };
                 let descriptor =
                     LayerDescriptor { media_type: l.media_type().clone(), digest: layer_digest, size: l.size() };
                 layers.push(BaseLayer { descriptor, path });
@@ -407,14 +491,14 @@ fn resolve(
 }
 
 /// `true` if an index entry's platform is `arch` (for arm64, variant `v8` or none).
-fn platform_matches(p: &oci_spec::image::Platform, arch: Arch) -> bool {
+pub fn platform_matches(p: &oci_spec::image::Platform, arch: Arch) -> bool {
     let variant = p.variant().as_deref();
     *p.os() == Os::Linux
         && p.architecture().to_string() == arch.oci_architecture()
         && (variant == arch.oci_variant() || (arch == Arch::Aarch64 && variant == Some("v8")))
 }
 
-fn platform_text(p: &oci_spec::image::Platform) -> String {
+pub fn platform_text(p: &oci_spec::image::Platform) -> String {
     match p.variant() {
         Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
         None => format!("{}/{}", p.os(), p.architecture()),

@@ -17,6 +17,9 @@ use crate::registry::PushOptions;
 /// The most response body read into memory: error documents, tokens, nothing large.
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
+/// The most redirects one download follows.
+const MAX_REDIRECTS: usize = 5;
+
 /// The longest pause between two attempts.
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -98,6 +101,13 @@ impl Client {
     /// The same client asking tokens for pull access only (reading, not pushing).
     pub fn pull_only(mut self) -> Self {
         self.scopes = BTreeSet::from([format!("repository:{}:pull", self.repository)]);
+        self
+    }
+
+    /// The same client also asking tokens for pull access to `repositories` (of this
+    /// registry), to mount blobs from them.
+    pub fn also_pull(mut self, repositories: &std::collections::BTreeSet<String>) -> Self {
+        self.scopes.extend(repositories.iter().map(|r| format!("repository:{r}:pull")));
         self
     }
 
@@ -355,6 +365,103 @@ impl Client {
         Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body: data })
     }
 
+    /// GETs `url` into `out`, streaming: answers one `401` challenge, follows up to
+    /// [`MAX_REDIRECTS`] redirects (registries send blob reads to their storage; credentials
+    /// stay with the registry), and refuses more than `limit` bytes. Returns the bytes
+    /// written. `out` may have been written to when this fails: the caller starts over.
+    pub fn download(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        what: &'static str,
+        limit: u64,
+        out: &mut dyn io::Write,
+    ) -> Result<u64, RegistryError> {
+        let mut url = url.to_owned();
+        let mut challenged = false;
+        let mut redirects = 0;
+        loop {
+            let ours = url.starts_with(&format!("{}/", self.base));
+            let mut builder = ureq::http::Request::builder().method("GET").uri(&url);
+            if let Some(accept) = accept {
+                builder = builder.header("Accept", accept);
+            }
+            if let Some(auth) = if ours { self.authorization() } else { None } {
+                builder = builder.header("Authorization", auth);
+            }
+            let request = builder.body(()).map_err(|e| RegistryError::Protocol {
+                method: "GET",
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+            let response = self.agent.run(request).map_err(|e| self.request_error("GET", &url, e))?;
+            let status = response.status().as_u16();
+            match status {
+                200 => {
+                    let mut reader = response.into_body().into_reader().take(limit.saturating_add(1));
+                    let mut written: u64 = 0;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => {
+                                return Err(match ureq::Error::from(e) {
+                                    ureq::Error::Timeout(which) => self.timeout("GET", &url, which),
+                                    other => RegistryError::Request {
+                                        method: "GET",
+                                        url: url.clone(),
+                                        detail: format!("the response broke off: {}", lowercase_first(&other.to_string())),
+                                        transient: true,
+                                    },
+                                })
+                            }
+                        };
+                        written += n as u64;
+                        if written > limit {
+                            return Err(RegistryError::TooLarge { what, url, limit });
+                        }
+                        out.write_all(&buf[..n]).map_err(|e| RegistryError::Request {
+                            method: "GET",
+                            url: url.clone(),
+                            detail: format!("cannot keep what was received: {}", lowercase_first(&e.to_string())),
+                            transient: false,
+                        })?;
+                    }
+                    return Ok(written);
+                }
+                301 | 302 | 303 | 307 | 308 if redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    if location.is_empty() {
+                        return Err(RegistryError::Protocol {
+                            method: "GET",
+                            url,
+                            detail: format!("http {status} without a `Location` header"),
+                        });
+                    }
+                    url = absolute(&url, location);
+                }
+                401 if ours && !challenged => {
+                    challenged = true;
+                    let header = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
+                    let Some(header) = header else { return Err(self.auth_error()) };
+                    let challenge = parse_challenge(header)
+                        .map_err(|detail| RegistryError::Challenge { host: self.host.clone(), detail })?;
+                    self.answer(challenge)?;
+                }
+                _ => {
+                    let (parts, body) = response.into_parts();
+                    let mut data = Vec::new();
+                    let _ = body.into_reader().take(MAX_RESPONSE).read_to_end(&mut data);
+                    let resp = Response { status, headers: parts.headers, body: data };
+                    return Err(self.fail("GET", &url, &resp));
+                }
+            }
+        }
+    }
+
     fn request_error(&self, method: &'static str, url: &str, err: ureq::Error) -> RegistryError {
         match err {
             ureq::Error::Timeout(which) => self.timeout(method, url, which),
@@ -391,6 +498,22 @@ impl Client {
             _ => ("waiting for", self.opts.read_timeout),
         };
         RegistryError::Timeout { method, url: url.to_owned(), during, limit }
+    }
+}
+
+/// `location` (a `Location` header of a response to `url`) as an absolute URL.
+fn absolute(url: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    // The origin of `url`: scheme and authority.
+    let origin_end = url.find("://").map(|i| i + 3).and_then(|start| url[start..].find('/').map(|j| start + j));
+    let origin = origin_end.map_or(url, |end| &url[..end]);
+    if location.starts_with('/') {
+        format!("{origin}{location}")
+    } else {
+        let dir = url.rsplit_once('/').map_or(url, |(dir, _)| dir);
+        format!("{dir}/{location}")
     }
 }
 

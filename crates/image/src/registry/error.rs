@@ -234,6 +234,34 @@ pub enum RegistryError {
         detail: String,
     },
 
+    /// A registry served bytes other than the digest it was asked for names.
+    #[error(
+        "`{url}` served {what} whose digest is {actual}, not {expected}: the registry (or a proxy in between) \
+         serves other content than the digest pins; nothing of it was used\n  fix: check that the digest \
+         names an image of this repository; a tag that was moved needs `executor lock` again"
+    )]
+    Served {
+        /// What was asked for (`the manifest`, `the blob`).
+        what: &'static str,
+        /// The URL.
+        url: String,
+        /// The digest asked for.
+        expected: Digest,
+        /// The digest of the bytes served.
+        actual: Digest,
+    },
+
+    /// A registry served more bytes than the descriptor's size, or more than any manifest may have.
+    #[error("`{url}` served more than {limit} bytes for {what}; nothing of it was used")]
+    TooLarge {
+        /// What was asked for.
+        what: &'static str,
+        /// The URL.
+        url: String,
+        /// The most accepted.
+        limit: u64,
+    },
+
     /// Transient failures used up the retries.
     #[error("giving up after {attempts} attempts: {last}")]
     GaveUp {

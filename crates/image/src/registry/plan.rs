@@ -57,6 +57,9 @@ pub(crate) struct PlanBlob {
     pub size: u64,
     /// `blobs/sha256/<hex>` in the layout.
     pub path: PathBuf,
+    /// For a layer a shallow layout lacks: the repository (`HOST/REPO`) to mount or read it
+    /// from; `path` does not exist then.
+    pub remote: Option<String>,
 }
 
 /// A manifest or index: its exact bytes (their digest is the one pushed).
@@ -79,7 +82,12 @@ impl PushPlan {
 }
 
 /// Reads the image named `ref_name` in the layout at `dir` into a [`PushPlan`].
-pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, RegistryError> {
+/// Layer blobs a shallow layout lacks may be named in `remote` (digest -> `HOST/REPO`).
+pub(crate) fn read_plan(
+    dir: &Path,
+    ref_name: &str,
+    remote: &BTreeMap<Digest, String>,
+) -> Result<PushPlan, RegistryError> {
     let layout_path = dir.join("oci-layout");
     let layout: OciLayout = parse_file(&layout_path, "oci-layout")?;
     if layout.image_layout_version() != LAYOUT_VERSION {
@@ -101,7 +109,7 @@ pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, Registry
         }
         return Err(OciError::RefNotFound { dir: dir.to_owned(), ref_name: ref_name.to_owned(), hint }.into());
     };
-    let mut walk = Walk { dir, blobs: BTreeMap::new(), manifests: Vec::new(), seen: BTreeSet::new() };
+    let mut walk = Walk { dir, remote, blobs: BTreeMap::new(), manifests: Vec::new(), seen: BTreeSet::new() };
     walk.visit(top, "index.json", 0)?;
     let image_manifests = walk.manifests.len();
     let pushed = walk.seen.clone();
@@ -151,12 +159,21 @@ pub(crate) fn read_plan(dir: &Path, ref_name: &str) -> Result<PushPlan, Registry
             referrers.push(PlanReferrer { manifest, subject, artifact_type, annotations });
         }
     }
-    let blobs = walk.blobs.into_iter().map(|(digest, (size, path))| PlanBlob { digest, size, path }).collect();
+    let blobs = walk
+        .blobs
+        .into_iter()
+        .map(|(digest, (size, path))| {
+            let remote = if path.exists() { None } else { remote.get(&digest).cloned() };
+            PlanBlob { digest, size, path, remote }
+        })
+        .collect();
     Ok(PushPlan { blobs, manifests: walk.manifests, referrers })
 }
 
 struct Walk<'a> {
     dir: &'a Path,
+    /// Layer blobs that may be missing, and where they are.
+    remote: &'a BTreeMap<Digest, String>,
     /// Invariant: each blob's file exists with this size.
     blobs: BTreeMap<Digest, (u64, PathBuf)>,
     /// Invariant: children before parents.
@@ -199,9 +216,17 @@ impl Walk<'_> {
         } else {
             let manifest: ImageManifest = parse_bytes(&bytes, &path, "image manifest")?;
             let me = format!("image manifest {digest}");
-            for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            let config = our_digest(manifest.config().digest(), &me)?;
+            let config_path = self.blob(config, manifest.config().size(), &me)?;
+            self.blobs.insert(config, (manifest.config().size(), config_path));
+            for d in manifest.layers() {
                 let blob_digest = our_digest(d.digest(), &me)?;
-                let blob_path = self.blob(blob_digest, d.size(), &me)?;
+                let blob_path = match self.blob(blob_digest, d.size(), &me) {
+                    Err(RegistryError::Layout(OciError::MissingBlob { .. })) if self.remote.contains_key(&blob_digest) => {
+                        self.dir.join("blobs").join("sha256").join(blob_digest.hex())
+                    }
+                    other => other?,
+                };
                 self.blobs.insert(blob_digest, (d.size(), blob_path));
             }
         }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, ImageIndex, MediaType, SCHEMA_VERSION};
@@ -82,8 +82,12 @@ pub struct PushReport {
     pub uploaded_blobs: usize,
     /// Blobs the repository already had.
     pub skipped_blobs: usize,
-    /// Blobs mounted from [`PushOptions::mount_from`].
+    /// Blobs mounted from [`PushOptions::mount_from`] or, for a shallow layout, from the
+    /// repository its absent blobs are in.
     pub mounted_blobs: usize,
+    /// Blobs of a shallow layout read from their repository on another registry and
+    /// uploaded (counted in `uploaded_blobs` too).
+    pub copied_blobs: usize,
     /// Bytes of blobs uploaded (manifests not counted).
     pub bytes_uploaded: u64,
     /// Manifests and indexes put (by digest), the image itself included.
@@ -103,6 +107,8 @@ enum BlobOutcome {
     Present,
     Mounted,
     Uploaded(u64),
+    /// Read from another registry, then uploaded.
+    Copied(u64),
 }
 
 /// Pushes the image named `ref_name` in the OCI layout at `layout_dir` to `target`: every
@@ -116,16 +122,56 @@ pub fn push_layout(
     opts: &PushOptions,
     creds: Option<Credentials>,
 ) -> Result<PushReport, RegistryError> {
-    let plan = read_plan(layout_dir, ref_name)?;
-    let client = Client::new(target, opts, creds);
-    client.ping()?;
+    push_shallow_layout(layout_dir, ref_name, target, opts, creds, &RemoteBlobs::default())
+}
 
-    let outcomes = run_parallel(&plan.blobs, opts.jobs, |blob| push_blob(&client, blob, opts))?;
+/// Where the layer blobs a shallow layout lacks are (a pulled base's layers).
+#[derive(Debug, Clone, Default)]
+pub struct RemoteBlobs {
+    /// Each absent blob's repository, `HOST/REPO`.
+    pub blobs: BTreeMap<Digest, String>,
+    /// Credentials for the hosts of those repositories, where there are some.
+    pub creds: BTreeMap<String, Credentials>,
+}
+
+/// [`push_layout`] for a shallow layout: each blob it lacks is mounted from its repository
+/// when that is on the target's registry (and the registry mounts), else read from its
+/// repository (checked against its digest) and uploaded.
+pub fn push_shallow_layout(
+    layout_dir: &Path,
+    ref_name: &str,
+    target: &Reference,
+    opts: &PushOptions,
+    creds: Option<Credentials>,
+    remote: &RemoteBlobs,
+) -> Result<PushReport, RegistryError> {
+    let plan = read_plan(layout_dir, ref_name, &remote.blobs)?;
+    // Mounting needs pull access to the source repositories on the same registry.
+    let mounts: BTreeSet<String> = plan
+        .blobs
+        .iter()
+        .filter_map(|b| b.remote.as_deref())
+        .filter_map(|source| source.strip_prefix(&format!("{}/", target.host)).map(str::to_owned))
+        .collect();
+    let client = Client::new(target, opts, creds).also_pull(&mounts);
+    client.ping()?;
+    let scratch = tempfile::tempdir().map_err(|e| RegistryError::Request {
+        method: "GET",
+        url: String::new(),
+        detail: format!("cannot create a temporary directory for blobs read from other registries: {e}"),
+        transient: false,
+    })?;
+
+    let outcomes = run_parallel(&plan.blobs, opts.jobs, |blob| match &blob.remote {
+        Some(source) => push_remote_blob(&client, blob, source, opts, remote, scratch.path()),
+        None => push_blob(&client, blob, opts),
+    })?;
     let mut report = PushReport {
         digest: plan.top().digest,
         uploaded_blobs: 0,
         skipped_blobs: 0,
         mounted_blobs: 0,
+        copied_blobs: 0,
         bytes_uploaded: 0,
         manifests: plan.manifests.len(),
         referrers: plan.referrers.len(),
@@ -139,6 +185,11 @@ pub fn push_layout(
             BlobOutcome::Uploaded(bytes) => {
                 report.uploaded_blobs += 1;
                 report.bytes_uploaded += bytes;
+            }
+            BlobOutcome::Copied(bytes) => {
+                report.uploaded_blobs += 1;
+                report.bytes_uploaded += bytes;
+                report.copied_blobs += 1;
             }
         }
     }
@@ -488,6 +539,72 @@ fn push_blob(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<Blo
         );
     }
     client.with_retries(|| upload(client, blob, opts))
+}
+
+/// Makes sure the repository has `blob`, which the layout lacks and `source` (`HOST/REPO`)
+/// holds: skips it if present, mounts it from `source` on the same registry, else reads it
+/// from `source` into `scratch` (checked against its digest and size) and uploads it.
+fn push_remote_blob(
+    client: &Client,
+    blob: &PlanBlob,
+    source: &str,
+    opts: &PushOptions,
+    remote: &RemoteBlobs,
+    scratch: &Path,
+) -> Result<BlobOutcome, RegistryError> {
+    let url = client.repo_url(&format!("/blobs/{}", blob.digest));
+    let present = client.with_retries(|| {
+        let resp = client.request("HEAD", &url, &[], None)?;
+        match resp.status {
+            200 | 302 | 303 | 307 => {
+                check_digest_header(&resp, "HEAD", &url, blob.digest)?;
+                Ok(true)
+            }
+            404 => Ok(false),
+            _ => Err(client.fail("HEAD", &url, &resp)),
+        }
+    })?;
+    if present {
+        return Ok(BlobOutcome::Present);
+    }
+    let source_ref = Reference::parse(source)?;
+    if source_ref.host == client.host {
+        let start = client.repo_url(&format!(
+            "/blobs/uploads/?mount={}&from={}",
+            percent_encode(&blob.digest.to_string()),
+            percent_encode(&source_ref.repository)
+        ));
+        let mounted = client.with_retries(|| {
+            let resp = client.request("POST", &start, &[], Some(&[]))?;
+            match resp.status {
+                201 => {
+                    check_digest_header(&resp, "POST", &start, blob.digest)?;
+                    Ok(true)
+                }
+                // The registry opened an upload session instead: it will not mount.
+                202 => {
+                    if let Ok(location) = location(client, &resp, "POST", &start) {
+                        cancel(client, &location);
+                    }
+                    Ok(false)
+                }
+                _ => Err(client.fail("POST", &start, &resp)),
+            }
+        })?;
+        if mounted {
+            return Ok(BlobOutcome::Mounted);
+        }
+    }
+    let puller = crate::registry::pull::Puller::new(&source_ref, opts, remote.creds.get(&source_ref.host).cloned());
+    let path = scratch.join(blob.digest.hex());
+    puller.blob_to_file(blob.digest, blob.size, &path)?;
+    let local = PlanBlob { path: path.clone(), remote: None, ..blob.clone() };
+    let outcome = client.with_retries(|| upload(client, &local, &PushOptions { mount_from: None, ..opts.clone() }));
+    let _ = std::fs::remove_file(&path);
+    match outcome? {
+        BlobOutcome::Uploaded(bytes) => Ok(BlobOutcome::Copied(bytes)),
+        other => Ok(other),
+    }
 }
 
 /// One attempt at mounting or uploading `blob`, from a fresh upload session.
