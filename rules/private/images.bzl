@@ -24,6 +24,7 @@ def distroless_image(
         annotations = {},
         epoch = None,
         compression_level = None,
+        layering = None,
         tag = "latest",
         repo_tags = []):
     """A multi-arch image: one package list, accounts and config, expanded per arch.
@@ -61,11 +62,27 @@ def distroless_image(
       annotations: manifest and index annotations.
       epoch: unix seconds for `created` and every mtime (default: newest package build time).
       compression_level: the layers' gzip level, 0 to 9 (default 6; lower is faster, larger).
+      layering: `{"strategy": "origin", "budget": N}` spreads the packages over at most N
+                layers grouped by origin (source package), plus a top layer for the rest,
+                as apko's layering: images that share packages share those layers' blobs.
+                Default: one layer.
       tag: the index's ref name in the layout's index.json.
       repo_tags: `name:tag` references for the docker-archive tarballs.
     """
     if not archs:
         fail("distroless_image `%s`: `archs` must not be empty" % name)
+    layering_strategy = None
+    layering_budget = None
+    if layering != None:
+        if type(layering) != "dict":
+            fail("distroless_image `%s`: `layering` must be a dict like {\"strategy\": \"origin\", \"budget\": 4}" % name)
+        for key in layering:
+            if key not in ["strategy", "budget"]:
+                fail("distroless_image `%s`: `layering` has an unknown key `%s` (it takes `strategy` and `budget`)" % (name, key))
+        layering_strategy = layering.get("strategy", "origin")
+        layering_budget = layering.get("budget")
+        if layering_budget == None:
+            fail("distroless_image `%s`: `layering` needs a `budget`, the most layers of packages" % name)
     native.apk_fetch(
         name = name + "_apks",
         repository = repository,
@@ -88,6 +105,8 @@ def distroless_image(
             owners = owners,
             epoch = epoch,
             compression_level = compression_level,
+            layering = layering_strategy,
+            layering_budget = layering_budget,
         )
         image = "%s_%s" % (name, arch)
         native.oci_image(

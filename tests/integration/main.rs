@@ -13,6 +13,7 @@ mod core_robustness;
 mod examples;
 mod image_errors;
 mod images;
+mod layering;
 mod pull;
 mod push;
 mod push_faults;

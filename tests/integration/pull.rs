@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{executor_bin, require, to_run, Run, Workspace};
+use crate::harness::{executor_bin, to_run, Run, Workspace};
 use executor_testkit::registry::{Auth, FakeRegistry};
 
 /// Pushes `//images:static` of a copy of this repository to `repo` (only `platforms`, a

@@ -894,7 +894,17 @@ impl Installer {
 
     /// Writes the accounts and the apk database, and returns the tree and one summary per
     /// installed package, in install order.
-    pub fn finish(mut self) -> Result<(LayerTree, Vec<InstalledSummary>), InstallError> {
+    pub fn finish(self) -> Result<(LayerTree, Vec<InstalledSummary>), InstallError> {
+        self.finish_owned().map(|(tree, summaries, _)| (tree, summaries))
+    }
+
+    /// [`Installer::finish`], also telling which installed package (its index in install
+    /// order) put each entry of the tree there. Entries of the caller (files, accounts), the
+    /// apk database and directories made only as parents belong to none.
+    #[allow(clippy::type_complexity)]
+    pub fn finish_owned(
+        mut self,
+    ) -> Result<(LayerTree, Vec<InstalledSummary>, BTreeMap<LayerPath, usize>), InstallError> {
         self.undo.clear();
         let passwd = self.accounts.render_passwd(self.shipped_text("etc/passwd").as_deref())?;
         let group = self.accounts.render_group(self.shipped_text("etc/group").as_deref())?;
@@ -961,7 +971,15 @@ impl Installer {
             .zip(owned)
             .map(|(package, files)| summary(&package.meta, arch, files.into_keys().map(|p| p.to_string()).collect()))
             .collect();
-        Ok((self.tree, summaries))
+        let by_package = self
+            .owners
+            .iter()
+            .filter_map(|(path, owner)| match owner.by {
+                By::Package(index) => Some((path.clone(), index)),
+                _ => None,
+            })
+            .collect();
+        Ok((self.tree, summaries, by_package))
     }
 
     /// Replaces the content of a shipped account file (keeping its metadata and owner), or

@@ -391,7 +391,7 @@ impl ActionExec for ImageExec {
         } else {
             None
         };
-        let mut layers: Vec<(LayerInfo, &Path)> = Vec::new();
+        let mut layers: Vec<(LayerInfo, std::path::PathBuf)> = Vec::new();
         let (tars, metas) = (ctx.input_list("layers"), ctx.input_list("layer_metas"));
         if tars.len() != spec.layers || metas.len() != spec.layers {
             return Err(fail("internal error: a layer without its description".into()));
@@ -417,14 +417,28 @@ impl ActionExec for ImageExec {
             if meta.os_release_id.is_some() {
                 os_release_id = meta.os_release_id.clone();
             }
-            let info = LayerInfo {
-                diff_id: meta.diff_id,
-                digest: meta.digest,
-                size: meta.size,
-                created_by: meta.created_by.clone(),
-                comment: None,
-            };
-            layers.push((info, tar));
+            if meta.parts.is_empty() {
+                let info = LayerInfo {
+                    diff_id: meta.diff_id,
+                    digest: meta.digest,
+                    size: meta.size,
+                    created_by: meta.created_by.clone(),
+                    comment: None,
+                };
+                layers.push((info, tar.to_owned()));
+            } else {
+                // A layered target: its directory's layers, bottom first.
+                for part in &meta.parts {
+                    let info = LayerInfo {
+                        diff_id: part.diff_id,
+                        digest: part.digest,
+                        size: part.size,
+                        created_by: part.created_by.clone(),
+                        comment: None,
+                    };
+                    layers.push((info, tar.join(&part.file)));
+                }
+            }
         }
         if !accounts_unknown {
             check_user(&spec.user, &users)?;

@@ -411,6 +411,73 @@ impl LayerTree {
         self.entries.iter()
     }
 
+    /// Splits the tree into `parts + 1` trees, for an image whose packages are spread over
+    /// several layers: an entry whose path `part_of` maps below `parts` goes to that part,
+    /// every other one to the last part (the top). Applied in order, the layers make exactly
+    /// this tree:
+    /// - every directory is in the top part, with its metadata, and wins over the copies in
+    ///   the parts (as overlay and image unpackers do for a directory in two layers);
+    /// - a part holds copies of the directories its entries lie in (with mtime 0), so its
+    ///   bytes depend on its own entries alone and images sharing them share the layer;
+    /// - a hard link goes to the part of the file it names, where the file is.
+    pub fn split(self, part_of: &BTreeMap<LayerPath, usize>, parts: usize) -> Vec<LayerTree> {
+        let copy_dir = |entry: &Entry| Entry {
+            kind: EntryKind::Directory,
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            uname: entry.uname.clone(),
+            gname: entry.gname.clone(),
+            mtime: 0,
+            xattrs: entry.xattrs.clone(),
+        };
+        let part = |path: &LayerPath| part_of.get(path).copied().filter(|p| *p < parts).unwrap_or(parts);
+        let dirs: BTreeMap<LayerPath, Entry> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.kind, EntryKind::Directory))
+            .map(|(p, e)| (p.clone(), copy_dir(e)))
+            .collect();
+        // A hard link's part is its file's: follow links (a bounded number of hops).
+        let mut link_part = BTreeMap::new();
+        for (path, entry) in &self.entries {
+            let EntryKind::HardLink(target) = &entry.kind else { continue };
+            let mut target = target.clone();
+            for _ in 0..64 {
+                match self.entries.get(&target).map(|e| &e.kind) {
+                    Some(EntryKind::HardLink(next)) => target = next.clone(),
+                    _ => break,
+                }
+            }
+            link_part.insert(path.clone(), part(&target));
+        }
+        let mut out: Vec<LayerTree> = (0..=parts).map(|_| LayerTree::new()).collect();
+        for (path, entry) in self.entries {
+            let to = match &entry.kind {
+                EntryKind::Directory => {
+                    let owner = part(&path);
+                    if owner < parts {
+                        out[owner].entries.insert(path.clone(), copy_dir(&entry));
+                    }
+                    parts
+                }
+                EntryKind::HardLink(_) => link_part.get(&path).copied().unwrap_or(parts),
+                _ => part(&path),
+            };
+            out[to].entries.insert(path, entry);
+        }
+        for tree in out.iter_mut().take(parts) {
+            let missing: BTreeSet<LayerPath> =
+                tree.entries.keys().flat_map(|k| k.ancestors()).filter(|a| !tree.entries.contains_key(a)).collect();
+            for ancestor in missing {
+                if let Some(dir) = dirs.get(&ancestor) {
+                    tree.entries.insert(ancestor, copy_dir(dir));
+                }
+            }
+        }
+        out
+    }
+
     /// The entries in write order, with hard-link groups canonicalised (see
     /// [`EntryKind::HardLink`]). Fails before anything is written if a hard link is dangling,
     /// points to a non-file, or is part of a cycle.
