@@ -280,6 +280,15 @@ http_seed("push-upload", 1, ping + chunked + monolithic * 3 + puts + [missing, c
 http_seed("push-mount", 1, ping + [missing, created] * 4 + puts + [missing, created])
 http_seed("push-bearer", 1, [resp("401 Unauthorized", [bearer]), resp("200 OK", [], '{"token":"t"}'), ok]
           + heads + puts + [missing, created])
+# Pulls (command 0xF0): the manifest `{}` by its digest, then the 5-byte blob `layer`.
+pull_manifest = resp("200 OK", [("Content-Type", MAN)], "{}")
+http_seed("pull", 0xF0, [pull_manifest, resp("200 OK", [], "layer")])
+http_seed("pull-redirect", 0xF0, [pull_manifest, resp("307 Temporary Redirect", [("Location", "http://@HOST/storage/blob")]),
+                                  resp("200 OK", [], "layer")])
+http_seed("pull-forged", 0xF0, [resp("200 OK", [], '{"forged":1}'), resp("200 OK", [], "layer")])
+http_seed("pull-long-blob", 0xF0, [pull_manifest, resp("200 OK", [], "layer and more")])
+http_seed("pull-bearer", 0xF0, [resp("401 Unauthorized", [bearer]), resp("200 OK", [], '{"token":"t"}'), pull_manifest,
+                                resp("200 OK", [], "layer")])
 
 # --- WWW-Authenticate headers and docker config.json
 for i, h in enumerate([

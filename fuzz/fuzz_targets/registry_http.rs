@@ -6,8 +6,11 @@
 //! them are `registry::resolve_digest` (verify) and `registry::push_layout` (push), driven
 //! here against a fake registry on loopback that answers with the input.
 //!
-//! Input: the first byte picks the command (even: resolve the tag `latest`, odd: push a
-//! small fixed layout with an SBOM referrer); the rest is raw HTTP responses separated by
+//! `registry::Puller` (oci_pull's reads: a manifest by digest, then a blob into a file) is
+//! driven the same way.
+//!
+//! Input: the first byte picks the command (0xF0 and above: pull; else even: resolve the tag
+//! `latest`, odd: push a small fixed layout with an SBOM referrer); the rest is raw HTTP responses separated by
 //! lines `%%`, served in request order (connections are kept open; one closes when the
 //! responses run out or the client is idle for 100 ms). `@HOST` in a response stands for
 //! the fake registry's `127.0.0.1:PORT`.
@@ -25,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use executor::registry::{push_layout, resolve_digest, PushOptions, Reference};
+use executor::registry::{push_layout, resolve_digest, Puller, PushOptions, Reference};
 use libfuzzer_sys::fuzz_target;
 
 /// The responses still to serve in this run.
@@ -165,7 +168,16 @@ fuzz_target!(|data: &[u8]| {
         password: executor::registry::Secret::new("secret"),
         source: "the fuzz target".to_owned(),
     });
-    let outcome = if command % 2 == 0 {
+    let outcome = if command >= 0xF0 {
+        // What a pull reads, each checked against its digest: a manifest, then a blob.
+        let puller = Puller::new(&target, &opts, creds);
+        static PULL_DIR: LazyLock<PathBuf> = LazyLock::new(|| executor_fuzz::scratch_dir("registry_http_pull"));
+        let dest = PULL_DIR.join("blob");
+        puller
+            .manifest(executor::digest::Digest::of(b"{}"))
+            .map(|m| m.media_type)
+            .and_then(|_| puller.blob_to_file(executor::digest::Digest::of(b"layer"), 5, &dest).map(|()| String::new()))
+    } else if command % 2 == 0 {
         resolve_digest(&target, &opts, creds).map(|d| d.to_string())
     } else {
         push_layout(&LAYOUT, "latest", &target, &opts, creds).map(|r| format!("{r:?}"))
