@@ -167,8 +167,8 @@ fn changing_one_arch_rebuilds_only_that_arch() {
     fs::write(ws.join("images/note.txt"), "s390x only\n").expect("note");
     let rules = fs::read_to_string(ws.join("rules/private/images.bzl")).expect("bzl");
     let patched = rules.replace(
-        "            compression_level = compression_level,\n        )\n        image =",
-        "            compression_level = compression_level,\n        ) if arch != \"s390x\" else native.layer(\n            name = layer,\n            packages = \":\" + name + \"_apks\",\n            arch = arch,\n            users = users,\n            groups = groups,\n            files = {\"/etc/note\": \"note.txt\"},\n        )\n        image =",
+        "            layering_budget = layering_budget,\n        )\n        image =",
+        "            layering_budget = layering_budget,\n        ) if arch != \"s390x\" else native.layer(\n            name = layer,\n            packages = \":\" + name + \"_apks\",\n            arch = arch,\n            users = users,\n            groups = groups,\n            files = {\"/etc/note\": \"note.txt\"},\n        )\n        image =",
     );
     assert_ne!(patched, rules, "the macro changed shape; update this test");
     fs::write(ws.join("rules/private/images.bzl"), patched).expect("bzl");

@@ -259,6 +259,10 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     let check = run(&ws, &["lock", "--check"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
 
+    // The generated repository's targets, by pattern.
+    let query = run(&ws, &["query", "@static//..."]).success();
+    assert_eq!(query.stdout, "pulled_image rule @static//:image\npulled_image rule @static//:linux_amd64\n");
+
     // A platform the base lacks.
     let ws = app_workspace(&repo, &format!("digest = \"{digest}\""), &["linux/amd64", "linux/s390x"]);
     let missing = run(&ws, &["build", "@static//:linux_s390x"]).failure(1);

@@ -181,6 +181,13 @@ impl Workspace {
         under: &PackagePath,
     ) -> Result<Vec<PackagePath>, WorkspaceError> {
         let mut out = Vec::new();
+        if repo.is_some_and(|r| self.generated.contains_key(r)) {
+            // A generated repository has one package, its root.
+            if under.as_str().is_empty() {
+                out.push(PackagePath::root());
+            }
+            return Ok(out);
+        }
         let Some(dir) = self.package_dir(repo, under) else {
             return Ok(out);
         };

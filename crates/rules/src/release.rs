@@ -245,6 +245,21 @@ fn attestations(
                 "annotations": { "apk.identity": pinned.map(|p| p.identity.clone()).unwrap_or_default() },
             }));
         }
+        // The base image, as the manifest names it (`org.opencontainers.image.base.*`); a
+        // pulled one with the repository it was pulled from.
+        let manifest: Option<serde_json::Value> = std::fs::read(image.layout.join("blobs/sha256").join(digest.hex()))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let annotations = manifest.as_ref().map(|m| &m["annotations"]);
+        if let Some(base) = annotations.and_then(|a| a[crate::oci_image::ANNOTATION_BASE_DIGEST].as_str()) {
+            let name = annotations.and_then(|a| a[crate::oci_image::ANNOTATION_BASE_NAME].as_str()).unwrap_or_default();
+            let pulled_from = image.meta.remote_blobs().values().next();
+            dependencies.push(json!({
+                "name": name,
+                "uri": pulled_from.map(|repo| format!("oci://{repo}@{base}")).unwrap_or_default(),
+                "digest": { "sha256": base.strip_prefix("sha256:").unwrap_or(base) },
+            }));
+        }
         dependencies.push(json!({
             "name": "WORKSPACE, BUILD and .bzl sources",
             "digest": { "sha256": sources.hex() },

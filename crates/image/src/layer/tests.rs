@@ -463,3 +463,51 @@ fn types_cross_threads() {
     send_sync::<LayerError>();
     send_sync::<LayerDigests>();
 }
+
+#[test]
+fn a_split_tree_puts_each_entry_once_and_every_directory_on_top() {
+    let dir = |mode: u32, mtime: u64| Entry::directory().with_mode(Mode::new(mode).expect("mode")).with_mtime(mtime);
+    let whole = tree(vec![
+        ("usr", dir(0o755, 5)),
+        ("usr/lib", dir(0o755, 6)),
+        ("usr/lib/liba.so", file(b"a")),
+        ("usr/lib/liba.link", Entry::hard_link(path("usr/lib/liba.so"))),
+        ("usr/share", dir(0o755, 7)),
+        ("usr/share/b", file(b"b")),
+        ("etc", dir(0o755, 8)),
+        ("etc/passwd", file(b"root")),
+        ("tmp", dir(0o1777, 9)),
+    ]);
+    // liba.so is package 0's, b package 1's; the hard link belongs to nobody but follows
+    // its file; /tmp is package 1's directory.
+    let owners = BTreeMap::from([(path("usr/lib/liba.so"), 0), (path("usr/share/b"), 1), (path("tmp"), 1)]);
+    let parts = whole.split(&owners, 2);
+    let listing = |t: &LayerTree| -> Vec<(String, u32, u64)> {
+        t.iter().map(|(p, e)| (p.as_str().to_owned(), e.mode.bits(), e.mtime)).collect()
+    };
+    assert_eq!(parts.len(), 3);
+    assert_eq!(
+        listing(&parts[0]),
+        [("usr".into(), 0o755, 0), ("usr/lib".into(), 0o755, 0), ("usr/lib/liba.link".into(), 0o644, 0), ("usr/lib/liba.so".into(), 0o644, 0)]
+    );
+    assert_eq!(
+        listing(&parts[1]),
+        [("tmp".into(), 0o1777, 0), ("usr".into(), 0o755, 0), ("usr/share".into(), 0o755, 0), ("usr/share/b".into(), 0o644, 0)]
+    );
+    // The top: every directory as it is in the whole tree, and what no package owns.
+    assert_eq!(
+        listing(&parts[2]),
+        [
+            ("etc".into(), 0o755, 8),
+            ("etc/passwd".into(), 0o644, 0),
+            ("tmp".into(), 0o1777, 9),
+            ("usr".into(), 0o755, 5),
+            ("usr/lib".into(), 0o755, 6),
+            ("usr/share".into(), 0o755, 7),
+        ]
+    );
+    // Each part writes on its own (the hard link's file is in its part).
+    for part in parts {
+        write(part, options(10, 1));
+    }
+}
