@@ -49,15 +49,139 @@ const PACKAGES: &[(&str, &str, usize)] = &[
 /// The corpus: image name and packages.
 const IMAGES: &[(&str, &[&str])] = &[
     ("static", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata"]),
-    ("glibc_dynamic", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc"]),
-    ("cc", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libstdc++"]),
-    ("busybox", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "busybox"]),
-    ("openssl", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libcrypto3", "libssl3", "zlib"]),
-    ("python", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libcrypto3", "libssl3", "zlib", "libffi", "sqlite-libs", "python-3.12-base", "python-3.12"]),
-    ("node", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libstdc++", "libcrypto3", "libssl3", "zlib", "nodejs"]),
-    ("jre", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "zlib", "openjdk-17-jre"]),
-    ("python_dev", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libcrypto3", "libssl3", "zlib", "libffi", "sqlite-libs", "python-3.12-base", "python-3.12", "busybox"]),
-    ("node_dev", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc", "libstdc++", "libcrypto3", "libssl3", "zlib", "nodejs", "busybox"]),
+    (
+        "glibc_dynamic",
+        &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc"],
+    ),
+    (
+        "cc",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libstdc++",
+        ],
+    ),
+    (
+        "busybox",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "busybox",
+        ],
+    ),
+    (
+        "openssl",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libcrypto3",
+            "libssl3",
+            "zlib",
+        ],
+    ),
+    (
+        "python",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libcrypto3",
+            "libssl3",
+            "zlib",
+            "libffi",
+            "sqlite-libs",
+            "python-3.12-base",
+            "python-3.12",
+        ],
+    ),
+    (
+        "node",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libstdc++",
+            "libcrypto3",
+            "libssl3",
+            "zlib",
+            "nodejs",
+        ],
+    ),
+    (
+        "jre",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "zlib",
+            "openjdk-17-jre",
+        ],
+    ),
+    (
+        "python_dev",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libcrypto3",
+            "libssl3",
+            "zlib",
+            "libffi",
+            "sqlite-libs",
+            "python-3.12-base",
+            "python-3.12",
+            "busybox",
+        ],
+    ),
+    (
+        "node_dev",
+        &[
+            "wolfi-baselayout",
+            "ca-certificates-bundle",
+            "tzdata",
+            "glibc",
+            "ld-linux",
+            "glibc-locale-posix",
+            "libgcc",
+            "libstdc++",
+            "libcrypto3",
+            "libssl3",
+            "zlib",
+            "nodejs",
+            "busybox",
+        ],
+    ),
 ];
 
 fn main() {
@@ -72,7 +196,12 @@ fn main() {
     let ws = work.path().join("ws");
     make_workspace(&repo_root, &ws, budget);
     println!("{}", machine());
-    println!("corpus: {} images, {} packages of {} origins, layering budget {budget}", IMAGES.len(), PACKAGES.len(), origins());
+    println!(
+        "corpus: {} images, {} packages of {} origins, layering budget {budget}",
+        IMAGES.len(),
+        PACKAGES.len(),
+        origins()
+    );
     check(Command::new(&exe).arg("lock").current_dir(&ws).env("EXECUTOR_CACHE_DIR", work.path().join("lock-cache")));
 
     for (mode, suffix) in [("one layer", "_single"), ("layering by origin", "_layered")] {
@@ -88,7 +217,13 @@ fn main() {
         }
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
-        check(Command::new(&exe).arg("build").args(&targets).current_dir(&ws).env("EXECUTOR_CACHE_DIR", work.path().join("cache")));
+        check(
+            Command::new(&exe)
+                .arg("build")
+                .args(&targets)
+                .current_dir(&ws)
+                .env("EXECUTOR_CACHE_DIR", work.path().join("cache")),
+        );
         // Every layer of the 10 layouts, each digest once: what a registry must store of them.
         let mut unique = std::collections::BTreeMap::new();
         let mut layers = 0;
@@ -137,7 +272,9 @@ fn shallow_pulls(exe: &Path, repo_root: &Path, ws: &Path, work: &Path, runs: usi
         std::fs::create_dir_all(&app).expect("mkdir");
         std::fs::write(
             app.join("WORKSPACE"),
-            format!("oci_pull(name = \"base\", image = \"{repo}\", digest = \"{digest}\", platforms = [\"linux/amd64\"])\n"),
+            format!(
+                "oci_pull(name = \"base\", image = \"{repo}\", digest = \"{digest}\", platforms = [\"linux/amd64\"])\n"
+            ),
         )
         .expect("WORKSPACE");
         std::fs::write(app.join("hello.txt"), "hello\n").expect("file");
@@ -222,9 +359,10 @@ fn layout_layers(dir: &Path) -> Vec<(String, u64)> {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json")).expect("json");
     let digest = index["manifests"][0]["digest"].as_str().expect("digest");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("manifest"))
-            .expect("json");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("manifest"),
+    )
+    .expect("json");
     manifest["layers"]
         .as_array()
         .expect("layers")
@@ -247,7 +385,12 @@ fn make_workspace(repo_root: &Path, ws: &Path, budget: usize) {
     for (n, (name, origin, kib)) in PACKAGES.iter().enumerate() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64 + 1);
         let share = format!("usr/share/{name}");
-        let mut files = vec![PackageFile::dir("usr"), PackageFile::dir("usr/lib"), PackageFile::dir("usr/share"), PackageFile::dir(&share)];
+        let mut files = vec![
+            PackageFile::dir("usr"),
+            PackageFile::dir("usr/lib"),
+            PackageFile::dir("usr/share"),
+            PackageFile::dir(&share),
+        ];
         // Files of up to 1 MiB: half pseudo-random bytes (like code), half words (like data).
         let mut left = kib * 1024;
         let mut f = 0;
@@ -259,8 +402,11 @@ fn make_workspace(repo_root: &Path, ws: &Path, budget: usize) {
             left -= size;
             f += 1;
         }
-        let mut spec =
-            PackageSpec::new(PackageName::new(name).expect("name"), Version::parse("1.0-r0").expect("version"), "x86_64");
+        let mut spec = PackageSpec::new(
+            PackageName::new(name).expect("name"),
+            Version::parse("1.0-r0").expect("version"),
+            "x86_64",
+        );
         spec.origin = Some((*origin).to_owned());
         spec.license = "MIT".into();
         spec.build_time = 1_700_000_000;
@@ -271,7 +417,8 @@ fn make_workspace(repo_root: &Path, ws: &Path, budget: usize) {
         entries.push(index_entry(&bytes, &file).expect("index entry"));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "corpus", Some(&key)).expect("index")).expect("index");
+    std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "corpus", Some(&key)).expect("index"))
+        .expect("index");
     std::fs::create_dir_all(ws.join("keys")).expect("mkdir keys");
     std::fs::write(ws.join("keys/BUILD"), "").expect("keys/BUILD");
     std::fs::copy(key_path.with_extension("rsa.pub"), ws.join("keys/executor-test-key.rsa.pub")).expect("copy key");
@@ -286,7 +433,10 @@ fn make_workspace(repo_root: &Path, ws: &Path, budget: usize) {
     let mut build = String::from("load(\"@executor//rules:defs.bzl\", \"distroless_image\")\n\n");
     for (name, packages) in IMAGES {
         let list: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
-        for (suffix, layering) in [("_single", "None".to_owned()), ("_layered", format!("{{\"strategy\": \"origin\", \"budget\": {budget}}}"))] {
+        for (suffix, layering) in [
+            ("_single", "None".to_owned()),
+            ("_layered", format!("{{\"strategy\": \"origin\", \"budget\": {budget}}}")),
+        ] {
             build.push_str(&format!(
                 "distroless_image(\n    name = \"{name}{suffix}\",\n    repository = \"corpus\",\n    packages = [{}],\n    archs = [\"x86_64\"],\n    users = [\"nonroot:65532:65532:/home/nonroot:/sbin/nologin\"],\n    groups = [\"nonroot:65532\"],\n    layering = {layering},\n)\n",
                 list.join(", ")
@@ -301,8 +451,10 @@ fn random(rng: &mut u64, size: usize) -> Vec<u8> {
 }
 
 fn words(rng: &mut u64, size: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] =
-        ["lorem", "ipsum", "dolor", "sit", "amet", "config", "value", "path", "data", "index", "table", "entry", "zone", "time", "cert", "key"];
+    const WORDS: [&str; 16] = [
+        "lorem", "ipsum", "dolor", "sit", "amet", "config", "value", "path", "data", "index", "table", "entry", "zone",
+        "time", "cert", "key",
+    ];
     let mut out = Vec::with_capacity(size + 16);
     while out.len() < size {
         out.extend_from_slice(WORDS[(xorshift(rng) % 16) as usize].as_bytes());
@@ -332,7 +484,9 @@ fn check(cmd: &mut Command) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("machine: {cpu}, {cores} cores")

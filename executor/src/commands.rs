@@ -144,7 +144,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Push {
-            target, repository, tags, insecure, locked, mount_from, chunk_size, sign, platforms, stamp, ..
+            target,
+            repository,
+            tags,
+            insecure,
+            locked,
+            mount_from,
+            chunk_size,
+            sign,
+            platforms,
+            stamp,
+            ..
         } => {
             let stamp = build::stamp_annotations(&stamp, &cwd, settings.workspace.as_deref())?;
             let platforms = parse_platforms(&platforms)?;

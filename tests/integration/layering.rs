@@ -27,7 +27,8 @@ fn repository() -> Vec<(String, Vec<u8>)> {
             .collect()
     };
     let spec = |name: &str, origin: &str, files: Vec<PackageFile>| {
-        let mut s = PackageSpec::new(PackageName::new(name).expect("name"), Version::parse("1.0-r0").expect("v"), "x86_64");
+        let mut s =
+            PackageSpec::new(PackageName::new(name).expect("name"), Version::parse("1.0-r0").expect("v"), "x86_64");
         s.origin = Some(origin.to_owned());
         s.build_time = 1_700_000_000;
         s.license = "MIT".into();
@@ -51,7 +52,11 @@ fn repository() -> Vec<(String, Vec<u8>)> {
         spec(
             "foo-tools",
             "foo",
-            vec![PackageFile::dir("usr"), PackageFile::dir("usr/bin"), PackageFile::file("usr/bin/foo", words(2, 50_000))],
+            vec![
+                PackageFile::dir("usr"),
+                PackageFile::dir("usr/bin"),
+                PackageFile::file("usr/bin/foo", words(2, 50_000)),
+            ],
         ),
         spec(
             "bar",
@@ -68,7 +73,11 @@ fn repository() -> Vec<(String, Vec<u8>)> {
         spec(
             "qux",
             "qux",
-            vec![PackageFile::dir("usr"), PackageFile::dir("usr/share"), PackageFile::file("usr/share/qux", words(5, 5_000))],
+            vec![
+                PackageFile::dir("usr"),
+                PackageFile::dir("usr/share"),
+                PackageFile::file("usr/share/qux", words(5, 5_000)),
+            ],
         ),
     ];
     let mut files = Vec::new();
@@ -115,11 +124,13 @@ fn workspace() -> Workspace {
 
 /// The layers (digests) of the image layout `dir`.
 fn layers(dir: &Path) -> Vec<String> {
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index")).expect("json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index")).expect("json");
     let digest = index["manifests"][0]["digest"].as_str().expect("digest");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("manifest"))
-            .expect("json");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("blobs/sha256").join(&digest["sha256:".len()..])).expect("manifest"),
+    )
+    .expect("json");
     manifest["layers"].as_array().expect("layers").iter().map(|l| l["digest"].as_str().expect("d").to_owned()).collect()
 }
 
@@ -129,7 +140,8 @@ fn layering_by_origin_groups_packages_and_shares_layers() {
     ws.run(&["lock"]).success();
     ws.run(&["build", "//:a_x86_64", "//:a_single_x86_64", "//:b_x86_64"]).success();
     let out = ws.root().join("executor-out");
-    let (a, single, b) = (layers(&out.join("a_x86_64")), layers(&out.join("a_single_x86_64")), layers(&out.join("b_x86_64")));
+    let (a, single, b) =
+        (layers(&out.join("a_x86_64")), layers(&out.join("a_single_x86_64")), layers(&out.join("b_x86_64")));
     assert_eq!(single.len(), 1);
     // Origins by size: foo (350 kB), bar (200 kB), then base and baz share the third; the
     // accounts, the apk database and every directory are on top.
@@ -137,8 +149,10 @@ fn layering_by_origin_groups_packages_and_shares_layers() {
     assert_eq!(b.len(), 4, "{b:?}");
     assert_eq!(a[..2], b[..2], "the foo and bar layers are the same blobs");
     assert_ne!(a[2], b[2]);
-    let meta: serde_json::Value = serde_json::from_str(&ws.read("executor-out/a_x86_64_layer.layer.json")).expect("json");
-    let created: Vec<&str> = meta["parts"].as_array().expect("parts").iter().map(|p| p["created_by"].as_str().expect("c")).collect();
+    let meta: serde_json::Value =
+        serde_json::from_str(&ws.read("executor-out/a_x86_64_layer.layer.json")).expect("json");
+    let created: Vec<&str> =
+        meta["parts"].as_array().expect("parts").iter().map(|p| p["created_by"].as_str().expect("c")).collect();
     assert_eq!(
         created,
         [
@@ -149,9 +163,16 @@ fn layering_by_origin_groups_packages_and_shares_layers() {
         ]
     );
     // A bad budget is refused where it is written.
-    ws.write("BUILD", &ws.read("BUILD").replace("\"budget\": 3}),\n    (\"a_single\"", "\"budget\": 0}),\n    (\"a_single\""));
+    ws.write(
+        "BUILD",
+        &ws.read("BUILD").replace("\"budget\": 3}),\n    (\"a_single\"", "\"budget\": 0}),\n    (\"a_single\""),
+    );
     let bad = ws.run(&["build", "//:a_x86_64"]).failure(1);
-    assert!(bad.stderr.contains("attribute `layering_budget` of rule `layer` must be 1 to 127, not 0"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("attribute `layering_budget` of rule `layer` must be 1 to 127, not 0"),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// Every entry below `root`: kind, mode, owner, mtime, and content or link target.
@@ -190,7 +211,12 @@ fn a_layered_image_unpacks_to_the_same_root_file_system() {
     let unpack = |name: &str| {
         // umoci unpacks into a fresh directory from a writable copy of the layout.
         let layout = temp.path().join(format!("{name}-layout"));
-        let status = Command::new("cp").arg("-r").arg(ws.root().join("executor-out").join(name)).arg(&layout).status().expect("cp");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(ws.root().join("executor-out").join(name))
+            .arg(&layout)
+            .status()
+            .expect("cp");
         assert!(status.success());
         let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&layout).status();
         let bundle = temp.path().join(format!("{name}-bundle"));

@@ -11,11 +11,56 @@ use executor_testkit::registry::{Auth, FakeRegistry};
 /// Pushes `//images:static` of a copy of this repository to `repo` (only `platforms`, a
 /// comma-separated list, when not empty); returns the pushed digest.
 fn push_static(repo: &str, platforms: &str, temp: &Path) -> String {
+    push_base("//images:static", repo, platforms, temp)
+}
+
+/// The copy of this repository the bases are pushed from, with `//layered:static`: the
+/// static image for amd64 with its packages spread over layers by origin.
+fn base_workspace(temp: &Path) -> std::path::PathBuf {
     let ws = temp.join("base-ws");
     if !ws.exists() {
         crate::images::copy_repository(&ws);
+        std::fs::create_dir_all(ws.join("layered")).expect("mkdir");
+        std::fs::write(
+            ws.join("layered/BUILD"),
+            r#"load("//rules:defs.bzl", "distroless_image")
+
+distroless_image(
+    name = "static",
+    repository = "executor_test",
+    packages = ["baselayout-data", "ca-certificates-bundle", "tzdata"],
+    archs = ["x86_64"],
+    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
+    groups = ["nonroot:65532"],
+    user = "65532",
+    layering = {"strategy": "origin", "budget": 3},
+)
+"#,
+        )
+        .expect("layered/BUILD");
+        let lock = to_run(
+            Command::new(executor_bin())
+                .arg("lock")
+                .current_dir(&ws)
+                .env("EXECUTOR_CACHE_DIR", temp.join("base-cache"))
+                .output()
+                .expect("lock"),
+        );
+        assert_eq!(lock.code, 0, "{}", lock.stderr);
     }
-    let mut args = vec!["push", "//images:static", "--repository", repo];
+    ws
+}
+
+/// Pushes `target` of [`base_workspace`] to `repo` (only `platforms` when not empty);
+/// returns the pushed digest.
+fn push_base(target: &str, repo: &str, platforms: &str, temp: &Path) -> String {
+    push_base_with(target, repo, platforms, temp, &no_auth(temp))
+}
+
+/// [`push_base`] with the auth file `auth`.
+fn push_base_with(target: &str, repo: &str, platforms: &str, temp: &Path, auth: &Path) -> String {
+    let ws = base_workspace(temp);
+    let mut args = vec!["push", target, "--repository", repo];
     if !platforms.is_empty() {
         args.extend(["--platforms", platforms]);
     }
@@ -24,7 +69,7 @@ fn push_static(repo: &str, platforms: &str, temp: &Path) -> String {
             .args(&args)
             .current_dir(&ws)
             .env("EXECUTOR_CACHE_DIR", temp.join("base-cache"))
-            .env("REGISTRY_AUTH_FILE", no_auth(temp))
+            .env("REGISTRY_AUTH_FILE", auth)
             .output()
             .expect("push"),
     );
@@ -93,12 +138,15 @@ fn the_seed_use_case_end_to_end() {
     let host = format!("127.0.0.1:{}", registry.port);
     let base_repo = format!("{host}/executor/static");
     let digest = push_static(&base_repo, "", temp.path());
+    let layered_repo = format!("{host}/executor/static-layered");
+    let layered_digest = push_base("//layered:static_x86_64", &layered_repo, "", temp.path());
 
     let ws = Workspace::new()
         .file(
             "WORKSPACE",
             &format!(
-                "oci_pull(\n    name = \"static\",\n    image = \"{base_repo}\",\n    digest = \"{digest}\",\n    platforms = [\"linux/amd64\", \"linux/arm64\"],\n)\n"
+                "oci_pull(\n    name = \"static\",\n    image = \"{base_repo}\",\n    digest = \"{digest}\",\n    platforms = [\"linux/amd64\", \"linux/arm64\"],\n)\n\
+                 oci_pull(name = \"layered\", image = \"{layered_repo}\", digest = \"{layered_digest}\", platforms = [\"linux/amd64\"])\n"
             ),
         )
         .file("BUILD", SEED_BUILD)
@@ -135,7 +183,8 @@ fn the_seed_use_case_end_to_end() {
         .as_str()
         .expect("digest")
         .to_owned();
-    let app_layout: serde_json::Value = serde_json::from_str(&ws.read("executor-out/app/index.json")).expect("index.json");
+    let app_layout: serde_json::Value =
+        serde_json::from_str(&ws.read("executor-out/app/index.json")).expect("index.json");
     let app_digest = app_layout["manifests"][0]["digest"].as_str().expect("digest").to_owned();
     let local_manifest: serde_json::Value = serde_json::from_slice(
         &std::fs::read(ws.root().join("executor-out/app/blobs/sha256").join(&app_digest["sha256:".len()..]))
@@ -185,6 +234,20 @@ fn the_seed_use_case_end_to_end() {
     assert!(copied.stderr.contains("1 of them read from the base's registry"), "{}", copied.stderr);
     assert_eq!(layers(&format!("{elsewhere}@{app_digest}"))[0], base_layer);
 
+    // With layering on, the base is four layers (three origins, then the rest), and two
+    // apps on it share all four with it in the registry: each push mounts them.
+    let layered_base = layers(&format!("{layered_repo}@{layered_digest}"));
+    assert_eq!(layered_base.len(), 4, "{layered_base:?}");
+    run(&ws, &["build", "//:on_layered_1", "//:on_layered_2"]).success();
+    for (n, target) in ["on_layered_1", "on_layered_2"].iter().enumerate() {
+        let repo = format!("{host}/apps/layered-{n}");
+        let pushed = run(&ws, &["push", &format!("//:{target}"), "--repository", &repo]).success();
+        assert!(pushed.stderr.contains(", 4 mounted,"), "{}", pushed.stderr);
+        let app_layers = layers(&format!("{repo}:latest"));
+        assert_eq!(app_layers.len(), 5);
+        assert_eq!(app_layers[..4], layered_base[..]);
+    }
+
     // A docker-archive needs every layer: only now are the base's downloaded.
     let tarball = run(&ws, &["build", "//:hello_tarball"]).success();
     assert!(tarball.stderr.contains("PullLayers @static//:linux_amd64"), "{}", tarball.stderr);
@@ -216,6 +279,10 @@ oci_load(name = "hello_tarball", image = ":app", repo_tags = ["hello:latest"])
 layer(name = "other_layer", files = {"/other.txt": "other.txt"})
 
 oci_image(name = "other", base = "@static//:linux_amd64", layers = [":other_layer"], user = "65532")
+
+oci_image(name = "on_layered_1", base = "@layered//:linux_amd64", layers = [":hello_layer"], cmd = ["/hello"])
+
+oci_image(name = "on_layered_2", base = "@layered//:linux_amd64", layers = [":other_layer"])
 "#;
 
 /// `crane ARGS` (plain HTTP to 127.0.0.1); its stdout.
@@ -254,7 +321,12 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     let lock = run(&ws, &["lock"]).success();
     assert!(lock.stderr.contains(&format!("`{repo}:latest` is {digest}")), "{}", lock.stderr);
     let lockfile = ws.read("executor.lock");
-    assert!(lockfile.contains(&format!("[[image]]\nname = \"static\"\nimage = \"{repo}\"\ntag = \"latest\"\ndigest = \"{digest}\"\n")), "{lockfile}");
+    assert!(
+        lockfile.contains(&format!(
+            "[[image]]\nname = \"static\"\nimage = \"{repo}\"\ntag = \"latest\"\ndigest = \"{digest}\"\n"
+        )),
+        "{lockfile}"
+    );
     run(&ws, &["build", "//:app"]).success();
     let check = run(&ws, &["lock", "--check"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
@@ -293,7 +365,8 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     registry.tamper_blob(&layer, vec![0u8; real.len()]);
     let forged_layer = run(&ws, &["build", "//:app_tarball"]).failure(1);
     assert!(
-        forged_layer.stderr.contains(&format!("served a blob whose digest is")) && forged_layer.stderr.contains(&format!("not {layer}")),
+        forged_layer.stderr.contains(&format!("served a blob whose digest is"))
+            && forged_layer.stderr.contains(&format!("not {layer}")),
         "{}",
         forged_layer.stderr
     );
@@ -312,4 +385,43 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     assert!(text.contains("PullImage @static//:linux_amd64"), "{text}");
     assert!(text.contains("`http://[REGISTRY]/v2/executor/static/manifests/sha256:"), "{text}");
     assert!(text.contains("check the host and that the registry is up"), "{text}");
+}
+
+/// A registry that wants a bearer token for pulls too: a build reads the credentials from the
+/// auth file as `push` does, and without them stops saying where it looked.
+#[test]
+fn pulls_authenticate_as_pushes_do() {
+    use base64::Engine as _;
+    let (user, password) = ("puller", "pull-Secret-7");
+    let registry = FakeRegistry::start(Auth::Bearer { user: user.into(), password: password.into() });
+    let temp = tempfile::tempdir().expect("tempdir");
+    let auth = temp.path().join("auth.json");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(&auth, format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{basic}\"}}}}}}", registry.host()))
+        .expect("auth");
+    let repo = format!("{}/executor/static", registry.host());
+    let digest = push_base_with("//images:static", &repo, "linux/amd64", temp.path(), &auth);
+    let ws = app_workspace(&repo, &format!("digest = \"{digest}\""), &["linux/amd64"]);
+    let anonymous = run(&ws, &["build", "//:app"]).failure(1);
+    assert!(
+        anonymous
+            .stderr
+            .contains(&format!("`{}` requires authentication and there are no credentials for it", registry.host())),
+        "{}",
+        anonymous.stderr
+    );
+    let built =
+        to_run(ws.command_in("", &["build", "//:app"]).env("REGISTRY_AUTH_FILE", &auth).output().expect("build"));
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    crate::harness::assert_secret_not_shown(&built, user, password);
+    crate::harness::assert_secret_not_shown(&anonymous, user, password);
+    // The token asked for is for pulling, nothing more.
+    assert!(
+        registry.requests().iter().any(|r| r.path == "/token"
+            && r.query.contains("pull")
+            && !r.query.contains("push%2C")
+            && r.query.contains("executor%2Fstatic%3Apull")),
+        "{:?}",
+        registry.requests().iter().filter(|r| r.path == "/token").collect::<Vec<_>>()
+    );
 }

@@ -591,7 +591,10 @@ fn workspace_functions(builder: &mut GlobalsBuilder) {
         })?;
         let here = eval.call_stack_top_location().map(|s| location(&s)).unwrap_or_default();
         let mut repos = ctx.repos.borrow_mut();
-        let previous = repos.get(&repo).map(|(_, at)| at.clone()).or_else(|| ctx.generated.borrow().get(&repo).map(|(_, at)| at.clone()));
+        let previous = repos
+            .get(&repo)
+            .map(|(_, at)| at.clone())
+            .or_else(|| ctx.generated.borrow().get(&repo).map(|(_, at)| at.clone()));
         if let Some(previous) = previous {
             anyhow::bail!("repository `@{name}` is declared twice; the first declaration is at {previous}");
         }

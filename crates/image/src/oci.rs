@@ -33,13 +33,15 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use crate::oci::config::{check_platform, image_config, ImageSettings, LayerInfo, DEFAULT_PATH, DEFAULT_SSL_CERT_FILE};
+pub use crate::oci::config::{
+    check_platform, image_config, ImageSettings, LayerInfo, DEFAULT_PATH, DEFAULT_SSL_CERT_FILE,
+};
 pub use crate::oci::error::OciError;
 pub use crate::oci::index::{image_index, oci_arch, platform, IndexEntry};
 pub use crate::oci::json::{canonical_json, JsonBlob};
 pub use crate::oci::layout::{
-    platform_matches, platform_text, read_layout_image, write_image_layout, write_layout, write_shallow_image_layout, write_shallow_layout, BaseImage,
-    BaseLayer, BlobSource, LAYOUT_VERSION,
+    platform_matches, platform_text, read_layout_image, write_image_layout, write_layout, write_shallow_image_layout,
+    write_shallow_layout, BaseImage, BaseLayer, BlobSource, LAYOUT_VERSION,
 };
 pub use crate::oci::manifest::{image_manifest, LayerDescriptor};
 pub use crate::oci::time::rfc3339_utc;

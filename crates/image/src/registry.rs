@@ -36,7 +36,9 @@ pub use crate::registry::auth::{
     load_credentials, parse_auth_file, parse_challenge, AuthEnv, Challenge, Credentials, Secret,
 };
 pub use crate::registry::error::RegistryError;
-pub use crate::registry::pull::{PulledManifest, Puller, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST};
+pub use crate::registry::pull::{
+    PulledManifest, Puller, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST,
+};
 pub use crate::registry::push::{
     push_attestations, push_layout, push_shallow_layout, push_signatures, Attestation, PushOptions, PushReport,
     RemoteBlobs, SignReport,

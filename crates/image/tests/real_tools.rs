@@ -653,8 +653,9 @@ fn real_image_round_trips_through_skopeo() {
     );
 
     let bad = vec!["Executor/Static".to_owned()];
-    let err = executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &[], &a)
-        .expect_err("bad tag");
+    let err =
+        executor_image::docker_archive::write_docker_archive(&layout, Some("latest"), Arch::X86_64, &bad, &[], &a)
+            .expect_err("bad tag");
     assert_eq!(
         err.to_string(),
         "invalid repo tag `Executor/Static`: expected `name:tag` like `example.com/team/app:1.0` (lowercase name)"

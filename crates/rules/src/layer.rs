@@ -806,9 +806,16 @@ impl LayerExec {
                 }
                 None => "executor layer: accounts, files, directories and the apk database".to_owned(),
             };
-            parts.push(LayerPart { file, diff_id: digests.diff_id, digest: digests.digest, size: digests.size, created_by });
+            parts.push(LayerPart {
+                file,
+                diff_id: digests.diff_id,
+                digest: digests.digest,
+                size: digests.size,
+                created_by,
+            });
         }
-        let top = parts.last().cloned().ok_or_else(|| fail("internal error: a layered target without layers".into()))?;
+        let top =
+            parts.last().cloned().ok_or_else(|| fail("internal error: a layered target without layers".into()))?;
         let meta = LayerMeta {
             diff_id: top.diff_id,
             digest: top.digest,

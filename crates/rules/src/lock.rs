@@ -457,7 +457,9 @@ pub fn check(loader: &Loader) -> Result<(), Error> {
         let tag = pull.tag.as_deref().unwrap_or("latest");
         match lock.image(&pull.name) {
             Some(locked) if locked.image == pull.image && locked.tag.as_deref() == Some(tag) => {}
-            Some(_) => problems.push(format!("oci_pull `{}` changed (image or tag) since the lockfile was written", pull.name)),
+            Some(_) => {
+                problems.push(format!("oci_pull `{}` changed (image or tag) since the lockfile was written", pull.name))
+            }
             None => problems.push(format!("oci_pull `{}` (tag `{tag}`) is not pinned", pull.name)),
         }
     }

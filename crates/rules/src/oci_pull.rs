@@ -27,9 +27,11 @@ use crate::oci_image::{ImageMeta, IMAGE_TAG};
 use crate::oci_index::IndexMeta;
 use crate::platform::Arch;
 use crate::registry::{PulledManifest, Puller, PushOptions, Reference};
-use crate::rules::{output_path, typed_attrs, AnalysisContext, AnalysisError, Declared, Provided, Rule, WorkspaceFunction};
+use crate::rules::{
+    output_path, typed_attrs, AnalysisContext, AnalysisError, Declared, Provided, Rule, WorkspaceFunction,
+};
 use crate::target::{AttrSpec, AttrType, AttrValue, Target};
-use crate::{ImageInfo, IndexInfo, ImageState};
+use crate::{ImageInfo, ImageState, IndexInfo};
 
 /// The `WORKSPACE` function's name.
 pub const OCI_PULL: &str = "oci_pull";
@@ -242,17 +244,17 @@ impl Rule for PulledImage {
         let name = target.label.name.as_str();
         let path = |suffix: &str| output_path(&target.label, &format!("{name}{suffix}"));
         // Registry requests time out and retry as `--fetch-*` say downloads do.
-        let access = Arc::new(RegistryAccess {
-            options: crate::release::push_options(&ctx.env.fetcher.options(), false),
-        });
-        let layers_action = |arch: Arch, layout: &crate::action::Artifact, ctx: &mut AnalysisContext<'_>, suffix: &str| {
-            ctx.graph.add(Action {
-                owner: target.label.clone(),
-                inputs: vec![Input::new("layout", layout.clone())],
-                outputs: vec![OutputSpec { path: path(suffix), kind: OutputKind::Dir }],
-                exec: Arc::new(PullLayers { image: pull.image.clone(), digest, arch, access: Arc::clone(&access) }),
-            })
-        };
+        let access =
+            Arc::new(RegistryAccess { options: crate::release::push_options(&ctx.env.fetcher.options(), false) });
+        let layers_action =
+            |arch: Arch, layout: &crate::action::Artifact, ctx: &mut AnalysisContext<'_>, suffix: &str| {
+                ctx.graph.add(Action {
+                    owner: target.label.clone(),
+                    inputs: vec![Input::new("layout", layout.clone())],
+                    outputs: vec![OutputSpec { path: path(suffix), kind: OutputKind::Dir }],
+                    exec: Arc::new(PullLayers { image: pull.image.clone(), digest, arch, access: Arc::clone(&access) }),
+                })
+            };
         match &attrs.platform {
             Some(platform) => {
                 let arch = Arch::parse(platform).map_err(|e| err(e.to_string()))?;
@@ -263,12 +265,7 @@ impl Rule for PulledImage {
                         OutputSpec { path: path(""), kind: OutputKind::Dir },
                         OutputSpec { path: path(".image.json"), kind: OutputKind::File { executable: false } },
                     ],
-                    exec: Arc::new(PullImage {
-                        image: pull.image.clone(),
-                        digest,
-                        arch,
-                        access: Arc::clone(&access),
-                    }),
+                    exec: Arc::new(PullImage { image: pull.image.clone(), digest, arch, access: Arc::clone(&access) }),
                 });
                 let blobs = layers_action(arch, &outs[0], ctx, ".layers");
                 let image = ImageInfo { layout: outs[0].clone(), meta: outs[1].clone(), arch, blobs: blobs.clone() };
@@ -310,7 +307,10 @@ fn pinned_digest(pull: &OciPull, ctx: &AnalysisContext<'_>) -> Result<Digest, An
     let tag = pull.tag.as_deref().unwrap_or("latest");
     let state = ctx.env.state.get::<ImageState>();
     let lock = state.map(|s| s.lock_of(None)).transpose().map_err(AnalysisError)?.flatten();
-    let pinned = lock.as_ref().and_then(|l| l.image(&pull.name)).filter(|i| i.image == pull.image && i.tag.as_deref() == Some(tag));
+    let pinned = lock
+        .as_ref()
+        .and_then(|l| l.image(&pull.name))
+        .filter(|i| i.image == pull.image && i.tag.as_deref() == Some(tag));
     match pinned {
         Some(locked) => Ok(locked.digest),
         None => Err(AnalysisError(format!(
@@ -354,7 +354,9 @@ fn platform_manifest(
     }
     let index: oci::ImageIndex = serde_json::from_slice(&top.bytes)
         .map_err(|e| fail(format!("the index `{image}@{digest}` is not an image index: {e}")))?;
-    let Some(child) = index.manifests().iter().find(|d| d.platform().as_ref().is_some_and(|p| oci::platform_matches(p, arch))) else {
+    let Some(child) =
+        index.manifests().iter().find(|d| d.platform().as_ref().is_some_and(|p| oci::platform_matches(p, arch)))
+    else {
         let have: Vec<String> = index
             .manifests()
             .iter()
@@ -368,11 +370,10 @@ fn platform_manifest(
             arch.oci_platform()
         )));
     };
-    let child_digest: Digest = child
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|_| fail(format!("the index `{image}@{digest}` names `{}`, not a sha256 digest", child.digest())))?;
+    let child_digest: Digest =
+        child.digest().to_string().parse().map_err(|_| {
+            fail(format!("the index `{image}@{digest}` names `{}`, not a sha256 digest", child.digest()))
+        })?;
     let manifest = puller.manifest(child_digest).map_err(|e| fail(e.to_string()))?;
     Ok((Some(top), manifest))
 }
@@ -409,7 +410,11 @@ fn config_of(
     }
     let config_digest = parse(config.digest().to_string())?;
     let bytes = puller.blob_bytes(config_digest, config.size()).map_err(|e| fail(e.to_string()))?;
-    let layers = manifest.layers().iter().map(|l| Ok((parse(l.digest().to_string())?, l.size()))).collect::<Result<_, ActionError>>()?;
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(|l| Ok((parse(l.digest().to_string())?, l.size())))
+        .collect::<Result<_, ActionError>>()?;
     Ok((config_digest, bytes, layers))
 }
 
@@ -436,8 +441,9 @@ impl ActionExec for PullImage {
         let (_, manifest) = platform_manifest(&puller, &self.image, self.digest, self.arch)?;
         let parsed = parse_manifest(&self.image, &manifest)?;
         let (config_digest, config, layers) = config_of(&puller, &self.image, &parsed, manifest.digest)?;
-        let parsed_config: oci::ImageConfiguration = serde_json::from_slice(&config)
-            .map_err(|e| fail(format!("the config of `{}@{}` is not an image config: {e}", self.image, manifest.digest)))?;
+        let parsed_config: oci::ImageConfiguration = serde_json::from_slice(&config).map_err(|e| {
+            fail(format!("the config of `{}@{}` is not an image config: {e}", self.image, manifest.digest))
+        })?;
         oci::check_platform(&parsed_config, self.arch, &format!("the config of `{}@{}`", self.image, manifest.digest))
             .map_err(|e| fail(e.to_string()))?;
         let absent: BTreeSet<Digest> = layers.iter().map(|(d, _)| *d).collect();
@@ -526,7 +532,12 @@ impl ActionExec for PullIndex {
         let mut absent = BTreeSet::new();
         for child in parsed.manifests() {
             let digest: Digest = child.digest().to_string().parse().map_err(|_| {
-                fail(format!("the index `{}@{}` names `{}`, not a sha256 digest", self.image, self.digest, child.digest()))
+                fail(format!(
+                    "the index `{}@{}` names `{}`, not a sha256 digest",
+                    self.image,
+                    self.digest,
+                    child.digest()
+                ))
             })?;
             let manifest = puller.manifest(digest).map_err(|e| fail(e.to_string()))?;
             if manifest.is_index() {
@@ -589,7 +600,9 @@ impl ActionExec for PullLayers {
             if path.exists() {
                 continue;
             }
-            puller.blob_to_file(layer.descriptor.digest, layer.descriptor.size, &path).map_err(|e| fail(e.to_string()))?;
+            puller
+                .blob_to_file(layer.descriptor.digest, layer.descriptor.size, &path)
+                .map_err(|e| fail(e.to_string()))?;
             moved += layer.descriptor.size;
             ctx.status.progress(moved);
         }
@@ -604,7 +617,13 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
         let part = text.get(range)?;
         part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);

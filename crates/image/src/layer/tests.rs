@@ -488,11 +488,21 @@ fn a_split_tree_puts_each_entry_once_and_every_directory_on_top() {
     assert_eq!(parts.len(), 3);
     assert_eq!(
         listing(&parts[0]),
-        [("usr".into(), 0o755, 0), ("usr/lib".into(), 0o755, 0), ("usr/lib/liba.link".into(), 0o644, 0), ("usr/lib/liba.so".into(), 0o644, 0)]
+        [
+            ("usr".into(), 0o755, 0),
+            ("usr/lib".into(), 0o755, 0),
+            ("usr/lib/liba.link".into(), 0o644, 0),
+            ("usr/lib/liba.so".into(), 0o644, 0)
+        ]
     );
     assert_eq!(
         listing(&parts[1]),
-        [("tmp".into(), 0o1777, 0), ("usr".into(), 0o755, 0), ("usr/share".into(), 0o755, 0), ("usr/share/b".into(), 0o644, 0)]
+        [
+            ("tmp".into(), 0o1777, 0),
+            ("usr".into(), 0o755, 0),
+            ("usr/share".into(), 0o755, 0),
+            ("usr/share/b".into(), 0o644, 0)
+        ]
     );
     // The top: every directory as it is in the whole tree, and what no package owns.
     assert_eq!(

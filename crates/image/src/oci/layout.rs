@@ -217,7 +217,8 @@ impl Reach<'_> {
         if depth > MAX_INDEX_DEPTH {
             return Err(OciError::TooDeep { dir: dir.to_owned(), max: MAX_INDEX_DEPTH });
         }
-        let is_document = matches!(media_type, MediaType::ImageIndex | MediaType::ImageManifest | MediaType::ImageConfig);
+        let is_document =
+            matches!(media_type, MediaType::ImageIndex | MediaType::ImageManifest | MediaType::ImageConfig);
         let Some(&actual) = self.written.get(&digest) else {
             if !is_document && self.absent.contains(&digest) {
                 return Ok(());
@@ -344,7 +345,8 @@ impl BaseImage {
             let digest = layer.descriptor.digest;
             for dir in dirs {
                 if blob_path(dir, digest).exists() {
-                    layer.path = Some(existing_blob(dir, digest, layer.descriptor.size, "a directory of pulled blobs")?);
+                    layer.path =
+                        Some(existing_blob(dir, digest, layer.descriptor.size, "a directory of pulled blobs")?);
                     break;
                 }
             }

@@ -412,7 +412,10 @@ impl Client {
                                     other => RegistryError::Request {
                                         method: "GET",
                                         url: url.clone(),
-                                        detail: format!("the response broke off: {}", lowercase_first(&other.to_string())),
+                                        detail: format!(
+                                            "the response broke off: {}",
+                                            lowercase_first(&other.to_string())
+                                        ),
                                         transient: true,
                                     },
                                 })

@@ -222,7 +222,9 @@ impl Walk<'_> {
             for d in manifest.layers() {
                 let blob_digest = our_digest(d.digest(), &me)?;
                 let blob_path = match self.blob(blob_digest, d.size(), &me) {
-                    Err(RegistryError::Layout(OciError::MissingBlob { .. })) if self.remote.contains_key(&blob_digest) => {
+                    Err(RegistryError::Layout(OciError::MissingBlob { .. }))
+                        if self.remote.contains_key(&blob_digest) =>
+                    {
                         self.dir.join("blobs").join("sha256").join(blob_digest.hex())
                     }
                     other => other?,

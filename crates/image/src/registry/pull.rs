@@ -107,7 +107,12 @@ impl Puller {
             let (actual, _, mut inner) = writer.finish();
             inner.flush().map_err(OciError::io("cannot write", &tmp))?;
             if written != size {
-                return Err(RegistryError::Truncated { method: "GET", url: url.clone(), expected: size, received: written });
+                return Err(RegistryError::Truncated {
+                    method: "GET",
+                    url: url.clone(),
+                    expected: size,
+                    received: written,
+                });
             }
             if actual != digest {
                 return Err(RegistryError::Served { what: "a blob", url: url.clone(), expected: digest, actual });
