@@ -328,6 +328,13 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
         "{lockfile}"
     );
     run(&ws, &["build", "//:app"]).success();
+    // The app's SBOM names the base it descends from, by this platform's manifest digest.
+    let sbom: serde_json::Value = serde_json::from_str(&ws.read("executor-out/app.spdx.json")).expect("sbom");
+    let base: serde_json::Value =
+        serde_json::from_str(&ws.read("executor-out/@static/linux_amd64.image.json")).expect("meta");
+    let named = sbom["packages"].as_array().expect("packages").iter().find(|p| p["SPDXID"] == "SPDXRef-BaseImage");
+    assert_eq!(named.map(|p| &p["versionInfo"]), Some(&base["digest"]), "{sbom}");
+    assert_eq!(named.map(|p| &p["name"]), Some(&serde_json::Value::from(repo.as_str())));
     let check = run(&ws, &["lock", "--check"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
 

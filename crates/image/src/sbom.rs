@@ -75,6 +75,18 @@ pub struct SbomInput {
     pub distro_namespace: String,
     /// The installed packages, in any order (base image first, as `ImageMeta` has them).
     pub packages: Vec<SbomPackage>,
+    /// A base image whose packages are not listed (pulled, its layers never read): the
+    /// document names it, and the image is its `DESCENDANT_OF`.
+    pub base: Option<SbomBase>,
+}
+
+/// A base image an SBOM names by digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbomBase {
+    /// Where it was pulled from: `HOST/REPOSITORY`.
+    pub repository: String,
+    /// Its manifest's digest (this platform's).
+    pub digest: Digest,
 }
 
 /// One installed APK package, as an SBOM lists it.
@@ -177,6 +189,35 @@ pub fn spdx_document(input: &SbomInput) -> Result<JsonBlob, SbomError> {
     for ((p, id), declared) in packages.iter().zip(&ids).zip(&declared) {
         spdx_packages.push(apk_package(p, id, declared, &license_refs, input)?);
     }
+    let base_id = "SPDXRef-BaseImage".to_owned();
+    if let Some(base) = &input.base {
+        let (name, repository_url) = image_purl_parts(&base.repository)?;
+        let mut purl =
+            format!("pkg:oci/{}@sha256%3A{}?arch={}", percent(&name), base.digest.hex(), input.arch.oci_architecture());
+        if let Some(url) = &repository_url {
+            purl.push_str(&format!("&repository_url={}", percent(url)));
+        }
+        spdx_packages.push(spdx::Package {
+            name: base.repository.clone(),
+            spdx_id: base_id.clone(),
+            version_info: base.digest.to_string(),
+            supplier: NOASSERTION.to_owned(),
+            originator: NOASSERTION.to_owned(),
+            download_location: NOASSERTION.to_owned(),
+            files_analyzed: false,
+            license_concluded: NOASSERTION.to_owned(),
+            license_declared: NOASSERTION.to_owned(),
+            copyright_text: NOASSERTION.to_owned(),
+            checksums: vec![spdx::Checksum { algorithm: "SHA256", checksum_value: base.digest.hex() }],
+            external_refs: vec![purl_ref(purl)],
+            primary_package_purpose: "CONTAINER",
+            description: Some("the base image, pulled by digest; its packages are in its own SBOM".to_owned()),
+            homepage: None,
+            source_info: None,
+            built_date: None,
+            comment: None,
+        });
+    }
 
     let mut relationships = vec![spdx::Relationship {
         spdx_element_id: "SPDXRef-DOCUMENT".to_owned(),
@@ -190,6 +231,13 @@ pub fn spdx_document(input: &SbomInput) -> Result<JsonBlob, SbomError> {
             spdx_element_id: image_id.clone(),
             relationship_type: "CONTAINS",
             related_spdx_element: id.clone(),
+        });
+    }
+    if input.base.is_some() {
+        relationships.push(spdx::Relationship {
+            spdx_element_id: image_id.clone(),
+            relationship_type: "DESCENDANT_OF",
+            related_spdx_element: base_id,
         });
     }
     for (from, to) in depends_on(&packages, &ids) {

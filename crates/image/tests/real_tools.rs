@@ -127,6 +127,7 @@ fn input(arch: Arch, manifest: Digest, packages: Vec<SbomPackage>) -> SbomInput 
         epoch: EPOCH,
         distro_namespace: "executor".to_owned(),
         packages,
+        base: None,
     }
 }
 
@@ -172,6 +173,37 @@ fn json(doc: &JsonBlob) -> Value {
 #[test]
 fn hand_made_document_fields() {
     hand_made_document();
+}
+
+/// An app's document on a pulled base: the base named by digest, the image its descendant.
+fn pulled_base_document() -> JsonBlob {
+    let mut app_input = input(Arch::Aarch64, Digest::from_bytes([0x22; 32]), vec![hand_package("hello", Some("MIT"))]);
+    app_input.base = Some(executor_image::sbom::SbomBase {
+        repository: "cgr.dev/chainguard/static".to_owned(),
+        digest: Digest::from_bytes([0x33; 32]),
+    });
+    let doc = spdx_document(&app_input).expect("sbom");
+    let v = json(&doc);
+    let base =
+        v["packages"].as_array().expect("packages").iter().find(|p| p["SPDXID"] == "SPDXRef-BaseImage").expect("base");
+    assert_eq!(base["name"], "cgr.dev/chainguard/static");
+    assert_eq!(base["versionInfo"], format!("sha256:{}", "33".repeat(32)));
+    assert_eq!(
+        base["externalRefs"][0]["referenceLocator"],
+        format!("pkg:oci/static@sha256%3A{}?arch=arm64&repository_url=cgr.dev%2Fchainguard%2Fstatic", "33".repeat(32))
+    );
+    let descends = v["relationships"]
+        .as_array()
+        .expect("relationships")
+        .iter()
+        .any(|r| r["relationshipType"] == "DESCENDANT_OF" && r["relatedSpdxElement"] == "SPDXRef-BaseImage");
+    assert!(descends, "{v}");
+    doc
+}
+
+#[test]
+fn pulled_base_document_fields() {
+    pulled_base_document();
 }
 
 /// A document of hand-made packages, its fields checked.
@@ -378,6 +410,7 @@ fn the_spdx_validator_accepts_every_document() {
         ("hand-made", hand_made_document()),
         ("collisions", license_ref_collisions()),
         ("license-table", license_table_document()),
+        ("pulled-base", pulled_base_document()),
     ];
     docs.extend(real_package_documents());
     for (name, doc) in &docs {
@@ -557,6 +590,7 @@ fn real_image_round_trips_through_skopeo() {
         epoch: 0,
         distro_namespace: "executor".to_owned(),
         packages,
+        base: None,
     };
     let sbom = executor_image::sbom::spdx_document(&input).expect("sbom");
     executor_image::sbom::attach_sbom(&layout, "latest", Arch::X86_64, &sbom, 0).expect("attach");

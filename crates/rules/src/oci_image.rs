@@ -16,7 +16,7 @@ use crate::layer::LayerMeta;
 use crate::oci::{self, BlobSource, ImageSettings, LayerDescriptor, LayerInfo};
 use crate::platform::Arch;
 use crate::rules::{output_path, AnalysisContext, AnalysisError, Provided, Rule};
-use crate::sbom::{attach_sbom, spdx_document, SbomInput, SbomPackage};
+use crate::sbom::{attach_sbom, spdx_document, SbomBase, SbomInput, SbomPackage};
 use crate::target::{AttrSpec, AttrType, Target};
 use crate::ImageInfo;
 
@@ -106,6 +106,10 @@ pub struct ImageMeta {
     /// in layers a shallow build does not read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accounts_unknown: bool,
+    /// The pulled image this one is (or is built on): its repository (`HOST/REPO`) and this
+    /// platform's manifest digest. Its packages are not in `packages`; the SBOM names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_base: Option<(String, Digest)>,
 }
 
 /// An image's SBOM: the SPDX document's blob, attached with `epoch` as its `created`.
@@ -368,12 +372,14 @@ impl ActionExec for ImageExec {
         let mut base_digest = None;
         let mut remote_blobs = BTreeMap::new();
         let mut accounts_unknown = false;
+        let mut pulled_base = None;
         let base = if spec.has_base {
             let (layout, meta) = (ctx.input("base/layout")?, ctx.input("base/meta")?);
             let meta: ImageMeta = read_json(meta)?;
             base_digest = Some(meta.digest);
             remote_blobs = meta.remote_blobs.clone();
             accounts_unknown = meta.accounts_unknown;
+            pulled_base = meta.pulled_base.clone();
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
             epoch = epoch.max(meta.epoch);
@@ -488,6 +494,9 @@ impl ActionExec for ImageExec {
                     epoch,
                     distro_namespace: distro.clone(),
                     packages: packages.iter().map(SbomPackage::from).collect(),
+                    base: pulled_base
+                        .as_ref()
+                        .map(|(repository, digest)| SbomBase { repository: repository.clone(), digest: *digest }),
                 };
                 let document = spdx_document(&input).map_err(|e| fail(e.to_string()))?;
                 attach_sbom(&ctx.outputs[0], &spec.tag, spec.arch, &document, epoch)
@@ -509,6 +518,7 @@ impl ActionExec for ImageExec {
             sbom,
             remote_blobs,
             accounts_unknown,
+            pulled_base,
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;
         Ok(())

@@ -485,6 +485,7 @@ fn pulled_meta(
         sbom: None,
         remote_blobs: absent.iter().map(|d| (*d, image.to_owned())).collect(),
         accounts_unknown: true,
+        pulled_base: Some((image.to_owned(), manifest.digest)),
     }
 }
 
