@@ -432,3 +432,24 @@ fn pulls_authenticate_as_pushes_do() {
         registry.requests().iter().filter(|r| r.path == "/token").collect::<Vec<_>>()
     );
 }
+
+/// `oci_pull` calls are checked where they are written, each error with its fix.
+#[test]
+fn oci_pull_declarations_are_checked_in_workspace() {
+    let cases = [
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static:latest", platforms = ["linux/amd64"])"#,
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static@sha256:0123", platforms = ["linux/amd64"])"#,
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static", platforms = ["linux/amd64"])"#,
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static", digest = "sha256:00", platforms = ["linux/amd64"])"#,
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static", tag = "v1", platforms = [])"#,
+        r#"oci_pull(name = "s", image = "cgr.dev/chainguard/static", tag = "v1", platforms = ["linux/amd64", "x86_64"])"#,
+        "local_repository(name = \"s\", path = \".\")\noci_pull(name = \"s\", image = \"cgr.dev/chainguard/static\", tag = \"v1\", platforms = [\"linux/amd64\"])",
+    ];
+    let mut all = String::new();
+    for case in cases {
+        let ws = Workspace::new().file("WORKSPACE", &format!("{case}\n")).file("BUILD", "");
+        let out = ws.run(&["query", "//..."]).failure(1);
+        all.push_str(&format!("=== {case}\n{}\n", ws.normalize(&out.stderr)));
+    }
+    insta::assert_snapshot!("oci_pull_declarations", all);
+}

@@ -145,7 +145,10 @@ impl WorkspaceFunction for OciPullFunction {
         for p in &args.platforms {
             let arch = Arch::parse(p).map_err(|e| format!("oci_pull `{name}`: {e}"))?;
             if platforms.contains(&arch) {
-                return Err(format!("oci_pull `{name}`: platform `{p}` is listed twice"));
+                return Err(format!(
+                    "oci_pull `{name}`: platform `{p}` is `{}`, which `platforms` lists already",
+                    arch.oci_platform()
+                ));
             }
             platforms.push(arch);
         }
