@@ -83,3 +83,55 @@ fn trivy_finds_every_package_of_the_static_image_once() {
     let unpacked = trivy(&["rootfs", rootfs.to_str().expect("utf-8 path")], &cache);
     assert_eq!(unpacked, expected, "trivy rootfs");
 }
+
+/// The static image with its packages spread over layers by origin: the packages are in
+/// three layers, the apk database in the top one, and Trivy still finds each package once.
+#[test]
+#[ignore = "needs trivy (bash .ci/install_trivy.sh; .ci/run installs it)"]
+fn trivy_finds_every_package_of_a_layered_image_once() {
+    crate::harness::require(&["trivy"]);
+    let temp = tempfile::tempdir().expect("tempdir");
+    let ws = temp.path().join("ws");
+    crate::images::copy_repository(&ws);
+    fs::create_dir_all(ws.join("layered")).expect("mkdir");
+    fs::write(
+        ws.join("layered/BUILD"),
+        r#"load("//rules:defs.bzl", "distroless_image")
+
+distroless_image(
+    name = "static",
+    repository = "executor_test",
+    packages = ["baselayout-data", "ca-certificates-bundle", "tzdata"],
+    archs = ["x86_64"],
+    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
+    groups = ["nonroot:65532"],
+    layering = {"strategy": "origin", "budget": 3},
+    repo_tags = ["executor/static-layered:latest"],
+)
+"#,
+    )
+    .expect("BUILD");
+    for args in [&["lock"][..], &["build", "//layered:static_x86_64_tarball"][..]] {
+        let out = Command::new(executor_bin())
+            .args(args)
+            .current_dir(&ws)
+            .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+            .output()
+            .expect("run executor");
+        let run = to_run(out);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let meta: serde_json::Value = serde_json::from_slice(
+        &fs::read(ws.join("executor-out/layered/static_x86_64_layer.layer.json")).expect("meta"),
+    )
+    .expect("json");
+    assert_eq!(meta["parts"].as_array().map(Vec::len), Some(4), "{meta}");
+    let tarball = ws.join("executor-out/layered/static_x86_64_tarball.tar");
+    let found = trivy(&["image", "--input", tarball.to_str().expect("utf-8 path")], &temp.path().join("trivy-cache"));
+    let expected: Vec<(String, String)> =
+        [("baselayout-data", "1.0.0-r0"), ("ca-certificates-bundle", "20230311-r0"), ("tzdata", "2025b-r0")]
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+    assert_eq!(found, expected, "trivy image");
+}
