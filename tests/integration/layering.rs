@@ -162,6 +162,21 @@ fn layering_by_origin_groups_packages_and_shares_layers() {
             "executor layer: accounts, files, directories and the apk database",
         ]
     );
+    // Each package layer carries its packages' records of the apk database (the top
+    // layer's whole one replaces them in the image).
+    let installed = |digest: &str| -> String {
+        let blob = out.join("a_x86_64/blobs/sha256").join(&digest["sha256:".len()..]);
+        let tar = Command::new("tar").arg("-xzOf").arg(&blob).arg("usr/lib/apk/db/installed").output().expect("tar");
+        assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+        let text = String::from_utf8(tar.stdout).expect("utf-8");
+        let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("P:")).collect();
+        names.join(",")
+    };
+    assert_eq!(installed(&a[0]), "libfoo,foo-tools");
+    assert_eq!(installed(&a[1]), "bar");
+    assert_eq!(installed(&a[2]), "base,baz");
+    assert_eq!(installed(&a[3]), "base,libfoo,foo-tools,bar,baz");
+
     // A bad budget is refused where it is written.
     ws.write(
         "BUILD",

@@ -185,6 +185,21 @@ pub struct InstalledSummary {
     pub sha256: Option<crate::digest::Digest>,
 }
 
+/// What [`Installer::finish_owned`] returns.
+#[derive(Debug)]
+pub struct Finished {
+    /// The tree.
+    pub tree: LayerTree,
+    /// One summary per installed package, in install order.
+    pub summaries: Vec<InstalledSummary>,
+    /// The package (index in install order) that put each entry there. Entries of the
+    /// caller (files, accounts), the apk database and directories made only as parents
+    /// belong to none.
+    pub owners: BTreeMap<LayerPath, usize>,
+    /// Each package's record of the apk database (`installed`), in install order.
+    pub records: Vec<String>,
+}
+
 /// Who put an entry into the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum By {
@@ -895,16 +910,13 @@ impl Installer {
     /// Writes the accounts and the apk database, and returns the tree and one summary per
     /// installed package, in install order.
     pub fn finish(self) -> Result<(LayerTree, Vec<InstalledSummary>), InstallError> {
-        self.finish_owned().map(|(tree, summaries, _)| (tree, summaries))
+        self.finish_owned().map(|f| (f.tree, f.summaries))
     }
 
     /// [`Installer::finish`], also telling which installed package (its index in install
-    /// order) put each entry of the tree there. Entries of the caller (files, accounts), the
-    /// apk database and directories made only as parents belong to none.
-    #[allow(clippy::type_complexity)]
-    pub fn finish_owned(
-        mut self,
-    ) -> Result<(LayerTree, Vec<InstalledSummary>, BTreeMap<LayerPath, usize>), InstallError> {
+    /// order) put each entry of the tree there, and each package's record of the apk
+    /// database: what spreading the packages over several layers needs.
+    pub fn finish_owned(mut self) -> Result<Finished, InstallError> {
         self.undo.clear();
         let passwd = self.accounts.render_passwd(self.shipped_text("etc/passwd").as_deref())?;
         let group = self.accounts.render_group(self.shipped_text("etc/group").as_deref())?;
@@ -950,10 +962,14 @@ impl Installer {
             }
         }
         let mut db = String::new();
+        let mut records = Vec::with_capacity(self.packages.len());
         for (package, files) in self.packages.iter().zip(&owned) {
-            database::render_package(&mut db, &package.meta, arch, &package.dirs, files)?;
+            let mut record = String::new();
+            database::render_package(&mut record, &package.meta, arch, &package.dirs, files)?;
             // apk-tools ends every record with a blank line.
-            db.push('\n');
+            record.push('\n');
+            db.push_str(&record);
+            records.push(record);
         }
         if root_layer {
             self.write_generated(INSTALLED_DB, db.into_bytes())?;
@@ -979,7 +995,7 @@ impl Installer {
                 _ => None,
             })
             .collect();
-        Ok((self.tree, summaries, by_package))
+        Ok(Finished { tree: self.tree, summaries, owners: by_package, records })
     }
 
     /// Replaces the content of a shipped account file (keeping its metadata and owner), or

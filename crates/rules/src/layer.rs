@@ -717,7 +717,9 @@ impl ActionExec for LayerExec {
             installer.add_user(&u.name, u.uid, u.gid, &u.name, &u.home, &u.shell).map_err(|e| fail(e.to_string()))?;
         }
         let users = installer.users();
-        let (mut tree, mut packages, owners) = installer.finish_owned().map_err(|e| fail(e.to_string()))?;
+        let finished = installer.finish_owned().map_err(|e| fail(e.to_string()))?;
+        let (mut tree, mut packages, owners, records) =
+            (finished.tree, finished.summaries, finished.owners, finished.records);
         // Installed in input order, one summary per package.
         for (summary, sha256) in packages.iter_mut().zip(&spec.apk_sha256) {
             summary.sha256 = Some(*sha256);
@@ -725,7 +727,7 @@ impl ActionExec for LayerExec {
         let os_release_id = os_release_id(&mut tree)?;
         let epoch = spec.epoch.unwrap_or(newest);
         if let Some(budget) = spec.layering_budget {
-            return self.write_layered(ctx, tree, packages, &owners, budget, (epoch, users, os_release_id));
+            return self.write_layered(ctx, tree, packages, (&owners, &records), budget, (epoch, users, os_release_id));
         }
         let out = File::create(&ctx.outputs[0])?;
         // Compression threads: no more than the build's jobs (layers of several platforms
@@ -768,7 +770,7 @@ impl LayerExec {
         ctx: &ActionContext<'_>,
         tree: LayerTree,
         packages: Vec<InstalledSummary>,
-        owners: &BTreeMap<LayerPath, usize>,
+        (owners, records): (&BTreeMap<LayerPath, usize>, &[String]),
         budget: usize,
         (epoch, users, os_release_id): (u64, BTreeMap<String, (u32, u32)>, Option<String>),
     ) -> Result<(), ActionError> {
@@ -782,7 +784,17 @@ impl LayerExec {
         }
         let part_of: BTreeMap<LayerPath, usize> =
             owners.iter().filter_map(|(path, &p)| Some((path.clone(), *group_of_package.get(p)?))).collect();
-        let trees = tree.split(&part_of, groups.len());
+        let mut trees = tree.split(&part_of, groups.len());
+        // Each package layer carries its packages' records of the apk database, as apko's
+        // layering does, so that scanners reading one layer at a time know what it holds; the
+        // top layer's whole database replaces them in the image.
+        for (members, part) in groups.iter().zip(trees.iter_mut()) {
+            let mut db = String::new();
+            for &p in members.iter().collect::<std::collections::BTreeSet<_>>() {
+                db.push_str(records.get(p).map(String::as_str).unwrap_or_default());
+            }
+            add_partial_database(part, db).map_err(|e| fail(e.to_string()))?;
+        }
         let dir = &ctx.outputs[0];
         std::fs::create_dir_all(dir)?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -832,6 +844,21 @@ impl LayerExec {
         std::fs::write(&ctx.outputs[1], json)?;
         Ok(())
     }
+}
+
+/// Puts `db` at `usr/lib/apk/db/installed` of a package layer, with the directories above it
+/// (as the top layer has them: root-owned `0755`, mtime 0 as every directory copy of a
+/// package layer).
+fn add_partial_database(tree: &mut LayerTree, db: String) -> Result<(), crate::layer_tree::LayerError> {
+    use crate::layer_tree::{Entry, Mode};
+    for dir in ["usr", "usr/lib", "usr/lib/apk", "usr/lib/apk/db"] {
+        let path = LayerPath::new(dir)?;
+        if !tree.contains(&path) {
+            tree.insert(path, Entry::directory().with_mode(Mode::new(0o755)?))?;
+        }
+    }
+    let entry = Entry::file(Content::from_bytes(db.into_bytes())).with_mode(Mode::new(0o644)?);
+    tree.insert(LayerPath::new(crate::install::INSTALLED_DB)?, entry)
 }
 
 /// The `ID` of the tree's `etc/os-release` (else `usr/lib/os-release`), as apko takes an
