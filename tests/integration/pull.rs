@@ -380,6 +380,18 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     registry.tamper_blob(&layer, real);
     run(&ws, &["build", "//:app_tarball"]).success();
 
+    // A layer adding accounts to a pulled base reads the base's `/etc/passwd` from its
+    // layers, which are fetched for it.
+    let mut build = ws.read("BUILD");
+    build.push_str(
+        "layer(name = \"accounts\", base = \"@static//:linux_amd64\", users = [\"app:1000:1000:/home/app:/sbin/nologin\"], groups = [\"app:1000\"])\n",
+    );
+    ws.write("BUILD", &build);
+    run(&ws, &["build", "//:accounts"]).success();
+    let accounts: serde_json::Value = serde_json::from_str(&ws.read("executor-out/accounts.layer.json")).expect("json");
+    let users: Vec<&String> = accounts["users"].as_object().expect("users").keys().collect();
+    assert_eq!(users, ["app", "nobody", "nonroot", "root"], "{accounts}");
+
     // The registry goes down: what is cached builds offline; what is not fails clearly.
     let host = registry.host();
     drop(registry);
