@@ -458,7 +458,7 @@ fn words(rng: &mut u64, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size + 16);
     while out.len() < size {
         out.extend_from_slice(WORDS[(xorshift(rng) % 16) as usize].as_bytes());
-        out.push(if xorshift(rng) % 9 == 0 { b'\n' } else { b' ' });
+        out.push(if xorshift(rng).is_multiple_of(9) { b'\n' } else { b' ' });
     }
     out.truncate(size);
     out

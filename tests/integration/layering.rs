@@ -191,7 +191,10 @@ fn layering_by_origin_groups_packages_and_shares_layers() {
 }
 
 /// Every entry below `root`: kind, mode, owner, mtime, and content or link target.
-fn rootfs(root: &Path) -> BTreeMap<String, (String, u32, u32, u32, i64, Vec<u8>)> {
+/// One entry of [`rootfs`]: kind, mode, uid, gid, mtime, content.
+type Unpacked = (String, u32, u32, u32, i64, Vec<u8>);
+
+fn rootfs(root: &Path) -> BTreeMap<String, Unpacked> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {

@@ -207,7 +207,7 @@ fn the_seed_use_case_end_to_end() {
         m["layers"].as_array().expect("layers").iter().map(|l| l["digest"].as_str().expect("d").to_owned()).collect()
     };
     let base_layers = layers(&format!("{base_repo}@{amd64}"));
-    assert_eq!(base_layers, [base_layer.clone()]);
+    assert_eq!(base_layers, std::slice::from_ref(&base_layer));
     assert_eq!(layers(&format!("{app_repo}@{app_digest}"))[0], base_layer);
     assert_eq!(layers(&format!("{other_repo}:latest"))[0], base_layer);
     assert_eq!(crane(&["digest", &format!("{app_repo}:latest")]).trim(), app_digest);
@@ -372,7 +372,7 @@ fn pulls_refuse_tags_missing_platforms_lies_and_survive_a_registry_that_is_down(
     registry.tamper_blob(&layer, vec![0u8; real.len()]);
     let forged_layer = run(&ws, &["build", "//:app_tarball"]).failure(1);
     assert!(
-        forged_layer.stderr.contains(&format!("served a blob whose digest is"))
+        forged_layer.stderr.contains("served a blob whose digest is")
             && forged_layer.stderr.contains(&format!("not {layer}")),
         "{}",
         forged_layer.stderr

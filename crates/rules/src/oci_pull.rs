@@ -393,13 +393,16 @@ fn parse_manifest(image: &str, manifest: &PulledManifest) -> Result<oci::ImageMa
         .map_err(|e| ActionError(format!("the manifest `{image}@{}` is not an image manifest: {e}", manifest.digest)))
 }
 
+/// A config's digest and bytes, and the manifest's layers (digest, size).
+type PulledConfig = (Digest, Vec<u8>, Vec<(Digest, u64)>);
+
 /// A manifest's config, downloaded and checked against its descriptor, and its layers.
 fn config_of(
     puller: &Puller,
     image: &str,
     manifest: &oci::ImageManifest,
     manifest_digest: Digest,
-) -> Result<(Digest, Vec<u8>, Vec<(Digest, u64)>), ActionError> {
+) -> Result<PulledConfig, ActionError> {
     let fail = |m: String| ActionError(m);
     let parse = |d: String| -> Result<Digest, ActionError> {
         d.parse().map_err(|_| fail(format!("`{image}@{manifest_digest}` names `{d}`, not a sha256 digest")))
