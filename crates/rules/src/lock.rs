@@ -262,7 +262,7 @@ fn resolve_and_lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store, dry_r
         }
     }
     let fetched = pins.iter().filter(|(_, f, _)| *f).count();
-    let images = lock_images(loader)?;
+    let images = lock_images(loader, fetcher)?;
 
     let mut lockfile = Lockfile {
         version: LOCK_VERSION,
@@ -290,8 +290,8 @@ fn resolve_and_lock(loader: &Loader, fetcher: &dyn Fetcher, store: &Store, dry_r
 
 /// The digest of every `oci_pull` of the main `WORKSPACE`: the one it gives, or what its
 /// tag names in the registry now (the only place a tag is ever resolved).
-fn lock_images(loader: &Loader) -> Result<Vec<crate::lockfile::LockedImage>, Error> {
-    use crate::registry::{load_credentials, resolve_digest, AuthEnv, PushOptions, Reference};
+fn lock_images(loader: &Loader, fetcher: &dyn Fetcher) -> Result<Vec<crate::lockfile::LockedImage>, Error> {
+    use crate::registry::{load_credentials, resolve_digest, AuthEnv, Reference};
     let mut images = Vec::new();
     for (name, pull) in crate::oci_pull::pulls(&loader.workspace) {
         let digest = match pull.digest {
@@ -302,7 +302,8 @@ fn lock_images(loader: &Loader) -> Result<Vec<crate::lockfile::LockedImage>, Err
                 reference.tags = vec![tag.clone()];
                 let creds = load_credentials(&reference.host, &AuthEnv::from_process())
                     .map_err(|e| lock_error(format!("{}: oci_pull `{name}`: {e}", pull.location)))?;
-                let digest = resolve_digest(&reference, &PushOptions::default(), creds)
+                let options = crate::release::push_options(&fetcher.options(), false);
+                let digest = resolve_digest(&reference, &options, creds)
                     .map_err(|e| lock_error(format!("{}: oci_pull `{name}`: {e}", pull.location)))?;
                 eprintln!("oci_pull `{name}`: `{}:{tag}` is {digest}", pull.image);
                 digest
