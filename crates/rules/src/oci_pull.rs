@@ -39,6 +39,10 @@ pub const OCI_PULL: &str = "oci_pull";
 /// The largest config blob accepted (they are JSON documents of a few KiB).
 const MAX_CONFIG: u64 = 16 * 1024 * 1024;
 
+/// The most manifests a pulled index may list (eight platforms and their attestations are
+/// sixteen): each is a request.
+const MAX_INDEX_MANIFESTS: usize = 256;
+
 /// One `oci_pull(name, image, digest, tag, platforms)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciPull {
@@ -535,6 +539,14 @@ impl ActionExec for PullIndex {
         // configs; no layer.
         let parsed: oci::ImageIndex = serde_json::from_slice(&index.bytes)
             .map_err(|e| fail(format!("the index `{}@{}` is not an image index: {e}", self.image, self.digest)))?;
+        if parsed.manifests().len() > MAX_INDEX_MANIFESTS {
+            return Err(fail(format!(
+                "the index `{}@{}` lists {} manifests, more than the {MAX_INDEX_MANIFESTS} a pull reads",
+                self.image,
+                self.digest,
+                parsed.manifests().len()
+            )));
+        }
         let mut documents: Vec<(Digest, Vec<u8>)> = Vec::new();
         let mut absent = BTreeSet::new();
         for child in parsed.manifests() {
