@@ -183,6 +183,9 @@ pub struct InstalledSummary {
     /// sha256 of the `.apk` file, when the caller knows it (the lockfile pins it).
     #[serde(default)]
     pub sha256: Option<crate::digest::Digest>,
+    /// `.PKGINFO` `replaces`: packages whose files it may overwrite.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
 }
 
 /// What [`Installer::finish_owned`] returns.
@@ -1167,5 +1170,6 @@ fn summary(meta: &PackageMeta, arch: &str, files: Vec<String>) -> InstalledSumma
         provides: info.provides.iter().map(ToString::to_string).collect(),
         files,
         sha256: None,
+        replaces: info.replaces.iter().map(ToString::to_string).collect(),
     }
 }

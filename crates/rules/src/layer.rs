@@ -123,13 +123,42 @@ fn layering_budget(attrs: &Attrs) -> Result<Option<usize>, String> {
 }
 
 /// Groups installed packages (indices into `packages`) for layering, as apko's `origin`
-/// strategy: by origin (the source package; the name when none), the groups sorted by
-/// installed size, largest first (ties: by their greatest name), and those beyond
-/// `budget - 1` merged into the last one.
+/// strategy: by origin (the source package; the name when none), a package that `replaces`
+/// another of the image (at a version its constraint allows) in the other's group, the
+/// groups sorted by installed size, largest first (ties: by their greatest name), and those
+/// beyond `budget - 1` merged into the last one.
 pub fn group_by_origin(packages: &[InstalledSummary], budget: usize) -> Vec<Vec<usize>> {
-    let mut by_origin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // Union-find over packages: same origin, or one replaces the other.
+    let mut parent: Vec<usize> = (0..packages.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_of_origin: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, p) in packages.iter().enumerate() {
-        by_origin.entry(p.origin.as_deref().unwrap_or(&p.name)).or_default().push(i);
+        let origin = p.origin.as_deref().unwrap_or(&p.name);
+        let first = *first_of_origin.entry(origin).or_insert(i);
+        let (a, b) = (root(&mut parent, first), root(&mut parent, i));
+        parent[b] = a;
+    }
+    for (i, p) in packages.iter().enumerate() {
+        for replaced in p.replaces.iter().filter_map(|r| crate::apk::Dependency::parse(r).ok()) {
+            let target = packages
+                .iter()
+                .position(|q| crate::apk::Version::parse(&q.version).is_ok_and(|v| replaced.matches(&q.name, &v)));
+            if let Some(j) = target {
+                let (a, b) = (root(&mut parent, j), root(&mut parent, i));
+                parent[b] = a;
+            }
+        }
+    }
+    let mut by_origin: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for i in 0..packages.len() {
+        let r = root(&mut parent, i);
+        by_origin.entry(r).or_default().push(i);
     }
     let size = |group: &[usize]| group.iter().map(|&i| packages[i].installed_size.unwrap_or(0)).sum::<u64>();
     let tiebreaker = |group: &[usize]| group.iter().map(|&i| packages[i].name.as_str()).max().unwrap_or("");
@@ -411,7 +440,7 @@ impl Rule for LayerRule {
             name: "layering",
             ty: AttrType::String,
             mandatory: false,
-            doc: "`origin`: spread the packages over several layers, as apko's layering does: packages of one origin (source package) stay together, the `layering_budget` largest groups get a layer each (the rest share the last of them), and a top layer holds everything else (accounts, `files`, the apk database, every directory). Images that share packages then share those layers' blobs; the union of the layers is the same file system as the single layer.",
+            doc: "`origin`: spread the packages over several layers, as apko's layering does: packages of one origin (source package) stay together (and a package that `replaces` another goes with it), the `layering_budget` largest groups get a layer each (the rest share the last of them), and a top layer holds everything else (accounts, `files`, the apk database, every directory). Images that share packages then share those layers' blobs; the union of the layers is the same file system as the single layer.",
         },
         AttrSpec {
             name: "layering_budget",
@@ -984,6 +1013,57 @@ fn add_tar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(name: &str, origin: &str, size: u64, replaces: &[&str]) -> InstalledSummary {
+        InstalledSummary {
+            name: name.into(),
+            version: "1.0-r0".into(),
+            arch: "x86_64".into(),
+            identity: None,
+            license: None,
+            origin: Some(origin.into()),
+            description: None,
+            url: None,
+            commit: None,
+            maintainer: None,
+            build_date: None,
+            size: None,
+            installed_size: Some(size),
+            repository: String::new(),
+            depends: Vec::new(),
+            provides: Vec::new(),
+            files: Vec::new(),
+            sha256: None,
+            replaces: replaces.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn packages_group_by_origin_and_replaces_within_the_budget() {
+        let packages = [
+            summary("glibc", "glibc", 600, &[]),
+            summary("ld-linux", "glibc", 20, &[]),
+            summary("python", "python", 1000, &[]),
+            summary("zlib", "zlib", 10, &[]),
+            summary("busybox", "busybox", 100, &[]),
+            // Overwrites busybox's files: one group with it, whatever its origin.
+            summary("busybox-full", "toybox", 50, &["busybox"]),
+            // A constraint the installed version does not meet merges nothing.
+            summary("zlib-ng", "zlib-ng", 5, &["zlib<1.0"]),
+        ];
+        let names = |groups: Vec<Vec<usize>>| -> Vec<Vec<&str>> {
+            groups.into_iter().map(|g| g.into_iter().map(|i| packages[i].name.as_str()).collect()).collect()
+        };
+        assert_eq!(
+            names(group_by_origin(&packages, 10)),
+            [vec!["python"], vec!["glibc", "ld-linux"], vec!["busybox", "busybox-full"], vec!["zlib"], vec!["zlib-ng"]]
+        );
+        assert_eq!(
+            names(group_by_origin(&packages, 2)),
+            [vec!["python"], vec!["busybox", "busybox-full", "glibc", "ld-linux", "zlib", "zlib-ng"]]
+        );
+        assert_eq!(names(group_by_origin(&packages, 1)).len(), 1);
+    }
 
     #[test]
     fn os_release_ids() {
