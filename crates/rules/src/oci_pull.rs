@@ -86,7 +86,7 @@ impl WorkspaceFunction for OciPullFunction {
         OCI_PULL
     }
     fn doc(&self) -> &'static str {
-        "Declares repository `@<name>`: an image in a registry, pinned by digest. Its targets are `@<name>//:image` (the index) and one `oci_image`-like target per platform, named after it with `/` as `_` (`@<name>//:linux_amd64`, `@<name>//:linux_arm_v7`), usable as `oci_image(base = ...)`. Builds are shallow: they download the index, manifests and configs, never the base's layers unless an output needs their bytes (`oci_load`); `executor push` mounts them from the base's repository when it is on the same registry. Credentials come from the docker-style auth file `push` reads. Only the main `WORKSPACE` declares repositories."
+        "Declares repository `@<name>`: an image in a registry, pinned by digest. Its targets are `@<name>//:image` (the index) and one `oci_image`-like target per platform, named after it with `/` as `_` (`@<name>//:linux_amd64`, `@<name>//:linux_arm_v7`), usable as `oci_image(base = ...)`. Builds are shallow: they download the index, manifests and configs, never the base's layers unless an output needs their bytes (`oci_load`, a `layer` adding accounts to the base's); so the OCI layouts of these targets, and of images and indexes built on them, lack the base's layer blobs, which their `*.image.json` / `*.index.json` list under `remote_blobs`. `executor push` mounts them from the base's repository when it is on the same registry, else copies them from there. Credentials come from the docker-style auth file `push` reads. Only the main `WORKSPACE` declares repositories."
     }
     fn attrs(&self) -> &'static [AttrSpec] {
         &[
