@@ -21,8 +21,12 @@
 //! sha256 pass in memory.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{check, list, machine, median, summary_line, xorshift};
 
 use executor::apk::{Keyring, Package, PackageName, PackagePin, SignaturePolicy, Version};
 use executor::digest::Digest;
@@ -246,58 +250,4 @@ fn make_repository(key_path: &Path, dir: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::write(dir.join("APKINDEX.tar.gz"), write_index(&entries, "fetch bench", Some(&key)).expect("index"))
         .expect("write index");
     packages
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// Runs `cmd`, panics with its output unless it succeeds.
-fn check(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The `build succeeded: ...` line of a build.
-fn summary_line(out: &std::process::Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    text.lines().find(|l| l.starts_with("build succeeded")).unwrap_or("").to_owned()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn list(values: &[f64]) -> String {
-    format!("({})", values.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(", "))
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(String::new(), |kib| format!("{:.0} GiB", kib / 1048576.0));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("machine: {cores} cores, {mem}, {}, {cpu}", std::env::consts::ARCH)
 }

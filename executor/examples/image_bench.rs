@@ -24,8 +24,12 @@
 //! most 3 runs, each takes half a minute).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{check, list, machine, median, summary_line, xorshift};
 
 use executor::apk::{PackageName, Version};
 use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
@@ -330,31 +334,6 @@ fn text(words: &[String], rng: &mut u64, size: usize) -> Vec<u8> {
     out
 }
 
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// Runs `cmd`, panics with its output unless it succeeds.
-fn check(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The `build succeeded: ...` line of a build.
-fn summary_line(out: &std::process::Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    text.lines().find(|l| l.starts_with("build succeeded")).unwrap_or("").to_owned()
-}
-
 /// A `/usr/bin/time -v` field's value.
 fn time_v_field<'a>(stderr: &'a str, field: &str) -> Option<&'a str> {
     stderr
@@ -384,33 +363,4 @@ fn find_files(dir: &Path, suffix: &str, found: &mut Vec<PathBuf>) {
             found.push(path);
         }
     }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn list(values: &[f64]) -> String {
-    format!("({})", values.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(", "))
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(String::new(), |kib| format!("{:.0} GiB", kib / 1048576.0));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("machine: {cores} cores, {mem}, {}, {cpu}", std::env::consts::ARCH)
 }

@@ -18,8 +18,12 @@
 //! images in each mode (median of RUNS, default 3).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{check, machine, median, xorshift};
 
 use executor::apk::{PackageName, Version};
 use executor_testkit::apk::{index_entry, write_index, write_package, PackageFile, PackageSpec, SigningKey};
@@ -46,143 +50,28 @@ const PACKAGES: &[(&str, &str, usize)] = &[
     ("sqlite-libs", "sqlite", 1300),
 ];
 
-/// The corpus: image name and packages.
-const IMAGES: &[(&str, &[&str])] = &[
-    ("static", &["wolfi-baselayout", "ca-certificates-bundle", "tzdata"]),
-    (
-        "glibc_dynamic",
-        &["wolfi-baselayout", "ca-certificates-bundle", "tzdata", "glibc", "ld-linux", "glibc-locale-posix", "libgcc"],
-    ),
-    (
-        "cc",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libstdc++",
-        ],
-    ),
-    (
-        "busybox",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "busybox",
-        ],
-    ),
-    (
-        "openssl",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libcrypto3",
-            "libssl3",
-            "zlib",
-        ],
-    ),
-    (
-        "python",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libcrypto3",
-            "libssl3",
-            "zlib",
-            "libffi",
-            "sqlite-libs",
-            "python-3.12-base",
-            "python-3.12",
-        ],
-    ),
-    (
-        "node",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libstdc++",
-            "libcrypto3",
-            "libssl3",
-            "zlib",
-            "nodejs",
-        ],
-    ),
-    (
-        "jre",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "zlib",
-            "openjdk-17-jre",
-        ],
-    ),
-    (
-        "python_dev",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libcrypto3",
-            "libssl3",
-            "zlib",
-            "libffi",
-            "sqlite-libs",
-            "python-3.12-base",
-            "python-3.12",
-            "busybox",
-        ],
-    ),
-    (
-        "node_dev",
-        &[
-            "wolfi-baselayout",
-            "ca-certificates-bundle",
-            "tzdata",
-            "glibc",
-            "ld-linux",
-            "glibc-locale-posix",
-            "libgcc",
-            "libstdc++",
-            "libcrypto3",
-            "libssl3",
-            "zlib",
-            "nodejs",
-            "busybox",
-        ],
-    ),
-];
+/// The package sets the corpus is made of, each on the one before it.
+const STATIC: &[&str] = &["wolfi-baselayout", "ca-certificates-bundle", "tzdata"];
+const GLIBC: &[&str] = &["glibc", "ld-linux", "glibc-locale-posix", "libgcc"];
+const OPENSSL: &[&str] = &["libcrypto3", "libssl3", "zlib"];
+const PYTHON: &[&str] = &["libffi", "sqlite-libs", "python-3.12-base", "python-3.12"];
+
+/// The corpus: image name and packages, composed from the sets above.
+fn images() -> Vec<(&'static str, Vec<&'static str>)> {
+    let set = |parts: &[&[&'static str]]| parts.concat();
+    vec![
+        ("static", set(&[STATIC])),
+        ("glibc_dynamic", set(&[STATIC, GLIBC])),
+        ("cc", set(&[STATIC, GLIBC, &["libstdc++"]])),
+        ("busybox", set(&[STATIC, GLIBC, &["busybox"]])),
+        ("openssl", set(&[STATIC, GLIBC, OPENSSL])),
+        ("python", set(&[STATIC, GLIBC, OPENSSL, PYTHON])),
+        ("node", set(&[STATIC, GLIBC, &["libstdc++"], OPENSSL, &["nodejs"]])),
+        ("jre", set(&[STATIC, GLIBC, &["zlib", "openjdk-17-jre"]])),
+        ("python_dev", set(&[STATIC, GLIBC, OPENSSL, PYTHON, &["busybox"]])),
+        ("node_dev", set(&[STATIC, GLIBC, &["libstdc++"], OPENSSL, &["nodejs", "busybox"]])),
+    ]
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -198,14 +87,14 @@ fn main() {
     println!("{}", machine());
     println!(
         "corpus: {} images, {} packages of {} origins, layering budget {budget}",
-        IMAGES.len(),
+        images().len(),
         PACKAGES.len(),
         origins()
     );
     check(Command::new(&exe).arg("lock").current_dir(&ws).env("EXECUTOR_CACHE_DIR", work.path().join("lock-cache")));
 
     for (mode, suffix) in [("one layer", "_single"), ("layering by origin", "_layered")] {
-        let targets: Vec<String> = IMAGES.iter().map(|(name, _)| format!("//:{name}{suffix}_x86_64")).collect();
+        let targets: Vec<String> = images().iter().map(|(name, _)| format!("//:{name}{suffix}_x86_64")).collect();
         let mut times = Vec::new();
         for run in 0..runs {
             let _ = std::fs::remove_dir_all(ws.join("executor-out"));
@@ -215,8 +104,7 @@ fn main() {
             times.push(start.elapsed().as_secs_f64());
             let _ = std::fs::remove_dir_all(&cache);
         }
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
+        let median = median(&mut times);
         check(
             Command::new(&exe)
                 .arg("build")
@@ -228,7 +116,7 @@ fn main() {
         let mut unique = std::collections::BTreeMap::new();
         let mut layers = 0;
         let mut per_image = 0u64;
-        for (name, _) in IMAGES {
+        for (name, _) in images() {
             let layout = ws.join(format!("executor-out/{name}{suffix}_x86_64"));
             for (digest, size) in layout_layers(&layout) {
                 layers += 1;
@@ -253,10 +141,8 @@ fn main() {
 /// a full pull of the base (`skopeo copy` to an OCI layout: manifest, config, layers): bytes
 /// received and wall time (median of RUNS, each with an empty cache).
 fn shallow_pulls(exe: &Path, repo_root: &Path, ws: &Path, work: &Path, runs: usize) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let state = work.join("registry-pull");
-    let tools = repo_root.join("../shared/tools");
-    check(Command::new("bash").arg(tools.join("registry_up.sh")).arg(port.to_string()).arg(&state));
+    let registry = Registry::start(repo_root, &work.join("registry-pull"));
+    let port = registry.port;
     for base in ["static_single", "python_single", "jre_single"] {
         let repo = format!("127.0.0.1:{port}/corpus/{}", base.replace('_', "-"));
         let out = Command::new(exe)
@@ -306,24 +192,46 @@ fn shallow_pulls(exe: &Path, repo_root: &Path, ws: &Path, work: &Path, runs: usi
             full_bytes = dir_bytes(&copy.join("blobs"));
             let _ = std::fs::remove_dir_all(&copy);
         }
-        shallow_times.sort_by(f64::total_cmp);
-        full_times.sort_by(f64::total_cmp);
         println!(
             "pulled base {base:>14}: shallow build of an app on it receives {shallow_bytes:>9} bytes in {:.2} s (build included); a full pull (skopeo copy) {full_bytes:>9} bytes in {:.2} s",
-            shallow_times[runs / 2],
-            full_times[runs / 2]
+            median(&mut shallow_times),
+            median(&mut full_times)
         );
     }
-    check(Command::new("bash").arg(tools.join("registry_down.sh")).arg(port.to_string()).arg(&state));
+}
+
+/// A docker-registry on a free loopback port with its storage in `state`
+/// (../shared/tools/registry_up.sh), stopped when dropped.
+struct Registry {
+    port: u16,
+    state: PathBuf,
+    tools: PathBuf,
+}
+
+impl Registry {
+    fn start(repo_root: &Path, state: &Path) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let tools = repo_root.join("../shared/tools");
+        check(Command::new("bash").arg(tools.join("registry_up.sh")).arg(port.to_string()).arg(state));
+        Registry { port, state: state.to_owned(), tools }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(self.tools.join("registry_down.sh"))
+            .arg(self.port.to_string())
+            .arg(&self.state)
+            .output();
+    }
 }
 
 /// Pushes the 10 images of one mode to a fresh registry; the bytes of its blob storage.
 fn push_all(exe: &Path, repo_root: &Path, ws: &Path, work: &Path, suffix: &str) -> u64 {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    let state = work.join(format!("registry{suffix}"));
-    let tools = repo_root.join("../shared/tools");
-    check(Command::new("bash").arg(tools.join("registry_up.sh")).arg(port.to_string()).arg(&state));
-    for (name, _) in IMAGES {
+    let registry = Registry::start(repo_root, &work.join(format!("registry{suffix}")));
+    let port = registry.port;
+    for (name, _) in images() {
         let repo = format!("127.0.0.1:{port}/corpus/{}", name.replace('_', "-"));
         check(
             Command::new(exe)
@@ -332,9 +240,7 @@ fn push_all(exe: &Path, repo_root: &Path, ws: &Path, work: &Path, suffix: &str) 
                 .env("EXECUTOR_CACHE_DIR", work.join("cache")),
         );
     }
-    let bytes = dir_bytes(&state.join("storage/docker/registry/v2/blobs"));
-    check(Command::new("bash").arg(tools.join("registry_down.sh")).arg(port.to_string()).arg(&state));
-    bytes
+    dir_bytes(&registry.state.join("storage/docker/registry/v2/blobs"))
 }
 
 /// Bytes of the regular files below `dir`.
@@ -431,7 +337,7 @@ fn make_workspace(repo_root: &Path, ws: &Path, budget: usize) {
     )
     .expect("WORKSPACE");
     let mut build = String::from("load(\"@executor//rules:defs.bzl\", \"distroless_image\")\n\n");
-    for (name, packages) in IMAGES {
+    for (name, packages) in images() {
         let list: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
         for (suffix, layering) in [
             ("_single", "None".to_owned()),
@@ -462,32 +368,4 @@ fn words(rng: &mut u64, size: usize) -> Vec<u8> {
     }
     out.truncate(size);
     out
-}
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-fn check(cmd: &mut Command) {
-    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("machine: {cpu}, {cores} cores")
 }

@@ -22,6 +22,41 @@ pub fn copy_repository(dest: &Path) {
     }
 }
 
+/// [`copy_repository`] and a package `//layered` with `//layered:static`: the static image
+/// for amd64 with its packages spread over layers by origin (budget 3: three package layers
+/// and the top one), locked with the cache `cache`.
+pub fn copy_repository_with_layered_static(dest: &Path, cache: &Path) {
+    copy_repository(dest);
+    fs::create_dir_all(dest.join("layered")).expect("mkdir");
+    fs::write(
+        dest.join("layered/BUILD"),
+        r#"load("//rules:defs.bzl", "distroless_image")
+
+distroless_image(
+    name = "static",
+    repository = "executor_test",
+    packages = ["baselayout-data", "ca-certificates-bundle", "tzdata"],
+    archs = ["x86_64"],
+    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
+    groups = ["nonroot:65532"],
+    user = "65532",
+    layering = {"strategy": "origin", "budget": 3},
+    repo_tags = ["executor/static-layered:latest"],
+)
+"#,
+    )
+    .expect("layered/BUILD");
+    let lock = crate::harness::to_run(
+        std::process::Command::new(crate::harness::executor_bin())
+            .arg("lock")
+            .current_dir(dest)
+            .env("EXECUTOR_CACHE_DIR", cache)
+            .output()
+            .expect("lock"),
+    );
+    assert_eq!(lock.code, 0, "{}", lock.stderr);
+}
+
 fn copy_path(from: &Path, to: &Path) {
     let meta = fs::symlink_metadata(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
     fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");

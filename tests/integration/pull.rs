@@ -19,34 +19,7 @@ fn push_static(repo: &str, platforms: &str, temp: &Path) -> String {
 fn base_workspace(temp: &Path) -> std::path::PathBuf {
     let ws = temp.join("base-ws");
     if !ws.exists() {
-        crate::images::copy_repository(&ws);
-        std::fs::create_dir_all(ws.join("layered")).expect("mkdir");
-        std::fs::write(
-            ws.join("layered/BUILD"),
-            r#"load("//rules:defs.bzl", "distroless_image")
-
-distroless_image(
-    name = "static",
-    repository = "executor_test",
-    packages = ["baselayout-data", "ca-certificates-bundle", "tzdata"],
-    archs = ["x86_64"],
-    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
-    groups = ["nonroot:65532"],
-    user = "65532",
-    layering = {"strategy": "origin", "budget": 3},
-)
-"#,
-        )
-        .expect("layered/BUILD");
-        let lock = to_run(
-            Command::new(executor_bin())
-                .arg("lock")
-                .current_dir(&ws)
-                .env("EXECUTOR_CACHE_DIR", temp.join("base-cache"))
-                .output()
-                .expect("lock"),
-        );
-        assert_eq!(lock.code, 0, "{}", lock.stderr);
+        crate::images::copy_repository_with_layered_static(&ws, &temp.join("base-cache"));
     }
     ws
 }

@@ -92,35 +92,15 @@ fn trivy_finds_every_package_of_a_layered_image_once() {
     crate::harness::require(&["trivy"]);
     let temp = tempfile::tempdir().expect("tempdir");
     let ws = temp.path().join("ws");
-    crate::images::copy_repository(&ws);
-    fs::create_dir_all(ws.join("layered")).expect("mkdir");
-    fs::write(
-        ws.join("layered/BUILD"),
-        r#"load("//rules:defs.bzl", "distroless_image")
-
-distroless_image(
-    name = "static",
-    repository = "executor_test",
-    packages = ["baselayout-data", "ca-certificates-bundle", "tzdata"],
-    archs = ["x86_64"],
-    users = ["nonroot:65532:65532:/home/nonroot:/sbin/nologin"],
-    groups = ["nonroot:65532"],
-    layering = {"strategy": "origin", "budget": 3},
-    repo_tags = ["executor/static-layered:latest"],
-)
-"#,
-    )
-    .expect("BUILD");
-    for args in [&["lock"][..], &["build", "//layered:static_x86_64_tarball"][..]] {
-        let out = Command::new(executor_bin())
-            .args(args)
-            .current_dir(&ws)
-            .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
-            .output()
-            .expect("run executor");
-        let run = to_run(out);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-    }
+    crate::images::copy_repository_with_layered_static(&ws, &temp.path().join("cache"));
+    let out = Command::new(executor_bin())
+        .args(["build", "//layered:static_x86_64_tarball"])
+        .current_dir(&ws)
+        .env("EXECUTOR_CACHE_DIR", temp.path().join("cache"))
+        .output()
+        .expect("run executor");
+    let run = to_run(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let meta: serde_json::Value = serde_json::from_slice(
         &fs::read(ws.join("executor-out/layered/static_x86_64_layer.layer.json")).expect("meta"),
     )

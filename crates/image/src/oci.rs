@@ -44,7 +44,7 @@ pub use crate::oci::layout::{
     write_shallow_layout, BaseImage, BaseLayer, BlobSource, LAYOUT_VERSION,
 };
 pub use crate::oci::manifest::{image_manifest, LayerDescriptor};
-pub use crate::oci::time::rfc3339_utc;
+pub use crate::oci::time::{parse_rfc3339, rfc3339_utc};
 
 /// The `oci-spec` types this module's API exposes, re-exported so callers need no direct
 /// dependency on the crate.

@@ -145,7 +145,7 @@ impl From<&InstalledSummary> for SbomPackage {
 
 /// Builds the SPDX 2.3 JSON document of `input`'s image.
 pub fn spdx_document(input: &SbomInput) -> Result<JsonBlob, SbomError> {
-    let (purl_name, repository_url) = image_purl_parts(&input.image_name)?;
+    let (purl_name, _) = image_purl_parts(&input.image_name)?;
     if !valid_namespace(&input.distro_namespace) {
         return Err(SbomError::InvalidNamespace { namespace: input.distro_namespace.clone() });
     }
@@ -161,62 +161,27 @@ pub fn spdx_document(input: &SbomInput) -> Result<JsonBlob, SbomError> {
     let license_refs = license_ref_ids(&declared);
 
     let image_id = format!("SPDXRef-Image-{}", idstring(&purl_name));
-    let mut image_purl =
-        format!("pkg:oci/{}@sha256%3A{hex}?arch={}", percent(&purl_name), input.arch.oci_architecture());
-    if let Some(url) = &repository_url {
-        image_purl.push_str(&format!("&repository_url={}", percent(url)));
-    }
-    let mut spdx_packages = vec![spdx::Package {
-        name: input.image_name.clone(),
-        spdx_id: image_id.clone(),
-        version_info: input.manifest_digest.to_string(),
-        supplier: NOASSERTION.to_owned(),
-        originator: NOASSERTION.to_owned(),
-        download_location: NOASSERTION.to_owned(),
-        files_analyzed: false,
-        license_concluded: NOASSERTION.to_owned(),
-        license_declared: NOASSERTION.to_owned(),
-        copyright_text: NOASSERTION.to_owned(),
-        checksums: vec![spdx::Checksum { algorithm: "SHA256", checksum_value: hex.clone() }],
-        external_refs: vec![purl_ref(image_purl)],
-        primary_package_purpose: "CONTAINER",
-        description: Some(format!("OCI image for {}", input.arch.oci_platform())),
-        homepage: None,
-        source_info: None,
-        built_date: Some(created.clone()),
-        comment: None,
-    }];
+    let mut spdx_packages = vec![container_package(
+        &input.image_name,
+        &image_id,
+        input.manifest_digest,
+        input.arch,
+        format!("OCI image for {}", input.arch.oci_platform()),
+        Some(created.clone()),
+    )?];
     for ((p, id), declared) in packages.iter().zip(&ids).zip(&declared) {
         spdx_packages.push(apk_package(p, id, declared, &license_refs, input)?);
     }
     let base_id = "SPDXRef-BaseImage".to_owned();
     if let Some(base) = &input.base {
-        let (name, repository_url) = image_purl_parts(&base.repository)?;
-        let mut purl =
-            format!("pkg:oci/{}@sha256%3A{}?arch={}", percent(&name), base.digest.hex(), input.arch.oci_architecture());
-        if let Some(url) = &repository_url {
-            purl.push_str(&format!("&repository_url={}", percent(url)));
-        }
-        spdx_packages.push(spdx::Package {
-            name: base.repository.clone(),
-            spdx_id: base_id.clone(),
-            version_info: base.digest.to_string(),
-            supplier: NOASSERTION.to_owned(),
-            originator: NOASSERTION.to_owned(),
-            download_location: NOASSERTION.to_owned(),
-            files_analyzed: false,
-            license_concluded: NOASSERTION.to_owned(),
-            license_declared: NOASSERTION.to_owned(),
-            copyright_text: NOASSERTION.to_owned(),
-            checksums: vec![spdx::Checksum { algorithm: "SHA256", checksum_value: base.digest.hex() }],
-            external_refs: vec![purl_ref(purl)],
-            primary_package_purpose: "CONTAINER",
-            description: Some("the base image, pulled by digest; its packages are in its own SBOM".to_owned()),
-            homepage: None,
-            source_info: None,
-            built_date: None,
-            comment: None,
-        });
+        spdx_packages.push(container_package(
+            &base.repository,
+            &base_id,
+            base.digest,
+            input.arch,
+            "the base image, pulled by digest; its packages are in its own SBOM".to_owned(),
+            None,
+        )?);
     }
 
     let mut relationships = vec![spdx::Relationship {
@@ -279,6 +244,44 @@ pub fn spdx_document(input: &SbomInput) -> Result<JsonBlob, SbomError> {
         has_extracted_licensing_infos: extracted,
     };
     JsonBlob::of(&document).map_err(SbomError::serialize("SPDX document"))
+}
+
+/// The SPDX package of an OCI image `name` (`static` or `HOST/REPO`) by its manifest
+/// digest, with its `pkg:oci` purl for `arch`.
+fn container_package(
+    name: &str,
+    spdx_id: &str,
+    digest: Digest,
+    arch: Arch,
+    description: String,
+    built_date: Option<String>,
+) -> Result<spdx::Package, SbomError> {
+    let (purl_name, repository_url) = image_purl_parts(name)?;
+    let mut purl =
+        format!("pkg:oci/{}@sha256%3A{}?arch={}", percent(&purl_name), digest.hex(), arch.oci_architecture());
+    if let Some(url) = &repository_url {
+        purl.push_str(&format!("&repository_url={}", percent(url)));
+    }
+    Ok(spdx::Package {
+        name: name.to_owned(),
+        spdx_id: spdx_id.to_owned(),
+        version_info: digest.to_string(),
+        supplier: NOASSERTION.to_owned(),
+        originator: NOASSERTION.to_owned(),
+        download_location: NOASSERTION.to_owned(),
+        files_analyzed: false,
+        license_concluded: NOASSERTION.to_owned(),
+        license_declared: NOASSERTION.to_owned(),
+        copyright_text: NOASSERTION.to_owned(),
+        checksums: vec![spdx::Checksum { algorithm: "SHA256", checksum_value: digest.hex() }],
+        external_refs: vec![purl_ref(purl)],
+        primary_package_purpose: "CONTAINER",
+        description: Some(description),
+        homepage: None,
+        source_info: None,
+        built_date,
+        comment: None,
+    })
 }
 
 fn apk_package(

@@ -102,12 +102,9 @@ pub struct ImageMeta {
     /// repository (`HOST/REPO`) each can be read from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub remote_blobs: BTreeMap<Digest, String>,
-    /// Whether `users` lists every account: not so on a pulled base, whose `/etc/passwd` is
-    /// in layers a shallow build does not read.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub accounts_unknown: bool,
     /// The pulled image this one is (or is built on): its repository (`HOST/REPO`) and this
-    /// platform's manifest digest. Its packages are not in `packages`; the SBOM names it.
+    /// platform's manifest digest. Its packages are not in `packages` (the SBOM names it), nor
+    /// its accounts in `users`: its `/etc/passwd` is in layers a shallow build does not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulled_base: Option<(String, Digest)>,
 }
@@ -371,14 +368,12 @@ impl ActionExec for ImageExec {
         let mut os_release_id = None;
         let mut base_digest = None;
         let mut remote_blobs = BTreeMap::new();
-        let mut accounts_unknown = false;
         let mut pulled_base = None;
         let base = if spec.has_base {
             let (layout, meta) = (ctx.input("base/layout")?, ctx.input("base/meta")?);
             let meta: ImageMeta = read_json(meta)?;
             base_digest = Some(meta.digest);
             remote_blobs = meta.remote_blobs.clone();
-            accounts_unknown = meta.accounts_unknown;
             pulled_base = meta.pulled_base.clone();
             users.extend(meta.users.clone());
             packages.extend(meta.packages.clone());
@@ -386,13 +381,14 @@ impl ActionExec for ImageExec {
             os_release_id = meta.os_release_id.clone();
             let image = oci::read_layout_image(layout, Some(&spec.tag), spec.arch).map_err(|e| fail(e.to_string()))?;
             // A blob the base's layout lacks must be one it says where to read from.
-            if let Some(missing) = image.missing().into_iter().find(|d| !remote_blobs.contains_key(d)) {
+            let missing = image.missing();
+            if let Some(missing) = missing.iter().find(|d| !remote_blobs.contains_key(d)) {
                 return Err(fail(format!(
                     "the base's layout `{}` lacks the layer blob {missing}, and its description names no registry to read it from",
                     layout.display()
                 )));
             }
-            remote_blobs.retain(|d, _| image.missing().contains(d));
+            remote_blobs.retain(|d, _| missing.contains(d));
             Some(image)
         } else {
             None
@@ -446,7 +442,8 @@ impl ActionExec for ImageExec {
                 }
             }
         }
-        if !accounts_unknown {
+        // A pulled base's accounts are unknown to a shallow build.
+        if pulled_base.is_none() {
             check_user(&spec.user, &users)?;
         }
         let epoch = spec.epoch.unwrap_or(epoch);
@@ -517,7 +514,6 @@ impl ActionExec for ImageExec {
             os_release_id,
             sbom,
             remote_blobs,
-            accounts_unknown,
             pulled_base,
         };
         std::fs::write(&ctx.outputs[1], serde_json::to_vec_pretty(&meta).map_err(|e| fail(e.to_string()))?)?;

@@ -334,22 +334,11 @@ impl Client {
         let mut reader = body.into_reader().take(MAX_RESPONSE);
         if method != "HEAD" {
             if let Err(e) = reader.read_to_end(&mut data) {
-                return Err(match ureq::Error::from(e) {
-                    ureq::Error::Timeout(which) => self.timeout(method, url, which),
-                    ureq::Error::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof && expected.is_some() => {
-                        RegistryError::Truncated {
-                            method,
-                            url: url.to_owned(),
-                            expected: expected.unwrap_or(0),
-                            received: data.len() as u64,
-                        }
+                return Err(match expected {
+                    Some(expected) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        RegistryError::Truncated { method, url: url.to_owned(), expected, received: data.len() as u64 }
                     }
-                    other => RegistryError::Request {
-                        method,
-                        url: url.to_owned(),
-                        detail: format!("the response broke off: {}", lowercase_first(&other.to_string())),
-                        transient: true,
-                    },
+                    _ => self.broke_off(method, url, e),
                 });
             }
             // ureq stops at Content-Length and reports a short body as a plain EOF.
@@ -406,20 +395,7 @@ impl Client {
                             Ok(0) => break,
                             Ok(n) => n,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                            Err(e) => {
-                                return Err(match ureq::Error::from(e) {
-                                    ureq::Error::Timeout(which) => self.timeout("GET", &url, which),
-                                    other => RegistryError::Request {
-                                        method: "GET",
-                                        url: url.clone(),
-                                        detail: format!(
-                                            "the response broke off: {}",
-                                            lowercase_first(&other.to_string())
-                                        ),
-                                        transient: true,
-                                    },
-                                })
-                            }
+                            Err(e) => return Err(self.broke_off("GET", &url, e)),
                         };
                         written += n as u64;
                         if written > limit {
@@ -462,6 +438,20 @@ impl Client {
                     return Err(self.fail("GET", &url, &resp));
                 }
             }
+        }
+    }
+
+    /// The error for a response body that could not be read to its end: a timeout, or a
+    /// connection that broke (both worth another attempt).
+    fn broke_off(&self, method: &'static str, url: &str, err: io::Error) -> RegistryError {
+        match ureq::Error::from(err) {
+            ureq::Error::Timeout(which) => self.timeout(method, url, which),
+            other => RegistryError::Request {
+                method,
+                url: url.to_owned(),
+                detail: format!("the response broke off: {}", lowercase_first(&other.to_string())),
+                transient: true,
+            },
         }
     }
 

@@ -512,22 +512,26 @@ fn run_parallel<T: Sync, R: Send>(
     Ok(out)
 }
 
-/// Makes sure the repository has `blob`: skips it if present, else mounts or uploads it.
-fn push_blob(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOutcome, RegistryError> {
-    let url = client.repo_url(&format!("/blobs/{}", blob.digest));
-    let present = client.with_retries(|| {
+/// Whether the repository already has blob `digest` (a `HEAD`, retried).
+fn blob_present(client: &Client, digest: Digest) -> Result<bool, RegistryError> {
+    let url = client.repo_url(&format!("/blobs/{digest}"));
+    client.with_retries(|| {
         let resp = client.request("HEAD", &url, &[], None)?;
         match resp.status {
             // Redirects are not followed: a registry redirecting to its storage has the blob.
             200 | 302 | 303 | 307 => {
-                check_digest_header(&resp, "HEAD", &url, blob.digest)?;
+                check_digest_header(&resp, "HEAD", &url, digest)?;
                 Ok(true)
             }
             404 => Ok(false),
             _ => Err(client.fail("HEAD", &url, &resp)),
         }
-    })?;
-    if present {
+    })
+}
+
+/// Makes sure the repository has `blob`: skips it if present, else mounts or uploads it.
+fn push_blob(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOutcome, RegistryError> {
+    if blob_present(client, blob.digest)? {
         return Ok(BlobOutcome::Present);
     }
     // Checked once before the first byte is sent; the upload hashes again as it reads.
@@ -552,28 +556,12 @@ fn push_remote_blob(
     remote: &RemoteBlobs,
     scratch: &Path,
 ) -> Result<BlobOutcome, RegistryError> {
-    let url = client.repo_url(&format!("/blobs/{}", blob.digest));
-    let present = client.with_retries(|| {
-        let resp = client.request("HEAD", &url, &[], None)?;
-        match resp.status {
-            200 | 302 | 303 | 307 => {
-                check_digest_header(&resp, "HEAD", &url, blob.digest)?;
-                Ok(true)
-            }
-            404 => Ok(false),
-            _ => Err(client.fail("HEAD", &url, &resp)),
-        }
-    })?;
-    if present {
+    if blob_present(client, blob.digest)? {
         return Ok(BlobOutcome::Present);
     }
     let source_ref = Reference::parse(source)?;
     if source_ref.host == client.host {
-        let start = client.repo_url(&format!(
-            "/blobs/uploads/?mount={}&from={}",
-            percent_encode(&blob.digest.to_string()),
-            percent_encode(&source_ref.repository)
-        ));
+        let start = mount_url(client, blob.digest, &source_ref.repository);
         let mounted = client.with_retries(|| {
             let resp = client.request("POST", &start, &[], Some(&[]))?;
             match resp.status {
@@ -607,14 +595,19 @@ fn push_remote_blob(
     }
 }
 
+/// The `POST` that asks the registry to mount blob `digest` from repository `from`.
+fn mount_url(client: &Client, digest: Digest, from: &str) -> String {
+    client.repo_url(&format!(
+        "/blobs/uploads/?mount={}&from={}",
+        percent_encode(&digest.to_string()),
+        percent_encode(from)
+    ))
+}
+
 /// One attempt at mounting or uploading `blob`, from a fresh upload session.
 fn upload(client: &Client, blob: &PlanBlob, opts: &PushOptions) -> Result<BlobOutcome, RegistryError> {
     let start = match &opts.mount_from {
-        Some(from) => client.repo_url(&format!(
-            "/blobs/uploads/?mount={}&from={}",
-            percent_encode(&blob.digest.to_string()),
-            percent_encode(from)
-        )),
+        Some(from) => mount_url(client, blob.digest, from),
         None => client.repo_url("/blobs/uploads/"),
     };
     let resp = client.request("POST", &start, &[], Some(&[]))?;
